@@ -1,0 +1,152 @@
+/**
+ * The run's single writer and its reader.
+ *
+ * Writer: appends one JSON line per event to `events.jsonl`. Lines are
+ * buffered for at most FLUSH_MS and then written with one write(2) on an
+ * O_APPEND descriptor, so a `kill -9` of the harness loses at most the last
+ * FLUSH_MS of events (the kernel keeps what was written). Structural events
+ * (cut, restore, trial boundaries) are written at once.
+ *
+ * Reader: validates every line against the schema; a torn last line (the
+ * process died mid-write) is tolerated and reported, anything else is an error
+ * naming the line.
+ */
+import { closeSync, openSync, readFileSync, writeSync, fsyncSync, createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { EventSchema, EVENT_SCHEMA_VERSION, type BlackoutEvent } from './events.ts';
+
+const FLUSH_MS = 50;
+const IMMEDIATE = new Set<BlackoutEvent['type']>([
+  'run-start', 'cut', 'restore', 'trial-start', 'trial-end', 'run-end', 'preflight', 'heal', 'session-lost',
+]);
+
+export type Listener = (event: BlackoutEvent) => void;
+
+export class EventLog {
+  private fd: number | null;
+  private buffer: string[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private listeners: Listener[] = [];
+  count = 0;
+
+  constructor(readonly path: string) {
+    this.fd = openSync(path, 'a');
+  }
+
+  /** Subscribers (live view, in-run analysis) see every event in order. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
+
+  append(event: BlackoutEvent): void {
+    if (this.fd === null) return; // closed: late events from a probe being torn down
+    this.buffer.push(JSON.stringify(event));
+    this.count++;
+    if (IMMEDIATE.has(event.type)) this.flush();
+    else if (!this.timer) this.timer = setTimeout(() => this.flush(), FLUSH_MS);
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        // a broken listener (e.g. the terminal went away) must never stop the record
+      }
+    }
+  }
+
+  flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.fd === null || this.buffer.length === 0) return;
+    const chunk = this.buffer.join('\n') + '\n';
+    this.buffer = [];
+    writeSync(this.fd, chunk);
+  }
+
+  close(): void {
+    this.flush();
+    if (this.fd !== null) {
+      try {
+        fsyncSync(this.fd);
+      } catch {
+        /* not all filesystems support fsync; the data is written either way */
+      }
+      closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+}
+
+export interface ReadResult {
+  events: BlackoutEvent[];
+  /** a last line that did not parse: the writer died mid-line */
+  tornTail: string | null;
+  /** run-end missing: the run died or is still going */
+  incomplete: boolean;
+}
+
+export class EventLogError extends Error {}
+
+function parseLine(line: string, lineNo: number, isLast: boolean): BlackoutEvent | 'torn' {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    if (isLast) return 'torn';
+    throw new EventLogError(`events.jsonl line ${lineNo}: not valid JSON`);
+  }
+  const parsed = EventSchema.safeParse(raw);
+  if (!parsed.success) {
+    if (isLast) return 'torn';
+    const issue = parsed.error.issues[0];
+    throw new EventLogError(
+      `events.jsonl line ${lineNo}: ${issue ? `${issue.path.join('.') || 'event'}: ${issue.message}` : 'invalid event'}`,
+    );
+  }
+  if (parsed.data.type === 'run-start' && parsed.data.schema > EVENT_SCHEMA_VERSION) {
+    throw new EventLogError(
+      `events.jsonl was written with event schema ${parsed.data.schema}; this blackout reads up to ${EVENT_SCHEMA_VERSION}`,
+    );
+  }
+  return parsed.data;
+}
+
+export function readEvents(path: string): ReadResult {
+  const text = readFileSync(path, 'utf8');
+  const lines = text.split('\n');
+  // a complete file ends with "\n", leaving one empty string at the end
+  if (lines.at(-1) === '') lines.pop();
+  const events: BlackoutEvent[] = [];
+  let tornTail: string | null = null;
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    const ev = parseLine(line, i + 1, i === lines.length - 1);
+    if (ev === 'torn') tornTail = line;
+    else events.push(ev);
+  });
+  if (events[0]?.type !== 'run-start') throw new EventLogError('events.jsonl: the first event is not run-start');
+  return { events, tornTail, incomplete: !events.some((e) => e.type === 'run-end') };
+}
+
+/** Streams a (possibly huge) log without holding it in memory. */
+export async function* streamEvents(path: string): AsyncGenerator<BlackoutEvent> {
+  const rl = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
+  let lineNo = 0;
+  let pending: string | null = null;
+  for await (const line of rl) {
+    if (pending !== null) {
+      const ev = parseLine(pending, lineNo, false);
+      if (ev !== 'torn') yield ev;
+    }
+    lineNo++;
+    pending = line.trim() === '' ? null : line;
+  }
+  if (pending !== null) {
+    const ev = parseLine(pending, lineNo, true);
+    if (ev !== 'torn') yield ev;
+  }
+}

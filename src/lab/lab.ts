@@ -1,0 +1,320 @@
+/**
+ * `blackout lab up | down | status`: the lab target.
+ *
+ * Safety by construction (LAB-NOTES.md: a host-side link down once sent lab
+ * packets out of the default route):
+ *  - before any lab interface exists, a `blackhole` route for the lab subnet
+ *    (metric 4242, behind the connected route) and an nft guard that drops and
+ *    counts any packet for the lab subnet leaving by an interface other than
+ *    the lab's own (or lo) are in place;
+ *  - the target namespace has no default route at all;
+ *  - cuts never touch a link: they are nft drops inside the switch namespace.
+ * Teardown removes the guard last.
+ */
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, rmdirSync } from 'node:fs';
+import { run, runIn, pidAlive } from '../exec.ts';
+import { sleep } from '../clock.ts';
+import { services } from './services/index.ts';
+import type { ServiceInfo } from './service.ts';
+import { topology, LAB_RUN_DIR, FREEZER_ROOT, OWNER_MARK, validateLabName, type Topology } from './topology.ts';
+import { LAB_USER } from './services/ssh.ts';
+
+export interface LabState extends Topology {
+  createdAtMs: number;
+  services: Record<string, ServiceInfo>;
+}
+
+export const DEFAULT_LAB = 'blackout';
+
+export function statePath(name: string): string {
+  return `${LAB_RUN_DIR}/${name}/state.json`;
+}
+
+export function readLabState(name: string): LabState | null {
+  const p = statePath(name);
+  if (!existsSync(p)) return null;
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as LabState;
+  } catch {
+    return null;
+  }
+}
+
+export function listLabs(): string[] {
+  if (!existsSync(LAB_RUN_DIR)) return [];
+  return readdirSync(LAB_RUN_DIR).filter((n) => existsSync(statePath(n)));
+}
+
+async function netnsList(): Promise<string[]> {
+  const out = await run('ip', ['netns', 'list'], { allowFail: true });
+  return out.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean);
+}
+
+function allocateIndex(name: string): number {
+  const used = new Set<number>();
+  for (const n of listLabs()) {
+    const s = readLabState(n);
+    if (s && n !== name) used.add(s.index);
+  }
+  for (let i = 0; i <= 250; i++) if (!used.has(i)) return i;
+  throw new Error('no free lab index (250 labs are up)');
+}
+
+export interface LabHealth {
+  up: boolean;
+  problems: string[];
+}
+
+/** Checks that the namespaces, the cut table and every service process are there. */
+export async function labHealth(state: LabState): Promise<LabHealth> {
+  const problems: string[] = [];
+  const ns = await netnsList();
+  if (!ns.includes(state.targetNs)) problems.push(`namespace ${state.targetNs} missing`);
+  if (!ns.includes(state.switchNs)) problems.push(`namespace ${state.switchNs} missing`);
+  if (problems.length === 0) {
+    const pids = await run('ip', ['netns', 'pids', state.targetNs], { allowFail: true });
+    if (pids.stdout.trim() === '') problems.push('no server process runs in the target namespace');
+  }
+  return { up: problems.length === 0, problems };
+}
+
+export interface UpOptions {
+  log?: (line: string) => void;
+}
+
+/** Brings the lab up; idempotent: a healthy lab is left as it is. */
+export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<LabState> {
+  validateLabName(name);
+  const log = opts.log ?? (() => {});
+  if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces, nftables, cgroups)');
+  const existing = readLabState(name);
+  if (existing) {
+    const health = await labHealth(existing);
+    if (health.up) {
+      log(`lab ${name} is already up (${existing.targetAddress})`);
+      return existing;
+    }
+    log(`lab ${name} is half up (${health.problems.join('; ')}): tearing it down first`);
+    await labDown(name, opts);
+  } else if ((await netnsList()).some((n) => n === `bo-${name}` || n === `bo-${name}-sw`)) {
+    // a lab whose state file is gone (e.g. /run was cleaned): clear it by name
+    await labDown(name, opts);
+  }
+  const t = topology(name, allocateIndex(name));
+  mkdirSync(t.dir, { recursive: true, mode: 0o755 });
+  mkdirSync(`${t.dir}/secrets`, { recursive: true, mode: 0o700 });
+  // write the state early, so a failed `up` can always be torn down by `down`
+  const state: LabState = { ...t, createdAtMs: Date.now(), services: {} };
+  writeFileSync(statePath(name), JSON.stringify(state, null, 2));
+  try {
+    log(`guard: blackhole ${t.subnet} and nft table inet ${t.guardTable}`);
+    await installGuard(t);
+    log(`namespaces ${t.targetNs} (target) and ${t.switchNs} (switch)`);
+    await buildNetwork(t);
+    await installCutTable(t);
+    mkdirSync(t.cgroup, { recursive: true });
+    await ensureLabUser();
+    for (const svc of services) {
+      const started = Date.now();
+      state.services[svc.name] = await svc.start(t);
+      log(`${svc.name} up on ${t.targetAddress}:${state.services[svc.name]?.port} (${Date.now() - started} ms)`);
+    }
+    writeFileSync(statePath(name), JSON.stringify(state, null, 2));
+    return state;
+  } catch (e) {
+    log(`lab up failed: ${(e as Error).message}; tearing down`);
+    await labDown(name, opts).catch(() => {});
+    throw e;
+  }
+}
+
+async function installGuard(t: Topology): Promise<void> {
+  await run('ip', ['route', 'replace', 'blackhole', t.subnet, 'metric', '4242']);
+  await run('nft', ['-f', '-'], {
+    // add+flush first: re-running `up` over a stale guard must not stack rules
+    input: `add table inet ${t.guardTable}
+flush table inet ${t.guardTable}
+table inet ${t.guardTable} {
+  comment "${OWNER_MARK}${t.name}"
+  counter leak { }
+  chain guard_output {
+    type filter hook output priority -300; policy accept;
+    ip daddr ${t.subnet} oifname != { "${t.clientIf}", "lo" } counter name "leak" drop
+  }
+  chain guard_forward {
+    type filter hook forward priority -300; policy accept;
+    ip daddr ${t.subnet} oifname != { "${t.clientIf}", "lo" } counter name "leak" drop
+  }
+}
+`,
+  });
+}
+
+async function buildNetwork(t: Topology): Promise<void> {
+  const ip = (...args: string[]) => run('ip', args);
+  await ip('netns', 'add', t.targetNs);
+  await ip('netns', 'add', t.switchNs);
+  for (const ns of [t.targetNs, t.switchNs]) {
+    await runIn(ns, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    await ip('-n', ns, 'link', 'set', 'lo', 'up');
+  }
+  await ip('link', 'add', t.clientIf, 'type', 'veth', 'peer', 'name', t.clientPort, 'netns', t.switchNs);
+  await ip('-n', t.switchNs, 'link', 'add', t.targetPort, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', t.targetNs);
+  await ip('-n', t.switchNs, 'link', 'add', t.bridge, 'type', 'bridge', 'forward_delay', '0', 'stp_state', '0');
+  for (const port of [t.clientPort, t.targetPort]) {
+    await ip('-n', t.switchNs, 'link', 'set', port, 'master', t.bridge);
+    await ip('-n', t.switchNs, 'link', 'set', port, 'up');
+  }
+  await ip('-n', t.switchNs, 'link', 'set', t.bridge, 'up');
+  await run('sysctl', ['-q', '-w', `net.ipv6.conf.${t.clientIf}.disable_ipv6=1`]);
+  await ip('addr', 'add', `${t.clientAddress}/24`, 'dev', t.clientIf);
+  await ip('link', 'set', t.clientIf, 'up');
+  await ip('-n', t.targetNs, 'addr', 'add', `${t.targetAddress}/24`, 'dev', 'eth0');
+  await ip('-n', t.targetNs, 'link', 'set', 'eth0', 'up');
+}
+
+/**
+ * The cut table in the switch: an IP (and an ARP) set with per-element
+ * timeouts, and an ingress chain on every switch port that drops packets from
+ * or to an address in the set. A cut is one element added with a timeout, so
+ * the kernel itself restores the link when the deadline passes, whether or not
+ * the harness is still alive.
+ */
+async function installCutTable(t: Topology): Promise<void> {
+  await runIn(t.switchNs, 'nft', ['-f', '-'], {
+    input: `table netdev ${t.cutTable} {
+  comment "${OWNER_MARK}${t.name}"
+  set cut4 { type ipv4_addr; flags timeout; }
+  set cutarp { type ipv4_addr; flags timeout; }
+}
+`,
+  });
+  for (const port of [t.clientPort, t.targetPort]) await addSwitchPortChain(t, port);
+}
+
+/** Every port of the lab switch gets the same drop chain (the VM's taps too). */
+export async function addSwitchPortChain(t: Topology, port: string): Promise<void> {
+  await runIn(t.switchNs, 'nft', ['-f', '-'], {
+    input: `table netdev ${t.cutTable} {
+  chain port_${port} {
+    type filter hook ingress device "${port}" priority -500; policy accept;
+    ip saddr @cut4 counter drop
+    ip daddr @cut4 counter drop
+    arp saddr ip @cutarp counter drop
+    arp daddr ip @cutarp counter drop
+  }
+}
+`,
+  });
+}
+
+async function ensureLabUser(): Promise<void> {
+  const r = await run('id', ['-u', LAB_USER], { allowFail: true });
+  if (r.code === 0) return;
+  // password field "*": no password, key login only (a "!" would be refused as locked with UsePAM no)
+  await run('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/bin/sh', '--password', '*', LAB_USER]);
+}
+
+/** Reads the guard's leak counter: packets for the lab subnet that tried to leave by another interface. */
+export async function guardLeakCount(t: Topology): Promise<number> {
+  const r = await run('nft', ['-j', 'list', 'counter', 'inet', t.guardTable, 'leak']);
+  const json = JSON.parse(r.stdout) as { nftables: Array<{ counter?: { packets: number } }> };
+  const c = json.nftables.find((x) => x.counter)?.counter;
+  if (!c) throw new Error('guard counter not found');
+  return c.packets;
+}
+
+async function ownedTable(family: string, table: string, ns: string | null, name: string): Promise<boolean> {
+  // the JSON listing of nft 1.0.6 omits table comments: read the text form
+  const args = ['list', 'table', family, table];
+  const r = ns ? await runIn(ns, 'nft', args, { allowFail: true }) : await run('nft', args, { allowFail: true });
+  if (r.code !== 0) return false;
+  return r.stdout.includes(`"${OWNER_MARK}${name}"`);
+}
+
+/** Tears the lab down completely. Only touches what carries this lab's ownership marker or names. */
+export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<string[]> {
+  validateLabName(name);
+  const log = opts.log ?? (() => {});
+  const state = readLabState(name);
+  const removed: string[] = [];
+  const ns = await netnsList();
+  const targetNs = state?.targetNs ?? `bo-${name}`;
+  const switchNs = state?.switchNs ?? `bo-${name}-sw`;
+  const cgroup = state?.cgroup ?? `${FREEZER_ROOT}/${name}`;
+
+  // 1. thaw, so frozen processes can receive SIGKILL and exit
+  if (existsSync(`${cgroup}/freezer.state`)) writeFileSync(`${cgroup}/freezer.state`, 'THAWED');
+  // 2. end every process of the lab, by PID: the cgroup's and the namespaces'
+  const pids = new Set<number>();
+  if (existsSync(`${cgroup}/cgroup.procs`)) {
+    for (const l of readFileSync(`${cgroup}/cgroup.procs`, 'utf8').split('\n')) if (l.trim()) pids.add(Number(l));
+  }
+  for (const n of [targetNs, switchNs]) {
+    if (!ns.includes(n)) continue;
+    const r = await run('ip', ['netns', 'pids', n], { allowFail: true });
+    for (const l of r.stdout.split('\n')) if (l.trim()) pids.add(Number(l));
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  for (let i = 0; i < 50 && [...pids].some(pidAlive); i++) await sleep(50);
+  if (pids.size) removed.push(`${pids.size} processes`);
+  if (existsSync(cgroup)) {
+    for (let i = 0; i < 20; i++) {
+      try {
+        rmdirSync(cgroup);
+        removed.push(`cgroup ${cgroup}`);
+        break;
+      } catch {
+        await sleep(50); // the cgroup empties a moment after its last process is reaped
+      }
+    }
+  }
+  // 3. namespaces (their veths, the bridge and the cut table go with them)
+  if (state) await run('ip', ['link', 'del', state.clientIf], { allowFail: true });
+  for (const n of [targetNs, switchNs]) {
+    if (ns.includes(n)) {
+      await run('ip', ['netns', 'del', n]);
+      removed.push(`namespace ${n}`);
+    }
+  }
+  // 4. the guard, last
+  if (state) {
+    if (await ownedTable('inet', state.guardTable, null, name)) {
+      await run('nft', ['delete', 'table', 'inet', state.guardTable]);
+      removed.push(`nft table inet ${state.guardTable}`);
+    }
+    await run('ip', ['route', 'del', 'blackhole', state.subnet, 'metric', '4242'], { allowFail: true });
+  }
+  rmSync(`${LAB_RUN_DIR}/${name}`, { recursive: true, force: true });
+  log(removed.length ? `lab ${name} down: removed ${removed.join(', ')}` : `lab ${name} was not up`);
+  return removed;
+}
+
+export interface LabStatus {
+  name: string;
+  up: boolean;
+  problems: string[];
+  target?: { address: string; namespace: string };
+  client?: { address: string; interface: string };
+  services?: Record<string, { port: number }>;
+}
+
+export async function labStatus(name = DEFAULT_LAB): Promise<LabStatus> {
+  const state = readLabState(name);
+  if (!state) return { name, up: false, problems: ['not up'] };
+  const h = await labHealth(state);
+  return {
+    name,
+    up: h.up,
+    problems: h.problems,
+    target: { address: state.targetAddress, namespace: state.targetNs },
+    client: { address: state.clientAddress, interface: state.clientIf },
+    services: Object.fromEntries(Object.entries(state.services).map(([k, v]) => [k, { port: v.port }])),
+  };
+}

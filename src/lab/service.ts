@@ -1,0 +1,50 @@
+/**
+ * A lab service: one real server from a Debian package, running inside the
+ * target namespace and inside the target's freezer cgroup (so a quick
+ * migration freezes it). Adding a service to the lab is one file implementing
+ * this interface plus one line in services/index.ts.
+ */
+import { openSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import type { Topology } from './topology.ts';
+
+export interface ServiceInfo {
+  port: number;
+  [key: string]: unknown;
+}
+
+export interface LabService {
+  name: string;
+  /** Debian packages it needs (scripts/setup.sh installs them) */
+  packages: string[];
+  /** prepares its files, starts its server(s); returns what clients need (no secrets inline: file paths) */
+  start(lab: Topology): Promise<ServiceInfo>;
+}
+
+export interface StartOptions {
+  /** run as this user (setpriv, no extra fork) */
+  user?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Starts a long-running server inside the target namespace, inside the
+ * target's freezer cgroup, detached from the harness. The wrapper puts its own
+ * PID into the cgroup before exec'ing the server, so every process the server
+ * forks is in the cgroup from its first instruction. Arguments are passed as a
+ * vector: the sh script is fixed and takes them as "$@".
+ */
+export function startInTarget(lab: Topology, label: string, cmd: string, args: string[], opts: StartOptions = {}): number {
+  const log = openSync(`${lab.dir}/${label}.log`, 'a');
+  const argv = opts.user ? ['setpriv', `--reuid=${opts.user}`, `--regid=${opts.user}`, '--init-groups', cmd, ...args] : [cmd, ...args];
+  // The wrapper runs in the root mount namespace: `ip netns exec` remounts /sys,
+  // which hides /sys/fs/cgroup, so the PID is written before entering it.
+  const child = spawn(
+    'sh',
+    ['-c', 'echo $$ > "$0" && exec "$@"', `${lab.cgroup}/cgroup.procs`, 'ip', 'netns', 'exec', lab.targetNs, ...argv],
+    { detached: true, stdio: ['ignore', log, log], env: opts.env ?? process.env },
+  );
+  child.unref();
+  if (child.pid === undefined) throw new Error(`could not start ${label}`);
+  return child.pid;
+}

@@ -1,0 +1,7 @@
+/** The lab's services, started in this order. Add a service: one file, one line here. */
+import type { LabService } from '../service.ts';
+import { echo } from './echo.ts';
+import { postgres } from './postgres.ts';
+import { ssh } from './ssh.ts';
+
+export const services: LabService[] = [echo, ssh, postgres];
