@@ -1,0 +1,46 @@
+/**
+ * A resolved target: where the probes connect and what the injectors act on.
+ * `target: lab` (or `{ lab: NAME }`) resolves to a lab instance brought up by
+ * `blackout lab up`; a real host names its address and how to reach each
+ * service, with secrets given as environment variable or file names.
+ */
+import type { LabState } from './lab/lab.ts';
+
+export interface SshAccess {
+  host: string;
+  port: number;
+  user: string;
+  /** path of the private key file (never its content in events) */
+  privateKeyFile?: string;
+  /** name of the env variable holding a password */
+  passwordEnv?: string;
+  passwordFile?: string;
+  /** pinned host key fingerprint, "SHA256:…" */
+  hostKey?: string;
+  knownHostsFile?: string;
+}
+
+export interface PostgresAccess {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  passwordEnv?: string;
+  passwordFile?: string;
+}
+
+export interface ResolvedTarget {
+  /** a label for reports: the lab name or the host */
+  name: string;
+  /** the address probes connect to */
+  address: string;
+  /** set when the target is a lab instance: injectors that act on the lab need it */
+  lab?: LabState;
+  /** service ports and credentials by service name (echo, ssh, postgres, …) */
+  services: {
+    echo?: { port: number };
+    ssh?: SshAccess;
+    postgres?: PostgresAccess;
+    [name: string]: unknown;
+  };
+}
