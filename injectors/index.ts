@@ -1,0 +1,11 @@
+/** The injector registry: every injector kind, registered explicitly. */
+import type { InjectorDefinition } from './types.ts';
+import { cablePull } from './cable-pull.ts';
+import { quickMigration, liveMigration } from './quick-migration.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const injectors: InjectorDefinition<any>[] = [cablePull, quickMigration, liveMigration];
+
+export function injectorDefinition(kind: string): InjectorDefinition<{ kind: string }> | undefined {
+  return injectors.find((d) => d.kind === kind);
+}

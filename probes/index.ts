@@ -1,0 +1,11 @@
+/** The probe registry: every probe kind, one file each, registered explicitly. */
+import type { ProbeDefinition, ProbeConfigBase } from './types.ts';
+import { icmp } from './icmp.ts';
+import { tcp } from './tcp.ts';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const probes: ProbeDefinition<any>[] = [icmp, tcp];
+
+export function probeDefinition(kind: string): ProbeDefinition<ProbeConfigBase> | undefined {
+  return probes.find((d) => d.kind === kind);
+}

@@ -1,0 +1,213 @@
+/**
+ * The `blackout` command line. Every command explains itself with --help.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import pc from 'picocolors';
+import { loadSuite, SuiteError } from './suite.ts';
+import { runSuite, EXIT } from './runner.ts';
+import { writeReports } from './reporters/index.ts';
+import { labUp, labDown, labStatus, DEFAULT_LAB } from './lab/lab.ts';
+import { LiveView } from './live-view.ts';
+import { createClock } from './clock.ts';
+import { EventLogError } from './event-log.ts';
+import { probes } from '../probes/index.ts';
+import { injectors } from '../injectors/index.ts';
+import { matrixMarkdown } from './reporters/markdown.ts';
+import { VERSION } from './version.ts';
+
+const ROOT = resolve(new URL('..', import.meta.url).pathname);
+
+function defaultOutDir(suiteName: string): string {
+  const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..+$/, '');
+  return join(ROOT, 'reports', `${stamp}-${suiteName.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 40)}`);
+}
+
+interface RunCliOptions {
+  out?: string;
+  lab?: string;
+  live: boolean;
+}
+
+/** Runs a suite with signal handling, the live view and the reports; returns the exit code. */
+export async function runCommand(file: string, o: RunCliOptions): Promise<number> {
+  let suite;
+  try {
+    suite = await loadSuite(file);
+  } catch (e) {
+    if (e instanceof SuiteError) {
+      process.stderr.write(pc.red(`invalid suite ${e.message}\n`));
+      return EXIT.badInput;
+    }
+    throw e;
+  }
+  const outDir = resolve(o.out ?? defaultOutDir(suite.name));
+  const clock = createClock();
+  const view = o.live ? new LiveView(clock.now, process.stdout, suite.blackouts.length) : null;
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    signals++;
+    if (signals === 1) {
+      process.stderr.write(pc.yellow(`\n${sig}: restoring the target, then writing the reports of what completed…\n`));
+      abort.abort(new Error(sig));
+    } else process.stderr.write(pc.yellow(`${sig} again: still restoring the target; it is restored by the kernel timeout at the latest\n`));
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  view?.start();
+  let result;
+  try {
+    result = await runSuite(suite, {
+      outDir,
+      lab: o.lab,
+      signal: abort.signal,
+      clock,
+      onEvent: view?.onEvent,
+      log: view ? () => {} : (l) => process.stdout.write(`${l}\n`),
+    });
+  } finally {
+    view?.stop();
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+  const { analysis, files } = writeReports(outDir);
+  if (result.exitCode === EXIT.badInput) {
+    process.stderr.write(pc.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
+    return EXIT.badInput;
+  }
+  process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n`);
+  for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
+  process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
+  process.stdout.write(pc.dim(`also: ${files.filter((f) => !f.endsWith('.html')).map((f) => f.slice(outDir.length + 1)).join(', ')}, events.jsonl\n`));
+  if (result.exitCode !== EXIT.ok) return result.exitCode;
+  return analysis.expectations.every((e) => e.passed) ? EXIT.ok : EXIT.expectationFailed;
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('blackout')
+    .description(
+      'Application downtime-tolerance test harness. Injects a blackout of N seconds into a target ' +
+        '(a pulled cable, a quick or live migration) while probes keep real client sessions open against it, ' +
+        'and reports which sessions survive which blackout length, and where each one breaks.',
+    )
+    .version(VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('run')
+    .description('run a suite: every blackout length is a trial (warm-up → cut → restore → recovery watch); writes events.jsonl and the reports')
+    .argument('<suite>', 'suite file (.yaml, or .ts exporting defineSuite(...))')
+    .option('-o, --out <dir>', 'run folder (default: reports/<date>-<suite name>)')
+    .option('--lab <name>', `lab instance for "target: lab" (default: ${DEFAULT_LAB}, or $BLACKOUT_LAB)`)
+    .option('--no-live', 'no live terminal view; one line per step instead')
+    .addHelpText('after', '\nExit codes: 0 every expectation held · 1 one did not · 2 bad suite or preflight failure (nothing injected) · 130 interrupted (target restored first)')
+    .action(async (file: string, o: RunCliOptions) => {
+      program.setOptionValue('exitCode', await runCommand(file, o));
+    });
+
+  program
+    .command('report')
+    .description('rebuild summary.json, junit.xml, summary.md and report.html from a run folder\'s events.jsonl (also for a run that died half-way)')
+    .argument('<dir>', 'run folder')
+    .action((dir: string) => {
+      const path = join(dir, 'events.jsonl');
+      if (!existsSync(path)) {
+        process.stderr.write(pc.red(`${path}: not found\n`));
+        program.setOptionValue('exitCode', EXIT.badInput);
+        return;
+      }
+      try {
+        const { analysis, files, tornTail } = writeReports(dir);
+        if (tornTail) process.stderr.write(pc.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
+        if (!analysis.complete) process.stderr.write(pc.yellow('the run did not finish: the reports are marked incomplete\n'));
+        process.stdout.write(`${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);
+      } catch (e) {
+        if (!(e instanceof EventLogError)) throw e;
+        process.stderr.write(pc.red(`${e.message}\n`));
+        program.setOptionValue('exitCode', EXIT.badInput);
+      }
+    });
+
+  program
+    .command('validate')
+    .description('check a suite file without running it; names every wrong field')
+    .argument('<suite>')
+    .action(async (file: string) => {
+      try {
+        const s = await loadSuite(file);
+        process.stdout.write(`${file}: valid — ${s.probes.length} probes, injector ${s.injector.kind}, blackouts ${s.blackouts.map((b) => `${b} ms`).join(', ') || '(injector default)'}\n`);
+      } catch (e) {
+        if (!(e instanceof SuiteError)) throw e;
+        process.stderr.write(pc.red(`invalid suite ${e.message}\n`));
+        program.setOptionValue('exitCode', EXIT.badInput);
+      }
+    });
+
+  const lab = program.command('lab').description('the lab target: a host in a network namespace with real servers (PostgreSQL, OpenSSH, TCP echo), behind a lab switch where the cable is pulled');
+  lab
+    .command('up')
+    .description('bring the lab up (idempotent); installs nothing: run `npm run setup` once as root first')
+    .option('--name <name>', 'lab instance name', DEFAULT_LAB)
+    .action(async (o: { name: string }) => {
+      const s = await labUp(o.name, { log: (l) => process.stdout.write(`${l}\n`) });
+      process.stdout.write(`lab ${s.name} is up: target ${s.targetAddress} (namespace ${s.targetNs}), services ${Object.entries(s.services).map(([k, v]) => `${k}:${v.port}`).join(' ')}\n`);
+    });
+  lab
+    .command('down')
+    .description('tear the lab down: no namespace, veth, nft table, cgroup, route or process of it remains')
+    .option('--name <name>', 'lab instance name', DEFAULT_LAB)
+    .action(async (o: { name: string }) => {
+      await labDown(o.name, { log: (l) => process.stdout.write(`${l}\n`) });
+    });
+  lab
+    .command('status')
+    .description("the lab target's address, its services' ports, and whether it is up")
+    .option('--name <name>', 'lab instance name', DEFAULT_LAB)
+    .option('--json', 'machine-readable')
+    .action(async (o: { name: string; json?: boolean }) => {
+      const s = await labStatus(o.name);
+      if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
+      else if (!s.up) process.stdout.write(`lab ${s.name}: down (${s.problems.join('; ')})\n`);
+      else process.stdout.write(`lab ${s.name}: up — target ${s.target?.address}, ${Object.entries(s.services ?? {}).map(([k, v]) => `${k}:${v.port}`).join(' ')}\n`);
+      if (!s.up) program.setOptionValue('exitCode', 1);
+    });
+
+  program
+    .command('demo')
+    .description('bring the lab up, run the bundled suite(s) and print where the report is')
+    .option('--suite <file...>', 'suites to run', [join(ROOT, 'suites/lab-cable-pull.yaml')])
+    .action(async (o: { suite: string[] }) => {
+      await labUp(DEFAULT_LAB, { log: (l) => process.stdout.write(pc.dim(`${l}\n`)) });
+      let code = 0;
+      for (const s of o.suite) code = Math.max(code, await runCommand(s, { live: true }));
+      program.setOptionValue('exitCode', code);
+    });
+
+  program
+    .command('kinds')
+    .description('list the probe and injector kinds')
+    .action(() => {
+      process.stdout.write('probes:\n' + probes.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');
+      process.stdout.write('injectors:\n' + injectors.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.badInput;
+    process.stderr.write(pc.red(`blackout: ${(e as Error).message}\n`));
+    return 1;
+  }
+  return (program.getOptionValue('exitCode') as number | undefined) ?? 0;
+}

@@ -1,0 +1,42 @@
+/** junit.xml: a testcase per probe per trial, the cause in the failure message, so CI systems show it. */
+import type { Analysis } from '../analysis.ts';
+import { survived } from '../analysis.ts';
+import { lengthLabel } from './matrix.ts';
+
+export function xmlEscape(s: string): string {
+  return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, '');
+}
+
+export function junitReport(a: Analysis): string {
+  const cases: string[] = [];
+  let failures = 0;
+  let skipped = 0;
+  for (const t of a.trials) {
+    for (const [name, r] of Object.entries(t.probes)) {
+      const secs = ((t.endedAt ?? t.startedAt) - t.startedAt) / 1000;
+      const title = `${name} (${r.kind}) survives a ${lengthLabel(t.requestedMs)} blackout [trial ${t.index}]`;
+      let body = '';
+      if (r.outcome === 'unknown') {
+        skipped++;
+        body = `<skipped message="${xmlEscape(r.reason)}"/>`;
+      } else if (!survived(r.outcome)) {
+        failures++;
+        body = `<failure message="${xmlEscape(`${r.outcome}: ${r.reason}`)}" type="${r.outcome}">${xmlEscape(r.errors.map((e) => `${e.t.toFixed(1)} ms: ${e.message}`).join('\n'))}</failure>`;
+      }
+      const out = `outcome=${r.outcome} observedOutageMs=${r.observedOutageMs?.toFixed(1) ?? '-'} recoveryMs=${r.recoveryMs?.toFixed(1) ?? '-'} injectedMs=${t.injected?.durationMs.toFixed(1) ?? '-'}`;
+      cases.push(`    <testcase classname="${xmlEscape(`blackout.${a.suite}.${name}`)}" name="${xmlEscape(title)}" time="${secs.toFixed(3)}">${body}<system-out>${xmlEscape(out)}</system-out></testcase>`);
+    }
+  }
+  for (const e of a.expectations) {
+    if (!e.passed) failures++;
+    cases.push(`    <testcase classname="${xmlEscape(`blackout.${a.suite}.expect`)}" name="${xmlEscape(`expect ${e.probe} survives ${lengthLabel(e.survivesMs)}`)}" time="0">${e.passed ? '' : `<failure message="${xmlEscape(e.message)}" type="expectation"/>`}</testcase>`);
+  }
+  const total = cases.length;
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<testsuites name="blackout" tests="${total}" failures="${failures}" skipped="${skipped}">
+  <testsuite name="${xmlEscape(a.suite)}" tests="${total}" failures="${failures}" skipped="${skipped}" timestamp="${new Date(a.startedWallMs).toISOString()}" hostname="${xmlEscape(a.host)}">
+${cases.join('\n')}
+  </testsuite>
+</testsuites>
+`;
+}

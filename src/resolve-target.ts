@@ -1,0 +1,35 @@
+/** Turns a suite's `target:` into a ResolvedTarget, checking that a lab target is up. */
+import { DEFAULT_LAB, readLabState, labHealth } from './lab/lab.ts';
+import type { TargetConfig } from './suite.ts';
+import type { ResolvedTarget, SshAccess, PostgresAccess } from './target.ts';
+
+export class PreflightError extends Error {}
+
+export async function resolveTarget(config: TargetConfig, opts: { lab?: string } = {}): Promise<ResolvedTarget> {
+  if (config === 'lab' || config === 'lab-vm' || 'lab' in config) {
+    const name = typeof config === 'object' ? config.lab : (opts.lab ?? process.env.BLACKOUT_LAB ?? DEFAULT_LAB);
+    const state = readLabState(name);
+    if (!state) throw new PreflightError(`lab "${name}" is not up: run \`blackout lab up${name === DEFAULT_LAB ? '' : ` --name ${name}`}\` first`);
+    const health = await labHealth(state);
+    if (!health.up) throw new PreflightError(`lab "${name}" is not healthy (${health.problems.join('; ')}): run \`blackout lab up\` again`);
+    const wantVm = config === 'lab-vm' || (typeof config === 'object' && 'vm' in config && config.vm);
+    if (wantVm) throw new PreflightError('target lab-vm: the VM target is not available in this build');
+    const s = state.services;
+    const ssh = s.ssh as unknown as { port: number; user: string; privateKeyFile: string; hostKey: string } | undefined;
+    const pg = s.postgres as unknown as { port: number; database: string; user: string; passwordFile: string } | undefined;
+    return {
+      name: `lab ${name}`,
+      address: state.targetAddress,
+      lab: state,
+      services: {
+        ...Object.fromEntries(Object.entries(s).map(([k, v]) => [k, { ...v, host: state.targetAddress }])),
+        echo: s.echo ? { port: s.echo.port } : undefined,
+        ssh: ssh && { host: state.targetAddress, port: ssh.port, user: ssh.user, privateKeyFile: ssh.privateKeyFile, hostKey: ssh.hostKey },
+        postgres: pg && { host: state.targetAddress, port: pg.port, database: pg.database, user: pg.user, passwordFile: pg.passwordFile },
+      },
+    };
+  }
+  const ssh: SshAccess | undefined = config.ssh && { host: config.host, ...config.ssh };
+  const postgres: PostgresAccess | undefined = config.postgres && { host: config.host, ...config.postgres };
+  return { name: config.host, address: config.host, services: { echo: config.echo, ssh, postgres } };
+}

@@ -1,0 +1,54 @@
+/**
+ * TCP socket options Node does not expose (TCP_USER_TIMEOUT, TCP_KEEPINTVL,
+ * TCP_KEEPCNT), set with setsockopt(2) through koffi (a maintained FFI whose
+ * npm package ships its prebuilt binary). Linux constants.
+ */
+import type { Socket } from 'node:net';
+import koffi from 'koffi';
+
+const SOL_SOCKET = 1;
+const SO_KEEPALIVE = 9;
+const IPPROTO_TCP = 6;
+const TCP_KEEPIDLE = 4;
+const TCP_KEEPINTVL = 5;
+const TCP_KEEPCNT = 6;
+const TCP_USER_TIMEOUT = 18;
+
+let setsockoptFn: ((fd: number, level: number, name: number, value: number[], len: number) => number) | null = null;
+
+function setsockopt(fd: number, level: number, name: number, value: number): void {
+  if (!setsockoptFn) {
+    const libc = koffi.load('libc.so.6');
+    setsockoptFn = libc.func('int setsockopt(int fd, int level, int name, _In_ int *value, uint32_t len)');
+  }
+  const rc = setsockoptFn(fd, level, name, [value], 4);
+  if (rc !== 0) throw new Error(`setsockopt(${level}, ${name}, ${value}) failed`);
+}
+
+function fdOf(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('socket has no file descriptor yet');
+  return fd;
+}
+
+export interface KeepalivePolicy {
+  /** idle time before the first probe, ms */
+  idle: number;
+  /** between probes, ms */
+  interval: number;
+  /** unanswered probes before the kernel gives up */
+  count: number;
+}
+
+export function setKeepalive(socket: Socket, k: KeepalivePolicy): void {
+  const fd = fdOf(socket);
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, Math.max(1, Math.round(k.idle / 1000)));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, Math.max(1, Math.round(k.interval / 1000)));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, Math.max(1, k.count));
+}
+
+/** TCP_USER_TIMEOUT: how long sent data may stay unacknowledged before the kernel drops the connection (ETIMEDOUT). */
+export function setUserTimeout(socket: Socket, ms: number): void {
+  setsockopt(fdOf(socket), IPPROTO_TCP, TCP_USER_TIMEOUT, Math.round(ms));
+}

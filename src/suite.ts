@@ -1,0 +1,186 @@
+/**
+ * Suite files: YAML (or TypeScript with `defineSuite`), validated strictly.
+ * Every error names the field and what was expected; nothing is run until the
+ * whole suite is valid.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve, extname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { duration, secretRef } from './schema-util.ts';
+import { probes, probeDefinition } from '../probes/index.ts';
+import { injectors, injectorDefinition } from '../injectors/index.ts';
+import type { ProbeConfigBase } from '../probes/types.ts';
+
+const hostname = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$|^\[?[0-9A-Fa-f:.]+\]?$/, 'expected a host name or an IP address');
+
+const realTarget = z.strictObject({
+  host: hostname,
+  echo: z.strictObject({ port: z.number().int().min(1).max(65535) }).optional(),
+  ssh: z
+    .strictObject({
+      user: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, 'expected a user name'),
+      port: z.number().int().min(1).max(65535).default(22),
+      privateKeyFile: z.string().min(1).optional(),
+      ...secretRef,
+      hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…"').optional(),
+      knownHostsFile: z.string().min(1).optional(),
+    })
+    .optional(),
+  postgres: z
+    .strictObject({
+      port: z.number().int().min(1).max(65535).default(5432),
+      database: z.string().min(1),
+      user: z.string().min(1),
+      ...secretRef,
+    })
+    .optional(),
+});
+
+const targetSchema = z.union([
+  z.literal('lab'),
+  z.literal('lab-vm'),
+  z.strictObject({ lab: z.string().regex(/^[a-z][a-z0-9-]{0,15}$/, 'expected a lab name'), vm: z.boolean().default(false) }),
+  realTarget,
+]);
+export type TargetConfig = z.infer<typeof targetSchema>;
+
+const blackoutsSchema = z.union([
+  z.array(duration({ min: 1 })).min(1, 'expected at least one blackout length'),
+  z.strictObject({
+    lengths: z.array(duration({ min: 1 })).min(1, 'expected at least one blackout length'),
+    repeat: z.number().int().min(1).max(100).default(1),
+  }),
+]);
+
+const expectationSchema = z.strictObject({
+  /** the probe must survive (transparent or stalled) every blackout up to this length, and one at least this long */
+  survives: duration({ min: 1 }).optional(),
+});
+
+const baseSuite = z.strictObject({
+  name: z.string().min(1).max(200),
+  description: z.string().optional(),
+  target: targetSchema,
+  probes: z.array(z.unknown()).min(1, 'expected at least one probe'),
+  injector: z.unknown(),
+  blackouts: blackoutsSchema.optional(),
+  warmup: duration({ min: 0, max: 600_000 }).default(2000),
+  recovery: duration({ min: 0, max: 3_600_000 }).default(20_000),
+  /** pause between trials so TCP stacks settle */
+  cooldown: duration({ min: 0, max: 600_000 }).default(1000),
+  expect: z.record(z.string(), expectationSchema).default({}),
+});
+
+export interface Suite extends Omit<z.infer<typeof baseSuite>, 'probes' | 'injector' | 'blackouts'> {
+  probes: ProbeConfigBase[];
+  injector: { kind: string } & Record<string, unknown>;
+  /** blackout lengths in the order they run, ms (repeats expanded) */
+  blackouts: number[];
+}
+
+/** The input type of a TypeScript suite (durations as "10s" strings or ms numbers). */
+export type SuiteInput = z.input<typeof baseSuite> & { probes: Array<Record<string, unknown>>; injector: Record<string, unknown> };
+export function defineSuite(suite: SuiteInput): SuiteInput {
+  return suite;
+}
+
+export class SuiteError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: ${problems.length === 1 ? problems[0] : `\n  - ${problems.join('\n  - ')}`}`);
+  }
+}
+
+function pathText(path: ReadonlyArray<PropertyKey>): string {
+  let s = '';
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s ? `.${String(p)}` : String(p);
+  return s;
+}
+
+function issuesOf(error: z.ZodError, prefix: Array<string | number> = []): string[] {
+  return error.issues.map((i) => {
+    const path = pathText([...prefix, ...i.path]);
+    let msg = i.message;
+    if (i.code === 'unrecognized_keys') msg = `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (i.code === 'invalid_union' && prefix.length === 0 && i.path[0] === 'target') {
+      msg = 'expected "lab", "lab-vm", { lab: NAME } or { host, ssh, postgres, … } (see DESIGN.md)';
+    }
+    return `${path || '(suite)'}: ${msg}`;
+  });
+}
+
+/** Validates a suite object; throws SuiteError listing every problem with its field. */
+export function validateSuite(raw: unknown, file = 'suite'): Suite {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SuiteError(file, ['expected a mapping with name, target, probes, injector, blackouts']);
+  const problems: string[] = [];
+  const base = baseSuite.safeParse(raw);
+  if (!base.success) problems.push(...issuesOf(base.error));
+  const r = raw as Record<string, unknown>;
+
+  const probeConfigs: ProbeConfigBase[] = [];
+  if (Array.isArray(r.probes)) {
+    const names = new Set<string>();
+    r.probes.forEach((p, i) => {
+      const kind = p && typeof p === 'object' ? (p as Record<string, unknown>).kind : undefined;
+      const def = typeof kind === 'string' ? probeDefinition(kind) : undefined;
+      if (!def) {
+        problems.push(`probes[${i}].kind: expected one of ${probes.map((d) => d.kind).join(', ')}, got ${JSON.stringify(kind)}`);
+        return;
+      }
+      const parsed = def.schema.safeParse(p);
+      if (!parsed.success) return void problems.push(...issuesOf(parsed.error, ['probes', i]));
+      if (names.has(parsed.data.name)) problems.push(`probes[${i}].name: "${parsed.data.name}" is used twice; probe names must be unique`);
+      names.add(parsed.data.name);
+      probeConfigs.push(parsed.data);
+    });
+  }
+  let injector: Suite['injector'] | null = null;
+  if (r.injector !== undefined) {
+    const kind = r.injector && typeof r.injector === 'object' ? (r.injector as Record<string, unknown>).kind : undefined;
+    const def = typeof kind === 'string' ? injectorDefinition(kind) : undefined;
+    if (!def) problems.push(`injector.kind: expected one of ${injectors.map((d) => d.kind).join(', ')}, got ${JSON.stringify(kind)}`);
+    else {
+      const parsed = def.schema.safeParse(r.injector);
+      if (!parsed.success) problems.push(...issuesOf(parsed.error, ['injector']));
+      else injector = parsed.data as Suite['injector'];
+    }
+  } else problems.push('injector: required (e.g. { kind: cable-pull })');
+
+  if (base.success) {
+    for (const name of Object.keys(base.data.expect)) {
+      if (!probeConfigs.some((p) => p.name === name) && problems.length === 0) problems.push(`expect.${name}: no probe is named "${name}"`);
+    }
+  }
+  if (problems.length || !base.success || !injector) throw new SuiteError(file, problems);
+
+  const b = base.data.blackouts;
+  const blackouts = !b ? [] : Array.isArray(b) ? b : b.lengths.flatMap((l) => Array.from({ length: b.repeat }, () => l));
+  return { ...base.data, probes: probeConfigs, injector, blackouts };
+}
+
+/** Loads a suite file (.yaml/.yml or .ts/.mts exporting `default defineSuite(...)`). */
+export async function loadSuite(file: string): Promise<Suite> {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new SuiteError(file, ['file not found']);
+  const ext = extname(path);
+  let raw: unknown;
+  if (ext === '.ts' || ext === '.mts' || ext === '.js' || ext === '.mjs') {
+    try {
+      raw = ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
+    } catch (e) {
+      throw new SuiteError(file, [`could not load: ${(e as Error).message}`]);
+    }
+  } else {
+    try {
+      raw = parseYaml(readFileSync(path, 'utf8'), { uniqueKeys: true, maxAliasCount: 100 });
+    } catch (e) {
+      if (e instanceof YAMLParseError) throw new SuiteError(file, [`YAML: ${e.message.split('\n')[0]}`]);
+      throw new SuiteError(file, [`could not read: ${(e as Error).message}`]);
+    }
+  }
+  return validateSuite(raw, file);
+}
