@@ -3,13 +3,18 @@
  * at the deadline if the harness dies (the freezer has no kernel timeout).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sleep } from '../src/clock.ts';
 import type { LabState } from '../src/lab/lab.ts';
 
 export class Freezer {
   private watchdogPid: number | null = null;
   constructor(private readonly lab: LabState) {}
+
+  /** the armed watchdog's PID, so a later run can end one a dead run left armed */
+  private get pidFile(): string {
+    return `${this.lab.dir}/freezer-watchdog.pid`;
+  }
 
   private get stateFile(): string {
     return `${this.lab.cgroup}/freezer.state`;
@@ -27,6 +32,7 @@ export class Freezer {
     });
     child.unref();
     this.watchdogPid = child.pid ?? null;
+    if (this.watchdogPid !== null) writeFileSync(this.pidFile, String(this.watchdogPid));
   }
 
   disarmWatchdog(): void {
@@ -37,6 +43,7 @@ export class Freezer {
         /* it already fired */
       }
       this.watchdogPid = null;
+      rmSync(this.pidFile, { force: true });
     }
   }
 
@@ -52,10 +59,26 @@ export class Freezer {
   }
 
   heal(): string[] {
+    const actions: string[] = [];
+    // a dead run's watchdog would thaw a later run's freeze early: end it (by PID, after checking it is ours)
+    if (existsSync(this.pidFile)) {
+      const pid = Number(readFileSync(this.pidFile, 'utf8'));
+      let cmd = '';
+      try {
+        cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        /* gone */
+      }
+      if (cmd.includes(this.stateFile)) {
+        process.kill(pid, 'SIGKILL');
+        actions.push(`ended the freezer watchdog (pid ${pid}) a dead run left armed`);
+      }
+      rmSync(this.pidFile, { force: true });
+    }
     if (this.state() === 'FROZEN' || this.state() === 'FREEZING') {
       this.thaw();
-      return [`thawed the frozen target processes of lab ${this.lab.name}`];
+      actions.push(`thawed the frozen target processes of lab ${this.lab.name}`);
     }
-    return [];
+    return actions;
   }
 }

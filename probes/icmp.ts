@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { probeBase } from '../src/schema-util.ts';
+import { atMost } from '../src/clock.ts';
 import type { ProbeDefinition } from './types.ts';
 
 const schema = z.strictObject({
@@ -68,7 +69,7 @@ export const icmp: ProbeDefinition<IcmpConfig> = {
         if (child?.pid && child.exitCode === null) {
           const exited = new Promise((r) => child!.once('exit', r));
           child.kill('SIGINT');
-          await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+          await atMost(exited, 2000);
           if (child.exitCode === null) child.kill('SIGKILL');
         }
       },

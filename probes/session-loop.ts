@@ -7,7 +7,7 @@
  * skipped, so a stall shows up as one long gap, not as a burst.
  */
 import { z } from 'zod';
-import { sleep } from '../src/clock.ts';
+import { atMost, sleep } from '../src/clock.ts';
 import { duration } from '../src/schema-util.ts';
 import type { ProbeContext } from './types.ts';
 
@@ -144,7 +144,7 @@ export class SessionLoop {
 
   async close(): Promise<void> {
     // ctx.signal is aborted by the runner before close(): the loop ends by itself
-    await Promise.race([this.running, sleep(5000)]);
+    await atMost(this.running, 5000);
     await this.session?.close().catch(() => {});
     this.session = null;
   }

@@ -66,7 +66,9 @@ function openEcho(host: string, port: number, config: TcpConfig, signal: AbortSi
       waiting = null;
       onLost(e);
     };
+    let connected = false;
     socket.once('connect', () => {
+      connected = true;
       clearTimeout(connectTimer);
       try {
         if (config.keepalive) setKeepalive(socket, config.keepalive);
@@ -81,7 +83,8 @@ function openEcho(host: string, port: number, config: TcpConfig, signal: AbortSi
     });
     socket.once('error', (e) => {
       clearTimeout(connectTimer);
-      if (!dead && socket.connecting) reject(e);
+      // before 'connect' this is a failed connect (ECONNREFUSED, …): the promise has not settled yet
+      if (!connected) reject(e);
     });
     socket.on('data', (d: Buffer) => {
       buffered += d.toString();

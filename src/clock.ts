@@ -75,3 +75,14 @@ export function formatMs(ms: number | null | undefined): string {
   if (Math.abs(ms) < 120_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
   return `${(ms / 60_000).toFixed(1)} min`;
 }
+
+/** Waits for `p` at most `ms`; never keeps the process alive after `p` settles. */
+export async function atMost<T>(p: Promise<T> | null | undefined, ms: number): Promise<T | undefined> {
+  if (!p) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

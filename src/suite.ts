@@ -101,15 +101,31 @@ function pathText(path: ReadonlyArray<PropertyKey>): string {
   return s;
 }
 
-function issuesOf(error: z.ZodError, prefix: Array<string | number> = []): string[] {
-  return error.issues.map((i) => {
+type Issue = z.core.$ZodIssue;
+
+/** For a union, the branch that got furthest (deepest path) explains the problem best. */
+function explainUnion(i: Extract<Issue, { code: 'invalid_union' }>): Issue[] | null {
+  const branches = (i.errors ?? []).filter((b) => b.length > 0);
+  if (!branches.length) return null;
+  const depth = (b: Issue[]) => Math.max(...b.map((x) => x.path.length));
+  const best = branches.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+  if (depth(best) === 0) return null;
+  return best.map((x) => ({ ...x, path: [...i.path, ...x.path] }));
+}
+
+function issuesOf(error: { issues: Issue[] }, prefix: Array<string | number> = []): string[] {
+  return error.issues.flatMap((i): string[] => {
+    if (i.code === 'invalid_union') {
+      const inner = explainUnion(i);
+      if (inner) return issuesOf({ issues: inner }, prefix);
+    }
     const path = pathText([...prefix, ...i.path]);
     let msg = i.message;
     if (i.code === 'unrecognized_keys') msg = `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
     if (i.code === 'invalid_union' && prefix.length === 0 && i.path[0] === 'target') {
       msg = 'expected "lab", "lab-vm", { lab: NAME } or { host, ssh, postgres, … } (see DESIGN.md)';
     }
-    return `${path || '(suite)'}: ${msg}`;
+    return [`${path || '(suite)'}: ${msg}`];
   });
 }
 

@@ -132,10 +132,10 @@ async function installGuard(t: Topology): Promise<void> {
   await run('ip', ['route', 'replace', 'blackhole', t.subnet, 'metric', '4242']);
   await run('nft', ['-f', '-'], {
     // add+flush first: re-running `up` over a stale guard must not stack rules
-    input: `add table inet ${t.guardTable}
+    // (the comment is only taken when the table is created, so it goes on the `add`)
+    input: `add table inet ${t.guardTable} { comment "${OWNER_MARK}${t.name}"; }
 flush table inet ${t.guardTable}
 table inet ${t.guardTable} {
-  comment "${OWNER_MARK}${t.name}"
   counter leak { }
   chain guard_output {
     type filter hook output priority -300; policy accept;
