@@ -284,7 +284,7 @@ function analyzeProbe(
     const from = i === 0 ? null : samples[i - 1]!.t;
     const to = i === samples.length ? null : samples[i]!.t;
     if (from === null || to === null) continue;
-    if (to < cutAt || from > restoredAt) continue;
+    if (to <= cutAt || from >= restoredAt) continue; // only gaps that span part of the blackout
     if (!worst || to - from > worst.to - worst.from) worst = { from, to };
   }
   const lastOkBefore = before.at(-1)?.t ?? null;
