@@ -24,8 +24,9 @@ export const cablePull: InjectorDefinition<CablePullConfig> = {
     return {
       kind: 'cable-pull',
       describe: () => ({ kind: 'cable-pull', arp: config.arp }),
-      async preflight() {
-        get();
+      preflight: () => get().warm(),
+      async dispose() {
+        cut?.close();
       },
       heal: () => get().flush(),
       cut: (ms) => get().cut(ms),

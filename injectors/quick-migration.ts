@@ -26,8 +26,12 @@ function frozenCut(kind: string, ctx: InjectorContext, arp: boolean, defaults?: 
     defaultBlackoutsMs: defaults,
     describe: () => ({ kind, arp, ...(defaults ? { pauseMs: defaults[0] } : {}) }),
     async preflight() {
-      const { freezer } = get();
+      const { freezer, cut } = get();
       if (freezer.state() === 'MISSING') throw new Error(`the lab's freezer cgroup is missing: run blackout lab up`);
+      await cut.warm();
+    },
+    async dispose() {
+      parts?.cut.close();
     },
     async heal() {
       const { cut, freezer } = get();

@@ -289,12 +289,11 @@ function analyzeProbe(
   }
   const lastOkBefore = before.at(-1)?.t ?? null;
   const firstAfter = samples.find((s) => s.t > restoredAt)?.t ?? null;
-  const anyAfterCut = samples.find((s) => s.t > cutAt) ?? null;
   base.lastOkBeforeMs = worst?.from ?? lastOkBefore;
   base.firstOkAfterMs = worst?.to ?? firstAfter;
   if (firstAfter !== null) base.recoveryMs = firstAfter - restoredAt;
-  if (worst) base.observedOutageMs = Math.max(0, worst.to - worst.from - effectiveIntervalMs);
-  else if (lastOkBefore !== null && anyAfterCut === null && firstAfter === null) base.observedOutageMs = null;
+  // no good sample after the restore: the outage never ended (within this trial), so it has no length
+  if (worst && firstAfter !== null) base.observedOutageMs = Math.max(0, worst.to - worst.from - effectiveIntervalMs);
   if (base.lastOkBeforeMs !== null) {
     const edge = base.lastOkBeforeMs + effectiveIntervalMs;
     base.detectedAfterMs = Math.max(0, edge - cutAt);

@@ -87,7 +87,7 @@ describe('analysis', () => {
     const junit = junitReport(a);
     expect(junit).toMatch(/tests="5" failures="2"/);
     expect(htmlReport(a)).toMatch(/<svg class="timeline"/);
-    expect(markdownReport(a)).toMatch(/\| a \(tcp\) \| ⏸ stalled \(3.20 s\) \| ✗ failed \| 2.00 s \| 5.00 s \|/);
+    expect(markdownReport(a)).toMatch(/\| a \(tcp\) \| ‖ stalled \(3.20 s\) \| ✗ failed \| 2.00 s \| 5.00 s \|/);
   });
 });
 

@@ -50,13 +50,23 @@ async function netnsList(): Promise<string[]> {
   return out.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean);
 }
 
-function allocateIndex(name: string): number {
+/**
+ * The lowest index no live lab uses and whose guard table name is free — a
+ * table of that name that is not ours is someone else's: we skip it, never
+ * touch it. One of ours left by a lab that died is reused (replaced).
+ */
+async function allocateIndex(name: string): Promise<number> {
   const used = new Set<number>();
   for (const n of listLabs()) {
     const s = readLabState(n);
     if (s && n !== name) used.add(s.index);
   }
-  for (let i = 0; i <= 250; i++) if (!used.has(i)) return i;
+  const tables = (await run('nft', ['list', 'tables', 'inet'], { allowFail: true })).stdout;
+  for (let i = 0; i <= 250; i++) {
+    if (used.has(i)) continue;
+    if (tables.includes(`table inet bo_guard_${i}\n`) && !(await ownedTable('inet', `bo_guard_${i}`, null, null))) continue;
+    return i;
+  }
   throw new Error('no free lab index (250 labs are up)');
 }
 
@@ -100,7 +110,7 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
     // a lab whose state file is gone (e.g. /run was cleaned): clear it by name
     await labDown(name, opts);
   }
-  const t = topology(name, allocateIndex(name));
+  const t = topology(name, await allocateIndex(name));
   mkdirSync(t.dir, { recursive: true, mode: 0o755 });
   mkdirSync(`${t.dir}/secrets`, { recursive: true, mode: 0o700 });
   // write the state early, so a failed `up` can always be torn down by `down`
@@ -131,11 +141,10 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
 async function installGuard(t: Topology): Promise<void> {
   await run('ip', ['route', 'replace', 'blackhole', t.subnet, 'metric', '4242']);
   await run('nft', ['-f', '-'], {
-    // add+flush first: re-running `up` over a stale guard must not stack rules
-    // (the comment is only taken when the table is created, so it goes on the `add`)
-    input: `add table inet ${t.guardTable} { comment "${OWNER_MARK}${t.name}"; }
-flush table inet ${t.guardTable}
-table inet ${t.guardTable} {
+    // a stale guard of ours (allocateIndex never hands out a foreign one) is replaced whole:
+    // the comment, our ownership marker, is only taken when a table is created
+    input: `${(await ownedTable('inet', t.guardTable, null, null)) ? `delete table inet ${t.guardTable}\n` : ''}table inet ${t.guardTable} {
+  comment "${OWNER_MARK}${t.name}"
   counter leak { }
   chain guard_output {
     type filter hook output priority -300; policy accept;
@@ -224,12 +233,13 @@ export async function guardLeakCount(t: Topology): Promise<number> {
   return c.packets;
 }
 
-async function ownedTable(family: string, table: string, ns: string | null, name: string): Promise<boolean> {
+/** true when the table carries our ownership marker (for lab `name`, or for any lab when name is null) */
+async function ownedTable(family: string, table: string, ns: string | null, name: string | null): Promise<boolean> {
   // the JSON listing of nft 1.0.6 omits table comments: read the text form
   const args = ['list', 'table', family, table];
   const r = ns ? await runIn(ns, 'nft', args, { allowFail: true }) : await run('nft', args, { allowFail: true });
   if (r.code !== 0) return false;
-  return r.stdout.includes(`"${OWNER_MARK}${name}"`);
+  return name === null ? r.stdout.includes(`comment "${OWNER_MARK}`) : r.stdout.includes(`"${OWNER_MARK}${name}"`);
 }
 
 /** Tears the lab down completely. Only touches what carries this lab's ownership marker or names. */

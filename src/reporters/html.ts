@@ -50,9 +50,10 @@ function timelineSvg(a: Analysis, t: TrialResult): string {
   const to = Math.max(t.endedAt ?? 0, inj.restoredAt + 1000, ...allSeg.map((s) => s[1]));
   const W = 900;
   const left = 150;
+  const right = 80; // room for the outcome label
   const rowH = 26;
   const H = 30 + names.length * rowH + 24;
-  const x = (v: number) => left + ((Math.min(Math.max(v, from), to) - from) / (to - from)) * (W - left - 10);
+  const x = (v: number) => left + ((Math.min(Math.max(v, from), to) - from) / (to - from)) * (W - left - right);
   const parts: string[] = [];
   parts.push(`<rect x="${x(inj.cutAt).toFixed(1)}" y="18" width="${Math.max(1, x(inj.restoredAt) - x(inj.cutAt)).toFixed(1)}" height="${names.length * rowH + 6}" class="band"><title>blackout ${formatMs(inj.durationMs)}</title></rect>`);
   parts.push(`<text x="${x(inj.cutAt).toFixed(1)}" y="13" class="lbl">cut</text><text x="${x(inj.restoredAt).toFixed(1)}" y="13" class="lbl">restore (${esc(formatMs(inj.durationMs))})</text>`);
@@ -61,7 +62,7 @@ function timelineSvg(a: Analysis, t: TrialResult): string {
     const y = 24 + i * rowH;
     parts.push(`<text x="4" y="${y + 14}" class="name">${esc(n)}</text>`);
     if (!r) return;
-    parts.push(`<line x1="${left}" x2="${W - 10}" y1="${y + 10}" y2="${y + 10}" class="axis"/>`);
+    parts.push(`<line x1="${left}" x2="${W - right}" y1="${y + 10}" y2="${y + 10}" class="axis"/>`);
     for (const [s, e] of r.segments) {
       if (e < from || s > to) continue;
       parts.push(`<rect x="${x(s).toFixed(1)}" y="${y + 3}" width="${Math.max(1.5, x(e) - x(s)).toFixed(1)}" height="14" class="ok"/>`);
@@ -120,7 +121,7 @@ table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #e3e6ea;padd
 .timeline{max-width:100%;height:auto;background:#fafbfc;border:1px solid #e3e6ea;border-radius:4px}
 .band{fill:#c8323c;fill-opacity:.13;stroke:#c8323c;stroke-opacity:.5} .ok{fill:#2e9d57} .err{fill:#c8323c} .warn{fill:#d9a400}
 .axis{stroke:#c9ced6} .lbl,.tick{font-size:10px;fill:#555} .name{font-size:12px;fill:#1d2129} .oc{font-size:11px;font-weight:600}
-li.ok::marker{content:"✅ "} li.bad::marker{content:"❌ "} .note,.meta{color:#666} .warnText{color:#b07000}
+li.ok::marker{content:"✓ ";color:#2e9d57} li.bad::marker{content:"✗ ";color:#c8323c} .note,.meta{color:#666} .warnText{color:#b07000}
 .shots{display:flex;gap:12px;flex-wrap:wrap} figure{margin:0} pre{white-space:pre-wrap;font-size:12px}
 </style></head><body>
 <h1>blackout: ${esc(a.suite)}</h1>

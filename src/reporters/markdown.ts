@@ -26,7 +26,7 @@ export function markdownReport(a: Analysis): string {
   if (a.endReason) lines.push('', `End: ${a.endReason}`);
   for (const e of a.expectations) lines.push(`- ${e.passed ? '✅' : '❌'} ${e.message}`);
   lines.push('', '## Tolerance matrix', '', 'Outcome per probe and blackout length, with the outage the session itself saw.', '', matrixMarkdown(a), '');
-  lines.push('Legend: ✓ transparent · ⏸ stalled (survived) · ↻ recovered (session lost, reconnected) · ✗ failed · ? unknown', '');
+  lines.push('Legend: ✓ transparent · ‖ stalled (survived) · ↻ recovered (session lost, reconnected) · ✗ failed · ? unknown', '');
   lines.push('## Trials', '');
   lines.push('| trial | requested | injected | probe | outcome | observed outage | recovery | why |', '|---|---|---|---|---|---|---|---|');
   for (const t of a.trials) {

@@ -37,7 +37,7 @@ export function lengthLabel(ms: number): string {
 
 export const OUTCOME_SYMBOL: Record<Outcome, string> = {
   transparent: '✓',
-  stalled: '⏸',
+  stalled: '‖',
   recovered: '↻',
   failed: '✗',
   unknown: '?',

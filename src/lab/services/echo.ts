@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { startInTarget, type LabService } from '../service.ts';
+import { waitForPort } from '../wait.ts';
 
 const script = fileURLToPath(new URL('../../../lab/echo-server.mjs', import.meta.url));
 
@@ -8,6 +9,7 @@ export const echo: LabService = {
   packages: [],
   async start(lab) {
     startInTarget(lab, 'echo', process.execPath, [script, lab.targetAddress, '7']);
+    await waitForPort(lab.targetAddress, 7, 10_000);
     return { port: 7 };
   },
 };
