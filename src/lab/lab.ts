@@ -42,7 +42,7 @@ export function readLabState(name: string): LabState | null {
 
 export function listLabs(): string[] {
   if (!existsSync(LAB_RUN_DIR)) return [];
-  return readdirSync(LAB_RUN_DIR).filter((n) => existsSync(statePath(n)));
+  return readdirSync(LAB_RUN_DIR).filter((n) => !n.startsWith('.') && existsSync(statePath(n)));
 }
 
 async function netnsList(): Promise<string[]> {
@@ -50,24 +50,44 @@ async function netnsList(): Promise<string[]> {
   return out.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean);
 }
 
+const INDEX_DIR = `${LAB_RUN_DIR}/.index`;
+
 /**
- * The lowest index no live lab uses and whose guard table name is free — a
- * table of that name that is not ours is someone else's: we skip it, never
- * touch it. One of ours left by a lab that died is reused (replaced).
+ * Claims the lowest free lab index atomically (an O_EXCL claim file per
+ * index), so labs brought up in parallel never share a subnet or interface
+ * names. A claim whose lab has no state and no namespace any more is stale
+ * and taken over. An index whose guard table exists but is not ours is
+ * someone else's: skipped, never touched.
  */
 async function allocateIndex(name: string): Promise<number> {
-  const used = new Set<number>();
-  for (const n of listLabs()) {
-    const s = readLabState(n);
-    if (s && n !== name) used.add(s.index);
-  }
+  mkdirSync(INDEX_DIR, { recursive: true });
   const tables = (await run('nft', ['list', 'tables', 'inet'], { allowFail: true })).stdout;
+  const namespaces = await netnsList();
   for (let i = 0; i <= 250; i++) {
-    if (used.has(i)) continue;
-    if (tables.includes(`table inet bo_guard_${i}\n`) && !(await ownedTable('inet', `bo_guard_${i}`, null, null))) continue;
+    const claim = `${INDEX_DIR}/${i}`;
+    try {
+      writeFileSync(claim, name, { flag: 'wx' });
+    } catch {
+      const owner = readFileSync(claim, 'utf8').trim();
+      const live = owner === name || readLabState(owner)?.index === i || namespaces.includes(`bo-${owner}`);
+      if (live && owner !== name) continue;
+      writeFileSync(claim, name); // stale claim (its lab is gone), or our own from a failed up
+    }
+    // an interface of that index exists (a lab made by something that does not claim): not ours to reuse
+    const foreign = existsSync(`/sys/class/net/bo${i}c`) && readLabState(name)?.index !== i;
+    if (foreign || (tables.includes(`table inet bo_guard_${i}\n`) && !(await ownedTable('inet', `bo_guard_${i}`, null, null)))) {
+      rmSync(claim, { force: true });
+      continue;
+    }
     return i;
   }
   throw new Error('no free lab index (250 labs are up)');
+}
+
+function releaseIndex(name: string, index: number | undefined): void {
+  if (index === undefined) return;
+  const claim = `${INDEX_DIR}/${index}`;
+  if (existsSync(claim) && readFileSync(claim, 'utf8').trim() === name) rmSync(claim, { force: true });
 }
 
 export interface LabHealth {
@@ -302,6 +322,7 @@ export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise
     await run('ip', ['route', 'del', 'blackhole', state.subnet, 'metric', '4242'], { allowFail: true });
   }
   rmSync(`${LAB_RUN_DIR}/${name}`, { recursive: true, force: true });
+  releaseIndex(name, state?.index);
   log(removed.length ? `lab ${name} down: removed ${removed.join(', ')}` : `lab ${name} was not up`);
   return removed;
 }
