@@ -1,0 +1,101 @@
+/**
+ * Session scale: 100, 250, 500, 1000 concurrent tcp sessions (100 ms) plus 50
+ * postgres sessions (when that probe is registered) through one 5 s cut:
+ * harness CPU, RSS, sample-schedule jitter, events written per second, and
+ * whether every session's outcome was the right one (stalled).
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClock } from '../src/clock.ts';
+import { labUp, labDown } from '../src/lab/lab.ts';
+import { runSuite } from '../src/runner.ts';
+import { validateSuite } from '../src/suite.ts';
+import { readEvents } from '../src/event-log.ts';
+import { analyze } from '../src/analysis.ts';
+import { probeDefinition } from '../probes/index.ts';
+import { stats, machine, saveResult, f1 } from './common.ts';
+
+export async function scale(opts: { sizes?: number[] } = {}): Promise<void> {
+  const sizes = opts.sizes ?? [100, 250, 500, 1000];
+  const withPg = probeDefinition('postgres') !== undefined;
+  const lab = await labUp('bench-scale');
+  const rows: Array<Record<string, number | string | boolean>> = [];
+  try {
+    for (const n of sizes) {
+      const probes: unknown[] = Array.from({ length: n }, (_, i) => ({ name: `tcp${i}`, kind: 'tcp', interval: '100ms' }));
+      if (withPg) for (let i = 0; i < 50; i++) probes.push({ name: `pg${i}`, kind: 'postgres', interval: '200ms' });
+      const suite = validateSuite({
+        name: `bench scale ${n}`,
+        target: { lab: 'bench-scale' },
+        probes,
+        injector: { kind: 'cable-pull' },
+        blackouts: ['5s'],
+        warmup: '3s',
+        recovery: '20s',
+      });
+      const out = mkdtempSync(join(tmpdir(), 'bench-scale-'));
+      const clock = createClock();
+      let rssMax = 0;
+      const sampler = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 100);
+      const cpu0 = process.cpuUsage();
+      const t0 = clock.now();
+      await runSuite(suite, { outDir: out, clock });
+      const wall = clock.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      clearInterval(sampler);
+      const { events } = readEvents(join(out, 'events.jsonl'));
+      const a = analyze(events);
+      const trial = a.trials[0]!;
+      // jitter: how far consecutive good samples of one session stray from its interval, before the cut
+      const cutAt = trial.injected!.cutAt;
+      const last = new Map<string, number>();
+      const jitter: number[] = [];
+      for (const e of events) {
+        if (e.type !== 'sample' || e.t >= cutAt || !e.probe.startsWith('tcp')) continue;
+        const prev = last.get(e.probe);
+        if (prev !== undefined) jitter.push(Math.abs(e.t - prev - 100));
+        last.set(e.probe, e.t);
+      }
+      const j = stats(jitter);
+      const outcomes = Object.values(trial.probes).map((p) => p.outcome);
+      const right = outcomes.filter((o) => o === 'stalled').length;
+      rows.push({
+        sessions: n + (withPg ? 50 : 0),
+        tcp: n,
+        pg: withPg ? 50 : 0,
+        cpuPct: ((cpu.user + cpu.system) / 1000 / wall) * 100,
+        rssMiB: rssMax / 2 ** 20,
+        jitterP50: j.p50,
+        jitterP99: j.p99,
+        eventsPerSec: events.length / (wall / 1000),
+        rightOutcomes: right,
+        total: outcomes.length,
+      });
+      process.stdout.write(`  ${n} tcp${withPg ? ' + 50 pg' : ''}: cpu ${f1(rows.at(-1)!.cpuPct as number)} %, jitter p99 ${f1(j.p99)} ms, ${right}/${outcomes.length} stalled\n`);
+    }
+  } finally {
+    await labDown('bench-scale');
+  }
+  const target = rows.find((r) => r.tcp === 500);
+  saveResult({
+    name: 'scale',
+    title: 'Session scale: concurrent sessions through one 5 s cut (2 cores)',
+    date: new Date().toISOString(),
+    machine: machine(),
+    table: [
+      '| sessions (tcp + pg) | harness CPU % | RSS MiB | jitter p50 (ms) | jitter p99 (ms) | events/s written | right outcomes |',
+      '|---|---|---|---|---|---|---|',
+      ...rows.map((r) => `| ${r.tcp} + ${r.pg} | ${f1(r.cpuPct as number)} | ${f1(r.rssMiB as number)} | ${f1(r.jitterP50 as number)} | ${f1(r.jitterP99 as number)} | ${f1(r.eventsPerSec as number)} | ${r.rightOutcomes}/${r.total} |`),
+    ],
+    goals: [
+      {
+        goal: '500 tcp + 50 pg with p99 jitter ≤ 5 ms',
+        met: !!target && withPg && (target.jitterP99 as number) <= 5 && target.rightOutcomes === target.total,
+        figure: target ? `p99 ${f1(target.jitterP99 as number)} ms, ${target.rightOutcomes}/${target.total} right${withPg ? '' : ' (postgres probe not available in this build: tcp only)'}` : 'not run',
+      },
+    ],
+    notes: ['CPU % is of one core (100 % = one core busy). Jitter: |gap between consecutive echoes of one session − 100 ms| during the warm-up; it includes the echo round trip.'],
+    raw: rows,
+  });
+}
