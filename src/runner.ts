@@ -27,6 +27,7 @@ import { injectorDefinition } from '../injectors/index.ts';
 import type { Injector } from '../injectors/types.ts';
 import { redactConfig } from './redact.ts';
 import { VERSION } from './version.ts';
+import { installCrashGuards, probeScope } from './containment.ts';
 
 export const EXIT = { ok: 0, expectationFailed: 1, badInput: 2, interrupted: 130 } as const;
 
@@ -137,6 +138,8 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
 
   let currentTrial = -1;
   let interrupted = false;
+  // an exception no probe owns is a harness bug: record it, keep going, restore as always
+  const uninstallGuards = installCrashGuards((err) => log(`internal error (the run continues): ${(err as Error)?.stack ?? String(err)}`));
   const onAbort = () => (interrupted = true);
   signal.addEventListener('abort', onAbort, { once: true });
 
@@ -153,6 +156,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
   } finally {
     signal.removeEventListener('abort', onAbort);
     await injector.dispose?.().catch(() => {});
+    uninstallGuards();
   }
   if (interrupted) return finish(EXIT.interrupted, 'interrupted (Ctrl-C / SIGTERM); the target was restored');
   // expectations are judged by the analysis from the events; the runner only reports completion
@@ -208,9 +212,23 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
               return rel;
             },
           };
-          const probe = def.create(cfg, ctx);
+          let crashed = false;
+          const scope = {
+            probe: cfg.name,
+            trial: index,
+            onCrash: (err: unknown) => {
+              if (crashed) return;
+              crashed = true;
+              const message = `the probe crashed: ${(err as Error)?.message ?? String(err)}`;
+              ctx.emit({ type: 'probe-error', message, fatal: true });
+              ctx.emit({ type: 'session-lost', message });
+              // stop it (bounded); it will not be asked again in this trial
+              void withTimeout(probe.close(), 5000, 'close after crash').catch(() => {});
+            },
+          };
+          const probe = probeScope.run(scope, () => def.create(cfg, ctx));
           running.push({ cfg, probe });
-          await withTimeout(probe.open(), 30_000, `${cfg.name}: opening the session took longer than 30 s`);
+          await withTimeout(probeScope.run(scope, () => probe.open()), 30_000, `${cfg.name}: opening the session took longer than 30 s`);
         }),
       );
       const failures = opened.flatMap((r, i) => (r.status === 'rejected' ? [`${suite.probes[i]!.name}: ${(r.reason as Error).message}`] : []));
