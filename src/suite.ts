@@ -95,9 +95,14 @@ export class SuiteError extends Error {
   }
 }
 
+/** probes[1].interval, expect["odd key"].survives: a path a person can find in the file */
 function pathText(path: ReadonlyArray<PropertyKey>): string {
   let s = '';
-  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s ? `.${String(p)}` : String(p);
+  for (const p of path) {
+    if (typeof p === 'number') s += `[${p}]`;
+    else if (/^[A-Za-z_][\w-]*$/.test(String(p))) s += s ? `.${String(p)}` : String(p);
+    else s += `[${JSON.stringify(String(p))}]`;
+  }
   return s;
 }
 
@@ -131,7 +136,7 @@ function issuesOf(error: { issues: Issue[] }, prefix: Array<string | number> = [
 
 /** Validates a suite object; throws SuiteError listing every problem with its field. */
 export function validateSuite(raw: unknown, file = 'suite'): Suite {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SuiteError(file, ['expected a mapping with name, target, probes, injector, blackouts']);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SuiteError(file, ['(suite): expected a mapping with name, target, probes, injector, blackouts']);
   const problems: string[] = [];
   const base = baseSuite.safeParse(raw);
   if (!base.success) problems.push(...issuesOf(base.error));
@@ -168,7 +173,7 @@ export function validateSuite(raw: unknown, file = 'suite'): Suite {
 
   if (base.success) {
     for (const name of Object.keys(base.data.expect)) {
-      if (!probeConfigs.some((p) => p.name === name) && problems.length === 0) problems.push(`expect.${name}: no probe is named "${name}"`);
+      if (!probeConfigs.some((p) => p.name === name) && problems.length === 0) problems.push(`${pathText(['expect', name])}: no probe is named ${JSON.stringify(name)}`);
     }
   }
   if (problems.length || !base.success || !injector) throw new SuiteError(file, problems);
