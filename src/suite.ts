@@ -7,6 +7,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { resolve, extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { tsImport } from 'tsx/esm/api';
 import { z } from 'zod';
 import { duration, secretRef } from './schema-util.ts';
 import { probes, probeDefinition } from '../probes/index.ts';
@@ -64,7 +65,7 @@ const baseSuite = z.strictObject({
   description: z.string().optional(),
   target: targetSchema,
   probes: z.array(z.unknown()).min(1, 'expected at least one probe'),
-  injector: z.unknown(),
+  injector: z.unknown().optional(), // validated by its kind's own schema below
   blackouts: blackoutsSchema.optional(),
   warmup: duration({ min: 0, max: 600_000 }).default(2000),
   recovery: duration({ min: 0, max: 3_600_000 }).default(20_000),
@@ -191,7 +192,12 @@ export async function loadSuite(file: string): Promise<Suite> {
   let raw: unknown;
   if (ext === '.ts' || ext === '.mts' || ext === '.js' || ext === '.mjs') {
     try {
-      raw = ((await import(pathToFileURL(path).href)) as { default?: unknown }).default;
+      // tsImport loads it as ESM whatever package.json sits next to it (a suite in /tmp has none),
+      // through its own loader namespace, so it can import defineSuite from this very module
+      const mod = (ext === '.ts' || ext === '.mts' ? await tsImport(pathToFileURL(path).href, import.meta.url) : await import(pathToFileURL(path).href)) as { default?: unknown };
+      raw = mod.default;
+      // a .ts file outside an ESM package arrives through CJS interop: { default: { default: suite } }
+      if (raw && typeof raw === 'object' && Object.keys(raw).length === 1 && 'default' in raw) raw = (raw as { default: unknown }).default;
     } catch (e) {
       throw new SuiteError(file, [`could not load: ${(e as Error).message}`]);
     }
