@@ -125,7 +125,10 @@ export class LiveView {
           const t = a.trials[0];
           for (const [name, r] of Object.entries(t?.probes ?? {})) {
             const color = r.outcome === 'transparent' ? pc.green : r.outcome === 'stalled' ? pc.yellow : r.outcome === 'unknown' ? pc.dim : pc.red;
-            this.print(`  ${name.padEnd(14)} ${color(r.outcome.padEnd(11))} outage ${formatMs(r.observedOutageMs).padStart(8)}  recovery ${formatMs(r.recoveryMs).padStart(8)}  ${pc.dim(r.reason)}`);
+            // the reason goes last and is cut to the terminal's width, so each probe stays one line
+            const room = this.tty && this.out.columns ? Math.max(20, this.out.columns - 67) : Infinity;
+            const reason = r.reason.length > room ? `${r.reason.slice(0, room - 1)}…` : r.reason;
+            this.print(`  ${name.padEnd(14)} ${color(r.outcome.padEnd(11))} outage ${formatMs(r.observedOutageMs).padStart(8)}  recovery ${formatMs(r.recoveryMs).padStart(8)}  ${pc.dim(reason)}`);
           }
         }
         this.trial = null;
