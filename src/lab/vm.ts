@@ -176,9 +176,25 @@ export function isVmProcess(lab: Topology, pid: number): boolean {
   }
 }
 
+/**
+ * True when `pid` has exited. A zombie counts as exited: QEMU processes
+ * outlive their starter and are reaped by PID 1, which here may take a second.
+ */
+export function processGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the state follows the parenthesised command name
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+const alive = (pid: number) => !processGone(pid);
+
 /** Ends processes by PID: SIGTERM, then SIGKILL after `graceMs`. */
 export async function endPids(pids: number[], graceMs = 1000): Promise<void> {
-  const live = pids.filter(pidAlive);
+  const live = pids.filter(alive);
   for (const p of live) {
     try {
       process.kill(p, 'SIGTERM');
@@ -187,15 +203,15 @@ export async function endPids(pids: number[], graceMs = 1000): Promise<void> {
     }
   }
   const deadline = Date.now() + graceMs;
-  while (Date.now() < deadline && live.some(pidAlive)) await sleep(20);
-  for (const p of live.filter(pidAlive)) {
+  while (Date.now() < deadline && live.some(alive)) await sleep(20);
+  for (const p of live.filter(alive)) {
     try {
       process.kill(p, 'SIGKILL');
     } catch {
       /* gone */
     }
   }
-  for (let i = 0; i < 100 && live.some(pidAlive); i++) await sleep(20);
+  for (let i = 0; i < 100 && live.some(alive); i++) await sleep(20);
 }
 
 // ---------------------------------------------------------------- taps
@@ -316,9 +332,10 @@ export async function startInstance(lab: Topology, spec: InstanceSpec, generatio
 }
 
 /** Ends one instance by PID and removes its tap and sockets. */
-export async function stopInstance(lab: Topology, inst: VmInstance, graceMs = 1000): Promise<void> {
-  if (isVmProcess(lab, inst.pid)) await endPids([inst.pid], graceMs);
-  await removeTap(lab, inst.tap);
+export async function stopInstance(lab: Topology, inst: VmInstance, opts: { graceMs?: number; keepTap?: boolean } = {}): Promise<void> {
+  if (isVmProcess(lab, inst.pid)) await endPids([inst.pid], opts.graceMs ?? 1000);
+  // keepTap: a newer instance already uses the same tap (same generation parity)
+  if (!opts.keepTap) await removeTap(lab, inst.tap);
   rmSync(inst.qmp, { force: true });
   rmSync(inst.qmpAux, { force: true });
 }
@@ -416,7 +433,7 @@ export async function bridgePortOf(lab: Topology, mac: string): Promise<string |
  * is). Waits, bounded, until the guest answers on its echo port; a failed
  * boot throws with the tail of the guest console, and leaves nothing behind.
  */
-export async function vmUp(labRef: LabState | string, opts: VmUpOptions = {}): Promise<VmState> {
+export async function vmUp(labRef: Topology | string, opts: VmUpOptions = {}): Promise<VmState> {
   const lab = topo(labRef);
   const log = opts.log ?? (() => {});
   const memoryMB = opts.memoryMB ?? VM_DEFAULT_MEMORY_MB;
