@@ -131,6 +131,41 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
     };
   }
 
+  async function restore(reason: string): Promise<Instant> {
+    const f = flight;
+    if (!f) {
+      const now = ctx.clock.now();
+      return { before: now, t: now, detail: { noop: true } };
+    }
+    try {
+      if (reason !== 'scheduled' && f.stopAt === null) {
+        // still in pre-copy: cancel, the source keeps (or goes back to) running
+        await f.srcQ.execute('migrate_cancel').catch(() => {});
+        await pollMigration(f.srcQ, { timeoutMs: 10_000 }).catch(() => {});
+        throw new Error(`cancelled (${reason})`);
+      }
+      return await complete(f);
+    } catch (e) {
+      const before = ctx.clock.now();
+      dropQmp(f.src);
+      dropQmp(f.dest);
+      let actions: string[];
+      try {
+        actions = await healVm(f.lab);
+      } catch (h) {
+        actions = [`heal failed: ${(h as Error).message}`];
+      }
+      const t = ctx.clock.now();
+      if (reason !== 'scheduled') {
+        ctx.info({ injector: 'qemu-live', aborted: reason, error: (e as Error).message, heal: actions });
+        return { before, t, detail: { aborted: reason, heal: actions } };
+      }
+      throw new Error(`qemu-live: the migration failed: ${(e as Error).message}; heal: ${actions.join('; ')}${consoleTail(f.vm)}`);
+    } finally {
+      flight = null;
+    }
+  }
+
   return {
     kind: 'qemu-live',
     selfTimed: true,
@@ -152,19 +187,6 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
       const port = PORT_BASE + (vm.nextGeneration % 10_000);
       const uri = `tcp:127.0.0.1:${port}`;
       const dest = await startInstance(lab, specOf(vm), vm.nextGeneration, uri);
-      let dstQ: QmpClient;
-      try {
-        dstQ = await qmpOf(dest);
-        await dstQ.execute('query-status'); // answered from the main loop: the listener is up
-      } catch (e) {
-        dropQmp(dest);
-        throw e;
-      }
-      await srcQ.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
-      const params: Record<string, unknown> = {};
-      if (config.downtimeLimit !== undefined) params['downtime-limit'] = Math.round(config.downtimeLimit);
-      if (config.bandwidth !== undefined) params['max-bandwidth'] = config.bandwidth;
-      if (Object.keys(params).length) await srcQ.execute('migrate-set-parameters', params);
       const startedAtWallMs = Date.now();
       const journal: MigrationJournal = {
         kind: 'live',
@@ -175,11 +197,32 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
         source: src,
         dest,
       };
-      await armWatchdog(lab, journal);
+      // from here on heal knows the destination: a failure before the migrate removes it again
+      writeJournal(lab, journal);
+      let dstQ: QmpClient;
+      try {
+        dstQ = await qmpOf(dest);
+        await dstQ.execute('query-status'); // answered from the main loop: the listener is up
+        await srcQ.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+        const params: Record<string, unknown> = {};
+        if (config.downtimeLimit !== undefined) params['downtime-limit'] = Math.round(config.downtimeLimit);
+        if (config.bandwidth !== undefined) params['max-bandwidth'] = config.bandwidth;
+        if (Object.keys(params).length) await srcQ.execute('migrate-set-parameters', params);
+        await armWatchdog(lab, journal);
+      } catch (e) {
+        dropQmp(dest);
+        await healVm(lab).catch(() => {});
+        throw e;
+      }
       const srcMark = srcQ.mark();
       const dstMark = dstQ.mark();
       const before = ctx.clock.now();
-      await srcQ.execute('migrate', { uri });
+      try {
+        await srcQ.execute('migrate', { uri });
+      } catch (e) {
+        await healVm(lab).catch(() => {});
+        throw e;
+      }
       const t = ctx.clock.now();
       journal.phase = 'migrating';
       writeJournal(lab, journal);
@@ -190,11 +233,11 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
       try {
         stop = await firstEvent(srcQ, srcMark, (e) => e.event === 'STOP' || failed(e), config.timeout, 'STOP on the source');
       } catch (e) {
-        await this.restore('error').catch(() => {});
+        await restore('error').catch(() => {});
         throw e;
       }
       if (stop.event !== 'STOP') {
-        await this.restore('error').catch(() => {});
+        await restore('error').catch(() => {});
         throw new Error(`qemu-live: the migration ${String(stop.data?.status)} before the switch-over${consoleTail(vm)}`);
       }
       f.stopAt = eventAt(ctx.clock, stop);
@@ -205,40 +248,7 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
         detail: { operation: 'source STOP event (switch-over)', migrateIssuedAt: t, precopyMs: f.stopAt - t, sourcePid: src.pid, destPid: dest.pid },
       };
     },
-    async restore(reason: string): Promise<Instant> {
-      const f = flight;
-      if (!f) {
-        const now = ctx.clock.now();
-        return { before: now, t: now, detail: { noop: true } };
-      }
-      try {
-        if (reason !== 'scheduled' && f.stopAt === null) {
-          // still in pre-copy: cancel, the source keeps (or goes back to) running
-          await f.srcQ.execute('migrate_cancel').catch(() => {});
-          await pollMigration(f.srcQ, { timeoutMs: 10_000 }).catch(() => {});
-          throw new Error(`cancelled (${reason})`);
-        }
-        return await complete(f);
-      } catch (e) {
-        const before = ctx.clock.now();
-        dropQmp(f.src);
-        dropQmp(f.dest);
-        let actions: string[];
-        try {
-          actions = await healVm(f.lab);
-        } catch (h) {
-          actions = [`heal failed: ${(h as Error).message}`];
-        }
-        const t = ctx.clock.now();
-        if (reason !== 'scheduled') {
-          ctx.info({ injector: 'qemu-live', aborted: reason, error: (e as Error).message, heal: actions });
-          return { before, t, detail: { aborted: reason, heal: actions } };
-        }
-        throw new Error(`qemu-live: the migration failed: ${(e as Error).message}; heal: ${actions.join('; ')}${consoleTail(f.vm)}`);
-      } finally {
-        flight = null;
-      }
-    },
+    restore,
     async dispose() {
       const { vm } = labVm(ctx);
       dropQmp(vm.current);

@@ -190,18 +190,6 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
       const modelMs = emulate ? quickMigrationMs(emulate.memory, emulate.link) : null;
       // the destination is started before the blackout: on a real cluster the other host is already there
       const dest = await startInstance(lab, specOf(vm), vm.nextGeneration, 'defer');
-      let dstQ: QmpClient;
-      try {
-        dstQ = await qmpOf(dest);
-      } catch (e) {
-        dropQmp(dest);
-        throw e;
-      }
-      let maxBandwidth: number | null = null;
-      if (emulate) {
-        maxBandwidth = Math.max(1, Math.round((emulate.link.bytesPerSec * vm.memoryMB * MiB) / emulate.memory));
-        await srcQ.execute('migrate-set-parameters', { 'max-bandwidth': maxBandwidth });
-      }
       const stateFile = `${vmDir(lab)}/state-${src.generation}.bin`;
       rmSync(stateFile, { force: true });
       const startedAtWallMs = Date.now();
@@ -215,10 +203,30 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
         dest,
         stateFile,
       };
-      await armWatchdog(lab, journal);
+      // from here on heal knows the destination: a failure before the stop removes it again
+      writeJournal(lab, journal);
+      let dstQ: QmpClient;
+      let maxBandwidth: number | null = null;
+      try {
+        dstQ = await qmpOf(dest);
+        if (emulate) {
+          maxBandwidth = Math.max(1, Math.round((emulate.link.bytesPerSec * vm.memoryMB * MiB) / emulate.memory));
+          await srcQ.execute('migrate-set-parameters', { 'max-bandwidth': maxBandwidth });
+        }
+        await armWatchdog(lab, journal);
+      } catch (e) {
+        dropQmp(dest);
+        await healVm(lab).catch(() => {});
+        throw e;
+      }
       const mark = srcQ.mark();
       const before = ctx.clock.now();
-      await srcQ.execute('stop');
+      try {
+        await srcQ.execute('stop');
+      } catch (e) {
+        await healVm(lab).catch(() => {});
+        throw e;
+      }
       const t = ctx.clock.now();
       journal.phase = 'stopped';
       writeJournal(lab, journal);

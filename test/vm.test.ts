@@ -29,8 +29,8 @@ import {
   vmUp,
   type VmState,
 } from '../src/lab/vm.ts';
-import { healVm, journalPath } from '../src/lab/vm-heal.ts';
-import { connectQmp } from '../src/qmp.ts';
+import { healVm, journalPath, writeJournal } from '../src/lab/vm-heal.ts';
+import { connectQmp, pollMigration } from '../src/qmp.ts';
 import { quickMigrationMs } from '../src/migration-model.ts';
 import { qemuLive } from '../injectors/qemu-live.ts';
 import { qemuQuick } from '../injectors/qemu-quick.ts';
@@ -281,6 +281,39 @@ describe('lab VM (QEMU, TCG)', () => {
     expect(actions.join('\n')).toMatch(/resumed the paused guest/);
     expect(await fetchBootId(now.address, 5000)).toBe(vm.bootId);
     expect(await healVm(state)).toEqual([]);
+  });
+
+  it('heal() restores the guest from the saved state when a dead run left no QEMU holding it', async () => {
+    const state = lab.state();
+    const now = readVmState(state) as VmState;
+    // what a run killed right after the save and the source's quit leaves: a state file, no QEMU
+    const file = `${now.dir}/state-${now.current.generation}.bin`;
+    const q = await connectQmp(now.current.qmpAux, 5000);
+    await q.execute('stop');
+    await q.execute('migrate', { uri: `exec:cat > ${file}.part && mv ${file}.part ${file}` });
+    expect((await pollMigration(q, { timeoutMs: 30_000 })).status).toBe('completed');
+    for (let i = 0; i < 100 && !existsSync(file); i++) await sleep(20);
+    await q.execute('quit').catch(() => {});
+    q.close();
+    for (let i = 0; i < 100 && isVmProcess(state, now.current.pid); i++) await sleep(20);
+    expect(isVmProcess(state, now.current.pid)).toBe(false);
+    writeJournal(state, {
+      kind: 'quick',
+      phase: 'saved',
+      driverPid: process.pid,
+      startedAtWallMs: Date.now(),
+      deadlineWallMs: Date.now(),
+      source: now.current,
+      stateFile: file,
+    });
+    const actions = await healVm(state);
+    expect(actions.join('\n')).toMatch(/restored the guest from/);
+    const after = readVmState(state) as VmState;
+    expect(after.current.generation).toBeGreaterThan(now.current.generation);
+    expect(await fetchBootId(after.address, 5000)).toBe(vm.bootId);
+    expect(vmProcessPids(state)).toEqual([after.current.pid]);
+    expect(existsSync(file)).toBe(false);
+    expect(existsSync(journalPath(state))).toBe(false);
   });
 
   it('vmDown ends every QEMU process and removes the taps and the state', async () => {

@@ -151,7 +151,10 @@ export function vmTarget(lab: LabState, vm: VmState): ResolvedTarget {
 
 /** PIDs of every process whose command line names this VM's directory (QEMU instances, watchdogs). */
 export function vmProcessPids(lab: Topology): number[] {
-  const needle = `${vmDir(lab)}/`;
+  return pidsNaming(`${vmDir(lab)}/`);
+}
+
+function pidsNaming(needle: string): number[] {
   const pids: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
@@ -513,8 +516,15 @@ export async function vmDown(labRef: Topology | string): Promise<string[]> {
   const lab = typeof labRef === 'string' ? readLabState(labRef) : labRef;
   const removed: string[] = [];
   if (!lab) {
-    // no lab state: the lab (and its namespaces) is gone; remove a leftover folder only
-    if (typeof labRef === 'string') rmSync(`${LAB_RUN_DIR}/${labRef}/vm`, { recursive: true, force: true });
+    // no lab state (the lab is gone or half gone): end what still names the VM folder, remove the folder
+    if (typeof labRef !== 'string') return removed;
+    const dir = `${LAB_RUN_DIR}/${labRef}/vm`;
+    const pids = pidsNaming(`${dir}/`);
+    if (pids.length) {
+      await endPids(pids);
+      removed.push(`${pids.length} VM processes (${pids.join(', ')})`);
+    }
+    rmSync(dir, { recursive: true, force: true });
     return removed;
   }
   const state = readVmState(lab);
