@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { sleep } from '../src/clock.ts';
 import { byteSize, duration } from '../src/schema-util.ts';
 import { pollMigration, QmpError, type MigrationInfo, type QmpClient, type QmpEvent, type RunStatus } from '../src/qmp.ts';
-import { startInstance, type VmInstance, type VmState } from '../src/lab/vm.ts';
+import { readVmState, startInstance, type VmInstance, type VmState } from '../src/lab/vm.ts';
 import { adoptInstance, healVm, specOf, writeJournal, type MigrationJournal } from '../src/lab/vm-heal.ts';
 import type { LabState } from '../src/lab/lab.ts';
 import {
@@ -169,6 +169,8 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
   return {
     kind: 'qemu-live',
     selfTimed: true,
+    // one live migration; its pause is QEMU's to choose (list more lengths for more runs)
+    defaultBlackoutsMs: [0],
     describe() {
       return { kind: 'qemu-live', downtimeLimitMs: config.downtimeLimit ?? null, bandwidth: config.bandwidth ?? null, timeoutMs: config.timeout };
     },
@@ -250,8 +252,10 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
     },
     restore,
     async dispose() {
-      const { vm } = labVm(ctx);
-      dropQmp(vm.current);
+      // the connection is per process and per QEMU: close it so nothing keeps the event loop alive
+      const lab = ctx.target.lab;
+      const vm = lab ? readVmState(lab) : null;
+      if (vm) dropQmp(vm.current);
     },
   };
 }

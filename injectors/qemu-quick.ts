@@ -20,6 +20,11 @@
  * from a local file cannot be throttled, so the rest of the model time is a
  * delay before `cont`. The figures of each phase are recorded.
  *
+ * Without `emulate`, a requested blackout length N > 0 is treated the same
+ * way (a real save/restore stretched to N from stop to cont), so a suite can
+ * sweep `blackouts: [8s, 32s, 64s]` — the model lengths of 512 MB, 2 GB and
+ * 4 GB on 1 GbE — with one injector; N = 0 gives the real, small times.
+ *
  * selfTimed: the migration lasts what it lasts; the runner calls restore()
  * right after cut(), and restore() waits for the migration to finish.
  */
@@ -29,7 +34,7 @@ import { sleep } from '../src/clock.ts';
 import { byteSize, duration } from '../src/schema-util.ts';
 import { linkSchema, quickMigrationMs } from '../src/migration-model.ts';
 import { pollMigration, QmpError, type MigrationInfo, type QmpClient, type RunStatus } from '../src/qmp.ts';
-import { startInstance, vmDir, type VmInstance, type VmState } from '../src/lab/vm.ts';
+import { readVmState, startInstance, vmDir, type VmInstance, type VmState } from '../src/lab/vm.ts';
 import { adoptInstance, healVm, specOf, writeJournal, type MigrationJournal } from '../src/lab/vm-heal.ts';
 import type { LabState } from '../src/lab/lab.ts';
 import {
@@ -67,7 +72,9 @@ interface Flight {
   dstQ: QmpClient;
   stateFile: string;
   stop: Instant;
+  /** the stop→cont length aimed at (from the model, or the requested length); null = as fast as it goes */
   modelMs: number | null;
+  requestedMs: number;
   maxBandwidth: number | null;
   abort: AbortController;
   /** the save, the restore and the cont, running after cut() returned */
@@ -145,6 +152,8 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
       injector: 'qemu-quick',
       stopToContMs,
       modelMs: f.modelMs,
+      lengthFrom: emulate ? 'model' : f.modelMs !== null ? 'requested' : 'real',
+      requestedMs: f.requestedMs,
       modelErrorPct: f.modelMs ? ((stopToContMs - f.modelMs) / f.modelMs) * 100 : null,
       emulate: emulate ? { memoryBytes: emulate.memory, link: emulate.link.name, linkBytesPerSec: emulate.link.bytesPerSec } : null,
       maxBandwidth: f.maxBandwidth,
@@ -166,6 +175,8 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
   return {
     kind: 'qemu-quick',
     selfTimed: true,
+    // one trial at the model's length when emulating, else one at the real speed
+    defaultBlackoutsMs: [emulate ? Math.round(quickMigrationMs(emulate.memory, emulate.link)) : 0],
     describe() {
       return {
         kind: 'qemu-quick',
@@ -182,12 +193,12 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
       const { lab } = labVm(ctx);
       return healVm(lab);
     },
-    async cut(): Promise<CutInstant> {
+    async cut(requestedMs: number): Promise<CutInstant> {
       if (flight) throw new Error('qemu-quick: a migration is already in flight');
       const { lab, vm } = labVm(ctx);
       const src = vm.current;
       const srcQ = await qmpOf(src);
-      const modelMs = emulate ? quickMigrationMs(emulate.memory, emulate.link) : null;
+      const modelMs = emulate ? quickMigrationMs(emulate.memory, emulate.link) : requestedMs > 0 ? requestedMs : null;
       // the destination is started before the blackout: on a real cluster the other host is already there
       const dest = await startInstance(lab, specOf(vm), vm.nextGeneration, 'defer');
       const stateFile = `${vmDir(lab)}/state-${src.generation}.bin`;
@@ -209,8 +220,10 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
       let maxBandwidth: number | null = null;
       try {
         dstQ = await qmpOf(dest);
-        if (emulate) {
-          maxBandwidth = Math.max(1, Math.round((emulate.link.bytesPerSec * vm.memoryMB * MiB) / emulate.memory));
+        if (modelMs !== null) {
+          // the guest's RAM takes half the target time to save: for `emulate` that is the
+          // link's throughput scaled by guest RAM / emulated memory
+          maxBandwidth = Math.max(1, Math.round((vm.memoryMB * MiB) / (modelMs / 2 / 1000)));
           await srcQ.execute('migrate-set-parameters', { 'max-bandwidth': maxBandwidth });
         }
         await armWatchdog(lab, journal);
@@ -243,6 +256,7 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
         stop: { before, t },
         modelMs,
         maxBandwidth,
+        requestedMs,
         abort: new AbortController(),
         done: Promise.resolve({ before: 0, t: 0 }),
         figures: {},
@@ -302,8 +316,10 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
       }
     },
     async dispose() {
-      const { vm } = labVm(ctx);
-      dropQmp(vm.current);
+      // the connection is per process and per QEMU: close it so nothing keeps the event loop alive
+      const lab = ctx.target.lab;
+      const vm = lab ? readVmState(lab) : null;
+      if (vm) dropQmp(vm.current);
     },
   };
 }

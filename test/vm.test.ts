@@ -263,6 +263,8 @@ describe('lab VM (QEMU, TCG)', () => {
     const now = readVmState(state) as VmState;
     expect(isVmProcess(state, now.current.pid)).toBe(true);
     expect(await fetchBootId(now.address, 5000)).toBe(vm.bootId);
+    // the watchdog removes the journal, then exits: give it a moment
+    for (let i = 0; i < 100 && vmProcessPids(state).length > 1; i++) await sleep(50);
     expect(vmProcessPids(state)).toEqual([now.current.pid]);
     const q = await connectQmp(now.current.qmpAux, 5000);
     const s = await q.execute<{ status: string }>('query-status');
