@@ -241,9 +241,10 @@ describe('lab VM (QEMU, TCG)', () => {
     expect(existsSync(journalPath(lab.state()))).toBe(false);
   });
 
-  it('kill -9 of the harness mid quick migration: the detached watchdog resumes the guest', async () => {
+  /** Starts a migration in a child "harness", kills it with SIGKILL mid-way, and checks the watchdog brought the guest back. */
+  async function killMidMigration(which: 'quick' | 'live', afterCutMs: number): Promise<string> {
     const state = lab.state();
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/vm-migrate-child.ts'), LAB, 'quick'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/vm-migrate-child.ts'), LAB, which], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -253,11 +254,12 @@ describe('lab VM (QEMU, TCG)', () => {
     const deadline = Date.now() + 60_000;
     while (!/^cut /m.test(out) && Date.now() < deadline && child.exitCode === null) await sleep(20);
     expect(out).toMatch(/^cut /m);
-    await sleep(300); // mid-save: the guest is paused, its state half written
+    await sleep(afterCutMs);
+    expect(existsSync(journalPath(state))).toBe(true); // still mid-migration
     child.kill('SIGKILL');
     await new Promise((r) => child.once('close', r));
     // the watchdog notices within ~50 ms and resumes the guest on whichever QEMU can hold it
-    const until = Date.now() + 30_000;
+    const until = Date.now() + 60_000;
     while (existsSync(journalPath(state)) && Date.now() < until) await sleep(100);
     expect(existsSync(journalPath(state))).toBe(false);
     const now = readVmState(state) as VmState;
@@ -270,6 +272,18 @@ describe('lab VM (QEMU, TCG)', () => {
     const s = await q.execute<{ status: string }>('query-status');
     q.close();
     expect(s.status).toBe('running');
+    const log = readFileSync(join(now.dir, 'watchdog.log'), 'utf8');
+    return log.slice(log.lastIndexOf('died during'));
+  }
+
+  it('kill -9 of the harness mid quick migration (guest paused, save running): the detached watchdog resumes the guest', async () => {
+    const log = await killMidMigration('quick', 300);
+    expect(log).toMatch(/resumed the guest on the (source|destination)/);
+  });
+
+  it('kill -9 of the harness mid live migration (pre-copy): the watchdog lets QEMU finish and keeps the destination', async () => {
+    const log = await killMidMigration('live', 0);
+    expect(log).toMatch(/the guest runs on the (destination|source)/);
   });
 
   it('heal() resumes a guest a dead run left paused', async () => {

@@ -25,12 +25,12 @@ const ctx = {
 };
 const injector =
   which === 'live'
-    ? qemuLive.create(qemuLive.schema.parse({ kind: 'qemu-live', bandwidth: '8MB' }), ctx)
+    ? qemuLive.create(qemuLive.schema.parse({ kind: 'qemu-live', bandwidth: '16MB' }), ctx)
     : qemuQuick.create(qemuQuick.schema.parse({ kind: 'qemu-quick', emulate: { memory: '640MB', link: '1GbE' } }), ctx);
 if (which === 'live') {
   // a throttled live migration: "cut" is printed while the pre-copy runs (the guest still runs)
   const cut = injector.cut(0);
-  setTimeout(() => process.stdout.write(`cut ${ctx.clock.now()}\n`), 1500);
+  setTimeout(() => process.stdout.write(`cut ${ctx.clock.now()}\n`), 1000);
   await cut;
 } else {
   const c = await injector.cut(0);
