@@ -32,6 +32,7 @@ import {
 import { healVm, journalPath, writeJournal } from '../src/lab/vm-heal.ts';
 import { connectQmp, pollMigration } from '../src/qmp.ts';
 import { quickMigrationMs } from '../src/migration-model.ts';
+import { cablePull } from '../injectors/cable-pull.ts';
 import { qemuLive } from '../injectors/qemu-live.ts';
 import { qemuQuick } from '../injectors/qemu-quick.ts';
 import type { InjectorContext } from '../injectors/types.ts';
@@ -178,6 +179,23 @@ describe('lab VM (QEMU, TCG)', () => {
     expect(await fetchBootId(vm.address)).toBe(vm.bootId);
     expect(await sshBootId(vm)).toBe(vm.bootId);
     console.log(`guest boot: ${vm.bootMs} ms`);
+  });
+
+  it('the lab cable-pull cuts the guest too (every tap carries the switch cut chain)', async () => {
+    const inj = cablePull.create(cablePull.schema.parse({ kind: 'cable-pull' }), context([]));
+    await inj.preflight();
+    const ping = streamPing(vm.address);
+    await sleep(500);
+    const cut = await inj.cut(1500);
+    await sleep(1500);
+    const restored = await inj.restore('scheduled');
+    await sleep(500);
+    const replies = await ping.stop();
+    await inj.dispose?.();
+    const gap = maxGap(replies);
+    console.log(`cable-pull on the guest: injected ${(restored.t - cut.t).toFixed(1)} ms, ping gap ${gap.toFixed(1)} ms`);
+    expect(gap).toBeGreaterThan(1300);
+    expect(gap).toBeLessThan(2500);
   });
 
   it('live migration: ping gap < 0.5 s, the TCP session survives, same boot id, the MAC moved', async () => {
