@@ -365,4 +365,18 @@ describe('lab VM (QEMU, TCG)', () => {
     }
     expect(readLabState(LAB)).not.toBeNull();
   });
+
+  it('a boot that does not finish in time fails with a clear error and the console tail, and leaves nothing', async () => {
+    const state = lab.state();
+    const t0 = Date.now();
+    const err = await vmUp(state, { bootTimeoutMs: 1500 }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(/did not answer on .* within 1500 ms/);
+    expect(err?.message).toMatch(/guest console/);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    expect(vmProcessPids(state)).toEqual([]);
+    expect(readVmState(state)).toBeNull();
+  });
 });
