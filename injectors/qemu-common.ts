@@ -1,0 +1,129 @@
+/**
+ * What the qemu-quick and qemu-live injectors share: finding the lab's guest,
+ * one persistent QMP connection per QEMU instance, the watchdog-armed
+ * migration journal, and the after-the-fact checks (same machine: boot id
+ * unchanged; the MAC moved: the bridge learned it on the new tap).
+ */
+import { existsSync } from 'node:fs';
+import type { Clock } from '../src/clock.ts';
+import { sleep } from '../src/clock.ts';
+import { run } from '../src/exec.ts';
+import type { LabState } from '../src/lab/lab.ts';
+import { connectQmp, eventWallMs, type QmpClient, type QmpEvent, type RunStatus } from '../src/qmp.ts';
+import { bridgePortOf, fetchBootIdRetry, isVmProcess, processGone, readVmState, tail, type VmInstance, type VmState } from '../src/lab/vm.ts';
+import { endWatchdog, removeJournal, spawnWatchdog, writeJournal, type MigrationJournal } from '../src/lab/vm-heal.ts';
+import type { InjectorContext } from './types.ts';
+
+/** The lab and its VM for this run's target; throws a readable error when the target has no VM. */
+export function labVm(ctx: InjectorContext): { lab: LabState; vm: VmState } {
+  const lab = ctx.target.lab;
+  if (!lab) throw new Error(`target ${ctx.target.name} is not a lab target: the qemu injectors need "target: lab-vm"`);
+  const vm = readVmState(lab);
+  if (!vm) throw new Error(`lab ${lab.name} has no VM: run "blackout lab up --vm"`);
+  return { lab, vm };
+}
+
+const connections = new Map<string, QmpClient>();
+
+/**
+ * The persistent QMP connection to an instance's main monitor, shared by
+ * every injector in this process (a QMP socket serves one client at a time).
+ */
+export async function qmpOf(inst: VmInstance, timeoutMs = 10_000): Promise<QmpClient> {
+  const have = connections.get(inst.qmp);
+  if (have && !have.closed) return have;
+  const q = await connectQmp(inst.qmp, timeoutMs);
+  connections.set(inst.qmp, q);
+  return q;
+}
+
+export function dropQmp(inst: VmInstance | undefined): void {
+  if (!inst) return;
+  connections.get(inst.qmp)?.close();
+  connections.delete(inst.qmp);
+}
+
+/** Checks shared by both injectors' preflight: QEMU installed, the guest up and running. */
+export async function preflightVm(ctx: InjectorContext): Promise<void> {
+  const r = await run('qemu-system-x86_64', ['--version'], { allowFail: true, timeoutMs: 10_000 }).catch(() => null);
+  if (!r || r.code !== 0) throw new Error('qemu-system-x86_64 is not installed (scripts/setup.sh installs qemu-system-x86)');
+  const { lab, vm } = labVm(ctx);
+  if (!isVmProcess(lab, vm.current.pid)) throw new Error(`the guest of lab ${lab.name} is not running (pid ${vm.current.pid}); "blackout lab up --vm" boots it`);
+  const q = await qmpOf(vm.current);
+  const s = await q.execute<RunStatus>('query-status');
+  if (!s.running) throw new Error(`the guest of lab ${lab.name} is ${s.status}, not running: heal it first`);
+}
+
+/** Run-clock ms of a QMP event, from QEMU's own timestamp. */
+export function eventAt(clock: Clock, ev: QmpEvent): number {
+  return clock.fromWallMs(eventWallMs(ev));
+}
+
+/**
+ * Writes the journal and starts the watchdog before anything pauses the
+ * guest; from then on a kill -9 of the harness leaves the guest to the
+ * watchdog. Returns the watchdog's PID.
+ */
+export async function armWatchdog(lab: LabState, j: MigrationJournal): Promise<number> {
+  writeJournal(lab, j);
+  const pid = await spawnWatchdog(lab, j.driverPid, j.deadlineWallMs);
+  j.watchdogPid = pid;
+  writeJournal(lab, j);
+  return pid;
+}
+
+/** Normal completion: the watchdog is ended by PID, then the journal goes. */
+export async function disarmWatchdog(lab: LabState, j: MigrationJournal): Promise<void> {
+  await endWatchdog(lab, j.watchdogPid);
+  removeJournal(lab);
+}
+
+export interface SameMachine {
+  bootIdBefore: string;
+  bootIdAfter: string | null;
+  sameBootId: boolean;
+  /** the switch port the bridge learned the guest MAC on after the migration */
+  macPort: string | null;
+  macMoved: boolean;
+  error?: string;
+}
+
+/** After a migration: is it the same machine (boot id), and did the bridge relearn the MAC on the new tap? Bounded. */
+export async function checkSameMachine(lab: LabState, vm: VmState, newTap: string, timeoutMs = 10_000): Promise<SameMachine> {
+  const res: SameMachine = { bootIdBefore: vm.bootId, bootIdAfter: null, sameBootId: false, macPort: null, macMoved: false };
+  try {
+    res.bootIdAfter = await fetchBootIdRetry(vm.address, timeoutMs);
+    res.sameBootId = res.bootIdAfter === vm.bootId;
+  } catch (e) {
+    res.error = (e as Error).message;
+  }
+  // the HTTP exchange above made the guest send frames, so the bridge has seen it by now if it ever will
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    res.macPort = await bridgePortOf(lab, vm.mac);
+    res.macMoved = res.macPort === newTap;
+    if (res.macMoved || Date.now() > deadline) break;
+    await sleep(100);
+  }
+  return res;
+}
+
+/** The console tail, for error messages (a failed migration says what the guest printed). */
+export function consoleTail(vm: VmState, lines = 20): string {
+  return existsSync(vm.console) ? `\n--- guest console (last lines) ---\n${tail(vm.console, lines)}` : '';
+}
+
+/** Waits until `pid` has exited (bounded; a zombie has exited); SIGKILL after the bound. */
+export async function waitExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (processGone(pid)) return true;
+    await sleep(5);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return true;
+  }
+  return false;
+}

@@ -1,0 +1,40 @@
+/**
+ * A harness stand-in for the VM tests: starts one migration of the lab's guest
+ * with the named injector and prints "cut <run-clock ms>" once the guest is
+ * paused; then it waits for the test to kill it with SIGKILL (the watchdog's
+ * case) — or, if not killed, finishes the migration normally.
+ *
+ *   node --import tsx test/helpers/vm-migrate-child.ts LAB quick|live
+ */
+import { createClock } from '../../src/clock.ts';
+import { readLabState } from '../../src/lab/lab.ts';
+import { readVmState, vmTarget } from '../../src/lab/vm.ts';
+import { qemuLive } from '../../injectors/qemu-live.ts';
+import { qemuQuick } from '../../injectors/qemu-quick.ts';
+
+const [labName = '', which = 'quick'] = process.argv.slice(2);
+const lab = readLabState(labName);
+const vm = lab && readVmState(lab);
+if (!lab || !vm) throw new Error(`lab ${labName} has no VM`);
+const ctx = {
+  target: vmTarget(lab, vm),
+  clock: createClock(),
+  runDir: vm.dir,
+  log: (l: string) => process.stdout.write(`log ${l}\n`),
+  info: (d: Record<string, unknown>) => process.stdout.write(`info ${JSON.stringify(d)}\n`),
+};
+const injector =
+  which === 'live'
+    ? qemuLive.create(qemuLive.schema.parse({ kind: 'qemu-live', bandwidth: '16MB' }), ctx)
+    : qemuQuick.create(qemuQuick.schema.parse({ kind: 'qemu-quick', emulate: { memory: '640MB', link: '1GbE' } }), ctx);
+if (which === 'live') {
+  // a throttled live migration: "cut" is printed while the pre-copy runs (the guest still runs)
+  const cut = injector.cut(0);
+  setTimeout(() => process.stdout.write(`cut ${ctx.clock.now()}\n`), 1000);
+  await cut;
+} else {
+  const c = await injector.cut(0);
+  process.stdout.write(`cut ${c.t}\n`);
+}
+await injector.restore('scheduled');
+process.stdout.write('done\n');
