@@ -2,9 +2,11 @@
 import type { InjectorDefinition } from './types.ts';
 import { cablePull } from './cable-pull.ts';
 import { quickMigration, liveMigration } from './quick-migration.ts';
+import { qemuQuick } from './qemu-quick.ts';
+import { qemuLive } from './qemu-live.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const injectors: InjectorDefinition<any>[] = [cablePull, quickMigration, liveMigration];
+export const injectors: InjectorDefinition<any>[] = [cablePull, quickMigration, liveMigration, qemuQuick, qemuLive];
 
 export function injectorDefinition(kind: string): InjectorDefinition<{ kind: string }> | undefined {
   return injectors.find((d) => d.kind === kind);

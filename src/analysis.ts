@@ -225,6 +225,7 @@ export function analyze(events: readonly BlackoutEvent[]): Analysis {
 }
 
 function fmt(ms: number): string {
+  if (ms === 0) return 'natural-length'; // a requested 0: the injector's own length
   return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
 }
 

@@ -9,6 +9,7 @@ import { loadSuite, SuiteError } from './suite.ts';
 import { runSuite, EXIT } from './runner.ts';
 import { writeReports } from './reporters/index.ts';
 import { labUp, labDown, labStatus, DEFAULT_LAB } from './lab/lab.ts';
+import { vmUp } from './lab/vm.ts';
 import { LiveView } from './live-view.ts';
 import { createClock } from './clock.ts';
 import { EventLogError } from './event-log.ts';
@@ -155,9 +156,16 @@ export function buildProgram(): Command {
     .command('up')
     .description('bring the lab up (idempotent); installs nothing: run `npm run setup` once as root first')
     .option('--name <name>', 'lab instance name', DEFAULT_LAB)
-    .action(async (o: { name: string }) => {
-      const s = await labUp(o.name, { log: (l) => process.stdout.write(`${l}\n`) });
+    .option('--vm', 'also boot the QEMU guest on the lab switch (target: lab-vm; real quick and live migration)')
+    .option('--vm-memory <MB>', 'guest memory in MB', '128')
+    .action(async (o: { name: string; vm?: boolean; vmMemory: string }) => {
+      const log = (l: string) => process.stdout.write(`${l}\n`);
+      const s = await labUp(o.name, { log });
       process.stdout.write(`lab ${s.name} is up: target ${s.targetAddress} (namespace ${s.targetNs}), services ${Object.entries(s.services).map(([k, v]) => `${k}:${v.port}`).join(' ')}\n`);
+      if (o.vm) {
+        const vm = await vmUp(s, { memoryMB: Number(o.vmMemory), log });
+        process.stdout.write(`VM is up: ${vm.address} (booted in ${(vm.bootMs / 1000).toFixed(1)} s), services ${Object.entries(vm.ports).map(([k, p]) => `${k}:${p}`).join(' ')}\n`);
+      }
     });
   lab
     .command('down')
@@ -175,7 +183,7 @@ export function buildProgram(): Command {
       const s = await labStatus(o.name);
       if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       else if (!s.up) process.stdout.write(`lab ${s.name}: down (${s.problems.join('; ')})\n`);
-      else process.stdout.write(`lab ${s.name}: up — target ${s.target?.address}, ${Object.entries(s.services ?? {}).map(([k, v]) => `${k}:${v.port}`).join(' ')}\n`);
+      else process.stdout.write(`lab ${s.name}: up — target ${s.target?.address}, ${Object.entries(s.services ?? {}).map(([k, v]) => `${k}:${v.port}`).join(' ')}${s.vm ? `; VM ${s.vm.address} ${s.vm.up ? 'up' : 'DOWN'}` : ''}\n`);
       if (!s.up) program.setOptionValue('exitCode', 1);
     });
 

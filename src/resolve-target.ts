@@ -1,5 +1,6 @@
 /** Turns a suite's `target:` into a ResolvedTarget, checking that a lab target is up. */
 import { DEFAULT_LAB, readLabState, labHealth } from './lab/lab.ts';
+import { readVmState, vmTarget } from './lab/vm.ts';
 import type { TargetConfig } from './suite.ts';
 import type { ResolvedTarget, SshAccess, PostgresAccess } from './target.ts';
 
@@ -13,7 +14,11 @@ export async function resolveTarget(config: TargetConfig, opts: { lab?: string }
     const health = await labHealth(state);
     if (!health.up) throw new PreflightError(`lab "${name}" is not healthy (${health.problems.join('; ')}): run \`blackout lab up\` again`);
     const wantVm = config === 'lab-vm' || (typeof config === 'object' && 'vm' in config && config.vm);
-    if (wantVm) throw new PreflightError('target lab-vm: the VM target is not available in this build');
+    if (wantVm) {
+      const vm = readVmState(state);
+      if (!vm) throw new PreflightError(`the VM of lab "${name}" is not up: run \`blackout lab up --vm${name === DEFAULT_LAB ? '' : ` --name ${name}`}\` first`);
+      return vmTarget(state, vm);
+    }
     const s = state.services;
     const ssh = s.ssh as unknown as { port: number; user: string; privateKeyFile: string; hostKey: string } | undefined;
     const pg = s.postgres as unknown as { port: number; database: string; user: string; passwordFile: string } | undefined;

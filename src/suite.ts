@@ -47,17 +47,18 @@ const targetSchema = z.union([
 ]);
 export type TargetConfig = z.infer<typeof targetSchema>;
 
+// 0 means "as long as the injector's own operation takes" (a real live migration)
 const blackoutsSchema = z.union([
-  z.array(duration({ min: 1 })).min(1, 'expected at least one blackout length'),
+  z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length'),
   z.strictObject({
-    lengths: z.array(duration({ min: 1 })).min(1, 'expected at least one blackout length'),
+    lengths: z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length'),
     repeat: z.number().int().min(1).max(100).default(1),
   }),
 ]);
 
 const expectationSchema = z.strictObject({
   /** the probe must survive (transparent or stalled) every blackout up to this length, and one at least this long */
-  survives: duration({ min: 1 }).optional(),
+  survives: duration({ min: 0 }).optional(),
 });
 
 const baseSuite = z.strictObject({

@@ -23,7 +23,7 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['unknown top-level field', { ...good, blackoutz: ['1s'] }, /\(suite\): unknown field "blackoutz"/],
   ['missing target', { ...good, target: undefined }, /target: /],
   ['wrong target type', { ...good, target: 42 }, /target: expected "lab"/],
-  ['negative duration', { ...good, blackouts: ['-2s'] }, /blackouts\[0\]: expected a duration ≥ 1 ms/],
+  ['negative duration', { ...good, blackouts: ['-2s'] }, /blackouts\[0\]: expected a duration ≥ 0 ms/],
   ['unparseable duration', { ...good, warmup: 'ten seconds' }, /warmup: expected a duration like 250ms/],
   ['unknown probe kind', { ...good, probes: [{ name: 'x', kind: 'telnet' }] }, /probes\[0\]\.kind: expected one of .*tcp/],
   ['unknown probe field', { ...good, probes: [{ name: 'x', kind: 'tcp', intervall: '1s' }] }, /probes\[0\]: unknown field "intervall"/],

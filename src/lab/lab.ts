@@ -273,6 +273,12 @@ export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise
   const switchNs = state?.switchNs ?? `bo-${name}-sw`;
   const cgroup = state?.cgroup ?? `${FREEZER_ROOT}/${name}`;
 
+  // 0. the lab's VM first: its QEMU processes, watchdogs, taps and state files
+  //    (imported here, not at the top: vm.ts builds on this module)
+  if (state) {
+    const { vmDown, readVmState } = await import('./vm.ts');
+    if (readVmState(state)) removed.push(...(await vmDown(state).catch((e: Error) => [`vm down failed: ${e.message}`])));
+  }
   // 1. thaw, so frozen processes can receive SIGKILL and exit
   if (existsSync(`${cgroup}/freezer.state`)) writeFileSync(`${cgroup}/freezer.state`, 'THAWED');
   // 2. end every process of the lab, by PID: the cgroup's and the namespaces'
@@ -331,6 +337,7 @@ export interface LabStatus {
   name: string;
   up: boolean;
   problems: string[];
+  vm?: { up: boolean; address: string; services: Record<string, { port: number }> } | null;
   target?: { address: string; namespace: string };
   client?: { address: string; interface: string };
   services?: Record<string, { port: number }>;
@@ -347,5 +354,13 @@ export async function labStatus(name = DEFAULT_LAB): Promise<LabStatus> {
     target: { address: state.targetAddress, namespace: state.targetNs },
     client: { address: state.clientAddress, interface: state.clientIf },
     services: Object.fromEntries(Object.entries(state.services).map(([k, v]) => [k, { port: v.port }])),
+    vm: await vmStatus(state),
   };
+}
+
+async function vmStatus(state: LabState): Promise<LabStatus['vm']> {
+  const { readVmState, vmProcessPids } = await import('./vm.ts');
+  const vm = readVmState(state);
+  if (!vm) return null;
+  return { up: vmProcessPids(state).length > 0, address: vm.address, services: Object.fromEntries(Object.entries(vm.ports).map(([k, p]) => [k, { port: p }])) };
 }

@@ -32,6 +32,7 @@ export function toleranceMatrix(a: Analysis): Matrix {
 }
 
 export function lengthLabel(ms: number): string {
+  if (ms === 0) return 'as it comes'; // 0: the injector's own length (a real migration)
   return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
 }
 
