@@ -1,13 +1,16 @@
 /**
  * The `blackout` command line. Every command explains itself with --help.
  */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import pc from 'picocolors';
 import { loadSuite, SuiteError } from './suite.ts';
 import { runSuite, EXIT } from './runner.ts';
-import { writeReports } from './reporters/index.ts';
+import { analyzeRunDir, writeReports } from './reporters/index.ts';
+import { AllureError, generateAllureReport } from './reporters/allure.ts';
+import { compareHtml, compareMarkdown } from './reporters/compare.ts';
+import { linearSweepTrials } from './search.ts';
 import { labUp, labDown, labStatus, DEFAULT_LAB } from './lab/lab.ts';
 import { vmUp } from './lab/vm.ts';
 import { LiveView } from './live-view.ts';
@@ -80,7 +83,8 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     process.stderr.write(pc.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
     return EXIT.badInput;
   }
-  process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n`);
+  process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n${analysis.decision.verdict.live}\n`);
+  for (const f of analysis.decision.findings.filter((x) => x.severity !== 'info')) process.stdout.write(pc.yellow(`${f.severity}: ${f.text}\n`));
   for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
   process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
   process.stdout.write(pc.dim(`also: ${files.filter((f) => !f.endsWith('.html')).map((f) => f.slice(outDir.length + 1)).join(', ')}, events.jsonl\n`));
@@ -115,9 +119,11 @@ export function buildProgram(): Command {
 
   program
     .command('report')
-    .description('rebuild summary.json, junit.xml, summary.md and report.html from a run folder\'s events.jsonl (also for a run that died half-way)')
+    .description("rebuild summary.json, junit.xml, summary.md, report.html and allure-results/ from a run folder's events.jsonl (also for a run that died half-way)")
     .argument('<dir>', 'run folder')
-    .action((dir: string) => {
+    .option('--allure', 'also build the Allure HTML report into DIR/allure-report (allure-commandline; needs Java)')
+    .option('--single-file', 'with --allure: one self-contained index.html')
+    .action(async (dir: string, o: { allure?: boolean; singleFile?: boolean }) => {
       const path = join(dir, 'events.jsonl');
       if (!existsSync(path)) {
         process.stderr.write(pc.red(`${path}: not found\n`));
@@ -128,12 +134,58 @@ export function buildProgram(): Command {
         const { analysis, files, tornTail } = writeReports(dir);
         if (tornTail) process.stderr.write(pc.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
         if (!analysis.complete) process.stderr.write(pc.yellow('the run did not finish: the reports are marked incomplete\n'));
-        process.stdout.write(`${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);
+        process.stdout.write(`${analysis.decision.verdict.headline}\n${analysis.decision.verdict.live}\n\n${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);
+        if (o.allure) {
+          const r = await generateAllureReport(dir, { singleFile: o.singleFile });
+          process.stdout.write(`${join(r.reportDir, 'index.html')} (Allure, built in ${(r.ms / 1000).toFixed(1)} s)\n`);
+        }
       } catch (e) {
+        if (e instanceof AllureError) {
+          process.stderr.write(pc.red(`${e.message}\n`));
+          program.setOptionValue('exitCode', 1);
+          return;
+        }
         if (!(e instanceof EventLogError)) throw e;
         process.stderr.write(pc.red(`${e.message}\n`));
         program.setOptionValue('exitCode', EXIT.badInput);
       }
+    });
+
+  program
+    .command('compare')
+    .description('compare runs side by side (vendor A vs B, quick vs live migration): verdicts, breaking points, survival curves, matrices, what differs; writes compare.html and compare.md')
+    .argument('<dirs...>', 'run folders (each with events.jsonl)')
+    .option('--label <names...>', 'a label per run, in order (default: each folder name)')
+    .option('-o, --out <dir>', 'where to write compare.html and compare.md (default: the current folder)', '.')
+    .action((dirs: string[], o: { label?: string[]; out: string }) => {
+      if (o.label && o.label.length !== dirs.length) {
+        process.stderr.write(pc.red(`--label: ${o.label.length} label(s) for ${dirs.length} run(s)\n`));
+        program.setOptionValue('exitCode', EXIT.badInput);
+        return;
+      }
+      const runs = [];
+      for (const [i, d] of dirs.entries()) {
+        if (!existsSync(join(d, 'events.jsonl'))) {
+          process.stderr.write(pc.red(`${join(d, 'events.jsonl')}: not found\n`));
+          program.setOptionValue('exitCode', EXIT.badInput);
+          return;
+        }
+        try {
+          runs.push({ label: o.label?.[i] ?? basename(resolve(d)), analysis: analyzeRunDir(d).analysis });
+        } catch (e) {
+          if (!(e instanceof EventLogError)) throw e;
+          process.stderr.write(pc.red(`${d}: ${e.message}\n`));
+          program.setOptionValue('exitCode', EXIT.badInput);
+          return;
+        }
+      }
+      mkdirSync(o.out, { recursive: true });
+      const html = join(o.out, 'compare.html');
+      const md = join(o.out, 'compare.md');
+      writeFileSync(html, compareHtml(runs));
+      const mdText = compareMarkdown(runs);
+      writeFileSync(md, mdText);
+      process.stdout.write(`${mdText}\n${html}\n${md}\n`);
     });
 
   program
@@ -143,7 +195,13 @@ export function buildProgram(): Command {
     .action(async (file: string) => {
       try {
         const s = await loadSuite(file);
-        process.stdout.write(`${file}: valid — ${s.probes.length} probes, injector ${s.injector.kind}, blackouts ${s.blackouts.map((b) => `${b} ms`).join(', ') || '(injector default)'}\n`);
+        const sw = s.sweep;
+        const how = !sw
+          ? 'blackouts (injector default)'
+          : sw.mode === 'search'
+            ? `search ${sw.from}–${sw.to} ms at ${sw.resolution} ms resolution (≤ ${sw.maxTrials} trials; a linear sweep would take ${linearSweepTrials(sw.from, sw.to, sw.resolution)})`
+            : `blackouts ${s.blackouts.map((b) => `${b} ms`).join(', ')}`;
+        process.stdout.write(`${file}: valid — ${s.probes.length} probes, injector ${s.injector.kind}, ${how}\n`);
       } catch (e) {
         if (!(e instanceof SuiteError)) throw e;
         process.stderr.write(pc.red(`invalid suite ${e.message}\n`));

@@ -11,8 +11,9 @@
  * process died mid-write) is tolerated and reported, anything else is an error
  * naming the line.
  */
-import { closeSync, openSync, readFileSync, writeSync, fsyncSync, createReadStream } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, writeSync, fsyncSync, createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import { EventSchema, EVENT_SCHEMA_VERSION, type BlackoutEvent } from './events.ts';
 
 const FLUSH_MS = 50;
@@ -149,4 +150,83 @@ export async function* streamEvents(path: string): AsyncGenerator<BlackoutEvent>
     const ev = parseLine(pending, lineNo, true);
     if (ev !== 'torn') yield ev;
   }
+}
+
+/** a hand check for the one event that makes up most of a log (zod for every other type) */
+function quickSample(raw: unknown): BlackoutEvent | null {
+  const r = raw as Record<string, unknown>;
+  if (
+    r && r.type === 'sample' && typeof r.t === 'number' && typeof r.probe === 'string' && Number.isInteger(r.trial) &&
+    (r.latencyMs === undefined || typeof r.latencyMs === 'number') && (r.seq === undefined || typeof r.seq === 'number') &&
+    (r.value === undefined || typeof r.value === 'number')
+  ) {
+    return r as unknown as BlackoutEvent;
+  }
+  return null;
+}
+
+export interface FoldResult {
+  count: number;
+  tornTail: string | null;
+}
+
+/**
+ * Reads a log of any size in chunks and hands every valid event to `onEvent`,
+ * in order, holding one chunk at a time. Same rules as readEvents: the first
+ * event must be run-start, a torn last line is tolerated and reported.
+ */
+export function foldEvents(path: string, onEvent: (e: BlackoutEvent) => void): FoldResult {
+  const fd = openSync(path, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let lineNo = 0;
+  let count = 0;
+  let tornTail: string | null = null;
+  let pending: string | null = null;
+  let pendingNo = 0;
+  const handle = (line: string, no: number, isLast: boolean) => {
+    if (line.trim() === '') return;
+    let ev: BlackoutEvent | 'torn' | null = null;
+    if (line.startsWith('{"type":"sample"')) {
+      try {
+        ev = quickSample(JSON.parse(line));
+      } catch {
+        ev = null;
+      }
+    }
+    ev ??= parseLine(line, no, isLast);
+    if (ev === 'torn') {
+      tornTail = line;
+      return;
+    }
+    if (count === 0 && ev.type !== 'run-start') throw new EventLogError('events.jsonl: the first event is not run-start');
+    count++;
+    onEvent(ev);
+  };
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      const text = rest + decoder.write(buf.subarray(0, n));
+      const lines = text.split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) {
+        lineNo++;
+        // keep one line back: only the very last line may be torn
+        if (pending !== null) handle(pending, pendingNo, false);
+        pending = line;
+        pendingNo = lineNo;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  rest += decoder.end();
+  if (rest !== '') {
+    if (pending !== null) handle(pending, pendingNo, false);
+    handle(rest, lineNo + 1, true);
+  } else if (pending !== null) handle(pending, pendingNo, true);
+  if (count === 0) throw new EventLogError('events.jsonl: the first event is not run-start');
+  return { count, tornTail };
 }

@@ -57,6 +57,8 @@ export const EventSchema = z.discriminatedUnion('type', [
     requestedMs: z.number(),
     /** why this length was chosen (list position, search step) */
     reason: z.string().optional(),
+    /** the planner's context: brackets before this trial, expected gain (src/search.ts) */
+    plan: z.record(z.string(), z.unknown()).optional(),
   }),
   z.object({
     type: z.literal('phase'), ...base,

@@ -26,6 +26,8 @@ import type { Probe, ProbeConfigBase, ProbeContext, ProbeEvent } from '../probes
 import { injectorDefinition } from '../injectors/index.ts';
 import type { Injector } from '../injectors/types.ts';
 import { redactConfig } from './redact.ts';
+import { AnalysisBuilder } from './analysis.ts';
+import { createPlanner, type PlannedTrial, type Sweep } from './search.ts';
 import { VERSION } from './version.ts';
 import { installCrashGuards, probeScope } from './containment.ts';
 
@@ -69,6 +71,9 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
   mkdirSync(opts.outDir, { recursive: true });
   const eventsPath = join(opts.outDir, 'events.jsonl');
   const events = new EventLog(eventsPath);
+  // the analysis folds every event as it is written: the search planner reads each finished trial from it
+  const analysis = new AnalysisBuilder();
+  events.subscribe((e) => analysis.add(e));
   if (opts.onEvent) events.subscribe(opts.onEvent);
   const emit = (e: BlackoutEvent) => events.append(e);
   const signal = opts.signal ?? new AbortController().signal;
@@ -130,11 +135,16 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
     for (const h of healed) log(`healed: ${h}`);
   }
 
-  const lengths = suite.blackouts.length ? suite.blackouts : (injector.defaultBlackoutsMs ?? []);
-  if (lengths.length === 0) {
+  // how lengths are chosen: the suite's sweep (a list, or an adaptive search), else the injector's default
+  const sweep: Sweep | null =
+    suite.sweep ??
+    (suite.blackouts?.length ? { mode: 'list', lengths: suite.blackouts, repeat: 1 } : injector.defaultBlackoutsMs?.length ? { mode: 'list', lengths: injector.defaultBlackoutsMs, repeat: 1 } : null);
+  if (!sweep) {
     emit({ type: 'preflight', t: clock.now(), ok: false, message: 'blackouts: no blackout lengths given' });
     return finish(EXIT.badInput, 'no blackout lengths');
   }
+  const planner = createPlanner(sweep, suite.probes.map((p) => p.name));
+  const total = planner.plannedTrials;
 
   let currentTrial = -1;
   let interrupted = false;
@@ -144,15 +154,25 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
   signal.addEventListener('abort', onAbort, { once: true });
 
   try {
-    for (let i = 0; i < lengths.length; i++) {
+    for (let i = 0; ; i++) {
+      if (interrupted) break;
+      const step = planner.next();
+      if (!step) break;
+      if (i > 0 && suite.cooldown > 0) await sleep(suite.cooldown, signal).catch(() => {});
       if (interrupted) break;
       currentTrial = i;
-      const requestedMs = lengths[i]!;
-      const outcome = await runTrial(i, requestedMs);
+      const outcome = await runTrial(i, step);
       if (outcome === 'preflight-failed') return finish(EXIT.badInput, `preflight: ${preflightError}`);
-      if (interrupted) break;
-      if (i < lengths.length - 1 && suite.cooldown > 0) await sleep(suite.cooldown, signal).catch(() => {});
+      // the planner sees the finished trial's analysis (folded from the events as they were written)
+      const result = analysis.trial(i);
+      planner.observe({
+        index: i,
+        requestedMs: step.lengthMs,
+        outcomes: result ? Object.fromEntries(Object.entries(result.probes).map(([n, r]) => [n, r.outcome])) : {},
+      });
     }
+    const why = planner.stopReason();
+    if (why && sweep.mode === 'search') log(`search done: ${why}`);
   } finally {
     signal.removeEventListener('abort', onAbort);
     await injector.dispose?.().catch(() => {});
@@ -162,10 +182,11 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
   // expectations are judged by the analysis from the events; the runner only reports completion
   return finish(EXIT.ok, 'completed');
 
-  async function runTrial(index: number, requestedMs: number): Promise<'ok' | 'preflight-failed' | 'skipped'> {
+  async function runTrial(index: number, step: PlannedTrial): Promise<'ok' | 'preflight-failed' | 'skipped'> {
     const inj = injector!;
-    emit({ type: 'trial-start', t: clock.now(), trial: index, requestedMs });
-    log(`trial ${index + 1}/${lengths.length}: ${requestedMs} ms blackout`);
+    const requestedMs = step.lengthMs;
+    emit({ type: 'trial-start', t: clock.now(), trial: index, requestedMs, reason: step.reason, ...(step.plan ? { plan: step.plan } : {}) });
+    log(`trial ${index + 1}${total ? `/${total}` : ''}: ${requestedMs} ms blackout — ${step.reason}`);
     const states = new Map<string, ProbeState>();
     const trialAbort = new AbortController();
     const stopProbes = () => trialAbort.abort(new Error('trial over'));

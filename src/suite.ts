@@ -13,6 +13,8 @@ import { duration, secretRef } from './schema-util.ts';
 import { probes, probeDefinition } from '../probes/index.ts';
 import { injectors, injectorDefinition } from '../injectors/index.ts';
 import type { ProbeConfigBase } from '../probes/types.ts';
+import type { Sweep } from './search.ts';
+import { migrationSchema } from './migration-model.ts';
 
 const hostname = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$|^\[?[0-9A-Fa-f:.]+\]?$/, 'expected a host name or an IP address');
 
@@ -54,6 +56,18 @@ const blackoutsSchema = z.union([
     lengths: z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length'),
     repeat: z.number().int().min(1).max(100).default(1),
   }),
+  z.strictObject({
+    /** an adaptive search for every probe's breaking point (src/search.ts) */
+    search: z
+      .strictObject({
+        from: duration({ min: 1 }),
+        to: duration({ min: 1 }),
+        resolution: duration({ min: 1 }),
+        maxTrials: z.number().int().min(1).max(500).default(40),
+      })
+      .refine((s) => s.to > s.from, { message: 'expected to > from' })
+      .refine((s) => s.resolution <= s.to - s.from, { message: 'expected a resolution no larger than to − from' }),
+  }),
 ]);
 
 const expectationSchema = z.strictObject({
@@ -73,13 +87,17 @@ const baseSuite = z.strictObject({
   /** pause between trials so TCP stacks settle */
   cooldown: duration({ min: 0, max: 600_000 }).default(1000),
   expect: z.record(z.string(), expectationSchema).default({}),
+  /** the migration verdict's links and VM sizes (src/migration-model.ts) */
+  migration: migrationSchema,
 });
 
 export interface Suite extends Omit<z.infer<typeof baseSuite>, 'probes' | 'injector' | 'blackouts'> {
   probes: ProbeConfigBase[];
   injector: { kind: string } & Record<string, unknown>;
-  /** blackout lengths in the order they run, ms (repeats expanded) */
+  /** blackout lengths in the order they run, ms (repeats expanded); empty for a search */
   blackouts: number[];
+  /** how the runner picks each trial's length; null: the injector's default lengths */
+  sweep: Sweep | null;
 }
 
 /** The input type of a TypeScript suite (durations as "10s" strings or ms numbers). */
@@ -181,8 +199,11 @@ export function validateSuite(raw: unknown, file = 'suite'): Suite {
   if (problems.length || !base.success || !injector) throw new SuiteError(file, problems);
 
   const b = base.data.blackouts;
-  const blackouts = !b ? [] : Array.isArray(b) ? b : b.lengths.flatMap((l) => Array.from({ length: b.repeat }, () => l));
-  return { ...base.data, probes: probeConfigs, injector, blackouts };
+  let sweep: Sweep | null = null;
+  if (b && 'search' in b) sweep = { mode: 'search', ...b.search };
+  else if (b) sweep = Array.isArray(b) ? { mode: 'list', lengths: b, repeat: 1 } : { mode: 'list', lengths: b.lengths, repeat: b.repeat };
+  const blackouts = sweep?.mode === 'list' ? sweep.lengths.flatMap((l) => Array.from({ length: sweep.repeat }, () => l)) : [];
+  return { ...base.data, probes: probeConfigs, injector, blackouts, sweep };
 }
 
 /** Loads a suite file (.yaml/.yml or .ts/.mts exporting `default defineSuite(...)`). */

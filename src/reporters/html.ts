@@ -1,23 +1,37 @@
 /**
- * report.html: one self-contained file (inline CSS and SVG, no script, no
- * CDN) that opens offline: the verdict, the tolerance matrix, per trial a
- * timeline with the blackout band and each probe's steady spans, gaps, errors
- * and lost sessions, each probe's policy, and attachments (screenshots).
+ * report.html: one self-contained file (inline CSS and SVG, images as data:
+ * URIs, no script, no CDN) that opens offline. The verdict first, then the
+ * evidence: breaking points against each probe's policy, the migration table
+ * by VM size and link, the tolerance matrix as a heatmap, survival curves,
+ * observed outage and recovery time against blackout length, the search log,
+ * per-trial timelines with the blackout band, errors, screenshots, policies.
  */
 import type { Analysis, TrialResult } from '../analysis.ts';
 import { formatMs } from '../clock.ts';
-import { toleranceMatrix, lengthLabel, OUTCOME_SYMBOL } from './matrix.ts';
+import { formatBytes } from '../migration-model.ts';
 import type { Outcome } from '../events.ts';
+import { toleranceMatrix, lengthLabel } from './matrix.ts';
+import { CHART_CSS, PALETTE, esc, laneChart, survivalChart, xyChart, type Lane } from './charts.ts';
 
-export const esc = (s: string): string => s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&#39;' })[c]!);
+export { esc };
 
-const COLORS: Record<Outcome, string> = {
+export interface Assets {
+  /** attachment path → data: URI */
+  images: Map<string, string>;
+}
+
+/** symbols every font has (the terminal's ⏸ is missing from many) */
+export const OUTCOME_SYMBOL: Record<Outcome, string> = { transparent: '✓', stalled: '‖', recovered: '↺', failed: '✗', unknown: '?' };
+
+export const COLORS: Record<Outcome, string> = {
   transparent: '#2e9d57',
   stalled: '#d9a400',
   recovered: '#e07b1f',
   failed: '#c8323c',
   unknown: '#8a8f98',
 };
+
+const policyText = (p: Record<string, unknown>): string => Object.entries(p).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ');
 
 function matrixHtml(a: Analysis): string {
   const m = toleranceMatrix(a);
@@ -30,18 +44,18 @@ function matrixHtml(a: Analysis): string {
           const cs = m.cells[p]?.[l] ?? [];
           if (!cs.length) return '<td class="empty">–</td>';
           const worst = cs.find((c) => c.outcome === 'failed') ?? cs.find((c) => c.outcome === 'recovered') ?? cs.find((c) => c.outcome === 'stalled') ?? cs[0]!;
-          return `<td class="cell" style="background:${COLORS[worst.outcome]}" title="${esc(cs.map((c) => `trial ${c.trial}: ${c.outcome}`).join(', '))}">${cs
+          return `<td class="cell" data-outcome="${worst.outcome}" style="background:${COLORS[worst.outcome]}" title="${esc(cs.map((c) => `trial ${c.trial}: ${c.outcome}`).join(', '))}">${cs
             .map((c) => `<div>${OUTCOME_SYMBOL[c.outcome]} ${c.outcome}${c.observedOutageMs !== null ? `<small> ${esc(formatMs(c.observedOutageMs))}</small>` : ''}</div>`)
             .join('')}</td>`;
         })
         .join('');
-      return `<tr><th class="probe">${esc(p)} <small>${esc(pr.kind)}</small></th>${cells}<td>${esc(formatMs(pr.maxSurvivedMs))}</td><td>${esc(formatMs(pr.minFailedMs))}</td></tr>`;
+      return `<tr><th class="probe">${esc(p)} <small>${esc(pr.kind)}</small></th>${cells}<td class="num">${esc(formatMs(pr.maxSurvivedMs))}</td><td class="num">${esc(formatMs(pr.minFailedMs))}</td></tr>`;
     })
     .join('\n');
-  return `<table class="matrix" id="tolerance-matrix">${head}${rows}</table>`;
+  return `<div class="scroll"><table class="matrix" id="tolerance-matrix">${head}${rows}</table></div>`;
 }
 
-function timelineSvg(a: Analysis, t: TrialResult): string {
+export function timelineSvg(a: Analysis, t: TrialResult): string {
   const inj = t.injected;
   if (!inj) return '<p class="note">No blackout was injected in this trial.</p>';
   const names = a.probeInfo.map((p) => p.name);
@@ -55,7 +69,7 @@ function timelineSvg(a: Analysis, t: TrialResult): string {
   const H = 30 + names.length * rowH + 24;
   const x = (v: number) => left + ((Math.min(Math.max(v, from), to) - from) / (to - from)) * (W - left - right);
   const parts: string[] = [];
-  parts.push(`<rect x="${x(inj.cutAt).toFixed(1)}" y="18" width="${Math.max(1, x(inj.restoredAt) - x(inj.cutAt)).toFixed(1)}" height="${names.length * rowH + 6}" class="band"><title>blackout ${formatMs(inj.durationMs)}</title></rect>`);
+  parts.push(`<rect x="${x(inj.cutAt).toFixed(1)}" y="18" width="${Math.max(1, x(inj.restoredAt) - x(inj.cutAt)).toFixed(1)}" height="${names.length * rowH + 6}" class="band mark"><title>blackout ${formatMs(inj.durationMs)}</title></rect>`);
   parts.push(`<text x="${x(inj.cutAt).toFixed(1)}" y="13" class="lbl">cut</text><text x="${x(inj.restoredAt).toFixed(1)}" y="13" class="lbl">restore (${esc(formatMs(inj.durationMs))})</text>`);
   names.forEach((n, i) => {
     const r = t.probes[n];
@@ -65,78 +79,216 @@ function timelineSvg(a: Analysis, t: TrialResult): string {
     parts.push(`<line x1="${left}" x2="${W - right}" y1="${y + 10}" y2="${y + 10}" class="axis"/>`);
     for (const [s, e] of r.segments) {
       if (e < from || s > to) continue;
-      parts.push(`<rect x="${x(s).toFixed(1)}" y="${y + 3}" width="${Math.max(1.5, x(e) - x(s)).toFixed(1)}" height="14" class="ok"/>`);
+      parts.push(`<rect x="${x(s).toFixed(1)}" y="${y + 3}" width="${Math.max(1.5, x(e) - x(s)).toFixed(1)}" height="14" class="ok mark"/>`);
     }
     for (const e of r.errors) {
       parts.push(`<path d="M${x(e.t).toFixed(1)} ${y} l4 0 l-4 20 z" class="${e.fatal ? 'err' : 'warn'}"><title>${esc(formatMs(e.t - inj.cutAt))} after cut: ${esc(e.message)}</title></path>`);
     }
     parts.push(`<text x="${W - 8}" y="${y + 14}" text-anchor="end" class="oc" fill="${COLORS[r.outcome]}">${esc(r.outcome)}</text>`);
   });
-  // time axis: ticks each second relative to the cut
   const span = to - from;
-  const step = span > 60_000 ? 10_000 : span > 20_000 ? 5000 : 1000;
+  const step = span > 120_000 ? 20_000 : span > 60_000 ? 10_000 : span > 20_000 ? 5000 : 1000;
   for (let v = Math.ceil((from - inj.cutAt) / step) * step; inj.cutAt + v <= to; v += step) {
     const px = x(inj.cutAt + v);
     parts.push(`<line x1="${px.toFixed(1)}" x2="${px.toFixed(1)}" y1="${H - 22}" y2="${H - 18}" class="axis"/><text x="${px.toFixed(1)}" y="${H - 6}" text-anchor="middle" class="tick">${v / 1000}s</text>`);
   }
-  return `<svg class="timeline" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="timeline of trial ${t.index}">${parts.join('')}</svg>`;
+  return `<svg class="timeline" data-chart="timeline-${t.index}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="timeline of trial ${t.index}">${parts.join('')}</svg>`;
 }
 
-function trialHtml(a: Analysis, t: TrialResult): string {
+function trialHtml(a: Analysis, t: TrialResult, assets: Assets): string {
   const rows = Object.entries(t.probes)
     .map(
       ([n, r]) =>
-        `<tr><td>${esc(n)}</td><td><span class="pill" style="background:${COLORS[r.outcome]}">${esc(r.outcome)}</span></td><td>${esc(formatMs(r.observedOutageMs))}</td><td>${esc(formatMs(r.recoveryMs))}</td><td>${esc(formatMs(r.effectiveIntervalMs))}</td><td>${esc(r.reason)}${
-          r.errors.length ? `<details><summary>${r.errors.length} error(s)</summary><pre>${esc(r.errors.map((e) => `${formatMs(e.t - (t.injected?.cutAt ?? 0))} after cut${e.fatal ? ' [fatal]' : ''}: ${e.message}${e.code ? ` (${e.code})` : ''}`).join('\n'))}</pre></details>` : ''
+        `<tr><td>${esc(n)}</td><td><span class="pill" style="background:${COLORS[r.outcome]}">${esc(r.outcome)}</span></td><td class="num">${esc(formatMs(r.observedOutageMs))}</td><td class="num">${esc(formatMs(r.recoveryMs))}</td><td class="num">${esc(formatMs(r.effectiveIntervalMs))}</td><td>${esc(r.reason)}${
+          r.errors.length
+            ? `<details><summary>${r.errors.length + r.errorsDropped} error(s)</summary><pre>${esc(r.errors.map((e) => `${formatMs(e.t - (t.injected?.cutAt ?? 0))} after cut${e.fatal ? ' [fatal]' : ''}: ${e.message}${e.code ? ` (${e.code})` : ''}`).join('\n'))}${r.errorsDropped ? `\n… and ${r.errorsDropped} more` : ''}</pre></details>`
+            : ''
         }</td></tr>`,
     )
     .join('');
   const shots = a.attachments
     .filter((x) => x.trial === t.index && x.contentType.startsWith('image/'))
-    .map((x) => `<figure><img src="${esc(x.path)}" alt="${esc(x.name)}" width="320"><figcaption>${esc(x.probe ?? '')} ${esc(x.name)}</figcaption></figure>`)
+    .map((x) => {
+      const src = assets.images.get(x.path);
+      return src
+        ? `<figure><img src="${esc(src)}" alt="${esc(x.name)}" width="320"><figcaption>${esc(x.probe ?? '')} ${esc(x.name)}</figcaption></figure>`
+        : `<figure class="missing"><figcaption>${esc(x.probe ?? '')} ${esc(x.name)}: ${esc(x.path)} (not embedded)</figcaption></figure>`;
+    })
     .join('');
   const info = t.injectorInfo.length ? `<details><summary>injector figures</summary><pre>${esc(JSON.stringify(t.injectorInfo, null, 2))}</pre></details>` : '';
   return `<section class="trial" id="trial-${t.index}"><h3>Trial ${t.index}: ${esc(lengthLabel(t.requestedMs))} requested, ${esc(formatMs(t.injected?.durationMs))} injected${t.complete ? '' : ' <span class="warnText">(incomplete)</span>'}</h3>
+${t.reason ? `<p class="reason">${esc(t.reason)}</p>` : ''}
 ${timelineSvg(a, t)}
 <table class="results"><tr><th>probe</th><th>outcome</th><th>observed outage</th><th>recovery</th><th>interval</th><th>why</th></tr>${rows}</table>${info}${shots ? `<div class="shots">${shots}</div>` : ''}</section>`;
 }
 
-export function htmlReport(a: Analysis): string {
-  const verdict = !a.complete ? ['incomplete', 'Incomplete run: the report shows what was recorded'] : a.passed ? ['pass', 'Passed'] : ['fail', 'Failed'];
+/** lanes for the breaking-point chart */
+export function lanesOf(a: Analysis): Lane[] {
+  return a.decision.probes.map((p) => ({
+    name: p.probe,
+    sub: p.kind,
+    lo: p.maxSurvivedMs,
+    hi: p.minFailedMs,
+    flaky: p.flaky,
+    points: a.trials.flatMap((t) => {
+      const r = t.probes[p.probe];
+      if (!r || !t.injected || r.outcome === 'unknown') return [];
+      return [{ ms: t.injected.durationMs, survived: r.outcome === 'transparent' || r.outcome === 'stalled', trial: t.index }];
+    }),
+    predicted: p.prediction.breakingMs !== null && p.prediction.range ? { ms: p.prediction.breakingMs, range: p.prediction.range } : null,
+  }));
+}
+
+export function maxLength(a: Analysis): number {
+  return Math.max(1000, ...a.trials.map((t) => t.injected?.durationMs ?? t.requestedMs));
+}
+
+function chartsHtml(a: Analysis): string {
+  const xMax = maxLength(a);
+  const names = a.probeInfo.map((p) => p.name);
+  const color = (n: string) => PALETTE[names.indexOf(n) % PALETTE.length]!;
+  const outage = names.map((n) => ({
+    name: n,
+    color: color(n),
+    points: a.trials.flatMap((t) => {
+      const r = t.probes[n];
+      return t.injected && r && r.observedOutageMs !== null ? [{ x: t.injected.durationMs, y: r.observedOutageMs, label: `trial ${t.index}: ${formatMs(t.injected.durationMs)} blackout → ${formatMs(r.observedOutageMs)} seen (${r.outcome})` }] : [];
+    }),
+  }));
+  const recovery = names.map((n) => ({
+    name: n,
+    color: color(n),
+    points: a.trials.flatMap((t) => {
+      const r = t.probes[n];
+      return t.injected && r && r.recoveryMs !== null ? [{ x: t.injected.durationMs, y: r.recoveryMs, label: `trial ${t.index}: ${formatMs(t.injected.durationMs)} blackout → back ${formatMs(r.recoveryMs)} after the restore (${r.outcome})` }] : [];
+    }),
+  }));
+  return `<h2 id="breaking-points">Breaking point per session</h2>
+${laneChart(lanesOf(a), Math.max(xMax, ...a.decision.probes.map((p) => (p.prediction.breakingMs !== null && Number.isFinite(p.prediction.breakingMs) && p.prediction.breakingMs < 3 * xMax ? p.prediction.breakingMs : 0))))}
+<h2 id="survival">Survival curve</h2>
+${survivalChart([{ name: a.suite, color: PALETTE[0]!, probes: a.decision.probes.map((p) => ({ lo: p.maxSurvivedMs, hi: p.minFailedMs })) }], xMax)}
+<h2 id="outage">Observed outage vs blackout length</h2>
+${xyChart('outage', outage, { xLabel: 'injected blackout', yLabel: 'outage the session saw', diagonal: true, title: 'observed outage vs injected blackout', caption: 'Above the diagonal: the session saw a longer outage than the blackout (TCP waits out its retransmission backoff after the restore).' })}
+<h2 id="recovery">Recovery time vs blackout length</h2>
+${xyChart('recovery', recovery, { xLabel: 'injected blackout', yLabel: 'restore → first good answer', title: 'recovery time vs blackout length', caption: 'How long after the restore each session answered again.' })}`;
+}
+
+function verdictHtml(a: Analysis): string {
+  const d = a.decision;
+  const run = !a.complete ? ['incomplete', 'Incomplete run: the report shows what was recorded'] : a.passed ? ['pass', 'Run passed: every expectation held'] : ['fail', a.expectations.length ? 'Run failed: an expectation did not hold' : `Run ended: ${a.endReason ?? ''}`];
   const expectations = a.expectations.map((e) => `<li class="${e.passed ? 'ok' : 'bad'}">${esc(e.message)}</li>`).join('');
+  const level = d.verdict.level;
+  return `<section class="verdict-box ${level}" id="verdict">
+<div class="vlabel">Verdict</div>
+<p class="headline">${esc(d.verdict.headline)}</p>
+<p class="live ${d.migration.live.status}" id="live-verdict">${esc(d.verdict.live)}</p>
+${d.migration.caveats.length ? `<ul class="caveats">${d.migration.caveats.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>` : ''}
+<div class="runstate ${run[0]}">${esc(run[1]!)}</div>
+${expectations ? `<ul class="expectations">${expectations}</ul>` : ''}
+</section>`;
+}
+
+function keyNumbersHtml(a: Analysis): string {
+  const rows = a.decision.probes
+    .map((p) => {
+      const pr = p.prediction;
+      const pred = pr.breakingMs === null ? 'no prediction' : Number.isFinite(pr.breakingMs) ? `~${formatMs(pr.breakingMs)}` : 'never (no session)';
+      const ag = p.check.agreement;
+      return `<tr data-probe="${esc(p.probe)}"><th>${esc(p.probe)} <small>${esc(p.kind)}</small></th><td class="num survives">${esc(formatMs(p.maxSurvivedMs))}</td><td class="num fails">${esc(formatMs(p.minFailedMs))}</td><td>${esc(p.status)}${p.flaky ? ' ⚠' : ''}</td><td class="num">${esc(pred)}</td><td><span class="ag ${ag}">${esc(ag)}</span></td><td class="why">${esc(pr.mechanism)}</td></tr>`;
+    })
+    .join('');
+  const s = a.decision.search;
+  const searchLine = s
+    ? `<p class="meta" id="search-summary">${s.mode === 'search' ? `Adaptive search: ${s.trials} trial(s)${s.linearTrials !== null ? ` (a linear sweep at the same resolution: ${s.linearTrials})` : ''}. ` : `List sweep: ${s.trials} trial(s). `}${esc(s.stopReason)}.</p>`
+    : '';
+  return `<h2 id="key-numbers">Breaking points: observed vs predicted from each client's policy</h2>${searchLine}
+<table class="keynums"><tr><th>session</th><th>survived up to</th><th>failed from</th><th>status</th><th>predicted</th><th>agreement</th><th>deciding mechanism</th></tr>${rows}</table>`;
+}
+
+function findingsHtml(a: Analysis): string {
+  const f = a.decision.findings;
+  if (!f.length) return '<h2 id="findings">Findings</h2><p class="note">None: every session broke where its policy says it should, and the harness ran cleanly.</p>';
+  return `<h2 id="findings">Findings</h2><ul class="findings">${f.map((x) => `<li class="${x.severity}"><b>${x.severity}</b> ${esc(x.text)}${x.trials?.length ? ` <span class="trials">(trials ${x.trials.map((i) => `<a href="#trial-${i}">${i}</a>`).join(', ')})</span>` : ''}</li>`).join('')}</ul>`;
+}
+
+function migrationHtml(a: Analysis): string {
+  const m = a.decision.migration;
+  const head = `<tr><th>VM memory</th>${m.settings.links.map((l) => `<th>${esc(l.name)}<br><small>${l.mbPerSec} MB/s</small></th>`).join('')}</tr>`;
+  const rows = m.table
+    .map((r) => `<tr><th>${esc(formatBytes(r.memoryBytes))}</th>${r.cells.map((c) => `<td class="mig ${c.status}" title="model downtime ${esc(formatMs(c.downtimeMs))}">${c.status === 'safe' ? '✓' : c.status === 'unsafe' ? '✗' : '?'} ${esc(formatMs(c.downtimeMs))}</td>`).join('')}</tr>`)
+    .join('');
+  const per = m.perProbe
+    .map((p) => `<tr><th>${esc(p.probe)} <small>${esc(p.kind)}</small></th><td class="num">${esc(formatMs(p.toleranceMs))}</td>${p.links.map((l) => `<td class="num">${l.safeUpToBytes > 0 ? `${l.atLeast ? '≥ ' : ''}${esc(formatBytes(l.safeUpToBytes))}` : '–'}</td>`).join('')}</tr>`)
+    .join('');
+  return `<h2 id="migration">Quick migration by VM size and storage link</h2>
+<p class="note">Model: downtime ≈ 2 × VM memory / link throughput (save, then restore). ✓ every session survived a blackout at least that long; ✗ some session failed at that length or shorter; ? between what was seen to survive and what was seen to fail.</p>
+<table class="migration" id="migration-table">${head}${rows}</table>
+<h3>Largest VM each session tolerates</h3>
+<table class="migration-per"><tr><th>session</th><th>survived up to</th>${m.settings.links.map((l) => `<th>${esc(l.name)}</th>`).join('')}</tr>${per}</table>`;
+}
+
+function searchLogHtml(a: Analysis): string {
+  if (!a.trials.some((t) => t.reason)) return '';
+  const rows = a.trials
+    .map((t) => {
+      const outcomes = Object.entries(t.probes).map(([n, r]) => `<span class="pill" style="background:${COLORS[r.outcome]}" title="${esc(r.reason)}">${esc(n)} ${OUTCOME_SYMBOL[r.outcome]}</span>`).join(' ');
+      return `<tr><td><a href="#trial-${t.index}">${t.index}</a></td><td class="num">${esc(lengthLabel(t.requestedMs))}</td><td>${esc(t.reason ?? '')}</td><td>${outcomes}</td></tr>`;
+    })
+    .join('');
+  return `<h2 id="sweep">Why each length</h2><table class="sweep"><tr><th>trial</th><th>length</th><th>why this length</th><th>outcomes</th></tr>${rows}</table>`;
+}
+
+export function htmlReport(a: Analysis, assets: Assets = { images: new Map() }): string {
   const policies = a.probeInfo
-    .map((p) => `<tr><td>${esc(p.name)}</td><td>${esc(p.kind)}</td><td>${esc(formatMs(p.intervalMs))}</td><td>${esc(formatMs(p.toleranceMs))}</td><td><code>${esc(Object.entries(p.policy).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', '))}</code></td></tr>`)
+    .map((p) => {
+      const d = a.decision.probes.find((x) => x.probe === p.name);
+      return `<tr><td>${esc(p.name)}</td><td>${esc(p.kind)}</td><td>${esc(formatMs(p.intervalMs))}</td><td>${esc(formatMs(p.toleranceMs))}</td><td><code>${esc(policyText(p.policy))}</code>${d?.prediction.basis.length ? `<ul class="basis">${d.prediction.basis.map((b) => `<li>${esc(b)}</li>`).join('')}</ul>` : ''}</td></tr>`;
+    })
     .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>blackout: ${esc(a.suite)}</title>
 <style>
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1000px;color:#1d2129;padding:0 16px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1040px;color:#1d2129;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin-top:28px;border-bottom:1px solid #e3e6ea;padding-bottom:4px} h3{font-size:15px}
-.verdict{padding:12px 16px;border-radius:6px;font-size:18px;font-weight:600;margin:12px 0}
-.verdict.pass{background:#e3f4e9;color:#1c6b3a}.verdict.fail{background:#fbe5e7;color:#8d1c25}.verdict.incomplete{background:#fff4d6;color:#7a5a00}
-table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #e3e6ea;padding:4px 8px;text-align:left;vertical-align:top}
-.matrix td.cell{color:#fff;text-align:center;min-width:90px} .matrix td.cell small{opacity:.85} .matrix th.probe small{color:#777}
-.pill{color:#fff;border-radius:10px;padding:1px 8px;font-size:12px}
+.verdict-box{border-radius:8px;padding:14px 18px;margin:14px 0;border:1px solid #e3e6ea}
+.verdict-box.safe{background:#e3f4e9} .verdict-box.limited{background:#fff4d6} .verdict-box.unsafe{background:#fbe5e7} .verdict-box.no-data{background:#f1f2f4}
+.vlabel{font-size:11px;text-transform:uppercase;letter-spacing:.08em;color:#555} .headline{font-size:18px;font-weight:600;margin:4px 0 8px}
+.live{margin:4px 0} .live.safe::before{content:"✓ ";color:#1c6b3a;font-weight:700} .live.unsafe::before{content:"✗ ";color:#8d1c25;font-weight:700} .live.unproven::before{content:"? ";color:#7a5a00;font-weight:700}
+.runstate{font-weight:600;margin-top:8px} .runstate.pass{color:#1c6b3a} .runstate.fail{color:#8d1c25} .runstate.incomplete{color:#7a5a00}
+table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #e3e6ea;padding:4px 8px;text-align:left;vertical-align:top} td.num{text-align:right;white-space:nowrap}
+.scroll{overflow-x:auto}
+.matrix td.cell{color:#fff;text-align:center;min-width:80px} .matrix td.cell small{opacity:.85} th small{color:#777;font-weight:normal}
+.pill{color:#fff;border-radius:10px;padding:1px 8px;font-size:12px;white-space:nowrap}
+.ag{border-radius:10px;padding:1px 8px;font-size:12px} .ag.agrees{background:#e3f4e9} .ag.breaks-earlier,.ag.survives-longer{background:#fbe5e7;font-weight:600} .ag.inconclusive,.ag.no-prediction{background:#f1f2f4}
+td.why{font-size:12px;color:#444;max-width:420px}
+.mig.safe{background:#d7f0df} .mig.unsafe{background:#f7d4d7} .mig.unproven{background:#f4f5f7;color:#666}
 .timeline{max-width:100%;height:auto;background:#fafbfc;border:1px solid #e3e6ea;border-radius:4px}
 .band{fill:#c8323c;fill-opacity:.13;stroke:#c8323c;stroke-opacity:.5} .ok{fill:#2e9d57} .err{fill:#c8323c} .warn{fill:#d9a400}
 .axis{stroke:#c9ced6} .lbl,.tick{font-size:10px;fill:#555} .name{font-size:12px;fill:#1d2129} .oc{font-size:11px;font-weight:600}
-li.ok::marker{content:"✓ ";color:#2e9d57} li.bad::marker{content:"✗ ";color:#c8323c} .note,.meta{color:#666} .warnText{color:#b07000}
+li.ok::marker{content:"✓ ";color:#1c6b3a} li.bad::marker{content:"✗ ";color:#8d1c25} .note,.meta{color:#666} .warnText{color:#b07000} .reason{color:#444;font-style:italic;margin:0 0 6px}
+.findings li{margin:4px 0} .findings li.problem b{color:#8d1c25} .findings li.warning b{color:#7a5a00} .findings li.info b{color:#555}
+.basis{margin:4px 0 0 0;padding-left:18px;font-size:12px;color:#555}
 .shots{display:flex;gap:12px;flex-wrap:wrap} figure{margin:0} pre{white-space:pre-wrap;font-size:12px}
+${CHART_CSS}
 </style></head><body>
 <h1>blackout: ${esc(a.suite)}</h1>
 <div class="meta">target ${esc(a.target.name)} (${esc(a.target.address)}) · injector <code>${esc(a.injector.kind)}</code> · ${a.trials.length} trial(s) · ${esc(new Date(a.startedWallMs).toISOString())} · host ${esc(a.host)} · blackout ${esc(a.version)}</div>
-<div class="verdict ${verdict[0]}" id="verdict">${esc(verdict[1]!)}</div>
-${expectations ? `<ul class="expectations">${expectations}</ul>` : ''}
-${a.endReason ? `<p class="meta">End: ${esc(a.endReason)}</p>` : ''}
-<h2>Tolerance matrix</h2>
+${verdictHtml(a)}
+${keyNumbersHtml(a)}
+${findingsHtml(a)}
+${migrationHtml(a)}
+<h2 id="matrix">Tolerance matrix</h2>
 <p class="note">Outcome per probe and blackout length, with the outage the session itself saw (it is longer than the blackout: TCP waits out its retransmission backoff).</p>
 ${matrixHtml(a)}
-<h2>Trials</h2>
-${a.trials.map((t) => trialHtml(a, t)).join('\n')}
-<h2>Probe policies</h2>
+${chartsHtml(a)}
+${searchLogHtml(a)}
+<h2 id="trials">Trials</h2>
+${a.trials.map((t) => trialHtml(a, t, assets)).join('\n')}
+<h2 id="policies">Probe policies</h2>
 <table><tr><th>probe</th><th>kind</th><th>interval</th><th>tolerance</th><th>policy</th></tr>${policies}</table>
 ${a.heal.length ? `<h2>Healed before the run</h2><ul>${a.heal.map((h) => `<li>${esc(h)}</li>`).join('')}</ul>` : ''}
+${a.endReason ? `<p class="meta">End: ${esc(a.endReason)}</p>` : ''}
 </body></html>
 `;
 }

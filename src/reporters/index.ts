@@ -1,20 +1,22 @@
 /**
  * Every reporter is a pure function of the analysis (itself a pure function
  * of the events); `writeReports` is the only place that touches the disk, so
- * `blackout report DIR` rebuilds exactly what the run wrote.
+ * `blackout report DIR` rebuilds exactly what the run wrote. The log is
+ * folded in one streaming pass (src/analysis.ts), never held whole.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { analyze, type Analysis } from '../analysis.ts';
-import { readEvents } from '../event-log.ts';
-import { htmlReport } from './html.ts';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
+import { AnalysisBuilder, type Analysis } from '../analysis.ts';
+import { foldEvents } from '../event-log.ts';
+import { htmlReport, type Assets } from './html.ts';
 import { jsonReport } from './json.ts';
 import { junitReport } from './junit.ts';
 import { markdownReport } from './markdown.ts';
+import { writeAllureResults } from './allure.ts';
 
 export interface Reporter {
   file: string;
-  render(a: Analysis): string;
+  render(a: Analysis, assets: Assets): string;
 }
 
 export const reporters: Reporter[] = [
@@ -30,13 +32,41 @@ export interface WrittenReports {
   tornTail: boolean;
 }
 
+/** Folds a run folder's events.jsonl into its analysis, streaming. */
+export function analyzeRunDir(runDir: string): { analysis: Analysis; tornTail: string | null } {
+  const b = new AnalysisBuilder();
+  const { tornTail } = foldEvents(join(runDir, 'events.jsonl'), (e) => b.add(e));
+  return { analysis: b.finish(), tornTail };
+}
+
+const MAX_IMAGE = 4 << 20;
+const MAX_IMAGES_TOTAL = 24 << 20;
+
+/** Image attachments as data: URIs, so report.html is one self-contained file (bounded in size). */
+export function loadAssets(runDir: string, a: Analysis): Assets {
+  const images = new Map<string, string>();
+  let total = 0;
+  const root = resolve(runDir);
+  for (const att of a.attachments) {
+    if (!att.contentType.startsWith('image/') || images.has(att.path)) continue;
+    const file = resolve(root, att.path);
+    if (!file.startsWith(root + sep) || !existsSync(file)) continue;
+    const size = statSync(file).size;
+    if (size > MAX_IMAGE || total + size > MAX_IMAGES_TOTAL) continue;
+    total += size;
+    images.set(att.path, `data:${att.contentType};base64,${readFileSync(file).toString('base64')}`);
+  }
+  return { images };
+}
+
 export function writeReports(runDir: string): WrittenReports {
-  const { events, tornTail } = readEvents(join(runDir, 'events.jsonl'));
-  const analysis = analyze(events);
+  const { analysis, tornTail } = analyzeRunDir(runDir);
+  const assets = loadAssets(runDir, analysis);
   const files = reporters.map((r) => {
     const path = join(runDir, r.file);
-    writeFileSync(path, r.render(analysis));
+    writeFileSync(path, r.render(analysis, assets));
     return path;
   });
+  files.push(writeAllureResults(runDir, analysis));
   return { analysis, files, tornTail: tornTail !== null };
 }

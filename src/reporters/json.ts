@@ -12,9 +12,22 @@ export function jsonReport(a: Analysis): string {
     target: a.target,
     injector: a.injector,
     expectations: a.expectations,
+    verdict: {
+      level: a.decision.verdict.level,
+      headline: a.decision.verdict.headline,
+      live: a.decision.verdict.live,
+      limitedBy: a.decision.migration.limitedBy,
+      quickMigration: a.decision.migration.overall.map((o) => ({ link: o.link, mbPerSec: o.mbPerSec, safeUpToBytes: Math.round(o.safeUpToBytes), atLeast: o.atLeast, text: o.text })),
+      table: a.decision.migration.table,
+      caveats: a.decision.migration.caveats,
+    },
+    sweep: a.sweep,
+    search: a.decision.search,
+    findings: a.decision.findings,
     trials: a.trials.map((t) => ({
       index: t.index,
       requestedMs: t.requestedMs,
+      reason: t.reason,
       complete: t.complete,
       injected: t.injected && { cutAt: round(t.injected.cutAt), restoredAt: round(t.injected.restoredAt), durationMs: round(t.injected.durationMs), restoreReason: t.injected.restoreReason },
       injectorInfo: t.injectorInfo,
@@ -24,6 +37,7 @@ export function jsonReport(a: Analysis): string {
           {
             kind: r.kind,
             outcome: r.outcome,
+            errorsDropped: r.errorsDropped,
             reason: r.reason,
             observedOutageMs: round(r.observedOutageMs),
             recoveryMs: round(r.recoveryMs),
@@ -39,10 +53,34 @@ export function jsonReport(a: Analysis): string {
       ),
     })),
     probes: Object.fromEntries(
-      Object.entries(a.probes).map(([name, p]) => [
-        name,
-        { kind: p.kind, maxSurvivedMs: round(p.maxSurvivedMs), minFailedMs: round(p.minFailedMs), policy: p.info.policy, intervalMs: p.info.intervalMs, toleranceMs: p.info.toleranceMs },
-      ]),
+      Object.entries(a.probes).map(([name, p]) => {
+        const d = a.decision.probes.find((x) => x.probe === name)!;
+        const mig = a.decision.migration.perProbe.find((x) => x.probe === name);
+        return [
+          name,
+          {
+            kind: p.kind,
+            maxSurvivedMs: round(p.maxSurvivedMs),
+            minFailedMs: round(p.minFailedMs),
+            status: d.status,
+            flaky: d.flaky,
+            conflicts: d.bracket.conflicts,
+            requestedBracket: { lo: d.bracket.lo, hi: d.bracket.hi },
+            predicted: {
+              breakingMs: d.prediction.breakingMs === null ? null : Number.isFinite(d.prediction.breakingMs) ? round(d.prediction.breakingMs) : 'never',
+              range: d.prediction.range?.map((v) => (Number.isFinite(v) ? round(v) : 'never')) ?? null,
+              mechanism: d.prediction.mechanism,
+              basis: d.prediction.basis,
+            },
+            agreement: d.check.agreement,
+            agreementText: d.check.text,
+            quickMigration: mig?.links.map((l) => ({ link: l.link, safeUpToBytes: Math.round(l.safeUpToBytes), atLeast: l.atLeast })) ?? [],
+            policy: p.info.policy,
+            intervalMs: p.info.intervalMs,
+            toleranceMs: p.info.toleranceMs,
+          },
+        ];
+      }),
     ),
     heal: a.heal,
   };

@@ -31,11 +31,30 @@ export function junitReport(a: Analysis): string {
     if (!e.passed) failures++;
     cases.push(`    <testcase classname="${xmlEscape(`blackout.${a.suite}.expect`)}" name="${xmlEscape(`expect ${e.probe} survives ${lengthLabel(e.survivesMs)}`)}" time="0">${e.passed ? '' : `<failure message="${xmlEscape(e.message)}" type="expectation"/>`}</testcase>`);
   }
+  // a finding (observed breaking point contradicts the policy) is a failed check of its own
+  for (const p of a.decision.probes) {
+    if (p.check.agreement === 'no-prediction') continue;
+    const bad = p.check.finding;
+    if (bad) failures++;
+    cases.push(`    <testcase classname="${xmlEscape(`blackout.${a.suite}.policy`)}" name="${xmlEscape(`${p.probe} breaks where its policy predicts`)}" time="0">${bad ? `<failure message="${xmlEscape(p.check.text)}" type="${p.check.agreement}"/>` : ''}<system-out>${xmlEscape(`${p.check.agreement}: ${p.check.text}`)}</system-out></testcase>`);
+  }
   const total = cases.length;
+  const d = a.decision;
+  const props = [
+    ['verdict', d.verdict.headline],
+    ['verdict.level', d.verdict.level],
+    ['verdict.live', d.verdict.live],
+    ...d.migration.overall.map((o) => [`quickMigration.safeUpTo.${o.link}`, o.text]),
+    ...d.probes.map((p) => [`breakingPoint.${p.probe}`, `survived ${p.maxSurvivedMs === null ? '-' : p.maxSurvivedMs.toFixed(1)} ms, failed ${p.minFailedMs === null ? '-' : p.minFailedMs.toFixed(1)} ms (${p.status})`]),
+  ];
   return `<?xml version="1.0" encoding="UTF-8"?>
 <testsuites name="blackout" tests="${total}" failures="${failures}" skipped="${skipped}">
   <testsuite name="${xmlEscape(a.suite)}" tests="${total}" failures="${failures}" skipped="${skipped}" timestamp="${new Date(a.startedWallMs).toISOString()}" hostname="${xmlEscape(a.host)}">
+    <properties>
+${props.map(([k, v]) => `      <property name="${xmlEscape(k!)}" value="${xmlEscape(v!)}"/>`).join('\n')}
+    </properties>
 ${cases.join('\n')}
+    <system-out>${xmlEscape(`VERDICT: ${d.verdict.headline}\n${d.verdict.live}${d.findings.length ? `\nFINDINGS:\n${d.findings.map((f) => `- [${f.severity}] ${f.text}`).join('\n')}` : ''}`)}</system-out>
   </testsuite>
 </testsuites>
 `;

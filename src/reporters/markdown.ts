@@ -1,6 +1,7 @@
 /** summary.md: the verdict and the tolerance matrix, for pull requests and vendor reports. */
 import type { Analysis } from '../analysis.ts';
 import { formatMs } from '../clock.ts';
+import { formatBytes } from '../migration-model.ts';
 import { toleranceMatrix, lengthLabel, OUTCOME_SYMBOL } from './matrix.ts';
 
 export function matrixMarkdown(a: Analysis): string {
@@ -17,21 +18,60 @@ export function matrixMarkdown(a: Analysis): string {
   return [head, sep, ...rows].join('\n');
 }
 
+const cellEsc = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function verdictMarkdown(a: Analysis): string[] {
+  const d = a.decision;
+  const icon = d.verdict.level === 'safe' ? '✅' : d.verdict.level === 'limited' ? '⚠️' : d.verdict.level === 'unsafe' ? '❌' : '❔';
+  const lines = [`> ${icon} **${d.verdict.headline}**`, '>', `> ${d.migration.live.status === 'safe' ? '✅' : d.migration.live.status === 'unsafe' ? '❌' : '❔'} ${d.verdict.live}`];
+  for (const c of d.migration.caveats) lines.push('>', `> ⚠ ${c}`);
+  return lines;
+}
+
+export function breakingPointsMarkdown(a: Analysis): string[] {
+  const lines = ['| session | survived up to | failed from | status | predicted | agreement | deciding mechanism |', '|---|---|---|---|---|---|---|'];
+  for (const p of a.decision.probes) {
+    const b = p.prediction.breakingMs;
+    const pred = b === null ? 'no prediction' : Number.isFinite(b) ? `~${formatMs(b)}` : 'never';
+    lines.push(`| ${p.probe} (${p.kind}) | ${formatMs(p.maxSurvivedMs)} | ${formatMs(p.minFailedMs)} | ${p.status}${p.flaky ? ' ⚠' : ''} | ${pred} | ${p.check.agreement} | ${cellEsc(p.prediction.mechanism)} |`);
+  }
+  return lines;
+}
+
+export function migrationMarkdown(a: Analysis): string[] {
+  const m = a.decision.migration;
+  const lines = [`| VM memory | ${m.settings.links.map((l) => `${l.name} (${l.mbPerSec} MB/s)`).join(' | ')} |`, `|---|${m.settings.links.map(() => '---').join('|')}|`];
+  for (const r of m.table) lines.push(`| ${formatBytes(r.memoryBytes)} | ${r.cells.map((c) => `${c.status === 'safe' ? '✓' : c.status === 'unsafe' ? '✗' : '?'} ${formatMs(c.downtimeMs)}`).join(' | ')} |`);
+  return lines;
+}
+
 export function markdownReport(a: Analysis): string {
   const lines: string[] = [];
-  const verdict = !a.complete ? '⚠ INCOMPLETE RUN' : a.passed ? '✅ PASSED' : '❌ FAILED';
+  const run = !a.complete ? '⚠ INCOMPLETE RUN' : a.passed ? '✅ PASSED' : '❌ FAILED';
   lines.push(`# blackout: ${a.suite}`, '');
-  lines.push(`**${verdict}** — target ${a.target.name} (${a.target.address}), injector \`${a.injector.kind}\`, ${a.trials.length} trial(s), started ${new Date(a.startedWallMs).toISOString()}`);
+  lines.push(...verdictMarkdown(a), '');
+  lines.push(`**${run}** — target ${a.target.name} (${a.target.address}), injector \`${a.injector.kind}\`, ${a.trials.length} trial(s), started ${new Date(a.startedWallMs).toISOString()}`);
   if (!a.complete) lines.push('', '> The run did not finish (no run-end event): the report shows what was recorded up to its last event.');
   if (a.endReason) lines.push('', `End: ${a.endReason}`);
   for (const e of a.expectations) lines.push(`- ${e.passed ? '✅' : '❌'} ${e.message}`);
-  lines.push('', '## Tolerance matrix', '', 'Outcome per probe and blackout length, with the outage the session itself saw.', '', matrixMarkdown(a), '');
+  const s = a.decision.search;
+  lines.push('', '## Breaking points', '');
+  if (s) lines.push(s.mode === 'search' ? `Adaptive search: ${s.trials} trial(s)${s.linearTrials !== null ? ` (a linear sweep at the same resolution: ${s.linearTrials})` : ''}; ${s.stopReason}.` : `List sweep: ${s.trials} trial(s).`, '');
+  lines.push(...breakingPointsMarkdown(a), '');
+  if (a.decision.findings.length) {
+    lines.push('## Findings', '');
+    for (const f of a.decision.findings) lines.push(`- **${f.severity}** ${f.text}${f.trials?.length ? ` (trials ${f.trials.join(', ')})` : ''}`);
+    lines.push('');
+  }
+  lines.push('## Quick migration by VM size and link', '', 'Model: downtime ≈ 2 × VM memory / link throughput. ✓ every session survived that long; ✗ a session failed at that length or shorter; ? not decided by the trials.', '');
+  lines.push(...migrationMarkdown(a), '');
+  lines.push('## Tolerance matrix', '', 'Outcome per probe and blackout length, with the outage the session itself saw.', '', matrixMarkdown(a), '');
   lines.push('Legend: ✓ transparent · ‖ stalled (survived) · ↻ recovered (session lost, reconnected) · ✗ failed · ? unknown', '');
   lines.push('## Trials', '');
-  lines.push('| trial | requested | injected | probe | outcome | observed outage | recovery | why |', '|---|---|---|---|---|---|---|---|');
+  lines.push('| trial | requested | injected | why this length | probe | outcome | observed outage | recovery | why |', '|---|---|---|---|---|---|---|---|---|');
   for (const t of a.trials) {
     for (const [name, r] of Object.entries(t.probes)) {
-      lines.push(`| ${t.index} | ${lengthLabel(t.requestedMs)} | ${formatMs(t.injected?.durationMs)} | ${name} | ${r.outcome} | ${formatMs(r.observedOutageMs)} | ${formatMs(r.recoveryMs)} | ${r.reason.replace(/\|/g, '\\|')} |`);
+      lines.push(`| ${t.index} | ${lengthLabel(t.requestedMs)} | ${formatMs(t.injected?.durationMs)} | ${cellEsc(t.reason ?? '')} | ${name} | ${r.outcome} | ${formatMs(r.observedOutageMs)} | ${formatMs(r.recoveryMs)} | ${cellEsc(r.reason)} |`);
     }
   }
   lines.push('', '## Probe policies', '', 'What each client was configured to tolerate — the reason a session breaks where it does.', '');

@@ -1,0 +1,286 @@
+/**
+ * Allure: `allure-results/` in the run folder — one test per probe per trial
+ * (steps warm-up → cut → restore → recovery, attachments: the trial's
+ * timeline for that probe, its error log, screenshots; labels suite / probe /
+ * injector so Allure groups them) — and `generateAllureReport` that turns it
+ * into Allure's HTML with allure-commandline (an npm package that ships the
+ * Allure CLI; it needs Java).
+ *
+ * The results are a pure function of the analysis (plus the screenshot files
+ * they copy); names are derived from the run id, so rebuilding gives the same
+ * files.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, extname, join, resolve, sep } from 'node:path';
+import type { Analysis, ProbeTrialResult, TrialResult } from '../analysis.ts';
+import { survived } from '../analysis.ts';
+import { formatMs } from '../clock.ts';
+import { timelineSvg } from './html.ts';
+import { lengthLabel } from './matrix.ts';
+
+type Status = 'passed' | 'failed' | 'broken' | 'skipped' | 'unknown';
+
+interface AllureAttachment {
+  name: string;
+  source: string;
+  type: string;
+}
+
+interface AllureStep {
+  name: string;
+  status: Status;
+  stage: 'finished';
+  start: number;
+  stop: number;
+  steps: AllureStep[];
+  attachments: AllureAttachment[];
+  parameters: Array<{ name: string; value: string }>;
+  statusDetails?: { message?: string; trace?: string };
+}
+
+export interface AllureResult extends AllureStep {
+  uuid: string;
+  historyId: string;
+  testCaseId: string;
+  fullName: string;
+  description: string;
+  labels: Array<{ name: string; value: string }>;
+  links: Array<{ name: string; url: string; type: string }>;
+}
+
+export interface AllureFile {
+  name: string;
+  /** text content, or a file to copy */
+  content?: string;
+  copyFrom?: string;
+}
+
+const hash = (s: string): string => createHash('sha1').update(s).digest('hex');
+function uuidOf(s: string): string {
+  const h = hash(s);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+function statusOf(r: ProbeTrialResult): Status {
+  if (r.outcome === 'unknown') return 'skipped';
+  return survived(r.outcome) ? 'passed' : 'failed';
+}
+
+const STANDALONE_CSS = `.band{fill:#c8323c;fill-opacity:.13;stroke:#c8323c;stroke-opacity:.5}.ok{fill:#2e9d57}.err{fill:#c8323c}.warn{fill:#d9a400}.axis{stroke:#c9ced6}.lbl,.tick{font:10px sans-serif;fill:#555}.name{font:12px sans-serif;fill:#1d2129}.oc{font:bold 11px sans-serif}`;
+
+/** The results of one run: every file of allure-results/ (pure). */
+export function allureResults(a: Analysis, runDir?: string): AllureFile[] {
+  const files: AllureFile[] = [];
+  const wall = (t: number) => Math.round(a.startedWallMs + t);
+  const root = runDir ? resolve(runDir) : null;
+  for (const t of a.trials) {
+    for (const info of a.probeInfo) {
+      const r = t.probes[info.name];
+      if (!r) continue;
+      files.push(...oneTest(a, t, info.name, r, wall, root));
+    }
+  }
+  files.push({
+    name: 'environment.properties',
+    content: [
+      ['suite', a.suite],
+      ['target', `${a.target.name} (${a.target.address})`],
+      ['injector', a.injector.kind],
+      ['host', a.host],
+      ['blackout.version', a.version],
+      ['run', a.runId],
+      ['verdict', a.decision.verdict.headline],
+    ]
+      .map(([k, v]) => `${k}=${String(v).replace(/\n/g, ' ')}`)
+      .join('\n') + '\n',
+  });
+  files.push({ name: 'executor.json', content: JSON.stringify({ name: 'blackout', type: 'blackout', buildName: a.runId, reportName: `blackout: ${a.suite}` }, null, 2) });
+  files.push({
+    name: 'categories.json',
+    content: JSON.stringify(
+      [
+        { name: 'Session lost, reconnected by its policy (recovered)', matchedStatuses: ['failed'], messageRegex: '^recovered:[\\s\\S]*' },
+        { name: 'Session lost (client error or close)', matchedStatuses: ['failed'], messageRegex: '^failed: session lost[\\s\\S]*' },
+        { name: 'Error reached the application', matchedStatuses: ['failed'], messageRegex: '^failed: error reached[\\s\\S]*' },
+        { name: 'No recovery within the recovery window', matchedStatuses: ['failed'], messageRegex: '^failed: no good sample[\\s\\S]*' },
+        { name: 'Verification failed (data lost or corrupted)', matchedStatuses: ['failed'] },
+        { name: 'Trial did not finish', matchedStatuses: ['skipped'] },
+      ],
+      null,
+      2,
+    ),
+  });
+  return files;
+}
+
+function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult, wall: (t: number) => number, root: string | null): AllureFile[] {
+  const files: AllureFile[] = [];
+  const uuid = uuidOf(`${a.runId}/${t.index}/${probe}`);
+  const status = statusOf(r);
+  const inj = t.injected;
+  const start = t.phases.warmup ?? t.startedAt;
+  const end = t.endedAt ?? r.firstOkAfterMs ?? inj?.restoredAt ?? start;
+  const info = a.probeInfo.find((p) => p.name === probe)!;
+  const attachments: AllureAttachment[] = [];
+
+  const svg = timelineSvg({ ...a, probeInfo: [info] }, t)
+    .replace('<svg ', '<svg xmlns="http://www.w3.org/2000/svg" ')
+    .replace(/(<svg[^>]*>)/, `$1<style>${STANDALONE_CSS}</style>`);
+  if (svg.startsWith('<svg')) {
+    files.push({ name: `${uuid}-timeline-attachment.svg`, content: svg });
+    attachments.push({ name: 'timeline', source: `${uuid}-timeline-attachment.svg`, type: 'image/svg+xml' });
+  }
+  const log = [
+    `${probe} (${r.kind}) — trial ${t.index}, ${lengthLabel(t.requestedMs)} requested, ${formatMs(inj?.durationMs)} injected`,
+    `outcome: ${r.outcome} — ${r.reason}`,
+    `observed outage ${formatMs(r.observedOutageMs)}, recovery ${formatMs(r.recoveryMs)}, effective interval ${formatMs(r.effectiveIntervalMs)}, ${r.samples} samples, ${r.sessionsLost} session(s) lost, ${r.reconnects} reconnect(s)`,
+    `policy: ${JSON.stringify(info.policy)}`,
+    '',
+    r.errors.length ? 'errors:' : 'no errors',
+    ...r.errors.map((e) => `  ${formatMs(e.t - (inj?.cutAt ?? 0))} after cut${e.fatal ? ' [fatal]' : ''}: ${e.message}${e.code ? ` (${e.code})` : ''}`),
+    ...(r.errorsDropped ? [`  … and ${r.errorsDropped} more`] : []),
+    ...r.verifications.map((v) => `verify ${v.ok ? 'ok' : 'FAILED'}: ${v.message}`),
+  ].join('\n');
+  files.push({ name: `${uuid}-errors-attachment.txt`, content: log + '\n' });
+  attachments.push({ name: 'error log', source: `${uuid}-errors-attachment.txt`, type: 'text/plain' });
+  for (const [i, att] of a.attachments.filter((x) => x.trial === t.index && x.probe === probe).entries()) {
+    if (!root) continue;
+    const src = resolve(root, att.path);
+    if (!src.startsWith(root + sep) || !existsSync(src)) continue;
+    const name = `${uuid}-file${i}-attachment${extname(att.path) || '.bin'}`;
+    files.push({ name, copyFrom: src });
+    attachments.push({ name: att.name, source: name, type: att.contentType });
+  }
+
+  const step = (name: string, s: number, e: number, st: Status = 'passed', params: Array<[string, string]> = [], message?: string): AllureStep => ({
+    name,
+    status: st,
+    stage: 'finished',
+    start: wall(s),
+    stop: wall(Math.max(s, e)),
+    steps: [],
+    attachments: [],
+    parameters: params.map(([n, v]) => ({ name: n, value: v })),
+    ...(message ? { statusDetails: { message } } : {}),
+  });
+  const steps: AllureStep[] = [];
+  steps.push(step('warm-up: steady session before the cut', t.phases.warmup ?? t.startedAt, inj?.cutBefore ?? t.phases.cut ?? end, 'passed', [['interval', formatMs(r.effectiveIntervalMs)]]));
+  if (inj) {
+    steps.push(step(`cut: ${lengthLabel(t.requestedMs)} blackout (${a.injector.kind})`, inj.cutBefore, inj.restoredAt, 'passed', [['requested', lengthLabel(t.requestedMs)], ['injected', formatMs(inj.durationMs)]]));
+    steps.push(step(`restore (${inj.restoreReason})`, inj.restoreBefore, inj.restoredAt, inj.restoreReason === 'scheduled' ? 'passed' : 'broken'));
+    const recEnd = r.firstOkAfterMs !== null && r.firstOkAfterMs > inj.restoredAt ? r.firstOkAfterMs : end;
+    steps.push(
+      step(
+        `recovery: ${r.outcome}${r.recoveryMs !== null ? `, answered ${formatMs(r.recoveryMs)} after the restore` : ''}`,
+        inj.restoredAt,
+        recEnd,
+        status,
+        [['observed outage', formatMs(r.observedOutageMs)], ['recovery', formatMs(r.recoveryMs)]],
+        status === 'passed' ? undefined : `${r.outcome}: ${r.reason}`,
+      ),
+    );
+  } else steps.push(step('cut: not injected', start, end, 'skipped', [], r.reason));
+
+  const result: AllureResult = {
+    uuid,
+    historyId: hash(`${a.suite}/${probe}/${t.requestedMs}`),
+    testCaseId: hash(`${a.suite}/${probe}`),
+    name: `${probe} survives a ${lengthLabel(t.requestedMs)} blackout`,
+    fullName: `blackout.${a.suite}.${probe}[${lengthLabel(t.requestedMs)}]#trial-${t.index}`,
+    description: `${t.reason ? `${t.reason}\n\n` : ''}${r.reason}`,
+    status,
+    statusDetails: status === 'passed' ? {} : { message: `${r.outcome}: ${r.reason}`, trace: r.errors.map((e) => e.message).join('\n') },
+    stage: 'finished',
+    start: wall(start),
+    stop: wall(Math.max(start, end)),
+    steps,
+    attachments,
+    parameters: [
+      { name: 'blackout', value: lengthLabel(t.requestedMs) },
+      { name: 'injected', value: formatMs(inj?.durationMs) },
+      { name: 'trial', value: String(t.index) },
+      { name: 'outcome', value: r.outcome },
+      { name: 'observed outage', value: formatMs(r.observedOutageMs) },
+    ],
+    labels: [
+      { name: 'parentSuite', value: 'blackout' },
+      { name: 'suite', value: a.suite },
+      { name: 'subSuite', value: probe },
+      { name: 'feature', value: a.injector.kind },
+      { name: 'story', value: probe },
+      { name: 'probe', value: probe },
+      { name: 'injector', value: a.injector.kind },
+      { name: 'tag', value: r.kind },
+      { name: 'tag', value: r.outcome },
+      { name: 'host', value: a.host },
+      { name: 'framework', value: 'blackout' },
+      { name: 'severity', value: 'normal' },
+    ],
+    links: [],
+  };
+  files.push({ name: `${uuid}-result.json`, content: JSON.stringify(result, null, 2) });
+  return files;
+}
+
+/** Writes allure-results/ into the run folder (replacing what a previous build wrote); returns its path. */
+export function writeAllureResults(runDir: string, a: Analysis): string {
+  const dir = join(runDir, 'allure-results');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const f of allureResults(a, runDir)) {
+    const path = join(dir, f.name);
+    if (f.copyFrom) copyFileSync(f.copyFrom, path);
+    else writeFileSync(path, f.content ?? '');
+  }
+  return dir;
+}
+
+export class AllureError extends Error {}
+
+/** The Allure CLI shipped inside the allure-commandline npm package. */
+export function allureCli(): string {
+  const require = createRequire(import.meta.url);
+  const pkg = require.resolve('allure-commandline/package.json');
+  return join(dirname(pkg), 'dist', 'bin', 'allure');
+}
+
+/**
+ * Builds the Allure HTML report from `allure-results/` into `allure-report/`
+ * with allure-commandline. `singleFile`: one index.html (Allure's
+ * --single-file). Resolves with the time it took.
+ */
+export function generateAllureReport(runDir: string, opts: { singleFile?: boolean; timeoutMs?: number } = {}): Promise<{ reportDir: string; ms: number; output: string }> {
+  const results = join(runDir, 'allure-results');
+  const reportDir = join(runDir, 'allure-report');
+  if (!existsSync(results)) return Promise.reject(new AllureError(`${results}: not found (run \`blackout report ${runDir}\` first)`));
+  let cli: string;
+  try {
+    cli = allureCli();
+  } catch {
+    return Promise.reject(new AllureError('allure-commandline is not installed (npm ci)'));
+  }
+  const args = ['generate', results, '-o', reportDir, '--clean', '--name', 'blackout', ...(opts.singleFile ? ['--single-file'] : [])];
+  const started = performance.now();
+  return new Promise((res, rej) => {
+    const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 180_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      rej(new AllureError(`allure: ${e.message}`));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        const hint = /java/i.test(output) && /not found|JAVA_HOME/i.test(output) ? ' (Allure needs Java: apt-get install openjdk-17-jre-headless)' : '';
+        return rej(new AllureError(`allure generate exited with ${code}${hint}: ${output.trim().split('\n').slice(-5).join(' | ')}`));
+      }
+      res({ reportDir, ms: performance.now() - started, output });
+    });
+  });
+}
