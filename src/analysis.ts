@@ -13,7 +13,8 @@
  *    samples before the cut (ping -i 0.01 really sends every 16 ms; measuring
  *    beats trusting config);
  *  - observed outage: the longest gap between good samples that overlaps the
- *    injected window, minus one effective interval;
+ *    injected window (ends after the cut, starts before the restore),
+ *    minus one effective interval;
  *  - recovery: restore → first good sample after it;
  *  - outcome: transparent (no gap beyond interval + tolerance), stalled (a
  *    longer gap, same session, no error reached the application), recovered
@@ -205,7 +206,7 @@ class ProbeAcc {
           this.estimate = median(this.ring.map((g) => g[0])) ?? this.estimate;
         }
       }
-      if (!(t < cutAt || prev > restoredAt)) this.offerGap(prev, t);
+      if (t > cutAt && prev < restoredAt) this.offerGap(prev, t);
     }
     if (prev === null || t >= prev) this.prev = t;
     this.lastT = Math.max(this.lastT ?? -Infinity, t);
@@ -237,7 +238,7 @@ class ProbeAcc {
   /** the cut or the restore became known: re-judge what was processed before */
   windowChanged(): void {
     const { cutAt, restoredAt } = this.win;
-    this.topGaps = this.topGaps.filter((x) => !(x.to < cutAt || x.from > restoredAt));
+    this.topGaps = this.topGaps.filter((x) => x.to > cutAt && x.from < restoredAt);
     // samples already processed after the edge (learnt late): re-derive the edges from the tail
     const tail = this.tail;
     for (let i = 0; i < tail.length; i++) {
@@ -246,7 +247,7 @@ class ProbeAcc {
       if (t > restoredAt && (this.firstAfterRestore === null || t < this.firstAfterRestore)) this.firstAfterRestore = t;
       if (i > 0) {
         const p = tail[i - 1]!;
-        if (!(t < cutAt || p > restoredAt) && !this.topGaps.some((x) => x.from === p && x.to === t)) this.offerGap(p, t);
+        if (t > cutAt && p < restoredAt && !this.topGaps.some((x) => x.from === p && x.to === t)) this.offerGap(p, t);
       }
     }
     if (this.lastBeforeCut !== null && this.lastBeforeCut > cutAt) {
@@ -304,7 +305,7 @@ class ProbeAcc {
     const { cutAt, restoredAt } = injected;
     let worst: { from: number; to: number } | null = null;
     for (const g of this.topGaps) {
-      if (g.to < cutAt || g.from > restoredAt) continue;
+      if (!(g.to > cutAt && g.from < restoredAt)) continue;
       if (!worst || g.to - g.from > worst.to - worst.from) worst = g;
     }
     const lastOkBefore = this.lastBeforeCut;

@@ -216,6 +216,8 @@ export function migrationVerdict(tolerances: Tolerance[], settings: MigrationSet
       : `Quick migration is safe for this application for VMs up to ${overall.map((o) => `${o.atLeast ? '≥ ' : ''}${formatBytes(o.safeUpToBytes)} on ${o.link}`).join(', ')}` +
         (neverFailed.length === tolerances.length
           ? ` (every session survived every blackout tried, up to ${fmtS(weakest.maxSurvivedMs)}; longer blackouts were not tried).`
+          : weakest.flaky
+          ? `; limited by ${weakest.probe} (${weakest.kind}), whose outcomes were not consistent (it survived up to ${fmtS(weakest.maxSurvivedMs)} but also failed at ${fmtS(weakest.minFailedMs)}).`
           : `; limited by ${weakest.probe} (${weakest.kind}), which survived ${fmtS(weakest.maxSurvivedMs)} but not ${fmtS(weakest.minFailedMs)}.`);
 
   const table = settings.memoryBytes.map((memoryBytes) => ({
