@@ -199,8 +199,12 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
   }
 
   const giveUp = kernelGiveUpMs(rto0);
+  if (!deadlines.length && !basis.some((b) => !b.startsWith('reconnect'))) {
+    return { ...none('the policy names no timeout or keepalive to predict from'), basis };
+  }
   if (!deadlines.length) {
-    const b = lastDeliveryBefore(giveUp, rto0);
+    // the last retransmission before the kernel gives up (the give-up timer itself is not a delivery)
+    const b = lastDeliveryBefore(giveUp - 1, rto0);
     basis.push(`no client deadline: the kernel retransmits until tcp_retries2 = ${TCP_RETRIES2} (~${Math.round(giveUp / 60_000)} min)`);
     return { probe, kind, breakingMs: b, range: [b - info.intervalMs, giveUp], mechanism: `no client deadline: only the kernel's retransmission limit (~${Math.round(giveUp / 60_000)} min)`, basis };
   }

@@ -31,13 +31,6 @@ export function junitReport(a: Analysis): string {
     if (!e.passed) failures++;
     cases.push(`    <testcase classname="${xmlEscape(`blackout.${a.suite}.expect`)}" name="${xmlEscape(`expect ${e.probe} survives ${lengthLabel(e.survivesMs)}`)}" time="0">${e.passed ? '' : `<failure message="${xmlEscape(e.message)}" type="expectation"/>`}</testcase>`);
   }
-  // a finding (observed breaking point contradicts the policy) is a failed check of its own
-  for (const p of a.decision.probes) {
-    if (p.check.agreement === 'no-prediction') continue;
-    const bad = p.check.finding;
-    if (bad) failures++;
-    cases.push(`    <testcase classname="${xmlEscape(`blackout.${a.suite}.policy`)}" name="${xmlEscape(`${p.probe} breaks where its policy predicts`)}" time="0">${bad ? `<failure message="${xmlEscape(p.check.text)}" type="${p.check.agreement}"/>` : ''}<system-out>${xmlEscape(`${p.check.agreement}: ${p.check.text}`)}</system-out></testcase>`);
-  }
   const total = cases.length;
   const d = a.decision;
   const props = [
@@ -45,7 +38,8 @@ export function junitReport(a: Analysis): string {
     ['verdict.level', d.verdict.level],
     ['verdict.live', d.verdict.live],
     ...d.migration.overall.map((o) => [`quickMigration.safeUpTo.${o.link}`, o.text]),
-    ...d.probes.map((p) => [`breakingPoint.${p.probe}`, `survived ${p.maxSurvivedMs === null ? '-' : p.maxSurvivedMs.toFixed(1)} ms, failed ${p.minFailedMs === null ? '-' : p.minFailedMs.toFixed(1)} ms (${p.status})`]),
+    ...d.probes.map((p) => [`breakingPoint.${p.probe}`, `survived ${p.maxSurvivedMs === null ? '-' : p.maxSurvivedMs.toFixed(1)} ms, failed ${p.minFailedMs === null ? '-' : p.minFailedMs.toFixed(1)} ms (${p.status}); policy: ${p.check.agreement}`]),
+    ...d.findings.map((f, i) => [`finding.${i + 1}`, `[${f.severity}] ${f.text}`]),
   ];
   return `<?xml version="1.0" encoding="UTF-8"?>
 <testsuites name="blackout" tests="${total}" failures="${failures}" skipped="${skipped}">
