@@ -211,8 +211,8 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
   const decisive = deadlines.reduce((a, b) => (b.ms < a.ms ? b : a));
   const b = lastDeliveryBefore(decisive.ms, rto0);
   const bEarly = lastDeliveryBefore(decisive.earliestMs, rto0);
-  const slackLow = info.intervalMs + 50;
-  const range: [number, number] = [Math.max(0, Math.min(b, bEarly) - slackLow), Math.min(decisive.ms, b + info.intervalMs + 50)];
+  // the first unacknowledged send falls up to one interval after the cut, and each RTO is 200 ms plus RTT and jitter
+  const range: [number, number] = [Math.max(0, Math.min(b, bEarly) * 0.95 - info.intervalMs - 50), b * 1.1 + info.intervalMs + 50];
   return {
     probe,
     kind,
