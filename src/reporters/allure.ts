@@ -12,7 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import type { Analysis, ProbeTrialResult, TrialResult } from '../analysis.ts';
@@ -73,16 +73,28 @@ const STANDALONE_CSS = `.band{fill:#c8323c;fill-opacity:.13;stroke:#c8323c;strok
 
 /** The results of one run: every file of allure-results/ (pure). */
 export function allureResults(a: Analysis, runDir?: string): AllureFile[] {
-  const files: AllureFile[] = [];
+  return [...allureFiles(a, runDir)];
+}
+
+/** The same, one file at a time (a long run has tens of thousands: they are written as they come). */
+export function* allureFiles(a: Analysis, runDir?: string): Generator<AllureFile> {
   const wall = (t: number) => Math.round(a.startedWallMs + t);
   const root = runDir ? resolve(runDir) : null;
   for (const t of a.trials) {
+    // one timeline per trial (every session, the blackout band), shared by the trial's tests
+    const timeline = `${uuidOf(`${a.runId}/${t.index}/timeline`)}-timeline-attachment.svg`;
+    const svg = timelineSvg(a, t)
+      .replace('<svg ', '<svg xmlns="http://www.w3.org/2000/svg" ')
+      .replace(/(<svg[^>]*>)/, `$1<style>${STANDALONE_CSS}</style>`);
+    const hasTimeline = svg.startsWith('<svg');
+    if (hasTimeline) yield { name: timeline, content: svg };
     for (const info of a.probeInfo) {
       const r = t.probes[info.name];
       if (!r) continue;
-      files.push(...oneTest(a, t, info.name, r, wall, root));
+      yield* oneTest(a, t, info.name, r, wall, root, hasTimeline ? timeline : null);
     }
   }
+  const files: AllureFile[] = [];
   files.push({
     name: 'environment.properties',
     content: [
@@ -113,10 +125,10 @@ export function allureResults(a: Analysis, runDir?: string): AllureFile[] {
       2,
     ),
   });
-  return files;
+  yield* files;
 }
 
-function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult, wall: (t: number) => number, root: string | null): AllureFile[] {
+function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult, wall: (t: number) => number, root: string | null, timeline: string | null): AllureFile[] {
   const files: AllureFile[] = [];
   const uuid = uuidOf(`${a.runId}/${t.index}/${probe}`);
   const status = statusOf(r);
@@ -126,13 +138,7 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
   const info = a.probeInfo.find((p) => p.name === probe)!;
   const attachments: AllureAttachment[] = [];
 
-  const svg = timelineSvg({ ...a, probeInfo: [info] }, t)
-    .replace('<svg ', '<svg xmlns="http://www.w3.org/2000/svg" ')
-    .replace(/(<svg[^>]*>)/, `$1<style>${STANDALONE_CSS}</style>`);
-  if (svg.startsWith('<svg')) {
-    files.push({ name: `${uuid}-timeline-attachment.svg`, content: svg });
-    attachments.push({ name: 'timeline', source: `${uuid}-timeline-attachment.svg`, type: 'image/svg+xml' });
-  }
+  if (timeline) attachments.push({ name: 'timeline', source: timeline, type: 'image/svg+xml' });
   const log = [
     `${probe} (${r.kind}) — trial ${t.index}, ${lengthLabel(t.requestedMs)} requested, ${formatMs(inj?.durationMs)} injected`,
     `outcome: ${r.outcome} — ${r.reason}`,
@@ -144,8 +150,11 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
     ...(r.errorsDropped ? [`  … and ${r.errorsDropped} more`] : []),
     ...r.verifications.map((v) => `verify ${v.ok ? 'ok' : 'FAILED'}: ${v.message}`),
   ].join('\n');
-  files.push({ name: `${uuid}-errors-attachment.txt`, content: log + '\n' });
-  attachments.push({ name: 'error log', source: `${uuid}-errors-attachment.txt`, type: 'text/plain' });
+  // the probe's log: when something went wrong (errors, a lost session, a failed check, not survived)
+  if (status !== 'passed' || r.errors.length || r.sessionsLost || r.verifications.some((v) => !v.ok)) {
+    files.push({ name: `${uuid}-errors-attachment.txt`, content: log + '\n' });
+    attachments.push({ name: 'error log', source: `${uuid}-errors-attachment.txt`, type: 'text/plain' });
+  }
   for (const [i, att] of a.attachments.filter((x) => x.trial === t.index && x.probe === probe).entries()) {
     if (!root) continue;
     const src = resolve(root, att.path);
@@ -221,20 +230,23 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
     ],
     links: [],
   };
-  files.push({ name: `${uuid}-result.json`, content: JSON.stringify(result, null, 2) });
+  files.push({ name: `${uuid}-result.json`, content: JSON.stringify(result) });
   return files;
 }
 
 /** Writes allure-results/ into the run folder (replacing what a previous build wrote); returns its path. */
 export function writeAllureResults(runDir: string, a: Analysis): string {
   const dir = join(runDir, 'allure-results');
-  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  for (const f of allureResults(a, runDir)) {
+  // overwrite in place and remove only what this build no longer has (cheaper than emptying a folder of thousands)
+  const stale = new Set(readdirSync(dir));
+  for (const f of allureFiles(a, runDir)) {
     const path = join(dir, f.name);
+    stale.delete(f.name);
     if (f.copyFrom) copyFileSync(f.copyFrom, path);
     else writeFileSync(path, f.content ?? '');
   }
+  for (const name of stale) rmSync(join(dir, name), { recursive: true, force: true });
   return dir;
 }
 
