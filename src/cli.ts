@@ -83,7 +83,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     process.stderr.write(pc.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
     return EXIT.badInput;
   }
-  process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n${analysis.decision.verdict.live}\n`);
+  process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n`);
   for (const f of analysis.decision.findings.filter((x) => x.severity !== 'info')) process.stdout.write(pc.yellow(`${f.severity}: ${f.text}\n`));
   for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
   process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
@@ -134,7 +134,7 @@ export function buildProgram(): Command {
         const { analysis, files, tornTail } = writeReports(dir);
         if (tornTail) process.stderr.write(pc.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
         if (!analysis.complete) process.stderr.write(pc.yellow('the run did not finish: the reports are marked incomplete\n'));
-        process.stdout.write(`${analysis.decision.verdict.headline}\n${analysis.decision.verdict.live}\n\n${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);
+        process.stdout.write(`${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n\n${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);
         if (o.allure) {
           const r = await generateAllureReport(dir, { singleFile: o.singleFile });
           process.stdout.write(`${join(r.reportDir, 'index.html')} (Allure, built in ${(r.ms / 1000).toFixed(1)} s)\n`);

@@ -5,7 +5,7 @@
  * migration verdict (the weakest session decides).
  */
 import type { Analysis } from './analysis.ts';
-import { bracketsOf, linearSweepTrials, type BracketStatus, type ProbeBracket, type Sweep } from './search.ts';
+import { bracketsOf, linearSweepTrials, survivedOutcome, type BracketStatus, type ProbeBracket, type Sweep } from './search.ts';
 import { checkPrediction, predictBreakingPoint, type Prediction, type PredictionCheck } from './predict.ts';
 import { migrationSettings, migrationVerdict, type MigrationVerdict } from './migration-model.ts';
 
@@ -44,7 +44,8 @@ export interface Decision {
   findings: Finding[];
   migration: MigrationVerdict;
   search: SearchSummary | null;
-  verdict: { level: 'safe' | 'limited' | 'unsafe' | 'no-data'; headline: string; live: string };
+  /** headline: the decision; live: the live-migration line; second: the line shown under the headline */
+  verdict: { level: 'safe' | 'limited' | 'unsafe' | 'no-data'; headline: string; live: string; second: string };
 }
 
 type PartialAnalysis = Omit<Analysis, 'decision'>;
@@ -105,6 +106,19 @@ export function decide(a: PartialAnalysis): Decision {
     search = { mode: s.mode, trials: a.trials.length, linearTrials: s.mode === 'search' ? linearSweepTrials(s.from, s.to, s.resolution) : null, stopReason };
   }
 
+  // a run whose injector IS a live migration is direct evidence for the live line (its pauses are what they are)
+  if (/live/.test(a.injector.kind)) {
+    const done = a.trials.filter((t) => t.injected);
+    if (done.length) {
+      const durations = done.map((t) => t.injected!.durationMs);
+      const failing = a.probeInfo.map((p) => p.name).filter((n) => done.some((t) => t.probes[n] && t.probes[n]!.outcome !== 'unknown' && !survivedOutcome(t.probes[n]!.outcome)));
+      const span = `${done.length} live migration(s), pauses ${fmt(Math.min(...durations))}–${fmt(Math.max(...durations))}`;
+      migration.live = failing.length
+        ? { pauseMs: Math.max(...durations), status: 'unsafe', failing, text: `Live migration (measured: ${span}): NOT safe — ${failing.join(', ')} did not survive it.` }
+        : { pauseMs: Math.max(...durations), status: 'safe', failing: [], text: `Live migration (measured: ${span}): safe — every session survived every one.` };
+    }
+  }
+
   const anyData = probes.some((p) => p.maxSurvivedMs !== null || p.minFailedMs !== null);
   const level: Decision['verdict']['level'] = !anyData
     ? 'no-data'
@@ -113,7 +127,11 @@ export function decide(a: PartialAnalysis): Decision {
       : probes.every((p) => p.minFailedMs === null)
         ? 'safe'
         : 'limited';
-  return { probes, findings, migration, search, verdict: { level, headline: anyData ? migration.headline : 'No trial completed: no verdict.', live: migration.live.text } };
+  const live = /live/.test(a.injector.kind);
+  const headline = !anyData ? 'No trial completed: no verdict.' : live ? migration.live.text : migration.headline;
+  const liveLevel: Decision['verdict']['level'] = migration.live.status === 'safe' ? 'safe' : 'unsafe';
+  const second = live ? 'Quick migration is not judged by this run: it measured live migrations only (see a cable-pull or quick-migration sweep).' : migration.live.text;
+  return { probes, findings, migration, search, verdict: { level: live && anyData ? liveLevel : level, headline, live: migration.live.text, second } };
 }
 
 function fmt(ms: number): string {

@@ -113,7 +113,7 @@ export function compareHtml(runs: ComparedRun[]): string {
     .map(
       (r, i) => `<div class="card ${r.analysis.decision.verdict.level}" data-run="${esc(r.label)}"><div class="run" style="border-color:${PALETTE[i % PALETTE.length]}">${esc(r.label)}</div>
 <div class="small">${esc(r.analysis.suite)} · ${esc(r.analysis.injector.kind)} · ${r.analysis.trials.length} trial(s)${r.analysis.complete ? '' : ' · incomplete'}</div>
-<p class="headline">${esc(r.analysis.decision.verdict.headline)}</p><p class="small">${esc(r.analysis.decision.verdict.live)}</p></div>`,
+<p class="headline">${esc(r.analysis.decision.verdict.headline)}</p><p class="small">${esc(r.analysis.decision.verdict.second)}</p></div>`,
     )
     .join('');
   const table = `<table class="bp"><tr><th>session</th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr>${probes.map((p) => `<tr><th>${esc(p)}</th>${runs.map((r) => `<td>${esc(bracketCell(r.analysis, p))}</td>`).join('')}</tr>`).join('')}</table>`;

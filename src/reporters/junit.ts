@@ -48,7 +48,7 @@ export function junitReport(a: Analysis): string {
 ${props.map(([k, v]) => `      <property name="${xmlEscape(k!)}" value="${xmlEscape(v!)}"/>`).join('\n')}
     </properties>
 ${cases.join('\n')}
-    <system-out>${xmlEscape(`VERDICT: ${d.verdict.headline}\n${d.verdict.live}${d.findings.length ? `\nFINDINGS:\n${d.findings.map((f) => `- [${f.severity}] ${f.text}`).join('\n')}` : ''}`)}</system-out>
+    <system-out>${xmlEscape(`VERDICT: ${d.verdict.headline}\n${d.verdict.second}${d.findings.length ? `\nFINDINGS:\n${d.findings.map((f) => `- [${f.severity}] ${f.text}`).join('\n')}` : ''}`)}</system-out>
   </testsuite>
 </testsuites>
 `;

@@ -23,7 +23,7 @@ const cellEsc = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' 
 export function verdictMarkdown(a: Analysis): string[] {
   const d = a.decision;
   const icon = d.verdict.level === 'safe' ? '✅' : d.verdict.level === 'limited' ? '⚠️' : d.verdict.level === 'unsafe' ? '❌' : '❔';
-  const lines = [`> ${icon} **${d.verdict.headline}**`, '>', `> ${d.migration.live.status === 'safe' ? '✅' : d.migration.live.status === 'unsafe' ? '❌' : '❔'} ${d.verdict.live}`];
+  const lines = [`> ${icon} **${d.verdict.headline}**`, '>', `> ${/live/.test(a.injector.kind) ? 'ℹ️' : d.migration.live.status === 'safe' ? '✅' : d.migration.live.status === 'unsafe' ? '❌' : '❔'} ${d.verdict.second}`];
   for (const c of d.migration.caveats) lines.push('>', `> ⚠ ${c}`);
   return lines;
 }
