@@ -1,8 +1,9 @@
 /**
  * End to end on the lab: a short adaptive search through the real CLI. A tcp
  * probe with a 3 s TCP user timeout and one without; the brackets found must
- * match what their policies predict (the 3 s one breaks at the last
- * retransmission before its timeout, ~3 s; the plain one survives the range).
+ * match what their policies predict (the 3 s one breaks after the last
+ * retransmission before its timeout, ~3 s, and before the next one, 6.2 s;
+ * the plain one survives the range).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,11 +42,13 @@ describe('adaptive search on the lab', () => {
     const ut = s.probes['echo-ut3s'];
     expect(ut.status).toBe('resolved');
     expect(ut.requestedBracket.hi - ut.requestedBracket.lo).toBeLessThanOrEqual(1000);
-    // the policy's prediction (last retransmission before the 3 s user timeout: 3.0 s) lies in the bracket, within the slack
+    // the policy's prediction: the last retransmission before the 3 s user timeout (3.0 s); the session breaks
+    // between there and the next retransmission after the timeout (6.2 s), depending on where in its request
+    // cycle the cut falls (3.3–3.5 s on an idle machine, 4.25–5.25 s seen on a loaded one)
     expect(ut.predicted.breakingMs).toBe(3000);
     expect(ut.agreement, ut.agreementText).toBe('agrees');
-    expect(ut.maxSurvivedMs).toBeGreaterThan(1500);
-    expect(ut.minFailedMs).toBeLessThan(5000);
+    expect(ut.maxSurvivedMs).toBeGreaterThan(1400);
+    expect(ut.minFailedMs).toBeLessThan(6200 * 1.1);
 
     expect(s.probes.echo).toMatchObject({ status: 'survives-range', minFailedMs: null, agreement: 'agrees' });
     expect(s.probes.echo.maxSurvivedMs).toBeGreaterThan(7900);
