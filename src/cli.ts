@@ -92,6 +92,36 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   return analysis.expectations.every((e) => e.passed) ? EXIT.ok : EXIT.expectationFailed;
 }
 
+/** `blackout compare`: the side-by-side report of several runs; returns the exit code. */
+export function compareCommand(dirs: string[], labels: string[] | undefined, out: string): number {
+  if (labels && labels.length !== dirs.length) {
+    process.stderr.write(pc.red(`--label: ${labels.length} label(s) for ${dirs.length} run(s)\n`));
+    return EXIT.badInput;
+  }
+  const runs = [];
+  for (const [i, d] of dirs.entries()) {
+    if (!existsSync(join(d, 'events.jsonl'))) {
+      process.stderr.write(pc.red(`${join(d, 'events.jsonl')}: not found\n`));
+      return EXIT.badInput;
+    }
+    try {
+      runs.push({ label: labels?.[i] ?? basename(resolve(d)), analysis: analyzeRunDir(d).analysis });
+    } catch (e) {
+      if (!(e instanceof EventLogError)) throw e;
+      process.stderr.write(pc.red(`${d}: ${e.message}\n`));
+      return EXIT.badInput;
+    }
+  }
+  mkdirSync(out, { recursive: true });
+  const html = join(out, 'compare.html');
+  const md = join(out, 'compare.md');
+  writeFileSync(html, compareHtml(runs));
+  const mdText = compareMarkdown(runs);
+  writeFileSync(md, mdText);
+  process.stdout.write(`${mdText}\n${html}\n${md}\n`);
+  return EXIT.ok;
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -158,34 +188,7 @@ export function buildProgram(): Command {
     .option('--label <names...>', 'a label per run, in order (default: each folder name)')
     .option('-o, --out <dir>', 'where to write compare.html and compare.md (default: the current folder)', '.')
     .action((dirs: string[], o: { label?: string[]; out: string }) => {
-      if (o.label && o.label.length !== dirs.length) {
-        process.stderr.write(pc.red(`--label: ${o.label.length} label(s) for ${dirs.length} run(s)\n`));
-        program.setOptionValue('exitCode', EXIT.badInput);
-        return;
-      }
-      const runs = [];
-      for (const [i, d] of dirs.entries()) {
-        if (!existsSync(join(d, 'events.jsonl'))) {
-          process.stderr.write(pc.red(`${join(d, 'events.jsonl')}: not found\n`));
-          program.setOptionValue('exitCode', EXIT.badInput);
-          return;
-        }
-        try {
-          runs.push({ label: o.label?.[i] ?? basename(resolve(d)), analysis: analyzeRunDir(d).analysis });
-        } catch (e) {
-          if (!(e instanceof EventLogError)) throw e;
-          process.stderr.write(pc.red(`${d}: ${e.message}\n`));
-          program.setOptionValue('exitCode', EXIT.badInput);
-          return;
-        }
-      }
-      mkdirSync(o.out, { recursive: true });
-      const html = join(o.out, 'compare.html');
-      const md = join(o.out, 'compare.md');
-      writeFileSync(html, compareHtml(runs));
-      const mdText = compareMarkdown(runs);
-      writeFileSync(md, mdText);
-      process.stdout.write(`${mdText}\n${html}\n${md}\n`);
+      program.setOptionValue('exitCode', compareCommand(dirs, o.label, o.out));
     });
 
   program
@@ -249,10 +252,26 @@ export function buildProgram(): Command {
     .command('demo')
     .description('bring the lab up, run the bundled suite(s) and print where the report is')
     .option('--suite <file...>', 'suites to run', [join(ROOT, 'suites/lab-cable-pull.yaml')])
-    .action(async (o: { suite: string[] }) => {
-      await labUp(DEFAULT_LAB, { log: (l) => process.stdout.write(pc.dim(`${l}\n`)) });
+    .option('--vm', 'the real-VM comparison instead: boot the QEMU guest, run a live and a quick migration suite, compare them')
+    .action(async (o: { suite: string[]; vm?: boolean }) => {
+      const log = (l: string) => process.stdout.write(pc.dim(`${l}\n`));
+      const lab = await labUp(DEFAULT_LAB, { log });
       let code = 0;
-      for (const s of o.suite) code = Math.max(code, await runCommand(s, { live: true }));
+      if (!o.vm) {
+        for (const s of o.suite) code = Math.max(code, await runCommand(s, { live: true }));
+        program.setOptionValue('exitCode', code);
+        return;
+      }
+      await vmUp(lab, { log });
+      const dirs: string[] = [];
+      for (const s of ['suites/vm-live.yaml', 'suites/vm-quick.yaml']) {
+        const out = defaultOutDir(basename(s, '.yaml'));
+        dirs.push(out);
+        code = Math.max(code, await runCommand(join(ROOT, s), { live: true, out }));
+      }
+      const cmp = defaultOutDir('vm-live-vs-quick');
+      compareCommand(dirs, ['live migration', 'quick migration (1GbE)'], cmp);
+      process.stdout.write(`\ncomparison: ${join(cmp, 'compare.html')}\n`);
       program.setOptionValue('exitCode', code);
     });
 
