@@ -311,6 +311,15 @@ export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise
       }
     }
   }
+  // services' own traces outside the lab dir (e.g. the rdp lab user)
+  for (const svc of services) {
+    if (!svc.stop) continue;
+    try {
+      removed.push(...(await svc.stop(name, state)));
+    } catch (e) {
+      log(`${svc.name}: cleanup failed: ${(e as Error).message}`);
+    }
+  }
   // 3. namespaces (their veths, the bridge and the cut table go with them)
   if (state) await run('ip', ['link', 'del', state.clientIf], { allowFail: true });
   for (const n of [targetNs, switchNs]) {

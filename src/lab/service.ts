@@ -19,6 +19,8 @@ export interface LabService {
   packages: string[];
   /** prepares its files, starts its server(s); returns what clients need (no secrets inline: file paths) */
   start(lab: Topology): Promise<ServiceInfo>;
+  /** optional: removes what it made outside the lab dir and namespaces (after its processes are gone); returns what it removed */
+  stop?(name: string, lab: Topology | null): Promise<string[]>;
 }
 
 export interface StartOptions {

@@ -3,5 +3,6 @@ import type { LabService } from '../service.ts';
 import { echo } from './echo.ts';
 import { postgres } from './postgres.ts';
 import { ssh } from './ssh.ts';
+import { rdp } from './rdp.ts';
 
-export const services: LabService[] = [echo, ssh, postgres];
+export const services: LabService[] = [echo, ssh, postgres, rdp];
