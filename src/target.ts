@@ -29,6 +29,16 @@ export interface PostgresAccess {
   passwordFile?: string;
 }
 
+export interface RdpAccess {
+  host: string;
+  port: number;
+  user: string;
+  passwordEnv?: string;
+  passwordFile?: string;
+  /** pinned server certificate fingerprint, "sha256:AB:CD:…" */
+  certFingerprint?: string;
+}
+
 export interface ResolvedTarget {
   /** a label for reports: the lab name or the host */
   name: string;
@@ -41,6 +51,7 @@ export interface ResolvedTarget {
     echo?: { port: number };
     ssh?: SshAccess;
     postgres?: PostgresAccess;
+    rdp?: RdpAccess;
     [name: string]: unknown;
   };
 }

@@ -42,17 +42,18 @@ export function displayOffset(index: number): number {
 
 /** The desktop: an xterm with a clock (tenths, 4 Hz) and the session's start time. */
 function desktopScript(): string {
+  // two short lines in a 3-line terminal: nothing wraps or scrolls, the clock line always changes
   const loop = [
-    'started=$(date +%H:%M:%S)',
+    'started=$(date +%H:%M:%S); printf "\\033[?25l"',
     'while :; do',
-    `  printf '\\033[H\\033[2K%s\\n\\033[2Ksession since %s on %s' "$(date +%H:%M:%S.%1N)" "$started" "$DISPLAY"`,
+    `  printf '\\033[H%s\\n\\033[2Ksession %s %s' "$(date +%H:%M:%S.%1N)" "$started" "\${DISPLAY%.0}"`,
     '  sleep 0.25',
     'done',
   ].join('\n');
   return [
     '#!/bin/sh',
     '# blackout lab desktop: something that changes every second, so a client can see frames arrive',
-    `exec xterm -geometry 26x2+0+0 -bg white -fg black -fa 'DejaVu Sans Mono' -fs 26 -title 'blackout lab clock' +cm -e sh -c '${loop.replace(/'/g, `'\\''`)}'`,
+    `exec xterm -geometry 24x3+0+0 -bg white -fg black -fa 'DejaVu Sans Mono' -fs 24 -title 'blackout lab clock' +cm -e sh -c '${loop.replace(/'/g, `'\\''`)}'`,
     '',
   ].join('\n');
 }
