@@ -26,7 +26,7 @@
  * rounded up to 5 + 2k s) of silence.
  *
  * Two rdp probes with the same user and screen size share one xrdp session
- * (sesman's default policy) and take it from each other: give them different
+ * (the lab's sesman policy is UBD: user, colour depth, size) and take it from each other: give them different
  * sizes or users.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -115,6 +115,7 @@ const EXIT_CODES: Record<number, string> = {
   5: 'connection replaced by another client',
   7: 'connection denied',
   11: 'disconnected by the user',
+  12: 'logged off (ERRINFO_LOGOFF_BY_USER: xrdp also says so when another client took the session)',
   131: 'connection failed',
   132: 'authentication failure',
   133: 'negotiation failure',
@@ -216,6 +217,7 @@ class RdpProbe {
   private closing = false;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   private secrets: string[] = [];
+  private pinned = '';
   private opened: { resolve: () => void; reject: (e: Error) => void } | null = null;
 
   constructor(
@@ -231,6 +233,7 @@ class RdpProbe {
   async open(): Promise<void> {
     const access = resolveAccess(this.config, this.ctx);
     this.secrets = [access.password];
+    this.pinned = access.fingerprint;
     await this.startXvfb();
     const done = new Promise<void>((resolve, reject) => (this.opened = { resolve, reject }));
     this.startClient(access);
@@ -392,8 +395,8 @@ class RdpProbe {
     if (this.phase === 'up') {
       this.failureShots('disconnect');
       this.phase = 'lost';
+      this.stalledSince = null;
       this.ctx.emit({ type: 'session-lost', message: `FreeRDP: Network disconnect! (${this.clientWords()})` });
-      this.problems = [];
     }
   }
 
@@ -419,7 +422,10 @@ class RdpProbe {
   private openFailureMessage(how: string): string {
     const words = this.clientWords();
     if (/certificate|fingerprint/i.test(words) || (this.exit?.code === 143 && /TLS/.test(words))) {
-      return `RDP server certificate rejected: it does not match the pinned fingerprint (${how}; FreeRDP: ${words})`;
+      const fp = this.pinned;
+      const short = `${fp.slice(0, 'sha256:'.length + 11)}…${fp.slice(-5)}`;
+      const certWords = this.problems.filter((p) => /certificate|fingerprint/i.test(p)).slice(-2).join('; ') || words;
+      return `RDP server certificate rejected: it does not match the pinned fingerprint ${short} (xfreerdp ${how.replace(/^xfreerdp /, '')}; FreeRDP: ${certWords})`;
     }
     return `RDP login failed: ${how} (FreeRDP: ${words})`;
   }
@@ -487,6 +493,7 @@ class RdpProbe {
         if (this.pendingFrames.length < need || t - this.pendingFrames[0]! < (this.phase === 'connecting' ? 500 : 0)) return;
         const reconnect = this.phase === 'reconnecting';
         this.phase = 'up';
+        this.stalledSince = null;
         this.pendingFrames = [];
         this.lastFreshAt = t;
         if (reconnect) {

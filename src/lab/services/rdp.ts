@@ -16,6 +16,9 @@
  *  - disconnected sessions are kept (KillDisconnected=false), like a terminal
  *    server: a client that reconnects gets its desktop back.
  *
+ * Sessions are per user and screen size (Policy=UBD): two clients with the
+ * same user and size share one session and take it from each other.
+ *
  * Idle, it costs two small daemons; the Xorg session starts at the first login.
  */
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -127,7 +130,7 @@ MaxSessions=${MAX_SESSIONS}
 KillDisconnected=false
 DisconnectedTimeLimit=0
 IdleTimeLimit=0
-Policy=Default
+Policy=UBD
 
 [Logging]
 LogFile=${dir}/sesman.log
