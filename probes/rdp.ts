@@ -51,9 +51,9 @@ const FINGERPRINT = /^sha256:((?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{
 const schema = z.strictObject({
   ...probeBase('rdp', { interval: 250, tolerance: 1000 }),
   /** defaults: the target's address and its rdp service (the lab records user, password file and fingerprint) */
-  host: z.string().min(1).optional(),
+  host: z.string().regex(/^[A-Za-z0-9._:[\]-]{1,253}$/, 'expected a host name or an IP address').optional(),
   port: z.number().int().min(1).max(65535).optional(),
-  user: z.string().min(1).max(256).optional(),
+  user: z.string().regex(/^[^\s\x00-\x1f/\\:]{1,256}$/, 'expected a user name (DOMAIN\\user is not supported; no spaces)').optional(),
   ...secretRef,
   /** the server certificate's SHA-256 fingerprint, "sha256:AB:CD:…" (64 hex digits); never connects unverified */
   certFingerprint: z.string().regex(FINGERPRINT, 'expected "sha256:" and 32 hex bytes (AB:CD:… or 64 hex digits)').optional(),
