@@ -21,6 +21,8 @@ import { rdp, expectedDropAfterMs, normaliseFingerprint, parseFreerdpLine, exitM
 import type { ProbeContext, ProbeEvent } from '../probes/types.ts';
 import { parseXwdHeader, xwdToPng, isBlank } from '../probes/xwd-frame.ts';
 import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { labDown } from '../src/lab/lab.ts';
+import { run } from '../src/exec.ts';
 
 const LAB = 'xrdp1';
 
@@ -215,4 +217,13 @@ describe('rdp probe against the lab', () => {
     expect(r.stdout + r.stderr).toMatch(/certificate rejected: it does not match the pinned fingerprint sha256:5a:5a/);
     expect(existsSync(join(out, 'summary.json'))).toBe(true);
   }, 60_000);
+
+  it('lab down removes the lab user and every xrdp process', async () => {
+    const state = lab.state();
+    const pids = (await run('ip', ['netns', 'pids', state.targetNs])).stdout.trim().split('\n').map(Number);
+    const removed = await labDown(LAB);
+    expect(removed).toContain(`user bordp-${LAB}`);
+    expect((await run('id', ['-u', `bordp-${LAB}`], { allowFail: true })).code).not.toBe(0);
+    for (const pid of pids) expect(existsSync(`/proc/${pid}`)).toBe(false);
+  });
 });

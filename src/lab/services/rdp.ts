@@ -56,7 +56,7 @@ function desktopScript(): string {
   return [
     '#!/bin/sh',
     '# blackout lab desktop: something that changes every second, so a client can see frames arrive',
-    `exec xterm -geometry 24x3+0+0 -bg white -fg black -fa 'DejaVu Sans Mono' -fs 24 -title 'blackout lab clock' +cm -e sh -c '${loop.replace(/'/g, `'\\''`)}'`,
+    `exec xterm -geometry 22x3+0+0 -bg white -fg black -fa 'DejaVu Sans Mono' -fs 34 -title 'blackout lab clock' +cm -e sh -c '${loop.replace(/'/g, `'\\''`)}'`,
     '',
   ].join('\n');
 }
