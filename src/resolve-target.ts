@@ -2,7 +2,7 @@
 import { DEFAULT_LAB, readLabState, labHealth } from './lab/lab.ts';
 import { readVmState, vmTarget } from './lab/vm.ts';
 import type { TargetConfig } from './suite.ts';
-import type { ResolvedTarget, SshAccess, PostgresAccess } from './target.ts';
+import type { ResolvedTarget, SshAccess, PostgresAccess, SmbAccess, WebAccess, FilesAccess } from './target.ts';
 
 export class PreflightError extends Error {}
 
@@ -30,6 +30,9 @@ export async function resolveTarget(config: TargetConfig, opts: { lab?: string }
         ...Object.fromEntries(Object.entries(s).map(([k, v]) => [k, { ...v, host: state.targetAddress }])),
         echo: s.echo ? { port: s.echo.port } : undefined,
         ssh: ssh && { host: state.targetAddress, port: ssh.port, user: ssh.user, privateKeyFile: ssh.privateKeyFile, hostKey: ssh.hostKey },
+        smb: smbOf(s.smb, state.targetAddress),
+        web: webOf(s.web),
+        files: filesOf(s.files),
         postgres: pg && { host: state.targetAddress, port: pg.port, database: pg.database, user: pg.user, passwordFile: pg.passwordFile },
       },
     };
@@ -37,4 +40,18 @@ export async function resolveTarget(config: TargetConfig, opts: { lab?: string }
   const ssh: SshAccess | undefined = config.ssh && { host: config.host, ...config.ssh };
   const postgres: PostgresAccess | undefined = config.postgres && { host: config.host, ...config.postgres };
   return { name: config.host, address: config.host, services: { echo: config.echo, ssh, postgres } };
+}
+
+// lab services added by the probes issue (smb, web, files)
+function smbOf(v: unknown, host: string): SmbAccess | undefined {
+  const s = v as { port: number; share: string; user: string; passwordFile: string } | undefined;
+  return s && { host, port: s.port, share: s.share, user: s.user, passwordFile: s.passwordFile };
+}
+function webOf(v: unknown): WebAccess | undefined {
+  const s = v as { url: string; user: string; passwordFile: string; adminSocket: string } | undefined;
+  return s && { url: s.url, user: s.user, passwordFile: s.passwordFile, adminSocket: s.adminSocket };
+}
+function filesOf(v: unknown): FilesAccess | undefined {
+  const s = v as { dir: string; file: string; size: number; sha256: string } | undefined;
+  return s && { dir: s.dir, file: s.file, size: s.size, sha256: s.sha256 };
 }

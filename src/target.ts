@@ -39,6 +39,36 @@ export interface RdpAccess {
   certFingerprint?: string;
 }
 
+export interface SmbAccess {
+  host: string;
+  port: number;
+  share: string;
+  user: string;
+  domain?: string;
+  passwordEnv?: string;
+  passwordFile?: string;
+}
+
+export interface WebAccess {
+  /** the web app's base URL */
+  url: string;
+  user: string;
+  passwordEnv?: string;
+  passwordFile?: string;
+  /** lab only: the app's admin Unix socket (forced logout) */
+  adminSocket?: string;
+}
+
+/** where the copy probes find their files (the lab's file-copy folder) */
+export interface FilesAccess {
+  /** folder on the target (sftp paths; the SMB share's root) */
+  dir: string;
+  /** the default large file in it, and its size and sha256 */
+  file: string;
+  size: number;
+  sha256?: string;
+}
+
 export interface ResolvedTarget {
   /** a label for reports: the lab name or the host */
   name: string;
@@ -52,6 +82,9 @@ export interface ResolvedTarget {
     ssh?: SshAccess;
     postgres?: PostgresAccess;
     rdp?: RdpAccess;
+    smb?: SmbAccess;
+    web?: WebAccess;
+    files?: FilesAccess;
     [name: string]: unknown;
   };
 }

@@ -4,5 +4,8 @@ import { echo } from './echo.ts';
 import { postgres } from './postgres.ts';
 import { ssh } from './ssh.ts';
 import { rdp } from './rdp.ts';
+import { files } from './files.ts';
+import { smb } from './smb.ts';
+import { web } from './web.ts';
 
-export const services: LabService[] = [echo, ssh, postgres, rdp];
+export const services: LabService[] = [echo, ssh, postgres, rdp, files, smb, web];
