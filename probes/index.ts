@@ -3,9 +3,10 @@ import type { ProbeDefinition, ProbeConfigBase } from './types.ts';
 import { icmp } from './icmp.ts';
 import { tcp } from './tcp.ts';
 import { rdp } from './rdp.ts';
+import { postgres } from './postgres.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const probes: ProbeDefinition<any>[] = [icmp, tcp, rdp];
+export const probes: ProbeDefinition<any>[] = [icmp, tcp, rdp, postgres];
 
 export function probeDefinition(kind: string): ProbeDefinition<ProbeConfigBase> | undefined {
   return probes.find((d) => d.kind === kind);
