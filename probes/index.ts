@@ -4,9 +4,13 @@ import { icmp } from './icmp.ts';
 import { tcp } from './tcp.ts';
 import { rdp } from './rdp.ts';
 import { postgres } from './postgres.ts';
+import { console_ } from './console.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const probes: ProbeDefinition<any>[] = [icmp, tcp, rdp, postgres];
+
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const probes: ProbeDefinition<any>[] = [icmp, tcp, rdp, postgres, console_];
 
 export function probeDefinition(kind: string): ProbeDefinition<ProbeConfigBase> | undefined {
   return probes.find((d) => d.kind === kind);
