@@ -5,12 +5,14 @@ import { tcp } from './tcp.ts';
 import { rdp } from './rdp.ts';
 import { postgres } from './postgres.ts';
 import { console_ } from './console.ts';
+import { sftp } from './sftp.ts';
+import { smb } from './smb.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const probes: ProbeDefinition<any>[] = [icmp, tcp, rdp, postgres, console_];
+export const probes: ProbeDefinition<any>[] = [icmp, tcp, rdp, postgres, console_, sftp, smb];
 
 export function probeDefinition(kind: string): ProbeDefinition<ProbeConfigBase> | undefined {
   return probes.find((d) => d.kind === kind);
