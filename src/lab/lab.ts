@@ -11,7 +11,7 @@
  *  - cuts never touch a link: they are nft drops inside the switch namespace.
  * Teardown removes the guard last.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, rmdirSync, statSync } from 'node:fs';
 import { run, runIn, pidAlive } from '../exec.ts';
 import { sleep } from '../clock.ts';
 import { services } from './services/index.ts';
@@ -59,6 +59,32 @@ const INDEX_DIR = `${LAB_RUN_DIR}/.index`;
  * and taken over. An index whose guard table exists but is not ours is
  * someone else's: skipped, never touched.
  */
+/** A mkdir lock in the labs folder (atomic across processes); a lock older than 30 s is stale. */
+async function withAllocLock<T>(fn: () => Promise<T>): Promise<T> {
+  const lock = `${LAB_RUN_DIR}/.alloc-lock`;
+  mkdirSync(LAB_RUN_DIR, { recursive: true });
+  for (let i = 0; ; i++) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 30_000) rmdirSync(lock);
+      } catch {
+        /* released meanwhile */
+      }
+      if (i > 600) throw new Error(`lab index allocation: ${lock} is held for too long`);
+      await sleep(50);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmdirSync(lock);
+  }
+}
+
 async function allocateIndex(name: string): Promise<number> {
   mkdirSync(INDEX_DIR, { recursive: true });
   const tables = (await run('nft', ['list', 'tables', 'inet'], { allowFail: true })).stdout;
@@ -104,6 +130,12 @@ export async function labHealth(state: LabState): Promise<LabHealth> {
   if (problems.length === 0) {
     const pids = await run('ip', ['netns', 'pids', state.targetNs], { allowFail: true });
     if (pids.stdout.trim() === '') problems.push('no server process runs in the target namespace');
+    // safety: traffic for the target must leave by the lab's own link, and the guard must be there
+    // (a lab whose link or guard was removed would send lab traffic out of the default route)
+    const route = await run('ip', ['-o', 'route', 'get', state.targetAddress], { allowFail: true });
+    if (!new RegExp(`\\bdev ${state.clientIf}\\b`).test(route.stdout)) problems.push(`the route to ${state.targetAddress} does not use the lab link ${state.clientIf} (${route.stdout.trim() || route.stderr.trim()})`);
+    const guard = await run('nft', ['list', 'table', 'inet', state.guardTable], { allowFail: true });
+    if (guard.code !== 0) problems.push(`the leak guard nft table inet ${state.guardTable} is missing`);
   }
   return { up: problems.length === 0, problems };
 }
@@ -130,12 +162,17 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
     // a lab whose state file is gone (e.g. /run was cleaned): clear it by name
     await labDown(name, opts);
   }
-  const t = topology(name, await allocateIndex(name));
-  mkdirSync(t.dir, { recursive: true, mode: 0o755 });
-  mkdirSync(`${t.dir}/secrets`, { recursive: true, mode: 0o700 });
-  // write the state early, so a failed `up` can always be torn down by `down`
-  const state: LabState = { ...t, createdAtMs: Date.now(), services: {} };
-  writeFileSync(statePath(name), JSON.stringify(state, null, 2));
+  // allocate + write the state under a cross-process lock: two `lab up` at once (parallel test
+  // files) must never get the same index, or one's failed `up` tears down the other's guard and link
+  const { t, state } = await withAllocLock(async () => {
+    const t = topology(name, await allocateIndex(name));
+    mkdirSync(t.dir, { recursive: true, mode: 0o755 });
+    mkdirSync(`${t.dir}/secrets`, { recursive: true, mode: 0o700 });
+    // write the state early, so a failed `up` can always be torn down by `down`
+    const state: LabState = { ...t, createdAtMs: Date.now(), services: {} };
+    writeFileSync(statePath(name), JSON.stringify(state, null, 2));
+    return { t, state };
+  });
   try {
     log(`guard: blackhole ${t.subnet} and nft table inet ${t.guardTable}`);
     await installGuard(t);
