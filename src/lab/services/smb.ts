@@ -51,6 +51,11 @@ export const smb: LabService = {
         '  disable spoolss = yes',
         '  map to guest = never',
         '  restrict anonymous = 2',
+        // 256 KiB per read/write (Samba's default is 8 MiB): at the throttled rate an 8 MiB
+        // response is ~2 s of silence, which would hide the blackout in the progress timeline
+        '  smb2 max read = 262144',
+        '  smb2 max write = 262144',
+        '  smb2 max trans = 262144',
         '',
         `[${SMB_SHARE}]`,
         `  path = ${lab.dir}/files`,
