@@ -143,6 +143,11 @@ function appPage(session) {
     };
   }
   setInterval(() => {
+    if (bo.state === 'reconnecting' && downSince !== null && Date.now() - downSince >= giveUp) {
+      abandon(ws); ws = null; clearTimeout(retryTimer); clearTimeout(connectTimer);
+      setState('failed', 'Connection to the server lost for ' + giveUp + ' ms. Please reload the page.');
+      return;
+    }
     if (bo.state === 'live' && bo.receivedAt !== null && Date.now() - bo.receivedAt > staleAfter) {
       abandon(ws); ws = null;
       retry('no data for ' + staleAfter + ' ms');
