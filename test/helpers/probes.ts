@@ -67,3 +67,25 @@ export async function labSql(lab: LabState, sql: string, values: unknown[] = [])
 
 /** true when the event log shows no cut: nothing was injected */
 export const nothingInjected = (events: BlackoutEvent[]): boolean => !events.some((e) => e.type === 'cut');
+
+/**
+ * Runs a suite object through the real CLI against a lab; `during(outDir)` runs while the
+ * CLI does (e.g. waits for the cut and acts behind a probe's back). Returns the CLI result,
+ * the run folder and its events.
+ */
+export async function runLabSuite(
+  labName: string,
+  suite: Record<string, unknown>,
+  opts: { during?: (outDir: string) => Promise<void>; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string; out: string; events: BlackoutEvent[] }> {
+  const { runCli, tempDir, writeSuite } = await import('./lab.ts');
+  const out = tempDir();
+  const cli = runCli(['run', writeSuite({ target: 'lab', ...suite }), '--lab', labName, '--out', out, '--no-live'], { env: opts.env });
+  if (opts.during) await opts.during(out);
+  const r = await cli;
+  return { ...r, out, events: readEvents(out) };
+}
+
+export function message(e: BlackoutEvent | undefined): string {
+  return (e && 'message' in e ? e.message : '') ?? '';
+}
