@@ -44,6 +44,9 @@ export class CopyProgress {
   finish(): void {
     this.done = true;
     this.finishedAt = this.ctx.clock.now();
+    // the completion itself is a sample: the timeline ends at the whole file
+    this.lastSampleBytes = this.bytes;
+    this.ctx.emit({ type: 'sample', seq: ++this.seq, value: this.bytes, latencyMs: 0 });
   }
 
   private tick(): void {
