@@ -116,6 +116,7 @@ export const smb: ProbeDefinition<SmbConfig> = {
     let progress: CopyProgress | null = null;
     let copy: Promise<void> | null = null;
     let lostEmitted = false;
+    let stderrTail = () => '';
 
     const lose = (message: string) => {
       if (lostEmitted || ctx.signal.aborted) return;
@@ -137,7 +138,18 @@ export const smb: ProbeDefinition<SmbConfig> = {
         let stderr = '';
         child = spawn('smbclient', smbArgs(smbc, config, `get "${file}" -`), { stdio: ['ignore', 'pipe', 'pipe'] });
         const c = child;
-        c.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+        stderrTail = () => stderr;
+        let opened = false;
+        c.stderr!.on('data', (d: Buffer) => {
+          stderr = (stderr + d.toString()).slice(-4000);
+          // smbclient reports the failure at once (e.g. NT_STATUS_IO_TIMEOUT) but may take many seconds
+          // more to exit: the error reached the application when it was printed
+          const line = stderr.split('\n').find((l) => /NT_STATUS_\w+/.test(l));
+          if (line && opened && !progress?.done) {
+            lose(`smbclient: ${line.trim()}`);
+            c.kill('SIGKILL');
+          }
+        });
         const firstBytes = new Promise<void>((resolve, reject) => {
           c.stdout!.once('data', () => resolve());
           c.once('close', (code, signal) => reject(new Error(smbError(stderr, code, signal))));
@@ -174,6 +186,7 @@ export const smb: ProbeDefinition<SmbConfig> = {
         } catch (e) {
           throw e;
         }
+        opened = true;
         ctx.emit({ type: 'session-open', reconnect: false, message: `get ${file} started` });
         prog.start();
       },
@@ -184,7 +197,10 @@ export const smb: ProbeDefinition<SmbConfig> = {
           }
         }
         progress?.stop();
-        if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        if (child && child.exitCode === null && child.signalCode === null) {
+          if (stderrTail().trim()) ctx.emit({ type: 'probe-note', message: `smbclient still running at close (ended); it had said: ${stderrTail().trim().split('\n').slice(-3).join(' | ')}` });
+          child.kill('SIGKILL');
+        }
         if (s) rmSync(s.dir, { recursive: true, force: true });
       },
     };
