@@ -206,7 +206,7 @@ export const web: ProbeDefinition<WebConfig> = {
             lost = true;
             ctx.emit({ type: 'session-lost', message: `the page's websocket is down: ${s.message}` });
           }
-          if (!inTrouble && (lost || now - lastFreshAt > config.interval + config.tolerance)) {
+          if (!inTrouble && (lost || now - lastFreshAt > config.interval + config.tolerance / 2)) {
             inTrouble = true;
             if (!troubleShot) {
               troubleShot = true;
