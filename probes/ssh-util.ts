@@ -44,8 +44,9 @@ export interface SshConfigFields {
 export function sshPolicy(c: SshConfigFields): Record<string, unknown> {
   return {
     client: 'ssh2',
+    // measured: ssh2 gives up after interval × countMax of silence (OpenSSH's ServerAlive needs one interval more)
     keepalive: c.serverAlive ? `every ${c.serverAlive.interval} ms, gives up after ${c.serverAlive.countMax} unanswered (ServerAliveInterval/CountMax)` : 'off (OpenSSH default)',
-    ...(c.serverAlive ? { keepaliveIntervalMs: c.serverAlive.interval, keepaliveCountMax: c.serverAlive.countMax, diesAfterMs: c.serverAlive.interval * (c.serverAlive.countMax + 1) } : {}),
+    ...(c.serverAlive ? { keepaliveIntervalMs: c.serverAlive.interval, keepaliveCountMax: c.serverAlive.countMax, diesAfterMs: c.serverAlive.interval * c.serverAlive.countMax } : {}),
     readyTimeoutMs: c.readyTimeout,
     hostKey: 'verified against the recorded fingerprint; unknown keys refused',
   };

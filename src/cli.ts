@@ -251,7 +251,7 @@ export function buildProgram(): Command {
   program
     .command('demo')
     .description('bring the lab up, run the bundled suite(s) and print where the report is')
-    .option('--suite <file...>', 'suites to run', [join(ROOT, 'suites/lab-cable-pull.yaml')])
+    .option('--suite <file...>', 'suites to run', [join(ROOT, 'suites/lab-cable-pull.yaml'), join(ROOT, 'suites/lab-quick-migration.yaml')])
     .option('--vm', 'the real-VM comparison instead: boot the QEMU guest, run a live and a quick migration suite, compare them')
     .action(async (o: { suite: string[]; vm?: boolean }) => {
       const log = (l: string) => process.stdout.write(pc.dim(`${l}\n`));
