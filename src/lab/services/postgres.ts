@@ -43,8 +43,15 @@ export const postgres: LabService = {
     await waitForPort(lab.targetAddress, 5432, 30_000);
     // the password travels on stdin, never on a command line (ps would show it)
     const sql = `CREATE ROLE blackout LOGIN PASSWORD '${password}';\nCREATE DATABASE blackout OWNER blackout;\n`;
-    await run('ip', ['netns', 'exec', lab.targetNs, 'setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups',
-      `${bin}/psql`, '-q', '-h', sock, '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { input: sql });
+    // the port answers before the server accepts sessions ("the database system is starting up"),
+    // which on a loaded machine (parallel test files) lasts a while: retry for up to 30 s
+    for (let attempt = 0; ; attempt++) {
+      const r = await run('ip', ['netns', 'exec', lab.targetNs, 'setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups',
+        `${bin}/psql`, '-q', '-h', sock, '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { input: sql, allowFail: true });
+      if (r.code === 0) break;
+      if (!/starting up/.test(r.stderr) || attempt >= 150) throw new Error(`psql (creating the lab role and database): exit ${r.code}: ${r.stderr.trim()}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
     return { port: 5432, database: 'blackout', user: 'blackout', passwordFile };
   },
 };
