@@ -12,8 +12,10 @@
  *  - the page gave up ("Please reload"), logged the user out, or landed on the
  *    login form, or a script error reached the page → failed, with the page's
  *    own text.
- * Screenshots: at the first sign of trouble and at the first fresh data after
- * it (`ctx.attach`, so they land in the run folder and the report).
+ * Screenshots: when the page first shows trouble (reconnecting, an error, logged
+ * out) and at the first fresh data after it (`ctx.attach`, so they land in the
+ * run folder and the report). A silent stall the page itself does not show
+ * gets none.
  *
  * One Chromium per process, shared by every web probe (a fresh profile each
  * launch); each probe has its own browser context (own cookies).
@@ -208,7 +210,8 @@ export const web: ProbeDefinition<WebConfig> = {
             lost = true;
             ctx.emit({ type: 'session-lost', message: `the page's websocket is down: ${s.message}` });
           }
-          if (!inTrouble && (lost || now - lastFreshAt > config.interval + config.tolerance / 2)) {
+          // trouble the user can see: the page is no longer live (reconnecting, an error, logged out)
+          if (!inTrouble && (lost || s.state !== 'live')) {
             inTrouble = true;
             if (!troubleShot) {
               troubleShot = true;

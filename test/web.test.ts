@@ -4,6 +4,7 @@
  *   web         the page waits 5 s for data before it reconnects: data stops, resumes, same session;
  *   web-strict  the page gives up 500 ms after its data went stale (1 s): fails with the page's own text;
  *   web-kicked  the server forces a logout after the restore (admin socket): detected;
+ *   web-reconnect  the page drops its stale websocket after 1 s and reconnects by itself: recovered;
  * screenshots at the first trouble and after recovery; and a wrong password: exit 2.
  */
 import { existsSync } from 'node:fs';
@@ -37,6 +38,7 @@ describe('web probe', () => {
           { name: 'web', kind: 'web', staleAfter: '5s' },
           { name: 'web-strict', kind: 'web', staleAfter: '1s', giveUp: '500ms' },
           { name: 'web-kicked', kind: 'web', staleAfter: '5s' },
+          { name: 'web-reconnect', kind: 'web', staleAfter: '1s' },
         ],
         injector: { kind: 'cable-pull' },
         blackouts: ['2s'],
@@ -65,9 +67,13 @@ describe('web probe', () => {
     expect(t.probes['web-kicked']!.outcome).toBe('failed');
     expect(message(eventsOf(r.events, 'web-kicked', 'session-lost')[0])).toMatch(/You were logged out by the server\.|sent to \/login: You were logged out by the server\./);
 
-    // screenshots: the first trouble (every probe) and the recovery (the one that recovered)
+    expect(t.probes['web-reconnect']!.outcome, t.probes['web-reconnect']!.reason).toBe('recovered');
+    expect(message(eventsOf(r.events, 'web-reconnect', 'session-open').at(-1))).toMatch(/^the page reconnected its websocket/);
+
+    // screenshots: when the page showed trouble, and after it recovered; none for the silent stall
     const shots = r.events.filter((e) => e.type === 'attachment');
-    for (const [probe, name] of [['web', 'first-failure.png'], ['web', 'after-recovery.png'], ['web-strict', 'first-failure.png'], ['web-kicked', 'first-failure.png']]) {
+    expect(shots.filter((e) => e.type === 'attachment' && e.probe === 'web')).toEqual([]);
+    for (const [probe, name] of [['web-reconnect', 'first-failure.png'], ['web-reconnect', 'after-recovery.png'], ['web-strict', 'first-failure.png'], ['web-kicked', 'first-failure.png']]) {
       const a = shots.find((e) => e.type === 'attachment' && e.probe === probe && e.name === name);
       expect(a, `${probe} ${name}`).toBeTruthy();
       expect(existsSync(join(r.out, a!.type === 'attachment' ? a!.path : ''))).toBe(true);
