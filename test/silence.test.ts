@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createClock, sleep } from '../src/clock.ts';
-import { guardLeakCount } from '../src/lab/lab.ts';
+import { guardLeakCount, supernetLeakCount } from '../src/lab/lab.ts';
 import { run } from '../src/exec.ts';
 import { resolveTarget } from '../src/resolve-target.ts';
 import { injectors } from '../injectors/index.ts';
@@ -69,6 +69,7 @@ describe('the leak guard', () => {
     const clock = createClock();
     const target = await resolveTarget({ lab: s.name, vm: false });
     const before = await guardLeakCount(s);
+    const superBefore = await supernetLeakCount();
     for (const def of injectors.filter((d) => ['cable-pull', 'quick-migration', 'live-migration'].includes(d.kind))) {
       for (const arp of [false, true]) {
         const inj = def.create(def.schema.parse({ kind: def.kind, arp }), { target, clock, runDir: '/tmp', log: () => {}, info: () => {} });
@@ -89,6 +90,7 @@ describe('the leak guard', () => {
     }
     expect(await guardLeakCount(s)).toBe(before);
     expect(before).toBe(0);
+    expect(await supernetLeakCount()).toBe(superBefore);
   });
 
   it('counts and drops a lab packet forced out of another interface (positive control, stays on the machine)', async () => {
@@ -105,6 +107,26 @@ describe('the leak guard', () => {
       expect(await guardLeakCount(s)).toBeGreaterThan(before);
       // reset the counter so the other checks read 0 again
       await run('nft', ['reset', 'counter', 'inet', s.guardTable, 'leak']);
+    } finally {
+      await run('ip', ['link', 'del', a], { allowFail: true });
+    }
+  });
+
+  it('the shared /16 guard stops lab traffic on any non-lab interface even with the lab\'s own guard gone', async () => {
+    const s = lab.state();
+    // host-only veth again, named outside the lab's "bo*" pattern
+    const a = `xgc${s.index}a`;
+    const b = `xgc${s.index}b`;
+    await run('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+    try {
+      await run('ip', ['link', 'set', a, 'up']);
+      await run('ip', ['link', 'set', b, 'up']);
+      const before = await supernetLeakCount();
+      await run('ping', ['-n', '-c', '1', '-W', '1', '-I', a, s.targetAddress], { allowFail: true });
+      expect(await supernetLeakCount()).toBeGreaterThan(before);
+      await run('nft', ['reset', 'counter', 'inet', 'blackout_guard', 'leak']);
+      // and the blackhole for the whole range is there behind every lab's own route
+      expect((await run('ip', ['route', 'show', 'table', 'main'])).stdout).toMatch(/blackhole 10\.213\.0\.0\/16 metric 4242/);
     } finally {
       await run('ip', ['link', 'del', a], { allowFail: true });
     }

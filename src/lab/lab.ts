@@ -52,13 +52,6 @@ async function netnsList(): Promise<string[]> {
 
 const INDEX_DIR = `${LAB_RUN_DIR}/.index`;
 
-/**
- * Claims the lowest free lab index atomically (an O_EXCL claim file per
- * index), so labs brought up in parallel never share a subnet or interface
- * names. A claim whose lab has no state and no namespace any more is stale
- * and taken over. An index whose guard table exists but is not ours is
- * someone else's: skipped, never touched.
- */
 /** A mkdir lock in the labs folder (atomic across processes); a lock older than 30 s is stale. */
 async function withAllocLock<T>(fn: () => Promise<T>): Promise<T> {
   const lock = `${LAB_RUN_DIR}/.alloc-lock`;
@@ -85,6 +78,13 @@ async function withAllocLock<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Claims the lowest free lab index atomically (an O_EXCL claim file per
+ * index), so labs brought up in parallel never share a subnet or interface
+ * names. A claim whose lab has no state and no namespace any more is stale
+ * and taken over. An index whose guard table exists but is not ours is
+ * someone else's: skipped, never touched.
+ */
 async function allocateIndex(name: string): Promise<number> {
   mkdirSync(INDEX_DIR, { recursive: true });
   const tables = (await run('nft', ['list', 'tables', 'inet'], { allowFail: true })).stdout;
@@ -153,6 +153,7 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
   if (existing) {
     const health = await labHealth(existing);
     if (health.up) {
+      await withAllocLock(installSupernetGuard); // (a lab from before the shared guard existed gets it too)
       log(`lab ${name} is already up (${existing.targetAddress})`);
       return existing;
     }
@@ -165,6 +166,7 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
   // allocate + write the state under a cross-process lock: two `lab up` at once (parallel test
   // files) must never get the same index, or one's failed `up` tears down the other's guard and link
   const { t, state } = await withAllocLock(async () => {
+    await installSupernetGuard();
     const t = topology(name, await allocateIndex(name));
     mkdirSync(t.dir, { recursive: true, mode: 0o755 });
     mkdirSync(`${t.dir}/secrets`, { recursive: true, mode: 0o700 });
@@ -193,6 +195,54 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
     await labDown(name, opts).catch(() => {});
     throw e;
   }
+}
+
+export const SUPERNET = '10.213.0.0/16';
+export const SUPERNET_GUARD = 'blackout_guard';
+
+/**
+ * The second line of defence, shared by every lab: a blackhole route for the
+ * whole lab range and a guard that drops (and counts) any packet for it
+ * leaving by an interface that is not a lab client link or lo. It does not
+ * depend on any one lab's state: if a lab's own link, route or guard vanish
+ * (a crashed teardown, a foreign tool), its traffic still cannot leave the
+ * machine. Installed before the first lab, removed after the last one.
+ */
+async function installSupernetGuard(): Promise<void> {
+  await run('ip', ['route', 'replace', 'blackhole', SUPERNET, 'metric', '4242']);
+  const exists = (await run('nft', ['list', 'table', 'inet', SUPERNET_GUARD], { allowFail: true })).code === 0;
+  if (exists) return;
+  await run('nft', ['-f', '-'], {
+    input: `table inet ${SUPERNET_GUARD} {
+  comment "${OWNER_MARK}*"
+  counter leak { }
+  chain guard_output {
+    type filter hook output priority -301; policy accept;
+    ip daddr ${SUPERNET} oifname != "lo" oifname != "bo*" counter name "leak" drop
+  }
+  chain guard_forward {
+    type filter hook forward priority -301; policy accept;
+    ip daddr ${SUPERNET} oifname != "lo" oifname != "bo*" counter name "leak" drop
+  }
+}
+`,
+  });
+}
+
+async function removeSupernetGuardIfLast(): Promise<void> {
+  await withAllocLock(async () => {
+    if (listLabs().length > 0) return;
+    if ((await netnsList()).some((n) => n.startsWith('bo-'))) return;
+    if (await ownedTable('inet', SUPERNET_GUARD, null, '*')) await run('nft', ['delete', 'table', 'inet', SUPERNET_GUARD], { allowFail: true });
+    await run('ip', ['route', 'del', 'blackhole', SUPERNET, 'metric', '4242'], { allowFail: true });
+  });
+}
+
+/** Packets the supernet guard stopped (should stay 0). */
+export async function supernetLeakCount(): Promise<number> {
+  const r = await run('nft', ['-j', 'list', 'counter', 'inet', SUPERNET_GUARD, 'leak']);
+  const json = JSON.parse(r.stdout) as { nftables: Array<{ counter?: { packets: number } }> };
+  return json.nftables.find((x) => x.counter)?.counter?.packets ?? 0;
 }
 
 async function installGuard(t: Topology): Promise<void> {
@@ -375,6 +425,7 @@ export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise
   }
   rmSync(`${LAB_RUN_DIR}/${name}`, { recursive: true, force: true });
   releaseIndex(name, state?.index);
+  await removeSupernetGuardIfLast();
   log(removed.length ? `lab ${name} down: removed ${removed.join(', ')}` : `lab ${name} was not up`);
   return removed;
 }
