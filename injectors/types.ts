@@ -27,6 +27,12 @@ export interface InjectorContext {
   log(line: string): void;
   /** extra facts for the event log, e.g. QEMU's own migration figures */
   info(data: Record<string, unknown>): void;
+  /**
+   * `blackout run --dry-run`: the injector writes every command it would send
+   * into this transcript and touches nothing (adapters that support it set
+   * `dryRunCapable`).
+   */
+  dryRun?: { transcript(line: string): void };
 }
 
 export interface Instant {
@@ -55,6 +61,8 @@ export interface Injector {
    * sleeping for the requested length.
    */
   readonly selfTimed?: boolean;
+  /** true when it honours ctx.dryRun (prints its commands instead of running them) */
+  readonly dryRunCapable?: boolean;
   /** what it will do, recorded in run-start (never secrets) */
   describe(): Record<string, unknown>;
   /** checks it can act: tools present, target of the right kind; throws a readable error */
