@@ -20,6 +20,7 @@ import { probes } from '../probes/index.ts';
 import { injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from './reporters/markdown.ts';
 import { VERSION } from './version.ts';
+import { dryRun } from './dry-run.ts';
 
 const ROOT = resolve(new URL('..', import.meta.url).pathname);
 
@@ -32,6 +33,7 @@ interface RunCliOptions {
   out?: string;
   lab?: string;
   live: boolean;
+  dryRun?: boolean;
 }
 
 /** Runs a suite with signal handling, the live view and the reports; returns the exit code. */
@@ -46,6 +48,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     }
     throw e;
   }
+  if (o.dryRun) return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
   const outDir = resolve(o.out ?? defaultOutDir(suite.name));
   const clock = createClock();
   const view = o.live ? new LiveView(clock.now, process.stdout, suite.blackouts.length) : null;
@@ -142,6 +145,7 @@ export function buildProgram(): Command {
     .option('-o, --out <dir>', 'run folder (default: reports/<date>-<suite name>)')
     .option('--lab <name>', `lab instance for "target: lab" (default: ${DEFAULT_LAB}, or $BLACKOUT_LAB)`)
     .option('--no-live', 'no live terminal view; one line per step instead')
+    .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
     .addHelpText('after', '\nExit codes: 0 every expectation held · 1 one did not · 2 bad suite or preflight failure (nothing injected) · 130 interrupted (target restored first)')
     .action(async (file: string, o: RunCliOptions) => {
       program.setOptionValue('exitCode', await runCommand(file, o));
