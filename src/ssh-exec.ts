@@ -519,8 +519,11 @@ export class SshExecutor implements Executor {
       };
       const timer = setTimeout(() => {
         if (channel) {
+          // ssh2's channel.signal() refuses once stdin is closed (always, here); the
+          // protocol layer sends the same "signal" request (OpenSSH ≥ 7.9 honours it)
           try {
-            channel.signal('KILL');
+            const ch = channel as unknown as { outgoing?: { id: number; state: string }; _client?: { _protocol?: { signal(id: number, name: string): void } } };
+            if (ch.outgoing && ch.outgoing.state !== 'closed') ch._client?._protocol?.signal(ch.outgoing.id, 'KILL');
           } catch {
             /* not supported */
           }

@@ -156,6 +156,21 @@ describe('over SSH: the lab OpenSSH server (real /bin/sh) and the recording serv
     }
   });
 
+  it('a timed-out command is killed on the server (signal KILL over the channel)', async () => {
+    const ex = new SshExecutor(labSsh());
+    try {
+      const e = (await ex.exec({ argv: ['sh', '-c', 'echo $$; exec sleep 30'] }, { timeoutMs: 1500 }).catch((x: ExecError) => x)) as ExecError;
+      expect(e.timedOut).toBe(true);
+      const pid = e.result!.stdout.trim();
+      expect(pid).toMatch(/^\d+$/);
+      await new Promise((r) => setTimeout(r, 300));
+      const alive = await ex.exec({ argv: ['kill', '-0', pid] }, { allowFail: true });
+      expect(alive.code).not.toBe(0);
+    } finally {
+      await ex.close();
+    }
+  });
+
   it('refuses a wrong pinned key and a missing known_hosts entry, showing the offered fingerprint', async () => {
     const good = labSsh();
     const wrong = new SshExecutor({ ...good, hostKey: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });

@@ -20,6 +20,7 @@ export interface Recorded {
   /** the PowerShell script when the command was `powershell.exe … -EncodedCommand` */
   powershell: string | null;
   stdin: string;
+  /** signals received (ssh2's server drops channel requests after exec: stays empty; the lab's OpenSSH test covers KILL) */
   signals: string[];
   at: number;
 }
@@ -78,7 +79,10 @@ export async function startFakeSsh(opts: { user?: string; rules?: Rule[] } = {})
     return undefined;
   };
 
+  const conns = new Set<{ end(): void }>();
   const server = new Server({ hostKeys: [host.private] }, (conn) => {
+    conns.add(conn);
+    conn.on('close', () => conns.delete(conn));
     conn.on('authentication', (ctx) => {
       if (ctx.username !== user || ctx.method !== 'publickey') return ctx.reject(['publickey']);
       const same = ctx.key.algo === 'ssh-ed25519' && Buffer.compare(ctx.key.data, clientPub.getPublicSSH()) === 0;
@@ -132,6 +136,10 @@ export async function startFakeSsh(opts: { user?: string; rules?: Rule[] } = {})
     recorded,
     rules,
     commands: () => recorded.map((r) => r.powershell ?? r.command),
-    close: () => new Promise<void>((res) => server.close(() => res())),
+    close: () =>
+      new Promise<void>((res) => {
+        for (const c of conns) c.end();
+        server.close(() => res());
+      }),
   };
 }
