@@ -57,7 +57,14 @@ while [ "$i" -lt "$tries" ]; do
   st=$("$@" domstate "$dom" 2>/dev/null)
   case "$st" in
     running*) exit 0 ;;
-    paused*) "$@" resume "$dom" >/dev/null 2>&1 && echo "healed: resumed paused domain $dom" ;;
+    paused*)
+      # right after a completed save the domain lingers, paused, while QEMU exits: the
+      # file is the state to come back to, so wait for the domain to go (15 s at most)
+      if [ -n "$file" ] && [ -f "$file" ] && [ "$i" -lt 15 ]; then :
+      elif "$@" resume "$dom" >/dev/null 2>&1; then
+        echo "healed: resumed paused domain $dom"
+        [ -n "$file" ] && rm -f "$file"
+      fi ;;
     *) if [ -n "$file" ] && [ -f "$file" ]; then
          "$@" restore "$file" --running >/dev/null && rm -f "$file" && echo "healed: restored domain $dom from $file"
        elif [ -n "$st" ]; then echo "domain $dom is $st and there is no saved state to restore" >&2; exit 1
