@@ -10,9 +10,10 @@ import { hyperv } from './hyperv.ts';
 import { vsphere } from './vsphere.ts';
 import { proxmox } from './proxmox.ts';
 import { linuxGateway } from './linux-gateway.ts';
+import { snmpSwitchPort } from './snmp-switch-port.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const injectors: InjectorDefinition<any>[] = [cablePull, quickMigration, liveMigration, qemuQuick, qemuLive, command, libvirt, hyperv, vsphere, proxmox, linuxGateway];
+export const injectors: InjectorDefinition<any>[] = [cablePull, quickMigration, liveMigration, qemuQuick, qemuLive, command, libvirt, hyperv, vsphere, proxmox, linuxGateway, snmpSwitchPort];
 
 export function injectorDefinition(kind: string): InjectorDefinition<{ kind: string }> | undefined {
   return injectors.find((d) => d.kind === kind);
