@@ -11,9 +11,10 @@ import { vsphere } from './vsphere.ts';
 import { proxmox } from './proxmox.ts';
 import { linuxGateway } from './linux-gateway.ts';
 import { snmpSwitchPort } from './snmp-switch-port.ts';
+import { manual } from './manual.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const injectors: InjectorDefinition<any>[] = [cablePull, quickMigration, liveMigration, qemuQuick, qemuLive, command, libvirt, hyperv, vsphere, proxmox, linuxGateway, snmpSwitchPort];
+export const injectors: InjectorDefinition<any>[] = [cablePull, quickMigration, liveMigration, qemuQuick, qemuLive, command, libvirt, hyperv, vsphere, proxmox, linuxGateway, snmpSwitchPort, manual];
 
 export function injectorDefinition(kind: string): InjectorDefinition<{ kind: string }> | undefined {
   return injectors.find((d) => d.kind === kind);

@@ -17,6 +17,7 @@
 import type { z } from 'zod';
 import type { Clock } from '../src/clock.ts';
 import type { ResolvedTarget } from '../src/target.ts';
+import type { BlackoutEvent } from '../src/events.ts';
 
 export interface InjectorContext {
   target: ResolvedTarget;
@@ -33,6 +34,8 @@ export interface InjectorContext {
    * `dryRunCapable`).
    */
   dryRun?: { transcript(line: string): void };
+  /** the run's event stream as it happens (the manual injector shows the probes' live state); returns unsubscribe */
+  subscribe?(listener: (e: BlackoutEvent) => void): () => void;
 }
 
 export interface Instant {

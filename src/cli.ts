@@ -51,7 +51,8 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   if (o.dryRun) return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
   const outDir = resolve(o.out ?? defaultOutDir(suite.name));
   const clock = createClock();
-  const view = o.live ? new LiveView(clock.now, process.stdout, suite.blackouts.length) : null;
+  // the manual injector owns the terminal during a blackout (instructions, count, the probes' state)
+  const view = o.live && suite.injector.kind !== 'manual' ? new LiveView(clock.now, process.stdout, suite.blackouts.length) : null;
   const abort = new AbortController();
   let signals = 0;
   const onSignal = (sig: string) => {

@@ -103,6 +103,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
       runDir: opts.outDir,
       log,
       info: (data) => emit({ type: 'injector-info', t: clock.now(), trial: currentTrial, data }),
+      subscribe: (listener) => events.subscribe(listener),
     });
     await injector.preflight();
   } catch (e) {
