@@ -86,6 +86,8 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
     kind: spec.kind,
     dryRunCapable: true,
     selfTimed: spec.selfTimed,
+    // a migration lasts what it lasts: one trial when the suite gives no lengths
+    defaultBlackoutsMs: spec.selfTimed ? [0] : undefined,
     describe: () => ({ kind: spec.kind, mode: spec.mode, ...describeSsh(spec.ssh), ...spec.describe }),
     async preflight() {
       for (const p of spec.preflight) {

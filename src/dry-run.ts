@@ -48,9 +48,9 @@ export async function dryRun(suite: Suite, opts: { lab?: string; write: (line: s
   await injector.heal();
   const lengths = suite.blackouts.length ? suite.blackouts : (injector.defaultBlackoutsMs ?? []);
   for (const [i, ms] of lengths.entries()) {
-    w(`# trial ${i + 1}/${lengths.length}: ${formatMs(ms)} blackout`);
+    w(`# trial ${i + 1}/${lengths.length}: ${injector.selfTimed ? 'self-timed (it lasts what the operation lasts)' : `${formatMs(ms)} blackout`}`);
     const cut = await injector.cut(ms);
-    w(`#   cut instant; restored by the watchdog/kernel at ${formatMs(cut.deadline - cut.before)} after the cut at the latest`);
+    w(`#   ${injector.selfTimed ? 'started' : 'cut'}; deadline ${formatMs(cut.deadline - cut.before)} after it (the watchdog, the kernel timeout or the operation's bound)`);
     if (!injector.selfTimed) {
       offset += Math.max(0, cut.before + ms - clock.now());
       w(`#   … ${formatMs(ms)} blackout …`);

@@ -159,13 +159,17 @@ describe('over SSH: the lab OpenSSH server (real /bin/sh) and the recording serv
   it('a timed-out command is killed on the server (signal KILL over the channel)', async () => {
     const ex = new SshExecutor(labSsh());
     try {
-      const e = (await ex.exec({ argv: ['sh', '-c', 'echo $$; exec sleep 30'] }, { timeoutMs: 1500 }).catch((x: ExecError) => x)) as ExecError;
+      const e = (await ex.exec({ argv: ['sh', '-c', 'echo $$; exec sleep 30'] }, { timeoutMs: 4000 }).catch((x: ExecError) => x)) as ExecError;
       expect(e.timedOut).toBe(true);
       const pid = e.result!.stdout.trim();
       expect(pid).toMatch(/^\d+$/);
-      await new Promise((r) => setTimeout(r, 300));
-      const alive = await ex.exec({ argv: ['kill', '-0', pid] }, { allowFail: true });
-      expect(alive.code).not.toBe(0);
+      let alive = 0;
+      for (let i = 0; i < 30; i++) {
+        alive = (await ex.exec({ argv: ['kill', '-0', pid] }, { allowFail: true })).code ?? -1;
+        if (alive !== 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(alive).not.toBe(0);
     } finally {
       await ex.close();
     }
