@@ -20,7 +20,7 @@ const lab = useLab('aman');
 function inPty(args: string[], on: (screen: string, send: (s: string) => void) => void, timeoutMs = 90_000): Promise<{ code: number | null; screen: string }> {
   return new Promise((resolve) => {
     const cmd = posixJoin([process.execPath, join(ROOT, 'bin/blackout.mjs'), ...args]);
-    const env = { ...process.env, TERM: 'xterm-256color' };
+    const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm-256color' };
     delete env.CI;
     const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let screen = '';
