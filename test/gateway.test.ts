@@ -56,8 +56,9 @@ describe('linux-gateway over SSH on the lab switch', () => {
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
     const t = summary.trials[0]!;
     expect(t.injected!.durationMs).toBeGreaterThan(1900);
-    expect(t.injected!.durationMs).toBeLessThan(2300);
-    expect(Math.abs(t.probes.ping!.observedOutageMs! - t.injected!.durationMs)).toBeLessThan(150);
+    // the instants are taken around each SSH round trip: a busy machine stretches them a little
+    expect(t.injected!.durationMs).toBeLessThan(2600);
+    expect(Math.abs(t.probes.ping!.observedOutageMs! - t.injected!.durationMs)).toBeLessThan(250);
     expect(t.probes.echo!.outcome).toBe('stalled');
     const events = readFileSync(join(out, 'events.jsonl'), 'utf8');
     expect(events).toContain(`"mechanism":"nft netdev drop on ssh root@${router.address}:22"`);
@@ -77,7 +78,7 @@ describe('linux-gateway over SSH on the lab switch', () => {
     await injector.preflight();
     expect(await pingOnce(s.targetAddress)).toBe(true);
     const cut = await injector.cut(1500);
-    expect(cut.deadline - cut.before).toBe(1800);
+    expect(cut.deadline - cut.before).toBeCloseTo(1800, 3);
     expect(await pingOnce(s.targetAddress)).toBe(false);
     const listed = await runIn(s.switchNs, 'nft', ['list', 'set', 'bridge', 'blackout_gw', 'cutmac']);
     expect(listed.stdout).toContain(mac);

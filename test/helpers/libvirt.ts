@@ -74,6 +74,7 @@ export async function startLibvirtd(lab: LabState): Promise<Libvirtd> {
       for (const n of doms.stdout.split('\n').map((x) => x.trim()).filter(Boolean)) await run('virsh', ['-c', uri, 'destroy', n], { allowFail: true, timeoutMs: 20_000 });
       await killPidFile(join(dir, 'libvirtd.pid'));
       await killPidFile(join(dir, 'virtlogd.pid'));
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
