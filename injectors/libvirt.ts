@@ -56,7 +56,10 @@ i=0
 while [ "$i" -lt "$tries" ]; do
   st=$("$@" domstate "$dom" 2>/dev/null)
   case "$st" in
-    running*) exit 0 ;;
+    running*)
+      # a save file of a running domain is stale (restoring it would roll the guest back)
+      if [ -n "$file" ] && [ -f "$file" ]; then rm -f "$file" && echo "healed: removed the stale save file $file"; fi
+      exit 0 ;;
     paused*)
       # right after a completed save the domain lingers, paused, while QEMU exits: the
       # file is the state to come back to, so wait for the domain to go (15 s at most)

@@ -84,9 +84,13 @@ describe('linux-gateway over SSH on the lab switch', () => {
     expect(listed.stdout).toContain(mac);
     // no restore(): as if the harness had died
     while (clock.now() < cut.deadline + 100) await new Promise((r) => setTimeout(r, 50));
-    expect(await pingOnce(s.targetAddress)).toBe(true);
+    // the kernel removed the elements at the deadline…
     const after = await runIn(s.switchNs, 'nft', ['list', 'table', 'bridge', 'blackout_gw']);
     expect(after.stdout).not.toMatch(/elements = \{/);
+    // …and the target answers again (the client may first have to resolve its ARP entry anew: ARP was cut too)
+    let back = false;
+    for (let i = 0; i < 5 && !back; i++) back = await pingOnce(s.targetAddress);
+    expect(back).toBe(true);
     const r = await injector.restore('scheduled');
     expect(r.detail).toEqual({ expiredByKernelTimeout: true });
     await injector.dispose?.();

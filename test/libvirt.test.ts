@@ -120,7 +120,7 @@ describe('libvirt adapter against a real libvirtd', () => {
 
   it('suspend/resume: a pause', async () => {
     const { figures } = await measured('suspend', '1s');
-    expect(figures.injectedMs).toBeGreaterThan(950);
+    expect(figures.injectedMs).toBeGreaterThan(800); // from `virsh suspend` returning: a busy machine makes that late
     expect(figures.injectedMs).toBeLessThan(1600);
     expect(Math.abs(figures.guestPauseMs - figures.injectedMs)).toBeLessThan(300 + 0.15 * figures.injectedMs);
     expect(Math.abs(figures.pingOutageMs! - figures.injectedMs)).toBeLessThan(200);
@@ -129,7 +129,8 @@ describe('libvirt adapter against a real libvirtd', () => {
   it('kill -9 of the harness after the save: the watchdog restores the guest from the file', async () => {
     const out = tempDir();
     let pid = 0;
-    const running = runCli(['run', suite('save', '2s', { grace: '2s' }), '--out', out, '--no-live'], { onSpawn: (p) => (pid = p), timeoutMs: 60_000 });
+    // 6 s: the save (~2 s here) must be over well before the harness would restore, so the kill lands mid-blackout
+    const running = runCli(['run', suite('save', '6s', { grace: '2s' }), '--out', out, '--no-live'], { onSpawn: (p) => (pid = p), timeoutMs: 60_000 });
     const events = join(out, 'events.jsonl');
     const end = Date.now() + 40_000;
     while (Date.now() < end && !(existsSync(events) && readFileSync(events, 'utf8').includes('"type":"cut"'))) await new Promise((r) => setTimeout(r, 50));
@@ -145,7 +146,7 @@ describe('libvirt adapter against a real libvirtd', () => {
     expect(readFileSync(events, 'utf8')).not.toContain('"type":"restore"');
     while (Date.now() - killedAt < 20_000 && (await state()) !== 'running') await new Promise((r) => setTimeout(r, 200));
     expect((await lv.virsh('domstate', DOM)).trim()).toBe('running');
-    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    expect(Date.now() - killedAt).toBeLessThan(12_000); // the deadline (6 s + 2 s after arming) plus the restore
     await guestClock(addr); // and it answers again
     // the watchdog removes the file once `virsh restore` has returned (a moment after the domain runs)
     const gone = Date.now() + 5000;
