@@ -120,7 +120,8 @@ export const linuxGateway: InjectorDefinition<LinuxGatewayConfig> = {
         const batch = elements(timeout).map((e) => `add element ${fam} ${t} ${e}`).join('\n') + '\n';
         active = true;
         const r = await timed(get(), ctx.clock, { argv: nftArgv('-f', '-'), stdin: batch }, { timeoutMs: config.timeout, label: 'cut' });
-        return { before: r.before, t: r.t, deadline: r.before + timeout, detail: { mechanism: `nft ${fam} drop on ${get().where}`, sets: setNames(), kernelTimeoutMs: timeout, cutTookMs: r.t - r.before } };
+        // the kernel starts the element's clock when the batch commits, inside [before, t]: t + timeout bounds it
+        return { before: r.before, t: r.t, deadline: r.t + timeout, detail: { mechanism: `nft ${fam} drop on ${get().where}`, sets: setNames(), kernelTimeoutMs: timeout, cutTookMs: r.t - r.before } };
       },
       async restore(): Promise<Instant> {
         const batch = elements(null).map((e) => `delete element ${fam} ${t} ${e}`).join('\n') + '\n';

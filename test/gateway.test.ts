@@ -78,7 +78,7 @@ describe('linux-gateway over SSH on the lab switch', () => {
     await injector.preflight();
     expect(await pingOnce(s.targetAddress)).toBe(true);
     const cut = await injector.cut(1500);
-    expect(cut.deadline - cut.before).toBeCloseTo(1800, 3);
+    expect(cut.deadline - cut.t).toBeCloseTo(1800, 3);
     expect(await pingOnce(s.targetAddress)).toBe(false);
     const listed = await runIn(s.switchNs, 'nft', ['list', 'set', 'bridge', 'blackout_gw', 'cutmac']);
     expect(listed.stdout).toContain(mac);
