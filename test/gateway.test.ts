@@ -55,10 +55,16 @@ describe('linux-gateway over SSH on the lab switch', () => {
     expect(r.code).toBe(0);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
     const t = summary.trials[0]!;
-    expect(t.injected!.durationMs).toBeGreaterThan(1900);
-    // the instants are taken around each SSH round trip: a busy machine stretches them a little
+    expect(t.injected!.durationMs).toBeGreaterThan(1400);
     expect(t.injected!.durationMs).toBeLessThan(2600);
-    expect(Math.abs(t.probes.ping!.observedOutageMs! - t.injected!.durationMs)).toBeLessThan(250);
+    // the instants are taken around each SSH round trip (slow on a busy machine): the silence
+    // ping saw lies between the inner and the outer bound of the two commands
+    const ev = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; t: number; before: number });
+    const cut = ev.find((e) => e.type === 'cut')!;
+    const restore = ev.find((e) => e.type === 'restore')!;
+    const ping = t.probes.ping!.observedOutageMs!;
+    expect(ping).toBeGreaterThan(restore.before - cut.t - 50);
+    expect(ping).toBeLessThan(restore.t - cut.before + 50);
     expect(t.probes.echo!.outcome).toBe('stalled');
     const events = readFileSync(join(out, 'events.jsonl'), 'utf8');
     expect(events).toContain(`"mechanism":"nft netdev drop on ssh root@${router.address}:22"`);
