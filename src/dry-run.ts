@@ -46,7 +46,13 @@ export async function dryRun(suite: Suite, opts: { lab?: string; write: (line: s
   await injector.preflight();
   w('# heal (undo what a dead run left)');
   await injector.heal();
-  const lengths = suite.blackouts.length ? suite.blackouts : (injector.defaultBlackoutsMs ?? []);
+  const sweep = suite.sweep;
+  let lengths = suite.blackouts.length ? suite.blackouts : (injector.defaultBlackoutsMs ?? []);
+  if (sweep?.mode === 'search') {
+    // the search picks each length from what the probes did: show its two ends
+    w(`# an adaptive search between ${formatMs(sweep.from)} and ${formatMs(sweep.to)} (up to ${sweep.maxTrials} trials); shown: its two ends`);
+    lengths = [sweep.from, sweep.to];
+  }
   for (const [i, ms] of lengths.entries()) {
     w(`# trial ${i + 1}/${lengths.length}: ${injector.selfTimed ? 'self-timed (it lasts what the operation lasts)' : `${formatMs(ms)} blackout`}`);
     const cut = await injector.cut(ms);
