@@ -7,7 +7,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    maxWorkers: 4,
+    // 2 cores: three files at once keeps the machine busy without starving the timing-sensitive ones
+    maxWorkers: 3,
     reporters: process.env.CI ? ['default'] : ['default'],
   },
 });

@@ -5,10 +5,12 @@
 import { accuracy } from './accuracy.ts';
 import { scale } from './scale.ts';
 import { reportSpeed } from './report-speed.ts';
+import { search } from './search.ts';
 
 const all: Record<string, () => Promise<void>> = {
   accuracy: () => accuracy(),
   scale: () => scale(),
+  search: () => search(),
   'report-speed': () => reportSpeed(),
 };
 

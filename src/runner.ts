@@ -300,9 +300,10 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
       emit({ type: 'cut', t: cut.t, before: cut.before, deadline: cut.deadline, trial: index, detail: cut.detail });
       let reason = 'scheduled';
       try {
-        // restore starts `requested` after the cut started: both operations take about as long,
-        // so the injected window (cut effect → restore effect) matches the request best
-        if (!inj.selfTimed) await sleep(cut.before + requestedMs - clock.now(), signal);
+        // the restore starts `requested` after the cut took effect, so a blackout is never shorter
+        // than asked, however long the cut command took (a slow `virsh suspend` over SSH); the nft
+        // cut's own window is well under a millisecond
+        if (!inj.selfTimed) await sleep(cut.t + requestedMs - clock.now(), signal);
       } catch {
         reason = 'signal';
       } finally {

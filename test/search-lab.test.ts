@@ -46,7 +46,10 @@ describe('adaptive search on the lab', () => {
     // between there and the next retransmission after the timeout (6.2 s), depending on where in its request
     // cycle the cut falls (3.3–3.5 s on an idle machine, 4.25–5.25 s seen on a loaded one)
     expect(ut.predicted.breakingMs).toBe(3000);
-    expect(ut.agreement, ut.agreementText).toBe('agrees');
+    // On a loaded machine the kernel's RTO grows with the measured RTT variance, the retransmission that
+    // lands just before the user timeout moves earlier, and a 2 s cut has been seen to kill it: then the
+    // report says "breaks earlier" (a finding), which is the right reading of that run, not a defect.
+    expect(['agrees', 'breaks-earlier'], ut.agreementText).toContain(ut.agreement);
     expect(ut.maxSurvivedMs).toBeGreaterThan(1400);
     expect(ut.minFailedMs).toBeLessThan(6200 * 1.1);
 
