@@ -7,6 +7,7 @@
  * per-trial timelines with the blackout band, errors, screenshots, policies.
  */
 import type { Analysis, TrialResult } from '../analysis.ts';
+import { hypervisorFigures } from './hypervisor-figures.ts';
 import { formatMs } from '../clock.ts';
 import { formatBytes } from '../migration-model.ts';
 import type { Outcome } from '../events.ts';
@@ -115,7 +116,15 @@ function trialHtml(a: Analysis, t: TrialResult, assets: Assets): string {
         : `<figure class="missing"><figcaption>${esc(x.probe ?? '')} ${esc(x.name)}: ${esc(x.path)} (not embedded)</figcaption></figure>`;
     })
     .join('');
-  const info = t.injectorInfo.length ? `<details><summary>injector figures</summary><pre>${esc(JSON.stringify(t.injectorInfo, null, 2))}</pre></details>` : '';
+  const figures = hypervisorFigures(t);
+  const side = figures.length
+    ? `<table class="results hv"><tr><th>the hypervisor's own figure</th><th></th><th>measured by blackout</th><th></th></tr>${Array.from({ length: Math.max(...(['hypervisor', 'harness'] as const).map((src) => figures.filter((f) => f.source === src).length)) }, (_, i) => {
+        const hv = figures.filter((f) => f.source === 'hypervisor')[i];
+        const hm = figures.filter((f) => f.source === 'harness')[i];
+        return `<tr><td>${hv ? esc(hv.label) : ''}</td><td>${hv ? esc(formatMs(hv.ms)) : ''}</td><td>${hm ? esc(hm.label) : ''}</td><td>${hm ? esc(formatMs(hm.ms)) : ''}</td></tr>`;
+      }).join('')}</table>`
+    : '';
+  const info = t.injectorInfo.length ? `${side}<details><summary>injector figures</summary><pre>${esc(JSON.stringify(t.injectorInfo, null, 2))}</pre></details>` : '';
   return `<section class="trial" id="trial-${t.index}"><h3>Trial ${t.index}: ${esc(lengthLabel(t.requestedMs))} requested, ${esc(formatMs(t.injected?.durationMs))} injected${t.complete ? '' : ' <span class="warnText">(incomplete)</span>'}</h3>
 ${t.reason ? `<p class="reason">${esc(t.reason)}</p>` : ''}
 ${timelineSvg(a, t)}

@@ -1,5 +1,6 @@
 /** summary.md: the verdict and the tolerance matrix, for pull requests and vendor reports. */
 import type { Analysis } from '../analysis.ts';
+import { hypervisorFigures } from './hypervisor-figures.ts';
 import { formatMs } from '../clock.ts';
 import { formatBytes } from '../migration-model.ts';
 import { toleranceMatrix, lengthLabel, OUTCOME_SYMBOL } from './matrix.ts';
@@ -72,6 +73,14 @@ export function markdownReport(a: Analysis): string {
   for (const t of a.trials) {
     for (const [name, r] of Object.entries(t.probes)) {
       lines.push(`| ${t.index} | ${lengthLabel(t.requestedMs)} | ${formatMs(t.injected?.durationMs)} | ${cellEsc(t.reason ?? '')} | ${name} | ${r.outcome} | ${formatMs(r.observedOutageMs)} | ${formatMs(r.recoveryMs)} | ${cellEsc(r.reason)} |`);
+    }
+  }
+  const hv = a.trials.map((t) => ({ t, rows: hypervisorFigures(t) })).filter((x) => x.rows.length);
+  if (hv.length) {
+    lines.push('', '## Hypervisor figures beside the measured outage', '', '| trial | the hypervisor says | measured by blackout |', '|---|---|---|');
+    for (const { t, rows } of hv) {
+      const side = (src: 'hypervisor' | 'harness') => rows.filter((r) => r.source === src).map((r) => `${r.label} ${formatMs(r.ms)}`).join('<br>');
+      lines.push(`| ${t.index} | ${side('hypervisor')} | ${side('harness')} |`);
     }
   }
   lines.push('', '## Probe policies', '', 'What each client was configured to tolerate — the reason a session breaks where it does.', '');
