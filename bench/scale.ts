@@ -51,8 +51,10 @@ export async function scale(opts: { sizes?: number[] } = {}): Promise<void> {
       const cutAt = trial.injected!.cutAt;
       const last = new Map<string, number>();
       const jitter: number[] = [];
+      // steady state only: the last 2 s before the cut (the first second after hundreds of
+      // sessions open at once is a connect storm, not the schedule)
       for (const e of events) {
-        if (e.type !== 'sample' || e.t >= cutAt || !e.probe.startsWith('tcp')) continue;
+        if (e.type !== 'sample' || e.t >= cutAt || e.t < cutAt - 2000 || !e.probe.startsWith('tcp')) continue;
         const prev = last.get(e.probe);
         if (prev !== undefined) jitter.push(Math.abs(e.t - prev - 100));
         last.set(e.probe, e.t);
@@ -95,7 +97,7 @@ export async function scale(opts: { sizes?: number[] } = {}): Promise<void> {
         figure: target ? `p99 ${f1(target.jitterP99 as number)} ms, ${target.rightOutcomes}/${target.total} right${withPg ? '' : ' (postgres probe not available in this build: tcp only)'}` : 'not run',
       },
     ],
-    notes: ['CPU % is of one core (100 % = one core busy). Jitter: |gap between consecutive echoes of one session − 100 ms| during the warm-up; it includes the echo round trip.'],
+    notes: ['CPU % is of one core (100 % = one core busy). Jitter: |gap between consecutive echoes of one session − 100 ms| over the last 2 s before the cut (steady state); it includes the echo round trip.'],
     raw: rows,
   });
 }

@@ -13,6 +13,7 @@
  * (nothing injected), 130 after Ctrl-C (the target restored first).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { createClock, sleep, type Clock } from './clock.ts';
@@ -190,6 +191,8 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
     log(`trial ${index + 1}${total ? `/${total}` : ''}: ${requestedMs} ms blackout — ${step.reason}`);
     const states = new Map<string, ProbeState>();
     const trialAbort = new AbortController();
+    // every probe (hundreds in a load test) listens on the one trial signal: that is by design, not a leak
+    setMaxListeners(0, trialAbort.signal);
     const stopProbes = () => trialAbort.abort(new Error('trial over'));
     signal.addEventListener('abort', stopProbes, { once: true });
     let restoredAt = Infinity;
