@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useLab } from './helpers/lab.ts';
-import { eventsOf, message, nothingInjected, readSummary, runLabSuite } from './helpers/probes.ts';
+import { eventsOf, message, nothingInjected, runLabSuite } from './helpers/probes.ts';
+import { readSummary } from './helpers/run-dir.ts';
 
 useLab('pcon');
 

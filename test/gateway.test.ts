@@ -6,13 +6,14 @@
  * restores, and kill -9 of the harness mid-cut is undone by the command
  * adapter's remote watchdog.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, runIn } from '../src/exec.ts';
 import { guardLeakCount } from '../src/lab/lab.ts';
 import { makeInjector } from './helpers/injector.ts';
 import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { waitForEvent } from './helpers/run-dir.ts';
 import { startSwitchSshd, type SwitchSshd } from './helpers/switch-sshd.ts';
 
 const lab = useLab('agw');
@@ -132,8 +133,7 @@ describe('command over SSH: kill -9 of the harness mid-cut', () => {
       let pid = 0;
       const running = runCli(['run', suite, '--out', out, '--no-live'], { onSpawn: (p) => (pid = p), timeoutMs: 60_000 });
       const events = join(out, 'events.jsonl');
-      const deadline = Date.now() + 30_000;
-      while (Date.now() < deadline && !(existsSync(events) && readFileSync(events, 'utf8').includes('"type":"cut"'))) await new Promise((r) => setTimeout(r, 50));
+      await waitForEvent(out, (e) => e.type === 'cut', 30_000);
       expect(readFileSync(events, 'utf8')).toContain('"type":"cut"');
       process.kill(pid, 'SIGKILL');
       const killedAt = Date.now();

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { EventOf } from '../src/events.ts';
 import { readEvents } from '../src/event-log.ts';
 import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
-import { eventsSoFar, summary, waitForEvent } from './helpers/run-dir.ts';
+import { eventsSoFar, readSummary, waitForEvent } from './helpers/run-dir.ts';
 import { join } from 'node:path';
 
 const lab = useLab('tkill');
@@ -80,8 +80,8 @@ describe.each(['cable-pull', 'quick-migration'])('kill -9 of the harness during 
     const r = await runCli(['report', out]);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/did not finish/);
-    expect(summary(out).complete).toBe(false);
-    expect(summary(out).trials[0].probes.echo.outcome).toBe('unknown');
+    expect(readSummary<any>(out).complete).toBe(false);
+    expect(readSummary<any>(out).trials[0].probes.echo.outcome).toBe('unknown');
   }, 60_000);
 });
 

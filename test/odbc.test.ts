@@ -10,7 +10,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { useLab } from './helpers/lab.ts';
-import { eventsOf, labSql, message, nothingInjected, readSummary, runLabSuite, waitForEvent } from './helpers/probes.ts';
+import { eventsOf, labSql, message, nothingInjected, runLabSuite } from './helpers/probes.ts';
+import { readSummary, waitForEvent } from './helpers/run-dir.ts';
 
 const lab = useLab('podbc');
 

@@ -9,7 +9,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
-import { eventsOf, labSql, nothingInjected, readEvents, readSummary, waitForEvent } from './helpers/probes.ts';
+import { eventsOf, labSql, nothingInjected } from './helpers/probes.ts';
+import { eventsSoFar, readSummary, waitForEvent } from './helpers/run-dir.ts';
 
 const lab = useLab('ppg');
 
@@ -37,7 +38,7 @@ describe('postgres probe', () => {
     const r = await cli;
     expect(r.code, r.stderr).toBe(0);
 
-    const events = readEvents(out);
+    const events = eventsSoFar(out);
     const t = readSummary(out).trials[0]!;
     // up: the session opened and samples flowed before the cut
     expect(eventsOf(events, 'db', 'session-open').length).toBe(1);
@@ -70,7 +71,7 @@ describe('postgres probe', () => {
       const suite = writeSuite({ name: 'pg preflight', target: 'lab', probes: [probe], injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '500ms' });
       const r = await runCli(['run', suite, '--lab', 'ppg', '--out', out, '--no-live'], { env: { BO_TEST_WRONG_PW: 'not-the-password' } });
       expect(r.code, r.stdout + r.stderr).toBe(2);
-      const events = readEvents(out);
+      const events = eventsSoFar(out);
       expect(nothingInjected(events)).toBe(true);
       const pf = events.find((e) => e.type === 'preflight' && !e.ok);
       expect(pf && 'message' in pf ? pf.message : '').toMatch(probe.name === 'badpw' ? /password authentication failed for user "blackout"/ : /ECONNREFUSED/);

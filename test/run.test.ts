@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import type { EventOf } from '../src/events.ts';
 import { waitForPort } from '../src/lab/wait.ts';
 import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
-import { eventsSoFar, summary, waitForEvent } from './helpers/run-dir.ts';
+import { eventsSoFar, readSummary, waitForEvent } from './helpers/run-dir.ts';
 
 const lab = useLab('trun');
 
@@ -33,7 +33,7 @@ describe('blackout run on the lab', () => {
     });
     const r = await runCli(['run', suite, '--out', out]);
     expect(r.code, r.stderr + r.stdout).toBe(0);
-    const s = summary(out);
+    const s = readSummary<any>(out);
     expect(s.passed).toBe(true);
     const trial = s.trials[0];
     expect(trial.injected.durationMs).toBeGreaterThan(1990);
@@ -84,7 +84,7 @@ describe('blackout run on the lab', () => {
     expect(events.filter((e) => e.type === 'trial-start')).toHaveLength(1);
     expect(events.at(-1)).toMatchObject({ type: 'run-end', exitCode: 130 });
     await waitForPort(lab.state().targetAddress, 7, 3000);
-    const s = summary(out);
+    const s = readSummary<any>(out);
     expect(s.complete).toBe(true);
     expect(s.passed).toBe(false);
     expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('interrupted');

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { linearSweepTrials } from '../src/search.ts';
 import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
-import { summary } from './helpers/run-dir.ts';
+import { readSummary } from './helpers/run-dir.ts';
 
 useLab('rsearch');
 
@@ -34,7 +34,7 @@ describe('adaptive search on the lab', () => {
     const r = await runCli(['run', suite, '--out', out, '--no-live'], { timeoutMs: 200_000 });
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout).toMatch(/search done: every probe is resolved/);
-    const s = summary(out);
+    const s = readSummary<any>(out);
     expect(s.sweep).toMatchObject({ mode: 'search', from: 500, to: 8000, resolution: 1000 });
     expect(s.search.trials).toBeLessThan(linearSweepTrials(500, 8000, 1000));
     for (const t of s.trials) expect(t.reason).toMatch(/^search step \d+/);

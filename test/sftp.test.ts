@@ -11,7 +11,8 @@ import { openSync, writeSync, closeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { writeRandomFile } from '../src/lab/services/files.ts';
 import { useLab } from './helpers/lab.ts';
-import { eventsOf, message, nothingInjected, readSummary, runLabSuite, waitForEvent } from './helpers/probes.ts';
+import { eventsOf, message, nothingInjected, runLabSuite } from './helpers/probes.ts';
+import { readSummary, waitForEvent } from './helpers/run-dir.ts';
 
 const lab = useLab('psftp');
 const MB = 1024 * 1024;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/exec.ts';
 import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
-import { eventsSoFar, summary } from './helpers/run-dir.ts';
+import { eventsSoFar, readSummary } from './helpers/run-dir.ts';
 
 const lab = useLab('ttrust');
 
@@ -43,7 +43,7 @@ describe('secrets', () => {
     const r = await runCli(['run', suite, '--out', out], { env: { BO_SENTINEL: sentinel } });
     expect(r.code, r.stderr).toBe(0);
     // the probes really used it: they logged in and one of them failed on its own timeout (errors are where secrets leak)
-    const sm = summary(out);
+    const sm = readSummary<any>(out);
     expect(sm.trials[0].probes.db.samples).toBeGreaterThan(5);
     expect(sm.trials[0].probes['db-qt'].outcome).toBe('failed');
     const files = filesUnder(out);
@@ -94,7 +94,7 @@ describe('load', () => {
     const out = tempDir();
     const r = await runCli(['run', writeSuite({ name: 'load', target: { lab: 'ttrust' }, probes, injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '2s', recovery: '15s' }), '--out', out, '--no-live']);
     expect(r.code, r.stderr).toBe(0);
-    const t = summary(out).trials[0];
+    const t = readSummary<any>(out).trials[0];
     const outcomes = Object.values(t.probes as Record<string, { outcome: string; samples: number }>);
     expect(outcomes).toHaveLength(110);
     expect(outcomes.filter((p) => p.outcome !== 'stalled')).toEqual([]);

@@ -12,7 +12,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { useLab } from './helpers/lab.ts';
-import { eventsOf, message, nothingInjected, readSummary, runLabSuite, waitForEvent } from './helpers/probes.ts';
+import { eventsOf, message, nothingInjected, runLabSuite } from './helpers/probes.ts';
+import { readSummary, waitForEvent } from './helpers/run-dir.ts';
 
 const lab = useLab('pweb');
 

@@ -1,54 +1,13 @@
 /**
- * Helpers for the probe tests: read a run folder, wait for an event while the
- * CLI runs (to act behind a probe's back mid-trial), and reach the lab's
- * servers by their local side door (Unix sockets, files) even while the cable
- * is pulled.
+ * Helpers for the probe tests: run a suite through the CLI while acting behind
+ * a probe's back, pick a probe's events, and reach the lab's servers by their
+ * local side door (Unix sockets, files) even while the cable is pulled.
+ * Reading the run folder itself is in run-dir.ts.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import pg from 'pg';
 import type { BlackoutEvent } from '../../src/events.ts';
 import type { LabState } from '../../src/lab/lab.ts';
-
-export function readEvents(outDir: string): BlackoutEvent[] {
-  const p = join(outDir, 'events.jsonl');
-  if (!existsSync(p)) return [];
-  return readFileSync(p, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as BlackoutEvent];
-      } catch {
-        return []; // a line being written
-      }
-    });
-}
-
-export interface Summary {
-  passed: boolean;
-  trials: Array<{
-    index: number;
-    requestedMs: number;
-    injected: { durationMs: number } | null;
-    probes: Record<string, { outcome: string; reason: string; observedOutageMs: number | null; errors: Array<{ message: string; fatal: boolean }>; verifications: Array<{ ok: boolean; message: string; data?: Record<string, unknown> }>; samples: number }>;
-  }>;
-}
-
-export function readSummary(outDir: string): Summary {
-  return JSON.parse(readFileSync(join(outDir, 'summary.json'), 'utf8')) as Summary;
-}
-
-/** Polls the run's events.jsonl until an event matches. */
-export async function waitForEvent(outDir: string, match: (e: BlackoutEvent) => boolean, timeoutMs = 60_000): Promise<BlackoutEvent> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const hit = readEvents(outDir).find(match);
-    if (hit) return hit;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`no matching event in ${outDir} within ${timeoutMs} ms`);
-}
+import { eventsSoFar } from './run-dir.ts';
 
 export function eventsOf(events: BlackoutEvent[], probe: string, type?: BlackoutEvent['type']): BlackoutEvent[] {
   return events.filter((e) => 'probe' in e && e.probe === probe && (!type || e.type === type));
@@ -83,7 +42,7 @@ export async function runLabSuite(
   const cli = runCli(['run', writeSuite({ target: 'lab', ...suite }), '--lab', labName, '--out', out, '--no-live'], { env: opts.env });
   if (opts.during) await opts.during(out);
   const r = await cli;
-  return { ...r, out, events: readEvents(out) };
+  return { ...r, out, events: eventsSoFar(out) };
 }
 
 export function message(e: BlackoutEvent | undefined): string {
