@@ -5,38 +5,17 @@
  * deadline + 1 s (immediately when no cut was on), the log parses with events
  * up to ~100 ms before the kill, and the next run heals what was left.
  */
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EventOf } from '../src/events.ts';
 import { readEvents } from '../src/event-log.ts';
 import { sleep } from '../src/clock.ts';
 import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { echoBackAt } from './helpers/echo.ts';
 import { waitForEvent } from './helpers/run-dir.ts';
 import { Freezer } from '../injectors/freezer.ts';
 
 const lab = useLab('tkillr');
-
-// generous: on a loaded machine an answer can take a few hundred ms; the attempt's start time is what counts
-function echoOnce(host: string, timeoutMs = 400): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect({ host, port: 7 });
-    const timer = setTimeout(() => {
-      s.destroy();
-      res(false);
-    }, timeoutMs);
-    s.on('connect', () => s.write('x\n'));
-    s.on('data', () => {
-      clearTimeout(timer);
-      s.destroy();
-      res(true);
-    });
-    s.on('error', () => {
-      clearTimeout(timer);
-      res(false);
-    });
-  });
-}
 
 describe('kill -9 at random moments', () => {
   it('20 kills: always restored in time, evidence kept, next run starts clean', async () => {
@@ -69,15 +48,9 @@ describe('kill -9 at random moments', () => {
       const cut = log.events.find((e): e is EventOf<'cut'> => e.type === 'cut');
       const restored = log.events.some((e) => e.type === 'restore');
       const deadlineWall = cut && !restored ? start.wallMs + cut.deadline : killWall;
-      let backAt: number | null = null;
-      while (Date.now() < deadlineWall + 3000) {
-        const attempt = Date.now();
-        if (await echoOnce(host)) {
-          backAt = attempt; // it answered the attempt started then
-          break;
-        }
-        await sleep(20);
-      }
+      // generous: on a loaded machine an answer can take a few hundred ms; the attempt's start time is what counts
+      const back = await echoBackAt(host, deadlineWall + 3000, { timeoutMs: 400, pollMs: 20 });
+      const backAt = back?.attemptAt ?? null; // it answered the attempt started then
       expect(backAt, `kill ${k} (${kind}) after ${killAfter.toFixed(0)} ms`).not.toBeNull();
       worst.push(backAt! - deadlineWall);
       expect(backAt! - deadlineWall, `kill ${k} (${kind})`).toBeLessThanOrEqual(1000);

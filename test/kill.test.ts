@@ -5,36 +5,15 @@
  * again by the cut's deadline + 1 s; the event log must parse and build a
  * report marked incomplete; the next run heals what is left and logs it.
  */
-import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { EventOf } from '../src/events.ts';
 import { readEvents } from '../src/event-log.ts';
 import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { echoBackAt, echoOnce } from './helpers/echo.ts';
 import { eventsSoFar, readSummary, waitForEvent } from './helpers/run-dir.ts';
 import { join } from 'node:path';
 
 const lab = useLab('tkill');
-
-/** one echo round trip with a short timeout: true when the target's echo service answers */
-function echoOnce(host: string, timeoutMs = 150): Promise<boolean> {
-  return new Promise((res) => {
-    const s = connect({ host, port: 7 });
-    const timer = setTimeout(() => {
-      s.destroy();
-      res(false);
-    }, timeoutMs);
-    s.on('connect', () => s.write('x\n'));
-    s.on('data', () => {
-      clearTimeout(timer);
-      s.destroy();
-      res(true);
-    });
-    s.on('error', () => {
-      clearTimeout(timer);
-      res(false);
-    });
-  });
-}
 
 describe.each(['cable-pull', 'quick-migration'])('kill -9 of the harness during a 20 s %s', (kind) => {
   it('the target is reachable again by the deadline + 1 s, and the evidence survives', async () => {
@@ -58,15 +37,8 @@ describe.each(['cable-pull', 'quick-migration'])('kill -9 of the harness during 
     const deadlineWall = start.wallMs + cut.deadline;
     expect(deadlineWall - (start.wallMs + cut.t)).toBeLessThanOrEqual(21_000);
     // still cut a few seconds after the kill: the harness's death did not restore it early by accident
-    expect(await echoOnce(host)).toBe(false);
-    let backAt: number | null = null;
-    while (Date.now() < deadlineWall + 3000) {
-      if (await echoOnce(host)) {
-        backAt = Date.now();
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    expect(await echoOnce(host, 150)).toBe(false);
+    const backAt = (await echoBackAt(host, deadlineWall + 3000, { timeoutMs: 150, pollMs: 50 }))?.answeredAt ?? null;
     expect(backAt).not.toBeNull();
     expect(backAt!).toBeLessThanOrEqual(deadlineWall + 1000);
     // and not early either: the cut held for the requested 20 s without the harness
