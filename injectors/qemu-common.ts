@@ -11,8 +11,8 @@ import { run } from '../src/exec.ts';
 import type { LabState } from '../src/lab/lab.ts';
 import { connectQmp, eventWallMs, type QmpClient, type QmpEvent, type RunStatus } from '../src/qmp.ts';
 import { bridgePortOf, fetchBootIdRetry, isVmProcess, processGone, readVmState, tail, type VmInstance, type VmState } from '../src/lab/vm.ts';
-import { endWatchdog, removeJournal, spawnWatchdog, writeJournal, type MigrationJournal } from '../src/lab/vm-heal.ts';
-import type { InjectorContext } from './types.ts';
+import { endWatchdog, healVm, removeJournal, spawnWatchdog, writeJournal, type MigrationJournal } from '../src/lab/vm-heal.ts';
+import type { Injector, InjectorContext, Instant } from './types.ts';
 
 /** The lab and its VM for this run's target; throws a readable error when the target has no VM. */
 export function labVm(ctx: InjectorContext): { lab: LabState; vm: VmState } {
@@ -54,6 +54,25 @@ export async function preflightVm(ctx: InjectorContext): Promise<void> {
   if (!s.running) throw new Error(`the guest of lab ${lab.name} is ${s.status}, not running: heal it first`);
 }
 
+/** The injector methods that are the same for both: preflight, heal and dispose of the lab's guest. */
+export function labVmMethods(ctx: InjectorContext): Pick<Injector, 'preflight' | 'heal' | 'dispose'> {
+  return {
+    async preflight() {
+      await preflightVm(ctx);
+    },
+    async heal() {
+      const { lab } = labVm(ctx);
+      return healVm(lab);
+    },
+    async dispose() {
+      // the connection is per process and per QEMU: close it so nothing keeps the event loop alive
+      const lab = ctx.target.lab;
+      const vm = lab ? readVmState(lab) : null;
+      if (vm) dropQmp(vm.current);
+    },
+  };
+}
+
 /** Run-clock ms of a QMP event, from QEMU's own timestamp. */
 export function eventAt(clock: Clock, ev: QmpEvent): number {
   return clock.fromWallMs(eventWallMs(ev));
@@ -70,6 +89,31 @@ export async function armWatchdog(lab: LabState, j: MigrationJournal): Promise<n
   j.watchdogPid = pid;
   writeJournal(lab, j);
   return pid;
+}
+
+/**
+ * Before the guest is touched: journals the started destination (from here on
+ * heal knows it, so a failure before the migration begins removes it again),
+ * connects to it, runs `setup` (migration parameters and the like) and arms the
+ * watchdog. On any failure the destination is dropped and healed away.
+ */
+export async function prepareMigration(
+  lab: LabState,
+  journal: MigrationJournal,
+  dest: VmInstance,
+  setup: (dstQ: QmpClient) => Promise<void>,
+): Promise<QmpClient> {
+  writeJournal(lab, journal);
+  try {
+    const dstQ = await qmpOf(dest);
+    await setup(dstQ);
+    await armWatchdog(lab, journal);
+    return dstQ;
+  } catch (e) {
+    dropQmp(dest);
+    await healVm(lab).catch(() => {});
+    throw e;
+  }
 }
 
 /** Normal completion: the watchdog is ended by PID, then the journal goes. */
@@ -106,6 +150,58 @@ export async function checkSameMachine(lab: LabState, vm: VmState, newTap: strin
     await sleep(100);
   }
   return res;
+}
+
+/** What both injectors hold of a migration in flight. */
+export interface MigrationFlight {
+  lab: LabState;
+  vm: VmState;
+  journal: MigrationJournal;
+  src: VmInstance;
+  dest: VmInstance;
+  srcQ: QmpClient;
+  dstQ: QmpClient;
+}
+
+/**
+ * After a migration that failed or was aborted: whatever state it died in, heal
+ * finds the guest and resumes it. An abort (reason other than 'scheduled': an
+ * error elsewhere, Ctrl-C) is recorded, with `figures`, and ends at the heal;
+ * a failed scheduled restore throws, with the heal's actions and the guest console.
+ */
+export async function healFailedMigration(
+  ctx: InjectorContext,
+  kind: string,
+  f: MigrationFlight,
+  reason: string,
+  error: unknown,
+  figures: Record<string, unknown> = {},
+): Promise<Instant> {
+  const before = ctx.clock.now();
+  dropQmp(f.src);
+  dropQmp(f.dest);
+  let actions: string[];
+  try {
+    actions = await healVm(f.lab);
+  } catch (h) {
+    actions = [`heal failed: ${(h as Error).message}`];
+  }
+  const t = ctx.clock.now();
+  if (reason !== 'scheduled') {
+    ctx.info({ injector: kind, aborted: reason, error: (error as Error).message, heal: actions, ...figures });
+    return { before, t, detail: { aborted: reason, heal: actions } };
+  }
+  throw new Error(`${kind}: the migration failed: ${(error as Error).message}; heal: ${actions.join('; ')}${consoleTail(f.vm)}`);
+}
+
+/** An instance as the injector-info records it. */
+export function instanceRef(inst: VmInstance): { pid: number; tap: string; generation: number } {
+  return { pid: inst.pid, tap: inst.tap, generation: inst.generation };
+}
+
+/** The same-machine check in one phrase, for the run's log. */
+export function sameMachineText(same: SameMachine): string {
+  return `boot id ${same.sameBootId ? 'unchanged' : `CHANGED or unread (${same.error ?? same.bootIdAfter})`}, MAC on ${same.macPort ?? '?'}`;
 }
 
 /** The console tail, for error messages (a failed migration says what the guest printed). */

@@ -19,20 +19,23 @@ import { z } from 'zod';
 import { sleep } from '../src/clock.ts';
 import { byteSize, duration } from '../src/schema-util.ts';
 import { pollMigration, QmpError, type MigrationInfo, type QmpClient, type QmpEvent, type RunStatus } from '../src/qmp.ts';
-import { readVmState, startInstance, type VmInstance, type VmState } from '../src/lab/vm.ts';
+import { startInstance } from '../src/lab/vm.ts';
 import { adoptInstance, healVm, specOf, writeJournal, type MigrationJournal } from '../src/lab/vm-heal.ts';
-import type { LabState } from '../src/lab/lab.ts';
 import {
-  armWatchdog,
   checkSameMachine,
   consoleTail,
   disarmWatchdog,
   dropQmp,
   eventAt,
+  healFailedMigration,
+  instanceRef,
   labVm,
-  preflightVm,
+  labVmMethods,
+  prepareMigration,
   qmpOf,
+  sameMachineText,
   waitExit,
+  type MigrationFlight,
 } from './qemu-common.ts';
 import { migrationFigures } from './qemu-quick.ts';
 import type { CutInstant, Injector, InjectorContext, InjectorDefinition, Instant } from './types.ts';
@@ -50,14 +53,7 @@ export const QemuLiveSchema = z
   .strict();
 export type QemuLiveConfig = z.infer<typeof QemuLiveSchema>;
 
-interface Flight {
-  lab: LabState;
-  vm: VmState;
-  journal: MigrationJournal;
-  src: VmInstance;
-  dest: VmInstance;
-  srcQ: QmpClient;
-  dstQ: QmpClient;
+interface Flight extends MigrationFlight {
   srcMark: number;
   dstMark: number;
   started: Instant;
@@ -115,14 +111,14 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
       downtimeLimitMs: config.downtimeLimit ?? null,
       bandwidth: config.bandwidth ?? null,
       sourceStatusAfter: srcStatus?.status,
-      source: { pid: f.src.pid, tap: f.src.tap, generation: f.src.generation },
-      dest: { pid: f.dest.pid, tap: f.dest.tap, generation: f.dest.generation },
+      source: instanceRef(f.src),
+      dest: instanceRef(f.dest),
       qemu,
       ...same,
     });
     ctx.log(
       `live migration: paused ${pauseMs === null ? '?' : Math.round(pauseMs)} ms (QEMU downtime ${info.downtime ?? '?'} ms, total ${info['total-time'] ?? '?'} ms), ` +
-        `boot id ${same.sameBootId ? 'unchanged' : `CHANGED or unread (${same.error ?? same.bootIdAfter})`}, MAC on ${same.macPort ?? '?'}`,
+        sameMachineText(same),
     );
     return {
       before: restoreAt,
@@ -146,21 +142,7 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
       }
       return await complete(f);
     } catch (e) {
-      const before = ctx.clock.now();
-      dropQmp(f.src);
-      dropQmp(f.dest);
-      let actions: string[];
-      try {
-        actions = await healVm(f.lab);
-      } catch (h) {
-        actions = [`heal failed: ${(h as Error).message}`];
-      }
-      const t = ctx.clock.now();
-      if (reason !== 'scheduled') {
-        ctx.info({ injector: 'qemu-live', aborted: reason, error: (e as Error).message, heal: actions });
-        return { before, t, detail: { aborted: reason, heal: actions } };
-      }
-      throw new Error(`qemu-live: the migration failed: ${(e as Error).message}; heal: ${actions.join('; ')}${consoleTail(f.vm)}`);
+      return await healFailedMigration(ctx, 'qemu-live', f, reason, e);
     } finally {
       flight = null;
     }
@@ -174,13 +156,7 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
     describe() {
       return { kind: 'qemu-live', downtimeLimitMs: config.downtimeLimit ?? null, bandwidth: config.bandwidth ?? null, timeoutMs: config.timeout };
     },
-    async preflight() {
-      await preflightVm(ctx);
-    },
-    async heal() {
-      const { lab } = labVm(ctx);
-      return healVm(lab);
-    },
+    ...labVmMethods(ctx),
     async cut(): Promise<CutInstant> {
       if (flight) throw new Error('qemu-live: a migration is already in flight');
       const { lab, vm } = labVm(ctx);
@@ -199,23 +175,14 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
         source: src,
         dest,
       };
-      // from here on heal knows the destination: a failure before the migrate removes it again
-      writeJournal(lab, journal);
-      let dstQ: QmpClient;
-      try {
-        dstQ = await qmpOf(dest);
-        await dstQ.execute('query-status'); // answered from the main loop: the listener is up
+      const dstQ = await prepareMigration(lab, journal, dest, async (dst) => {
+        await dst.execute('query-status'); // answered from the main loop: the listener is up
         await srcQ.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
         const params: Record<string, unknown> = {};
         if (config.downtimeLimit !== undefined) params['downtime-limit'] = Math.round(config.downtimeLimit);
         if (config.bandwidth !== undefined) params['max-bandwidth'] = config.bandwidth;
         if (Object.keys(params).length) await srcQ.execute('migrate-set-parameters', params);
-        await armWatchdog(lab, journal);
-      } catch (e) {
-        dropQmp(dest);
-        await healVm(lab).catch(() => {});
-        throw e;
-      }
+      });
       const srcMark = srcQ.mark();
       const dstMark = dstQ.mark();
       const before = ctx.clock.now();
@@ -251,12 +218,6 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
       };
     },
     restore,
-    async dispose() {
-      // the connection is per process and per QEMU: close it so nothing keeps the event loop alive
-      const lab = ctx.target.lab;
-      const vm = lab ? readVmState(lab) : null;
-      if (vm) dropQmp(vm.current);
-    },
   };
 }
 

@@ -33,21 +33,23 @@ import { z } from 'zod';
 import { sleep } from '../src/clock.ts';
 import { byteSize, duration } from '../src/schema-util.ts';
 import { linkSchema, quickMigrationMs } from '../src/migration-model.ts';
-import { pollMigration, QmpError, type MigrationInfo, type QmpClient, type RunStatus } from '../src/qmp.ts';
-import { readVmState, startInstance, vmDir, type VmInstance, type VmState } from '../src/lab/vm.ts';
+import { pollMigration, QmpError, type MigrationInfo, type RunStatus } from '../src/qmp.ts';
+import { startInstance, vmDir } from '../src/lab/vm.ts';
 import { adoptInstance, healVm, specOf, writeJournal, type MigrationJournal } from '../src/lab/vm-heal.ts';
-import type { LabState } from '../src/lab/lab.ts';
 import {
-  armWatchdog,
   checkSameMachine,
-  consoleTail,
   disarmWatchdog,
   dropQmp,
   eventAt,
+  healFailedMigration,
+  instanceRef,
   labVm,
-  preflightVm,
+  labVmMethods,
+  prepareMigration,
   qmpOf,
+  sameMachineText,
   waitExit,
+  type MigrationFlight,
 } from './qemu-common.ts';
 import type { CutInstant, Injector, InjectorContext, InjectorDefinition, Instant } from './types.ts';
 
@@ -62,14 +64,7 @@ export const QemuQuickSchema = z
   .strict();
 export type QemuQuickConfig = z.infer<typeof QemuQuickSchema>;
 
-interface Flight {
-  lab: LabState;
-  vm: VmState;
-  journal: MigrationJournal;
-  src: VmInstance;
-  dest: VmInstance;
-  srcQ: QmpClient;
-  dstQ: QmpClient;
+interface Flight extends MigrationFlight {
   stateFile: string;
   stop: Instant;
   /** the stop→cont length aimed at (from the model, or the requested length); null = as fast as it goes */
@@ -158,8 +153,8 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
       emulate: emulate ? { memoryBytes: emulate.memory, link: emulate.link.name, linkBytesPerSec: emulate.link.bytesPerSec } : null,
       maxBandwidth: f.maxBandwidth,
       guestMemoryMB: f.vm.memoryMB,
-      source: { pid: f.src.pid, tap: f.src.tap, generation: f.src.generation },
-      dest: { pid: f.dest.pid, tap: f.dest.tap, generation: f.dest.generation },
+      source: instanceRef(f.src),
+      dest: instanceRef(f.dest),
       ...f.figures,
       ...same,
     };
@@ -167,7 +162,7 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
     ctx.log(
       `quick migration: stop→cont ${Math.round(stopToContMs)} ms` +
         (f.modelMs ? ` (model ${Math.round(f.modelMs)} ms)` : '') +
-        `, boot id ${same.sameBootId ? 'unchanged' : `CHANGED or unread (${same.error ?? same.bootIdAfter})`}, MAC on ${same.macPort ?? '?'}`,
+        `, ${sameMachineText(same)}`,
     );
     return { ...cont, detail: { ...cont.detail, stopToContMs, modelMs: f.modelMs, sameBootId: same.sameBootId, macMoved: same.macMoved } };
   }
@@ -186,13 +181,7 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
         timeoutMs: config.timeout,
       };
     },
-    async preflight() {
-      await preflightVm(ctx);
-    },
-    async heal() {
-      const { lab } = labVm(ctx);
-      return healVm(lab);
-    },
+    ...labVmMethods(ctx),
     async cut(requestedMs: number): Promise<CutInstant> {
       if (flight) throw new Error('qemu-quick: a migration is already in flight');
       const { lab, vm } = labVm(ctx);
@@ -214,24 +203,15 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
         dest,
         stateFile,
       };
-      // from here on heal knows the destination: a failure before the stop removes it again
-      writeJournal(lab, journal);
-      let dstQ: QmpClient;
       let maxBandwidth: number | null = null;
-      try {
-        dstQ = await qmpOf(dest);
+      const dstQ = await prepareMigration(lab, journal, dest, async () => {
         if (modelMs !== null) {
           // the guest's RAM takes half the target time to save: for `emulate` that is the
           // link's throughput scaled by guest RAM / emulated memory
           maxBandwidth = Math.max(1, Math.round((vm.memoryMB * MiB) / (modelMs / 2 / 1000)));
           await srcQ.execute('migrate-set-parameters', { 'max-bandwidth': maxBandwidth });
         }
-        await armWatchdog(lab, journal);
-      } catch (e) {
-        dropQmp(dest);
-        await healVm(lab).catch(() => {});
-        throw e;
-      }
+      });
       const mark = srcQ.mark();
       const before = ctx.clock.now();
       try {
@@ -293,33 +273,12 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
         const cont = await f.done;
         return await finish(f, cont);
       } catch (e) {
-        // whatever state the migration died in, heal finds the guest and resumes it
-        const before = ctx.clock.now();
-        dropQmp(f.src);
-        dropQmp(f.dest);
-        let actions: string[];
-        try {
-          actions = await healVm(f.lab);
-        } catch (h) {
-          actions = [`heal failed: ${(h as Error).message}`];
-        }
-        const t = ctx.clock.now();
-        if (reason !== 'scheduled') {
-          ctx.info({ injector: 'qemu-quick', aborted: reason, error: (e as Error).message, heal: actions, ...f.figures });
-          return { before, t, detail: { aborted: reason, heal: actions } };
-        }
-        throw new Error(`qemu-quick: the migration failed: ${(e as Error).message}; heal: ${actions.join('; ')}${consoleTail(f.vm)}`);
+        return await healFailedMigration(ctx, 'qemu-quick', f, reason, e, f.figures);
       } finally {
         flight = null;
         rmSync(f.stateFile, { force: true });
         rmSync(`${f.stateFile}.part`, { force: true });
       }
-    },
-    async dispose() {
-      // the connection is per process and per QEMU: close it so nothing keeps the event loop alive
-      const lab = ctx.target.lab;
-      const vm = lab ? readVmState(lab) : null;
-      if (vm) dropQmp(vm.current);
     },
   };
 }
