@@ -9,7 +9,7 @@ import type { Clock } from '../src/clock.ts';
 import { sleep } from '../src/clock.ts';
 import { run } from '../src/exec.ts';
 import type { LabState } from '../src/lab/lab.ts';
-import { connectQmp, eventWallMs, type QmpClient, type QmpEvent, type RunStatus } from '../src/qmp.ts';
+import { connectQmp, eventWallMs, type MigrationInfo, type QmpClient, type QmpEvent, type RunStatus } from '../src/qmp.ts';
 import { bridgePortOf, fetchBootIdRetry, isVmProcess, processGone, readVmState, tail, type VmInstance, type VmState } from '../src/lab/vm.ts';
 import { endWatchdog, healVm, removeJournal, spawnWatchdog, writeJournal, type MigrationJournal } from '../src/lab/vm-heal.ts';
 import type { Injector, InjectorContext, Instant } from './types.ts';
@@ -202,6 +202,21 @@ export function instanceRef(inst: VmInstance): { pid: number; tap: string; gener
 /** The same-machine check in one phrase, for the run's log. */
 export function sameMachineText(same: SameMachine): string {
   return `boot id ${same.sameBootId ? 'unchanged' : `CHANGED or unread (${same.error ?? same.bootIdAfter})`}, MAC on ${same.macPort ?? '?'}`;
+}
+
+/** QEMU's own figures of one migration (query-migrate), as the injector-info records them. */
+export function migrationFigures(m: MigrationInfo): Record<string, unknown> {
+  return {
+    status: m.status,
+    totalTimeMs: m['total-time'],
+    downtimeMs: m.downtime,
+    setupTimeMs: m['setup-time'],
+    transferredBytes: m.ram?.transferred,
+    ramTotalBytes: m.ram?.total,
+    normalPages: m.ram?.normal,
+    duplicatePages: m.ram?.duplicate,
+    mbps: m.ram?.mbps,
+  };
 }
 
 /** The console tail, for error messages (a failed migration says what the guest printed). */

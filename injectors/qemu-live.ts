@@ -31,13 +31,13 @@ import {
   instanceRef,
   labVm,
   labVmMethods,
+  migrationFigures,
   prepareMigration,
   qmpOf,
   sameMachineText,
   waitExit,
   type MigrationFlight,
 } from './qemu-common.ts';
-import { migrationFigures } from './qemu-quick.ts';
 import type { CutInstant, Injector, InjectorContext, InjectorDefinition, Instant } from './types.ts';
 
 export const QemuLiveSchema = z

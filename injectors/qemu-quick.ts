@@ -45,6 +45,7 @@ import {
   instanceRef,
   labVm,
   labVmMethods,
+  migrationFigures,
   prepareMigration,
   qmpOf,
   sameMachineText,
@@ -100,7 +101,7 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
     }
     journal.phase = 'saved';
     writeJournal(lab, journal);
-    f.figures.save = figures(save);
+    f.figures.save = migrationFigures(save);
     f.figures.saveMs = tSaved - t0;
     if (f.abort.signal.aborted) throw new Error('aborted after the save');
     // the source's job is done: it goes, like the old host's VM in a real quick migration
@@ -119,7 +120,7 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
     if (restored.status !== 'completed') throw new Error(`restoring the guest state ${restored.status}: ${restored['error-desc'] ?? ''}`);
     journal.phase = 'restored';
     writeJournal(lab, journal);
-    f.figures.restore = figures(restored);
+    f.figures.restore = migrationFigures(restored);
     f.figures.restoreMs = tRestored - t1;
     // the model's remaining time: the part of a big VM's save/restore the small guest does not need
     if (f.modelMs !== null && !f.abort.signal.aborted) {
@@ -283,25 +284,9 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
   };
 }
 
-function figures(m: MigrationInfo): Record<string, unknown> {
-  return {
-    status: m.status,
-    totalTimeMs: m['total-time'],
-    downtimeMs: m.downtime,
-    setupTimeMs: m['setup-time'],
-    transferredBytes: m.ram?.transferred,
-    ramTotalBytes: m.ram?.total,
-    normalPages: m.ram?.normal,
-    duplicatePages: m.ram?.duplicate,
-    mbps: m.ram?.mbps,
-  };
-}
-
 export const qemuQuick: InjectorDefinition<QemuQuickConfig> = {
   kind: 'qemu-quick',
   summary: 'real quick migration of the lab QEMU guest: stop, save to a file, restore in a new QEMU, cont (optionally emulating a VM size on a storage link)',
   schema: QemuQuickSchema,
   create: createQemuQuick,
 };
-
-export { figures as migrationFigures };
