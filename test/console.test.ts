@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useLab } from './helpers/lab.ts';
-import { eventsOf, message, nothingInjected, runLabSuite } from './helpers/probes.ts';
+import { eventsOf, expectPreflightFailure, message, runLabSuite } from './helpers/probes.ts';
 import { readSummary } from './helpers/run-dir.ts';
 
 useLab('pcon');
@@ -48,10 +48,7 @@ describe('console probe', () => {
       [{ name: 'badkey', kind: 'console', hostKey: 'SHA256:' + 'A'.repeat(43) }, /host key SHA256:\S+ of [\d.]+:22 does not match the probe's hostKey .*: refused/],
       [{ name: 'closed', kind: 'console', port: 2222 }, /ECONNREFUSED/],
     ] as const) {
-      const r = await runLabSuite('pcon', { name: 'console preflight', probes: [probe], injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '500ms' });
-      expect(r.code, r.stdout + r.stderr).toBe(2);
-      expect(nothingInjected(r.events)).toBe(true);
-      expect(message(r.events.find((e) => e.type === 'preflight' && !e.ok))).toMatch(pattern);
+      await expectPreflightFailure('pcon', 'console preflight', probe, pattern);
     }
   });
 });

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { useLab } from './helpers/lab.ts';
-import { eventsOf, labSql, message, nothingInjected, runLabSuite } from './helpers/probes.ts';
+import { eventsOf, expectPreflightFailure, labSql, message, runLabSuite } from './helpers/probes.ts';
 import { readSummary, waitForEvent } from './helpers/run-dir.ts';
 
 const lab = useLab('podbc');
@@ -58,13 +58,8 @@ describe('odbc probe', () => {
   });
 
   it('a wrong password is a preflight failure: exit 2, nothing injected', async () => {
-    const r = await runLabSuite(
-      'podbc',
-      { name: 'odbc preflight', probes: [{ name: 'badpw', kind: 'odbc', passwordEnv: 'BO_TEST_WRONG_PW' }], injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '500ms' },
-      { env: { BO_TEST_WRONG_PW: 'not-the-password' } },
-    );
-    expect(r.code, r.stdout + r.stderr).toBe(2);
-    expect(nothingInjected(r.events)).toBe(true);
-    expect(message(r.events.find((e) => e.type === 'preflight' && !e.ok))).toMatch(/password authentication failed for user "blackout"/);
+    await expectPreflightFailure('podbc', 'odbc preflight', { name: 'badpw', kind: 'odbc', passwordEnv: 'BO_TEST_WRONG_PW' }, /password authentication failed for user "blackout"/, {
+      BO_TEST_WRONG_PW: 'not-the-password',
+    });
   });
 });

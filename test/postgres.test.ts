@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
-import { eventsOf, labSql, nothingInjected } from './helpers/probes.ts';
+import { eventsOf, expectPreflightFailure, labSql } from './helpers/probes.ts';
 import { eventsSoFar, readSummary, waitForEvent } from './helpers/run-dir.ts';
 
 const lab = useLab('ppg');
@@ -67,14 +67,8 @@ describe('postgres probe', () => {
       { name: 'badpw', kind: 'postgres', passwordEnv: 'BO_TEST_WRONG_PW' },
       { name: 'closed', kind: 'postgres', port: 5499, connectionTimeout: '2s' },
     ]) {
-      const out = tempDir();
-      const suite = writeSuite({ name: 'pg preflight', target: 'lab', probes: [probe], injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '500ms' });
-      const r = await runCli(['run', suite, '--lab', 'ppg', '--out', out, '--no-live'], { env: { BO_TEST_WRONG_PW: 'not-the-password' } });
-      expect(r.code, r.stdout + r.stderr).toBe(2);
-      const events = eventsSoFar(out);
-      expect(nothingInjected(events)).toBe(true);
-      const pf = events.find((e) => e.type === 'preflight' && !e.ok);
-      expect(pf && 'message' in pf ? pf.message : '').toMatch(probe.name === 'badpw' ? /password authentication failed for user "blackout"/ : /ECONNREFUSED/);
+      const reason = probe.name === 'badpw' ? /password authentication failed for user "blackout"/ : /ECONNREFUSED/;
+      await expectPreflightFailure('ppg', 'pg preflight', probe, reason, { BO_TEST_WRONG_PW: 'not-the-password' });
     }
   });
 });

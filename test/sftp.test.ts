@@ -11,7 +11,7 @@ import { openSync, writeSync, closeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { writeRandomFile } from '../src/lab/services/files.ts';
 import { useLab } from './helpers/lab.ts';
-import { eventsOf, message, nothingInjected, runLabSuite } from './helpers/probes.ts';
+import { eventsOf, expectPreflightFailure, message, runLabSuite } from './helpers/probes.ts';
 import { readSummary, waitForEvent } from './helpers/run-dir.ts';
 
 const lab = useLab('psftp');
@@ -65,9 +65,6 @@ describe('sftp probe', () => {
   });
 
   it('a missing remote file is a preflight failure: exit 2, nothing injected', async () => {
-    const r = await runLabSuite('psftp', { name: 'sftp preflight', probes: [{ name: 'missing', kind: 'sftp', remotePath: '/nonexistent/file.bin' }], injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '500ms' });
-    expect(r.code, r.stdout + r.stderr).toBe(2);
-    expect(nothingInjected(r.events)).toBe(true);
-    expect(message(r.events.find((e) => e.type === 'preflight' && !e.ok))).toMatch(/\/nonexistent\/file\.bin on the server: No such file/);
+    await expectPreflightFailure('psftp', 'sftp preflight', { name: 'missing', kind: 'sftp', remotePath: '/nonexistent/file.bin' }, /\/nonexistent\/file\.bin on the server: No such file/);
   });
 });

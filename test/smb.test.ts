@@ -12,7 +12,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { writeRandomFile } from '../src/lab/services/files.ts';
 import { useLab } from './helpers/lab.ts';
-import { eventsOf, message, nothingInjected, runLabSuite } from './helpers/probes.ts';
+import { eventsOf, expectPreflightFailure, message, runLabSuite } from './helpers/probes.ts';
 import { readSummary, waitForEvent } from './helpers/run-dir.ts';
 
 const lab = useLab('psmb');
@@ -79,13 +79,6 @@ describe('smb probe', () => {
   });
 
   it('a wrong password is a preflight failure: exit 2, nothing injected', async () => {
-    const r = await runLabSuite(
-      'psmb',
-      { name: 'smb preflight', probes: [{ name: 'badpw', kind: 'smb', passwordEnv: 'BO_TEST_WRONG_PW' }], injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '500ms' },
-      { env: { BO_TEST_WRONG_PW: 'not-the-password' } },
-    );
-    expect(r.code, r.stdout + r.stderr).toBe(2);
-    expect(nothingInjected(r.events)).toBe(true);
-    expect(message(r.events.find((e) => e.type === 'preflight' && !e.ok))).toMatch(/NT_STATUS_LOGON_FAILURE/);
+    await expectPreflightFailure('psmb', 'smb preflight', { name: 'badpw', kind: 'smb', passwordEnv: 'BO_TEST_WRONG_PW' }, /NT_STATUS_LOGON_FAILURE/, { BO_TEST_WRONG_PW: 'not-the-password' });
   });
 });

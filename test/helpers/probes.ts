@@ -5,6 +5,7 @@
  * Reading the run folder itself is in run-dir.ts.
  */
 import pg from 'pg';
+import { expect } from 'vitest';
 import type { BlackoutEvent } from '../../src/events.ts';
 import type { LabState } from '../../src/lab/lab.ts';
 import { eventsSoFar } from './run-dir.ts';
@@ -47,4 +48,16 @@ export async function runLabSuite(
 
 export function message(e: BlackoutEvent | undefined): string {
   return (e && 'message' in e ? e.message : '') ?? '';
+}
+
+/**
+ * Runs a one-probe suite whose probe cannot work (wrong password, missing file,
+ * closed port) and checks the preflight stops it: exit 2, nothing injected, and
+ * the failed preflight's message matching `reason`.
+ */
+export async function expectPreflightFailure(labName: string, name: string, probe: Record<string, unknown>, reason: RegExp, env?: NodeJS.ProcessEnv): Promise<void> {
+  const r = await runLabSuite(labName, { name, probes: [probe], injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '500ms' }, { env });
+  expect(r.code, r.stdout + r.stderr).toBe(2);
+  expect(nothingInjected(r.events)).toBe(true);
+  expect(message(r.events.find((e) => e.type === 'preflight' && !e.ok))).toMatch(reason);
 }
