@@ -7,12 +7,11 @@
  *   corrupt  the server's file is changed behind its back during the cut: the checksum catches it;
  * and a missing remote file: exit 2, nothing injected.
  */
-import { openSync, writeSync, closeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { writeRandomFile } from '../src/lab/services/files.ts';
 import { useLab } from './helpers/lab.ts';
-import { eventsOf, expectPreflightFailure, message, runLabSuite } from './helpers/probes.ts';
-import { readSummary, waitForEvent } from './helpers/run-dir.ts';
+import { corruptAfterCut, eventsOf, expectPreflightFailure, message, runLabSuite, sampleValues } from './helpers/probes.ts';
+import { readSummary } from './helpers/run-dir.ts';
 
 const lab = useLab('psftp');
 const MB = 1024 * 1024;
@@ -37,15 +36,8 @@ describe('sftp probe', () => {
         warmup: '1s',
         recovery: '10s',
       },
-      {
-        during: async (out) => {
-          await waitForEvent(out, (e) => e.type === 'cut');
-          // behind the probe's back: flip bytes near the end of the file it is downloading
-          const fd = openSync(`${dir}/t-corrupt.bin`, 'r+');
-          writeSync(fd, Buffer.from('corrupted by the test'), 0, 21, 12 * MB - 4096);
-          closeSync(fd);
-        },
-      },
+      // behind the probe's back: flip bytes near the end of the file it is downloading
+      { during: corruptAfterCut(`${dir}/t-corrupt.bin`, 12 * MB) },
     );
     expect(r.code, r.stderr).toBe(0);
     const t = readSummary(r.out).trials[0]!;
@@ -54,7 +46,7 @@ describe('sftp probe', () => {
       expect(t.probes[name]!.outcome, `${name}: ${t.probes[name]!.reason}`).toBe('stalled');
       expect(t.probes[name]!.verifications, name).toEqual([expect.objectContaining({ ok: true, message: expect.stringMatching(/sha256 matches on both ends/) })]);
       // the throughput timeline: bytes so far, never decreasing, up to the whole file
-      const values = eventsOf(r.events, name, 'sample').map((e) => (e.type === 'sample' ? e.value! : 0));
+      const values = sampleValues(r.events, name);
       expect(values.every((v, i) => i === 0 || v >= values[i - 1]!)).toBe(true);
       expect(values.at(-1)).toBe(name === 'dl' ? 12 * MB : 8 * MB);
     }

@@ -8,12 +8,11 @@
  *    request timeout is too tight even without a blackout);
  *  - a wrong password: exit 2, nothing injected.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { writeRandomFile } from '../src/lab/services/files.ts';
 import { useLab } from './helpers/lab.ts';
-import { eventsOf, expectPreflightFailure, message, runLabSuite } from './helpers/probes.ts';
-import { readSummary, waitForEvent } from './helpers/run-dir.ts';
+import { corruptAfterCut, eventsOf, expectPreflightFailure, message, runLabSuite, sampleValues } from './helpers/probes.ts';
+import { readSummary } from './helpers/run-dir.ts';
 
 const lab = useLab('psmb');
 const MB = 1024 * 1024;
@@ -36,14 +35,7 @@ describe('smb probe', () => {
         warmup: '1s',
         recovery: '10s',
       },
-      {
-        during: async (out) => {
-          await waitForEvent(out, (e) => e.type === 'cut');
-          const fd = openSync(`${dir}/t-corrupt.bin`, 'r+');
-          writeSync(fd, Buffer.from('corrupted by the test'), 0, 21, 24 * MB - 4096);
-          closeSync(fd);
-        },
-      },
+      { during: corruptAfterCut(`${dir}/t-corrupt.bin`, 24 * MB) },
     );
     expect(r.code, r.stderr).toBe(0);
     const t = readSummary(r.out).trials[0]!;
@@ -51,7 +43,7 @@ describe('smb probe', () => {
     expect(t.probes.smb!.outcome, t.probes.smb!.reason).toBe('stalled');
     expect(t.probes.smb!.observedOutageMs).toBeGreaterThan(1800);
     expect(t.probes.smb!.verifications).toEqual([expect.objectContaining({ ok: true, message: "t-smb.bin: sha256 matches the server's" })]);
-    const values = eventsOf(r.events, 'smb', 'sample').map((e) => (e.type === 'sample' ? e.value! : 0));
+    const values = sampleValues(r.events, 'smb');
     expect(values.at(-1)).toBe(12 * MB);
     expect(t.probes.corrupt!.outcome).toBe('failed');
     expect(t.probes.corrupt!.verifications[0]!.message).toMatch(/^t-corrupt\.bin: sha256 mismatch — server [0-9a-f]{64}, received [0-9a-f]{64}: the copy is corrupt$/);

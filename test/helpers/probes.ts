@@ -4,14 +4,34 @@
  * local side door (Unix sockets, files) even while the cable is pulled.
  * Reading the run folder itself is in run-dir.ts.
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
 import pg from 'pg';
 import { expect } from 'vitest';
 import type { BlackoutEvent } from '../../src/events.ts';
 import type { LabState } from '../../src/lab/lab.ts';
-import { eventsSoFar } from './run-dir.ts';
+import { eventsSoFar, waitForEvent } from './run-dir.ts';
 
 export function eventsOf(events: BlackoutEvent[], probe: string, type?: BlackoutEvent['type']): BlackoutEvent[] {
   return events.filter((e) => 'probe' in e && e.probe === probe && (!type || e.type === type));
+}
+
+/** A sample's `value` for each of a probe's samples: for a copy, the bytes so far. */
+export function sampleValues(events: BlackoutEvent[], probe: string): number[] {
+  return eventsOf(events, probe, 'sample').map((e) => (e.type === 'sample' ? e.value! : 0));
+}
+
+/**
+ * A `during` for runLabSuite: once the cut is in, flips bytes near the end of the
+ * server's file (`size` bytes) behind the back of the probe copying it, so only
+ * the copy's checksum can tell.
+ */
+export function corruptAfterCut(path: string, size: number): (outDir: string) => Promise<void> {
+  return async (outDir) => {
+    await waitForEvent(outDir, (e) => e.type === 'cut');
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.from('corrupted by the test'), 0, 21, size - 4096);
+    closeSync(fd);
+  };
 }
 
 /** SQL as the PostgreSQL superuser over the lab cluster's Unix socket (works while the cable is pulled). */
