@@ -127,6 +127,9 @@ export async function labHealth(state: LabState): Promise<LabHealth> {
   const ns = await netnsList();
   if (!ns.includes(state.targetNs)) problems.push(`namespace ${state.targetNs} missing`);
   if (!ns.includes(state.switchNs)) problems.push(`namespace ${state.switchNs} missing`);
+  // a lab brought up by an older blackout may lack services this one has: `up` rebuilds it
+  const missing = services.filter((svc) => !(svc.name in state.services)).map((svc) => svc.name);
+  if (missing.length) problems.push(`services missing (lab made by an older version?): ${missing.join(', ')}`);
   if (problems.length === 0) {
     const pids = await run('ip', ['netns', 'pids', state.targetNs], { allowFail: true });
     if (pids.stdout.trim() === '') problems.push('no server process runs in the target namespace');
