@@ -26,7 +26,11 @@ const ROOT = resolve(new URL('..', import.meta.url).pathname);
 
 function defaultOutDir(suiteName: string): string {
   const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..+$/, '');
-  return join(ROOT, 'reports', `${stamp}-${suiteName.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 40)}`);
+  const base = join(ROOT, 'reports', `${stamp}-${suiteName.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 40)}`);
+  // the same suite twice within a second gets its own folder too
+  let dir = base;
+  for (let i = 2; existsSync(dir); i++) dir = `${base}-${i}`;
+  return dir;
 }
 
 interface RunCliOptions {
@@ -50,6 +54,10 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   }
   if (o.dryRun) return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
   const outDir = resolve(o.out ?? defaultOutDir(suite.name));
+  if (existsSync(join(outDir, 'events.jsonl'))) {
+    process.stderr.write(pc.red(`--out ${outDir}: that folder already holds a run (events.jsonl); choose another folder\n`));
+    return EXIT.badInput;
+  }
   const clock = createClock();
   // the manual injector owns the terminal during a blackout (instructions, count, the probes' state)
   const view = o.live && suite.injector.kind !== 'manual' ? new LiveView(clock.now, process.stdout, suite.blackouts.length) : null;

@@ -31,7 +31,8 @@ export class EventLog {
   count = 0;
 
   constructor(readonly path: string) {
-    this.fd = openSync(path, 'a');
+    // 'wx': a run folder holds one run; a second writer must never append to another run's record
+    this.fd = openSync(path, 'wx');
   }
 
   /** Subscribers (live view, in-run analysis) see every event in order. */

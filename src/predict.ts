@@ -90,6 +90,8 @@ const REQUEST_DEADLINES = new Set([
   'readtimeout', 'querytimeout', 'requesttimeout', 'iotimeout', 'commandtimeout', 'responsetimeout', 'operationtimeout',
   'sockettimeout', 'echotimeout', 'frametimeout', 'freezetimeout', 'heartbeattimeout', 'pingtimeout', 'pongtimeout',
   'wstimeout', 'websockettimeout', 'transfertimeout', 'stalltimeout', 'smbtimeout', 'timeout', 'datatimeout',
+  // the rdp probe's own arithmetic of FreeRDP's fixed keepalive and ack timeout
+  'dropsaftersilence',
 ]);
 const USER_TIMEOUTS = new Set(['usertimeout', 'tcpusertimeout', 'tcpacktimeout']);
 const SERVER_SIDE = new Set(['statementtimeout', 'idleintransactionsessiontimeout', 'locktimeout', 'idlesessiontimeout']);
@@ -110,6 +112,14 @@ interface Deadline {
   /** earliest it may fire, when it is not one instant (keepalive counts) */
   earliestMs: number;
   what: string;
+  /**
+   * An application timer (a query timeout, a keepalive count) fires at its deadline whatever TCP is
+   * doing: a retransmission that lands exactly then is too late, so the last delivery that counts is
+   * the one strictly before it (a 3 s query timeout breaks from ~1.4 s of blackout on). The kernel's
+   * TCP_USER_TIMEOUT is not strict: Linux clamps the timer so the retransmission at the deadline still
+   * goes out (measured on the lab).
+   */
+  strict?: boolean;
 }
 
 function fmt(ms: number): string {
@@ -119,7 +129,7 @@ function fmt(ms: number): string {
 
 /** App-level keepalive (SSH ServerAlive / ssh2 keepaliveInterval × keepaliveCountMax): dies (count+1) × interval after the last data received. */
 function keepaliveDeadline(interval: number, count: number, what: string): Deadline {
-  return { ms: (count + 1) * interval, earliestMs: count * interval, what: `${what} ${fmt(interval)} × ${count}: the session is dropped ${fmt(count * interval)}–${fmt((count + 1) * interval)} after the last answer` };
+  return { strict: true, ms: (count + 1) * interval, earliestMs: count * interval, what: `${what} ${fmt(interval)} × ${count}: the session is dropped ${fmt(count * interval)}–${fmt((count + 1) * interval)} after the last answer` };
 }
 
 /**
@@ -154,7 +164,7 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
       const ms = policyMs(v);
       if (ms === null) basis.push(`${k}: ${JSON.stringify(v)} — no deadline`);
       else {
-        deadlines.push({ ms, earliestMs: ms, what: `${k} ${fmt(ms)}: the client gives up on an answer after that long` });
+        deadlines.push({ strict: true, ms, earliestMs: ms, what: `${k} ${fmt(ms)}: the client gives up on an answer after that long` });
         basis.push(`${k} = ${fmt(ms)}: the client gives up waiting for an answer after that long`);
       }
     } else if (SERVER_SIDE.has(nk)) {
@@ -194,7 +204,7 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
   const def = KIND_DEFAULTS[kind];
   if (def && !flat.has(norm(def.key))) {
     const isUser = USER_TIMEOUTS.has(norm(def.key));
-    deadlines.push({ ms: def.ms + (isUser ? rto0 : 0), earliestMs: def.ms, what: `${def.why}` });
+    deadlines.push({ strict: !isUser, ms: def.ms + (isUser ? rto0 : 0), earliestMs: def.ms, what: `${def.why}` });
     basis.push(`no ${def.key} in the policy: assumed ${fmt(def.ms)} (${def.why})`);
   }
 
@@ -209,8 +219,9 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
     return { probe, kind, breakingMs: b, range: [b - info.intervalMs, giveUp], mechanism: `no client deadline: only the kernel's retransmission limit (~${Math.round(giveUp / 60_000)} min)`, basis };
   }
   const decisive = deadlines.reduce((a, b) => (b.ms < a.ms ? b : a));
-  const b = lastDeliveryBefore(decisive.ms, rto0);
-  const bEarly = lastDeliveryBefore(decisive.earliestMs, rto0);
+  const eps = decisive.strict ? 1 : 0;
+  const b = lastDeliveryBefore(decisive.ms - eps, rto0);
+  const bEarly = lastDeliveryBefore(decisive.earliestMs - eps, rto0);
   // Where in its request cycle the blackout hits the session moves the breaking point: the first unacknowledged
   // send falls up to an interval (more on a loaded machine) after the cut, each RTO is 200 ms plus RTT and jitter,
   // and a request the peer acknowledged just before the cut leaves nothing for the client's own timer to count.
