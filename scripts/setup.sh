@@ -27,8 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   # a fresh machine may have no package lists yet
   apt-get update -qq
   # the postgresql package would start a system cluster; the lab runs its own, so keep services from starting
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  # (only when the machine has no policy of its own, which is then left alone)
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/blackout-apt.log 2>&1 || {
     tail -20 /tmp/blackout-apt.log >&2; exit 1; }
 fi
