@@ -238,6 +238,12 @@ async function removeSupernetGuardIfLast(): Promise<void> {
     if ((await netnsList()).some((n) => n.startsWith('bo-'))) return;
     if (await ownedTable('inet', SUPERNET_GUARD, null, '*')) await run('nft', ['delete', 'table', 'inet', SUPERNET_GUARD], { allowFail: true });
     await run('ip', ['route', 'del', 'blackhole', SUPERNET, 'metric', '4242'], { allowFail: true });
+    // the labs' parent freezer cgroup too (rmdir fails harmlessly while any child remains)
+    try {
+      rmdirSync(FREEZER_ROOT);
+    } catch {
+      /* not there, or not empty */
+    }
   });
 }
 
