@@ -8,7 +8,6 @@
  * The host key must match the recorded fingerprint.
  */
 import type { ClientChannel } from 'ssh2';
-import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { duration, probeBase } from '../src/schema-util.ts';
 import { scrubbed } from './secrets.ts';
@@ -35,7 +34,6 @@ export const console_: ProbeDefinition<ConsoleConfig> = {
     reconnect: c.reconnect.mode,
   }),
   create(config, ctx) {
-    setMaxListeners(200, ctx.signal); // a dozen probes (and their reconnects) listen on the one trial signal
     let target: SshTarget | null = null;
     const secrets = () => (target?.password ? [target.password] : []);
     const loop = new SessionLoop({

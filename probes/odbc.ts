@@ -21,7 +21,6 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../src/schema-util.ts';
 import { readSecret, scrubbed } from './secrets.ts';
@@ -165,7 +164,6 @@ export const odbc: ProbeDefinition<OdbcConfig> = {
     verify: 'every acknowledged INSERT present at close',
   }),
   create(config, ctx) {
-    setMaxListeners(200, ctx.signal); // a dozen probes (and their reconnects) listen on the one trial signal
     const ledger = new WriteLedger();
     const table = tableName(config.name, ctx.trial);
     let password = '';

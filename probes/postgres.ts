@@ -17,7 +17,6 @@
  */
 import pg from 'pg';
 import type { Socket } from 'node:net';
-import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../src/schema-util.ts';
 import { setKeepalive, setUserTimeout } from '../src/sockopt.ts';
@@ -116,7 +115,6 @@ export const postgres: ProbeDefinition<PostgresConfig> = {
     verify: 'every acknowledged INSERT present at close',
   }),
   create(config, ctx) {
-    setMaxListeners(200, ctx.signal); // a dozen probes (and their reconnects) listen on the one trial signal
     const ledger = new WriteLedger();
     const table = tableName(config.name, ctx.trial);
     let conn: Conn | null = null;

@@ -78,10 +78,13 @@ export class SessionLoop {
       }
       const seq = ++this.seq;
       const sent = ctx.clock.now();
+      // how late the harness itself sent this request against its schedule: the sampling jitter,
+      // apart from the round trip (a busy harness shows here, a slow target in latencyMs)
+      const lateMs = Math.round((sent - next) * 100) / 100;
       try {
         const r = await this.session.request(seq, ctx.signal);
         if (ctx.signal.aborted) return;
-        ctx.emit({ type: 'sample', seq, latencyMs: r.latencyMs ?? ctx.clock.now() - sent, ...(r.value !== undefined ? { value: r.value } : {}) });
+        ctx.emit({ type: 'sample', seq, latencyMs: r.latencyMs ?? ctx.clock.now() - sent, lateMs, ...(r.value !== undefined ? { value: r.value } : {}) });
       } catch (e) {
         if (ctx.signal.aborted) return;
         if (this.session.alive() && !this.lostError) {

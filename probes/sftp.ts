@@ -13,7 +13,6 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Client, SFTPWrapper } from 'ssh2';
-import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { byteSize, duration, probeBase } from '../src/schema-util.ts';
 import { CopyProgress, settledWithin } from './copy-progress.ts';
@@ -111,7 +110,6 @@ export const sftp: ProbeDefinition<SftpConfig> = {
     verify: 'sha256 server vs client',
   }),
   create(config, ctx) {
-    setMaxListeners(200, ctx.signal); // a dozen probes (and their reconnects) listen on the one trial signal
     let client: Client | null = null;
     let copy: Promise<void> | null = null;
     let progress: CopyProgress | null = null;

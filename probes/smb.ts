@@ -17,7 +17,6 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../src/schema-util.ts';
 import { CopyProgress, settledWithin } from './copy-progress.ts';
@@ -112,7 +111,6 @@ export const smb: ProbeDefinition<SmbConfig> = {
     verify: 'sha256 of the received bytes vs the server-published checksum',
   }),
   create(config, ctx) {
-    setMaxListeners(200, ctx.signal); // a dozen probes (and their reconnects) listen on the one trial signal
     let s: (Smb & { password: string }) | null = null;
     let child: ChildProcess | null = null;
     let progress: CopyProgress | null = null;

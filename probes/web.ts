@@ -21,7 +21,6 @@
  * launch); each probe has its own browser context (own cookies).
  */
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../src/schema-util.ts';
 import { readSecret } from './secrets.ts';
@@ -113,7 +112,6 @@ export const web: ProbeDefinition<WebConfig> = {
     reconnect: 'page',
   }),
   create(config, ctx) {
-    setMaxListeners(200, ctx.signal); // a dozen probes (and their reconnects) listen on the one trial signal
     let context: BrowserContext | null = null;
     let page: Page | null = null;
     let acquired = false;

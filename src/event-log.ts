@@ -159,7 +159,7 @@ function quickSample(raw: unknown): BlackoutEvent | null {
   if (
     r && r.type === 'sample' && typeof r.t === 'number' && typeof r.probe === 'string' && Number.isInteger(r.trial) &&
     (r.latencyMs === undefined || typeof r.latencyMs === 'number') && (r.seq === undefined || typeof r.seq === 'number') &&
-    (r.value === undefined || typeof r.value === 'number')
+    (r.value === undefined || typeof r.value === 'number') && (r.lateMs === undefined || typeof r.lateMs === 'number')
   ) {
     return r as unknown as BlackoutEvent;
   }

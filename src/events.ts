@@ -99,6 +99,8 @@ export const EventSchema = z.discriminatedUnion('type', [
     seq: z.number().optional(),
     /** extra numbers, e.g. bytes transferred so far */
     value: z.number().optional(),
+    /** how late the request went out against the probe's schedule (harness-side jitter), ms */
+    lateMs: z.number().optional(),
   }),
   /** an error the application saw (fatal: the operation, not only a sample, failed) */
   z.object({
