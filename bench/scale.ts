@@ -19,7 +19,7 @@ import { stats, machine, saveResult, f1 } from './common.ts';
 export async function scale(opts: { sizes?: number[] } = {}): Promise<void> {
   const sizes = opts.sizes ?? [100, 250, 500, 1000];
   const withPg = probeDefinition('postgres') !== undefined;
-  const lab = await labUp('bench-scale');
+  await labUp('bench-scale');
   const rows: Array<Record<string, number | string | boolean>> = [];
   try {
     for (const n of sizes) {

@@ -33,7 +33,7 @@ import { z } from 'zod';
 import { sleep } from '../src/clock.ts';
 import { byteSize, duration } from '../src/schema-util.ts';
 import { linkSchema, quickMigrationMs } from '../src/migration-model.ts';
-import { pollMigration, QmpError, type MigrationInfo, type RunStatus } from '../src/qmp.ts';
+import { pollMigration, QmpError, type RunStatus } from '../src/qmp.ts';
 import { startInstance, vmDir } from '../src/lab/vm.ts';
 import { adoptInstance, healVm, specOf, writeJournal, type MigrationJournal } from '../src/lab/vm-heal.ts';
 import {

@@ -113,7 +113,6 @@ export const web: ProbeDefinition<WebConfig> = {
   }),
   create(config, ctx) {
     let context: BrowserContext | null = null;
-    let page: Page | null = null;
     let acquired = false;
     let timer: NodeJS.Timeout | null = null;
     let running: Promise<void> = Promise.resolve();
@@ -130,7 +129,7 @@ export const web: ProbeDefinition<WebConfig> = {
         const browser = await acquireBrowser(config.browser);
         context = await browser.newContext({ viewport: { width: 900, height: 500 } });
         context.setDefaultTimeout(config.navigationTimeout);
-        const p = (page = await context.newPage());
+        const p = await context.newPage();
         const pageErrors: string[] = [];
         p.on('pageerror', (e) => pageErrors.push(e.message));
         p.on('crash', () => pageErrors.push('the page crashed'));
@@ -154,7 +153,6 @@ export const web: ProbeDefinition<WebConfig> = {
         let troubleShot = false;
         let recoveryShot = false;
         let inTrouble = false;
-        let lastFreshAt = ctx.clock.now();
         let reportedErrors = 0;
         const shot = async (name: string) => {
           try {
@@ -175,7 +173,6 @@ export const web: ProbeDefinition<WebConfig> = {
           }
           if (stopped) return;
           while (reportedErrors < pageErrors.length) ctx.emit({ type: 'probe-error', message: `script error on the page: ${pageErrors[reportedErrors++]}`, fatal: true });
-          const now = ctx.clock.now();
           const bad = s.path !== '/app' || s.state === 'failed' || s.state === 'logged-out';
           if (bad) {
             terminal = true;
@@ -191,7 +188,6 @@ export const web: ProbeDefinition<WebConfig> = {
           const fresh = s.seq !== null && s.seq !== lastSeq && s.state === 'live';
           if (fresh) {
             lastSeq = s.seq;
-            lastFreshAt = now;
             if (lost) {
               lost = false;
               ctx.emit({ type: 'session-open', reconnect: true, message: `the page reconnected its websocket (reconnect #${s.reconnects})` });

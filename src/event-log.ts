@@ -11,8 +11,7 @@
  * process died mid-write) is tolerated and reported, anything else is an error
  * naming the line.
  */
-import { closeSync, openSync, readFileSync, readSync, writeSync, fsyncSync, createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { closeSync, openSync, readSync, writeSync, fsyncSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { EventSchema, EVENT_SCHEMA_VERSION, type BlackoutEvent } from './events.ts';
 
@@ -117,41 +116,13 @@ function parseLine(line: string, lineNo: number, isLast: boolean): BlackoutEvent
   return parsed.data;
 }
 
+/** The whole log in memory (tests, small runs); the same reader as foldEvents. */
 export function readEvents(path: string): ReadResult {
-  const text = readFileSync(path, 'utf8');
-  const lines = text.split('\n');
-  // a complete file ends with "\n", leaving one empty string at the end
-  if (lines.at(-1) === '') lines.pop();
   const events: BlackoutEvent[] = [];
-  let tornTail: string | null = null;
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
-    const ev = parseLine(line, i + 1, i === lines.length - 1);
-    if (ev === 'torn') tornTail = line;
-    else events.push(ev);
-  });
-  if (events[0]?.type !== 'run-start') throw new EventLogError('events.jsonl: the first event is not run-start');
+  const { tornTail } = foldEvents(path, (e) => events.push(e));
   return { events, tornTail, incomplete: !events.some((e) => e.type === 'run-end') };
 }
 
-/** Streams a (possibly huge) log without holding it in memory. */
-export async function* streamEvents(path: string): AsyncGenerator<BlackoutEvent> {
-  const rl = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
-  let lineNo = 0;
-  let pending: string | null = null;
-  for await (const line of rl) {
-    if (pending !== null) {
-      const ev = parseLine(pending, lineNo, false);
-      if (ev !== 'torn') yield ev;
-    }
-    lineNo++;
-    pending = line.trim() === '' ? null : line;
-  }
-  if (pending !== null) {
-    const ev = parseLine(pending, lineNo, true);
-    if (ev !== 'torn') yield ev;
-  }
-}
 
 /** a hand check for the one event that makes up most of a log (zod for every other type) */
 function quickSample(raw: unknown): BlackoutEvent | null {
@@ -173,7 +144,7 @@ export interface FoldResult {
 
 /**
  * Reads a log of any size in chunks and hands every valid event to `onEvent`,
- * in order, holding one chunk at a time. Same rules as readEvents: the first
+ * in order, holding one chunk at a time. The one reader (readEvents collects from it): the first
  * event must be run-start, a torn last line is tolerated and reported.
  */
 export function foldEvents(path: string, onEvent: (e: BlackoutEvent) => void): FoldResult {

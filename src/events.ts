@@ -138,5 +138,3 @@ export const EventSchema = z.discriminatedUnion('type', [
 export type BlackoutEvent = z.infer<typeof EventSchema>;
 export type EventType = BlackoutEvent['type'];
 export type EventOf<K extends EventType> = Extract<BlackoutEvent, { type: K }>;
-/** what producers hand to the log (the log stamps nothing: producers own `t`) */
-export type EventInput = BlackoutEvent;

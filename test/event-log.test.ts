@@ -1,7 +1,7 @@
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EventLog, readEvents, streamEvents, EventLogError } from '../src/event-log.ts';
+import { EventLog, readEvents, foldEvents, EventLogError } from '../src/event-log.ts';
 import type { BlackoutEvent } from '../src/events.ts';
 import { tempDir } from './helpers/lab.ts';
 
@@ -34,7 +34,7 @@ describe('event log', () => {
     expect(r.events).toHaveLength(2);
     expect(r.tornTail).toContain('"pro');
     const streamed: string[] = [];
-    for await (const e of streamEvents(path)) streamed.push(e.type);
+    foldEvents(path, (e) => streamed.push(e.type));
     expect(streamed).toEqual(['run-start', 'trial-start']);
 
     writeFileSync(path, JSON.stringify(start) + '\n{"type":"nope","t":1}\n' + JSON.stringify({ type: 'trial-end', t: 2, trial: 0 }) + '\n');

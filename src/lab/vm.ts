@@ -24,7 +24,6 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { run, runIn, pidAlive } from '../exec.ts';
 import { sleep } from '../clock.ts';
-import { connectQmp, type QmpClient, type RunStatus } from '../qmp.ts';
 import type { ResolvedTarget } from '../target.ts';
 import { ensureGuestImage, type GuestImage } from './guest-image.ts';
 import { addSwitchPortChain, readLabState, type LabState } from './lab.ts';
@@ -102,10 +101,6 @@ export function vmMac(lab: Topology): string {
 /** Two taps per lab, alternating with each migration (generation parity). */
 export function vmTap(lab: Topology, generation: number): string {
   return `bo${lab.index}v${generation % 2}`;
-}
-
-export function vmStatePath(lab: Topology): string {
-  return `${vmDir(lab)}/vm.json`;
 }
 
 /** The VM's state, or null when the lab has no VM. Accepts a lab's topology or its name. */
@@ -341,19 +336,6 @@ export async function stopInstance(lab: Topology, inst: VmInstance, opts: { grac
   if (!opts.keepTap) await removeTap(lab, inst.tap);
   rmSync(inst.qmp, { force: true });
   rmSync(inst.qmpAux, { force: true });
-}
-
-/** The instance's run state over its aux monitor (bounded), or null when it does not answer. */
-export async function instanceStatus(inst: VmInstance, timeoutMs = 3000): Promise<RunStatus | null> {
-  let q: QmpClient | null = null;
-  try {
-    q = await connectQmp(inst.qmpAux, timeoutMs);
-    return await q.execute<RunStatus>('query-status', undefined, { timeoutMs });
-  } catch {
-    return null;
-  } finally {
-    q?.close();
-  }
 }
 
 // ---------------------------------------------------------------- guest checks
