@@ -6,11 +6,11 @@
  * and the preflight: an unknown host key is refused, a closed port is refused — exit 2, nothing injected.
  */
 import { describe, expect, it } from 'vitest';
-import { useLab } from './helpers/lab.ts';
+import { useLab, labName } from './helpers/lab.ts';
 import { eventsOf, expectPreflightFailure, message, runLabSuite } from './helpers/probes.ts';
 import { readSummary } from './helpers/run-dir.ts';
 
-useLab('pcon');
+useLab(labName('pcon'));
 
 describe('console probe', () => {
   it('a plain console survives a 2 s cable pull; one with keepalive 500 ms × 2 dies with "Keepalive timeout"', async () => {

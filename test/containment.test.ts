@@ -16,9 +16,9 @@ import { validateSuite } from '../src/suite.ts';
 import { probeBase } from '../src/schema-util.ts';
 import { probes } from '../probes/index.ts';
 import type { ProbeDefinition } from '../probes/types.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 
-const lab = useLab('tcontain');
+const lab = useLab(labName('tcontain'));
 
 /** misbehaving probes, registered for this file only: each samples fine, then misbehaves during the cut */
 function misbehaving(kind: string, misbehave: 'throw' | 'reject' | 'hang-close'): ProbeDefinition<any> {
@@ -58,7 +58,7 @@ describe('contained probes', () => {
     const out = tempDir();
     const suite = validateSuite({
       name: 'misbehaving',
-      target: { lab: 'tcontain' },
+      target: { lab: labName('tcontain') },
       probes: [
         { name: 'thrower', kind: 'test-throw' },
         { name: 'rejecter', kind: 'test-reject' },
@@ -93,7 +93,7 @@ describe('contained probes', () => {
     try {
       await new Promise((r) => setTimeout(r, 500));
       const out = tempDir();
-      const r = await runCli(['run', writeSuite({ name: 'silent server', target: { lab: 'tcontain' }, probes: [{ name: 'mute', kind: 'tcp', port: 7007, readTimeout: '1s' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'], warmup: '1500ms' }), '--out', out]);
+      const r = await runCli(['run', writeSuite({ name: 'silent server', target: { lab: labName('tcontain') }, probes: [{ name: 'mute', kind: 'tcp', port: 7007, readTimeout: '1s' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'], warmup: '1500ms' }), '--out', out]);
       // no good sample ever: preflight fails (exit 2) with the probe's own error, nothing injected, in bounded time
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/mute: no steady good samples during warm-up \(no echo within the read timeout of 1000 ms\)/);

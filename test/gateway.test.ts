@@ -12,11 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, runIn } from '../src/exec.ts';
 import { guardLeakCount } from '../src/lab/lab.ts';
 import { makeInjector } from './helpers/injector.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 import { waitForEvent } from './helpers/run-dir.ts';
 import { startSwitchSshd, type SwitchSshd } from './helpers/switch-sshd.ts';
 
-const lab = useLab('agw');
+const lab = useLab(labName('agw'));
 let router: SwitchSshd;
 // the guard's counter may carry packets from an earlier lab with the same index (the guard table outlives it): compare deltas
 let leak0 = 0;
@@ -40,7 +40,7 @@ describe('linux-gateway over SSH on the lab switch', () => {
     const out = tempDir();
     const suite = writeSuite({
       name: 'gateway cut',
-      target: { lab: 'agw' },
+      target: { lab: labName('agw') },
       probes: [
         { name: 'ping', kind: 'icmp', interval: '10ms' },
         { name: 'echo', kind: 'tcp', interval: '100ms' },
@@ -116,7 +116,7 @@ describe('command over SSH: kill -9 of the harness mid-cut', () => {
       const out = tempDir();
       const suite = writeSuite({
         name: 'command kill -9',
-        target: { lab: 'agw' },
+        target: { lab: labName('agw') },
         probes: [{ name: 'ping', kind: 'icmp', interval: '10ms' }],
         injector: {
           kind: 'command',

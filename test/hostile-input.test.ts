@@ -8,9 +8,9 @@ import { existsSync, rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { validateSuite, SuiteError } from '../src/suite.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 
-const lab = useLab('thostile');
+const lab = useLab(labName('thostile'));
 
 const duration = fc.oneof(fc.integer({ min: -10, max: 100_000 }), fc.constantFrom('250ms', '10s', '-1s', '2m', 'x', ''), fc.string());
 const anything = fc.anything({ maxDepth: 3 });
@@ -78,7 +78,7 @@ describe('shell injection', () => {
     const payloads = [`; touch ${marker}`, `$(touch ${marker})`, `\`touch ${marker}\``, `| touch ${marker}`, `' ; touch ${marker} '`];
     for (const p of payloads) {
       const suites = [
-        { name: p, target: { lab: 'thostile' }, probes: [{ name: 'echo', kind: 'tcp', interval: '100ms' }], injector: { kind: 'cable-pull' }, blackouts: ['300ms'], warmup: '300ms', recovery: '3s' },
+        { name: p, target: { lab: labName('thostile') }, probes: [{ name: 'echo', kind: 'tcp', interval: '100ms' }], injector: { kind: 'cable-pull' }, blackouts: ['300ms'], warmup: '300ms', recovery: '3s' },
         { name: 'x', target: { lab: p }, probes: [{ name: 'echo', kind: 'tcp' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'] },
         { name: 'x', target: { host: p, ssh: { user: p, privateKeyFile: p, knownHostsFile: p }, postgres: { database: p, user: p, passwordFile: p } }, probes: [{ name: 'echo', kind: 'tcp', connectTimeout: '300ms' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'] },
         { name: 'x', target: { host: '127.0.0.1', echo: { port: 9 } }, probes: [{ name: p, kind: 'icmp' }], injector: { kind: p }, blackouts: [p] },

@@ -10,12 +10,12 @@ import { describe, expect, it } from 'vitest';
 import type { EventOf } from '../src/events.ts';
 import { readEvents } from '../src/event-log.ts';
 import { sleep } from '../src/clock.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 import { echoBackAt } from './helpers/echo.ts';
 import { waitForEvent } from './helpers/run-dir.ts';
 import { Freezer } from '../injectors/freezer.ts';
 
-const lab = useLab('tkillr');
+const lab = useLab(labName('tkillr'));
 
 describe('kill -9 at random moments', () => {
   it('20 kills: always restored in time, evidence kept, next run starts clean', async () => {
@@ -28,7 +28,7 @@ describe('kill -9 at random moments', () => {
       const out = tempDir();
       const suite = writeSuite({
         name: `kill ${k}`,
-        target: { lab: 'tkillr' },
+        target: { lab: labName('tkillr') },
         probes: [{ name: 'echo', kind: 'tcp', interval: '20ms' }],
         injector: { kind },
         blackouts: ['1500ms', '1500ms'],
@@ -64,7 +64,7 @@ describe('kill -9 at random moments', () => {
     }
     // the next run starts clean: heals nothing that is still wrong, and runs
     const out = tempDir();
-    const r = await runCli(['run', writeSuite({ name: 'after', target: { lab: 'tkillr' }, probes: [{ name: 'echo', kind: 'tcp' }], injector: { kind: 'quick-migration' }, blackouts: ['300ms'], warmup: '300ms', recovery: '5s' }), '--out', out]);
+    const r = await runCli(['run', writeSuite({ name: 'after', target: { lab: labName('tkillr') }, probes: [{ name: 'echo', kind: 'tcp' }], injector: { kind: 'quick-migration' }, blackouts: ['300ms'], warmup: '300ms', recovery: '5s' }), '--out', out]);
     expect(r.code, r.stderr).toBe(0);
     console.log(`kill -9 ×20: worst restore relative to the deadline ${Math.max(...worst)} ms`);
   }, 300_000);

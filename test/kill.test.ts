@@ -8,19 +8,19 @@
 import { describe, expect, it } from 'vitest';
 import type { EventOf } from '../src/events.ts';
 import { readEvents } from '../src/event-log.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 import { echoBackAt, echoOnce } from './helpers/echo.ts';
 import { eventsSoFar, readSummary, waitForEvent } from './helpers/run-dir.ts';
 import { join } from 'node:path';
 
-const lab = useLab('tkill');
+const lab = useLab(labName('tkill'));
 
 describe.each(['cable-pull', 'quick-migration'])('kill -9 of the harness during a 20 s %s', (kind) => {
   it('the target is reachable again by the deadline + 1 s, and the evidence survives', async () => {
     const out = tempDir();
     const suite = writeSuite({
       name: `kill ${kind}`,
-      target: { lab: 'tkill' },
+      target: { lab: labName('tkill') },
       probes: [{ name: 'echo', kind: 'tcp', interval: '50ms' }],
       injector: { kind },
       blackouts: ['20s'],
@@ -62,7 +62,7 @@ describe('heal', () => {
     const out1 = tempDir();
     const suite = writeSuite({
       name: 'heal',
-      target: { lab: 'tkill' },
+      target: { lab: labName('tkill') },
       probes: [{ name: 'echo', kind: 'tcp', interval: '50ms' }],
       injector: { kind: 'quick-migration' },
       blackouts: ['30s'],
@@ -77,7 +77,7 @@ describe('heal', () => {
     const out2 = tempDir();
     const short = writeSuite({
       name: 'after heal',
-      target: { lab: 'tkill' },
+      target: { lab: labName('tkill') },
       probes: [{ name: 'echo', kind: 'tcp', interval: '50ms' }],
       injector: { kind: 'quick-migration' },
       blackouts: ['300ms'],

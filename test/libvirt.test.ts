@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guardLeakCount } from '../src/lab/lab.ts';
 import { buildGuest, guestClock, startGuest, startLibvirtd, type Libvirtd } from './helpers/libvirt.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 
-const lab = useLab('alv');
+const lab = useLab(labName('alv'));
 let lv: Libvirtd;
 let addr = '';
 // the guard's counter may carry packets from an earlier lab with the same index (the guard table outlives it): compare deltas

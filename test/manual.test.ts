@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runIn } from '../src/exec.ts';
 import { posixJoin } from '../src/ssh-exec.ts';
-import { ROOT, runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { ROOT, runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 
-const lab = useLab('aman');
+const lab = useLab(labName('aman'));
 
 /** Runs the CLI in a pty; `on(screen, send)` is called with the whole output so far on every chunk. */
 function inPty(args: string[], on: (screen: string, send: (s: string) => void) => void, timeoutMs = 90_000): Promise<{ code: number | null; screen: string }> {
@@ -45,7 +45,7 @@ describe('manual injector', () => {
     const out = tempDir();
     const suite = writeSuite({
       name: 'manual count to 2',
-      target: { lab: 'aman' },
+      target: { lab: labName('aman') },
       probes: [
         { name: 'ping', kind: 'icmp', interval: '10ms' },
         { name: 'echo', kind: 'tcp', interval: '100ms' },
@@ -106,7 +106,7 @@ describe('manual injector', () => {
   });
 
   it('refuses to start without a terminal (exit 2, nothing injected)', async () => {
-    const suite = writeSuite({ name: 'manual no tty', target: { lab: 'aman' }, probes: [{ name: 'ping', kind: 'icmp' }], injector: { kind: 'manual' }, blackouts: ['10s'] });
+    const suite = writeSuite({ name: 'manual no tty', target: { lab: labName('aman') }, probes: [{ name: 'ping', kind: 'icmp' }], injector: { kind: 'manual' }, blackouts: ['10s'] });
     const r = await runCli(['run', suite, '--out', tempDir()], { timeoutMs: 30_000 });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/needs a terminal/);

@@ -9,11 +9,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { useLab } from './helpers/lab.ts';
+import { useLab, labName } from './helpers/lab.ts';
 import { eventsOf, expectPreflightFailure, labSql, message, runLabSuite } from './helpers/probes.ts';
 import { readSummary, waitForEvent } from './helpers/run-dir.ts';
 
-const lab = useLab('podbc');
+const lab = useLab(labName('podbc'));
 
 describe('odbc probe', () => {
   it('survives a 2 s cable pull, fails past its TCP user timeout, detects a lost acknowledged write', async () => {

@@ -8,11 +8,11 @@
  * and a misconfigured target (wrong password, closed port): exit 2, nothing injected.
  */
 import { describe, expect, it } from 'vitest';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 import { eventsOf, expectPreflightFailure, labSql } from './helpers/probes.ts';
 import { eventsSoFar, readSummary, waitForEvent } from './helpers/run-dir.ts';
 
-const lab = useLab('ppg');
+const lab = useLab(labName('ppg'));
 
 describe('postgres probe', () => {
   it('survives a 2 s cable pull, fails past its query timeout, detects a lost acknowledged write', async () => {
@@ -30,7 +30,7 @@ describe('postgres probe', () => {
       warmup: '1s',
       recovery: '10s',
     });
-    const cli = runCli(['run', suite, '--lab', 'ppg', '--out', out, '--no-live']);
+    const cli = runCli(['run', suite, '--lab', labName('ppg'), '--out', out, '--no-live']);
     // behind the probe's back, during the cut: delete an acknowledged row (over the server's Unix socket)
     await waitForEvent(out, (e) => e.type === 'cut');
     const del = await labSql(lab.state(), 'DELETE FROM bo_lw_t0 WHERE seq = 3');

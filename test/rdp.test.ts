@@ -20,11 +20,11 @@ import type { BlackoutEvent } from '../src/events.ts';
 import { rdp, expectedDropAfterMs, normaliseFingerprint, parseFreerdpLine, exitMeaning } from '../probes/rdp.ts';
 import type { ProbeContext, ProbeEvent } from '../probes/types.ts';
 import { parseXwdHeader, xwdToPng, isBlank } from '../probes/xwd-frame.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 import { labDown } from '../src/lab/lab.ts';
 import { run } from '../src/exec.ts';
 
-const LAB = 'xrdp1';
+const LAB = labName('xrdp1');
 
 /** a tiny XWD image (header big-endian, pixels LSB first, 32 bpp) */
 function xwd(width: number, height: number, pixel: (x: number, y: number) => number): Buffer {

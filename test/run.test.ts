@@ -9,17 +9,17 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EventOf } from '../src/events.ts';
 import { waitForPort } from '../src/lab/wait.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 import { eventsSoFar, readSummary, waitForEvent } from './helpers/run-dir.ts';
 
-const lab = useLab('trun');
+const lab = useLab(labName('trun'));
 
 describe('blackout run on the lab', () => {
   it('measures a 2 s cut: icmp within one interval + 10 ms, tcp stalled, tcp with a 1 s user timeout failed', async () => {
     const out = tempDir();
     const suite = writeSuite({
       name: 'core 2s',
-      target: { lab: 'trun' },
+      target: { lab: labName('trun') },
       probes: [
         { name: 'ping', kind: 'icmp', interval: '10ms' },
         { name: 'echo', kind: 'tcp', interval: '100ms' },
@@ -63,7 +63,7 @@ describe('blackout run on the lab', () => {
     const out = tempDir();
     const suite = writeSuite({
       name: 'interrupted',
-      target: { lab: 'trun' },
+      target: { lab: labName('trun') },
       probes: [{ name: 'echo', kind: 'tcp', interval: '100ms' }],
       injector: { kind: 'cable-pull' },
       blackouts: ['20s', '5s'],

@@ -9,17 +9,17 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { linearSweepTrials } from '../src/search.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 import { readSummary } from './helpers/run-dir.ts';
 
-useLab('rsearch');
+useLab(labName('rsearch'));
 
 describe('adaptive search on the lab', () => {
   it('brackets each probe within the resolution, in fewer trials than a linear sweep, where its policy says', async () => {
     const out = tempDir();
     const suite = writeSuite({
       name: 'search e2e',
-      target: { lab: 'rsearch' },
+      target: { lab: labName('rsearch') },
       probes: [
         { name: 'ping', kind: 'icmp', interval: '10ms' },
         { name: 'echo', kind: 'tcp', interval: '100ms' },

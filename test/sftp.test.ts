@@ -9,11 +9,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { writeRandomFile } from '../src/lab/services/files.ts';
-import { useLab } from './helpers/lab.ts';
+import { useLab, labName } from './helpers/lab.ts';
 import { corruptAfterCut, eventsOf, expectPreflightFailure, message, runLabSuite, sampleValues } from './helpers/probes.ts';
 import { readSummary } from './helpers/run-dir.ts';
 
-const lab = useLab('psftp');
+const lab = useLab(labName('psftp'));
 const MB = 1024 * 1024;
 
 describe('sftp probe', () => {

@@ -12,9 +12,9 @@ import { run } from '../src/exec.ts';
 import { resolveTarget } from '../src/resolve-target.ts';
 import { injectors } from '../injectors/index.ts';
 import { LabCut } from '../injectors/lab-cut.ts';
-import { useLab } from './helpers/lab.ts';
+import { useLab, labName } from './helpers/lab.ts';
 
-const lab = useLab('tsilence');
+const lab = useLab(labName('tsilence'));
 
 function openSocket(host: string, port: number): Promise<Socket> {
   return new Promise((res, rej) => {

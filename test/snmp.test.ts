@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, runIn } from '../src/exec.ts';
 import { guardLeakCount } from '../src/lab/lab.ts';
 import { makeInjector } from './helpers/injector.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 import { startSwitchSnmpd, type SwitchSnmpd } from './helpers/switch-snmpd.ts';
 
-const lab = useLab('asnmp');
+const lab = useLab(labName('asnmp'));
 let agent: SwitchSnmpd;
 let leak0 = 0;
 beforeAll(async () => {
@@ -34,7 +34,7 @@ describe('snmp-switch-port against snmpd', () => {
     const out = tempDir();
     const suite = writeSuite({
       name: 'snmp port',
-      target: { lab: 'asnmp' },
+      target: { lab: labName('asnmp') },
       probes: [
         { name: 'ping', kind: 'icmp', interval: '10ms' },
         { name: 'echo', kind: 'tcp', interval: '100ms' },

@@ -25,7 +25,7 @@ import {
 } from '../src/ssh-exec.ts';
 import { run } from '../src/exec.ts';
 import { startFakeSsh, type FakeSsh } from './helpers/fake-ssh.ts';
-import { tempDir, useLab } from './helpers/lab.ts';
+import { tempDir, useLab, labName } from './helpers/lab.ts';
 
 const NASTY = ["it's", '$(touch /tmp/pwned)', '`id`', 'a b\tc', '"dq"', '\\back', '*', '; rm -rf /', '--', '-n', '', 'ü€', 'line\nbreak', "'", "''", '$HOME', '!x', '{a,b}', '~'];
 
@@ -127,7 +127,7 @@ describe('host key verification', () => {
 });
 
 describe('over SSH: the lab OpenSSH server (real /bin/sh) and the recording server', () => {
-  const lab = useLab('aexec');
+  const lab = useLab(labName('aexec'));
   let fake: FakeSsh;
   beforeAll(async () => {
     fake = await startFakeSsh({ rules: [{ match: 'sleep-forever', hang: true }, { match: 'fail-me', code: 7, stderr: 'boom' }] });

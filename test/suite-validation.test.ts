@@ -7,13 +7,13 @@ import { existsSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/exec.ts';
 import { validateSuite, SuiteError } from '../src/suite.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 
-const lab = useLab('tsuite');
+const lab = useLab(labName('tsuite'));
 
 const good = {
   name: 'ok',
-  target: { lab: 'tsuite' },
+  target: { lab: labName('tsuite') },
   probes: [{ name: 'echo', kind: 'tcp', interval: '100ms' }],
   injector: { kind: 'cable-pull' },
   blackouts: ['1s'],

@@ -7,10 +7,10 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../src/exec.ts';
-import { runCli, tempDir, useLab, writeSuite } from './helpers/lab.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
 import { eventsSoFar, readSummary } from './helpers/run-dir.ts';
 
-const lab = useLab('ttrust');
+const lab = useLab(labName('ttrust'));
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {
@@ -28,7 +28,7 @@ describe('secrets', () => {
     const out = tempDir();
     const suite = writeSuite({
       name: 'secrets',
-      target: { lab: 'ttrust' },
+      target: { lab: labName('ttrust') },
       probes: [
         { name: 'db', kind: 'postgres', interval: '100ms', passwordEnv: 'BO_SENTINEL' },
         { name: 'db-qt', kind: 'postgres', interval: '100ms', passwordEnv: 'BO_SENTINEL', queryTimeout: '1s' },
@@ -73,7 +73,7 @@ describe('SSH trust', () => {
       process.kill(pid, 'SIGHUP');
       await new Promise((res) => setTimeout(res, 800));
       const out = tempDir();
-      const r = await runCli(['run', writeSuite({ name: 'trust', target: { lab: 'ttrust' }, probes: [{ name: 'console', kind: 'console' }, { name: 'copy', kind: 'sftp', size: '1MB' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'] }), '--out', out]);
+      const r = await runCli(['run', writeSuite({ name: 'trust', target: { lab: labName('ttrust') }, probes: [{ name: 'console', kind: 'console' }, { name: 'copy', kind: 'sftp', size: '1MB' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'] }), '--out', out]);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(offered);
       expect(r.stderr).toMatch(/does not match .*refused/);
@@ -92,7 +92,7 @@ describe('load', () => {
     const probes: unknown[] = Array.from({ length: 100 }, (_, i) => ({ name: `tcp${i}`, kind: 'tcp', interval: '100ms' }));
     for (let i = 0; i < 10; i++) probes.push({ name: `pg${i}`, kind: 'postgres', interval: '200ms' });
     const out = tempDir();
-    const r = await runCli(['run', writeSuite({ name: 'load', target: { lab: 'ttrust' }, probes, injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '2s', recovery: '15s' }), '--out', out, '--no-live']);
+    const r = await runCli(['run', writeSuite({ name: 'load', target: { lab: labName('ttrust') }, probes, injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '2s', recovery: '15s' }), '--out', out, '--no-live']);
     expect(r.code, r.stderr).toBe(0);
     const t = readSummary<any>(out).trials[0];
     const outcomes = Object.values(t.probes as Record<string, { outcome: string; samples: number }>);

@@ -36,9 +36,9 @@ import { cablePull } from '../injectors/cable-pull.ts';
 import { qemuLive } from '../injectors/qemu-live.ts';
 import { qemuQuick } from '../injectors/qemu-quick.ts';
 import type { InjectorContext } from '../injectors/types.ts';
-import { ROOT, useLab } from './helpers/lab.ts';
+import { ROOT, useLab, labName } from './helpers/lab.ts';
 
-const LAB = 'vmtest1';
+const LAB = labName('vmtest1');
 const lab = useLab(LAB);
 let vm: VmState;
 

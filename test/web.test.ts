@@ -11,11 +11,11 @@ import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { useLab } from './helpers/lab.ts';
+import { useLab, labName } from './helpers/lab.ts';
 import { eventsOf, expectPreflightFailure, message, runLabSuite } from './helpers/probes.ts';
 import { readSummary, waitForEvent } from './helpers/run-dir.ts';
 
-const lab = useLab('pweb');
+const lab = useLab(labName('pweb'));
 
 function forceLogout(client: string): Promise<{ kicked: number }> {
   return new Promise((resolve, reject) => {

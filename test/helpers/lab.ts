@@ -13,6 +13,17 @@ import { labUp, labDown, type LabState } from '../../src/lab/lab.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 
+/**
+ * A test lab's name, with BLACKOUT_TEST_LAB_TAG appended when set: several
+ * checkouts can then run the same test file on one machine at once, each on
+ * its own lab (lab names are at most 16 characters).
+ */
+export function labName(base: string): string {
+  const tag = process.env.BLACKOUT_TEST_LAB_TAG ?? '';
+  if (!tag) return base;
+  return `${base.slice(0, 16 - tag.length - 1)}-${tag}`;
+}
+
 export function useLab(name: string): { state: () => LabState } {
   let state: LabState | null = null;
   beforeAll(async () => {
