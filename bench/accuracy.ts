@@ -9,12 +9,12 @@ import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createClock } from '../src/clock.ts';
+import { createClock } from '../src/core/clock.ts';
 import { labUp, labDown } from '../src/lab/lab.ts';
-import { runSuite } from '../src/runner.ts';
-import { validateSuite } from '../src/suite.ts';
-import { readEvents } from '../src/event-log.ts';
-import { analyze, median } from '../src/analysis.ts';
+import { runSuite } from '../src/run/runner.ts';
+import { validateSuite } from '../src/run/suite.ts';
+import { readEvents } from '../src/core/event-log.ts';
+import { analyze, median } from '../src/analysis/analysis.ts';
 import { stats, machine, saveResult, f1 } from './common.ts';
 
 export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {

@@ -7,13 +7,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createClock } from '../src/clock.ts';
+import { createClock } from '../src/core/clock.ts';
 import { labUp, labDown } from '../src/lab/lab.ts';
-import { runSuite } from '../src/runner.ts';
-import { validateSuite } from '../src/suite.ts';
-import { readEvents } from '../src/event-log.ts';
-import { analyze } from '../src/analysis.ts';
-import { probeDefinition } from '../probes/index.ts';
+import { runSuite } from '../src/run/runner.ts';
+import { validateSuite } from '../src/run/suite.ts';
+import { readEvents } from '../src/core/event-log.ts';
+import { analyze } from '../src/analysis/analysis.ts';
+import { probeDefinition } from '../src/probes/index.ts';
 import { stats, machine, saveResult, f1 } from './common.ts';
 
 export async function scale(opts: { sizes?: number[] } = {}): Promise<void> {

@@ -5,14 +5,14 @@
  *
  * A 60 s range at 250 ms is 239 trials of up to a minute each: too long to run
  * for real. Each probe is simulated by the breaking point its own configured
- * policy predicts (src/predict.ts, the same model the report checks observed
+ * policy predicts (src/analysis/predict.ts, the same model the report checks observed
  * runs against); probes the model cannot predict (web, smb, rdp) take the
  * breaking points measured on the lab (figures in the notes).
  */
-import { loadSuite } from '../src/suite.ts';
-import { probeDefinition } from '../probes/index.ts';
-import { predictBreakingPoint } from '../src/predict.ts';
-import { simulateSearch, linearSweepTrials } from '../src/search.ts';
+import { loadSuite } from '../src/run/suite.ts';
+import { probeDefinition } from '../src/probes/index.ts';
+import { predictBreakingPoint } from '../src/analysis/predict.ts';
+import { simulateSearch, linearSweepTrials } from '../src/analysis/search.ts';
 import { machine, saveResult, f1 } from './common.ts';
 
 /** measured on the lab (quick-migration suite run, see the issue notes) where the policy gives no prediction */

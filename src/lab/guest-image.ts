@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { run } from '../exec.ts';
+import { run } from '../transport/exec.ts';
 
 export interface GuestImage {
   /** cache key: hash of the build script, kernel version and package versions */

@@ -12,8 +12,8 @@
  * Teardown removes the guard last.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, rmdirSync, statSync } from 'node:fs';
-import { run, runIn, pidAlive } from '../exec.ts';
-import { sleep } from '../clock.ts';
+import { run, runIn, pidAlive } from '../transport/exec.ts';
+import { sleep } from '../core/clock.ts';
 import { services } from './services/index.ts';
 import type { ServiceInfo } from './service.ts';
 import { topology, LAB_RUN_DIR, FREEZER_ROOT, OWNER_MARK, validateLabName, type Topology } from './topology.ts';

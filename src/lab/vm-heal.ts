@@ -16,9 +16,9 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { pidAlive } from '../exec.ts';
-import { sleep } from '../clock.ts';
-import { connectQmp, pollMigration, type MigrationInfo, type QmpClient, type RunStatus } from '../qmp.ts';
+import { pidAlive } from '../transport/exec.ts';
+import { sleep } from '../core/clock.ts';
+import { connectQmp, pollMigration, type MigrationInfo, type QmpClient, type RunStatus } from '../transport/qmp.ts';
 import type { Topology } from './topology.ts';
 import {
   endPids,

@@ -9,7 +9,7 @@
  * passes, it heals the guest (`healVm`) and exits. The driver normally ends it
  * by PID before that. VM_DIR is only there so `vmDown` can find this process.
  */
-import { pidAlive } from '../exec.ts';
+import { pidAlive } from '../transport/exec.ts';
 import { readLabState } from './lab.ts';
 import { healVm, readJournal } from './vm-heal.ts';
 

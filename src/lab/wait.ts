@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { sleep } from '../clock.ts';
+import { sleep } from '../core/clock.ts';
 
 /** Resolves when a TCP connect to host:port succeeds; rejects after timeoutMs. */
 export async function waitForPort(host: string, port: number, timeoutMs: number): Promise<void> {

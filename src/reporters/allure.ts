@@ -15,9 +15,9 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve, sep } from 'node:path';
-import type { Analysis, ProbeTrialResult, TrialResult } from '../analysis.ts';
-import { survived } from '../analysis.ts';
-import { formatMs } from '../clock.ts';
+import type { Analysis, ProbeTrialResult, TrialResult } from '../analysis/analysis.ts';
+import { survived } from '../analysis/analysis.ts';
+import { formatMs } from '../core/clock.ts';
 import { timelineSvg } from './html.ts';
 import { lengthLabel } from './matrix.ts';
 

@@ -4,9 +4,9 @@
  * breaking point of each session in each run, overlaid survival curves, the
  * tolerance matrices side by side, and a short "what differs" list.
  */
-import type { Analysis } from '../analysis.ts';
-import { formatMs } from '../clock.ts';
-import { formatBytes } from '../migration-model.ts';
+import type { Analysis } from '../analysis/analysis.ts';
+import { formatMs } from '../core/clock.ts';
+import { formatBytes } from '../analysis/migration-model.ts';
 import { CHART_CSS, PALETTE, esc, survivalChart, laneChart } from './charts.ts';
 import { COLORS, OUTCOME_SYMBOL, lanesOf, maxLength } from './html.ts';
 import { matrixMarkdown } from './markdown.ts';

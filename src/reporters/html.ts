@@ -6,11 +6,11 @@
  * observed outage and recovery time against blackout length, the search log,
  * per-trial timelines with the blackout band, errors, screenshots, policies.
  */
-import type { Analysis, TrialResult } from '../analysis.ts';
+import type { Analysis, TrialResult } from '../analysis/analysis.ts';
 import { hypervisorFigures } from './hypervisor-figures.ts';
-import { formatMs } from '../clock.ts';
-import { formatBytes } from '../migration-model.ts';
-import type { Outcome } from '../events.ts';
+import { formatMs } from '../core/clock.ts';
+import { formatBytes } from '../analysis/migration-model.ts';
+import type { Outcome } from '../core/events.ts';
 import { toleranceMatrix, lengthLabel } from './matrix.ts';
 import { CHART_CSS, PALETTE, esc, laneChart, survivalChart, xyChart, type Lane } from './charts.ts';
 

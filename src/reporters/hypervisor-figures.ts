@@ -5,7 +5,7 @@
  * saw — because the two differ (the bridge relearning the MAC, TCP backoff),
  * and that difference is what an application lives through.
  */
-import type { TrialResult } from '../analysis.ts';
+import type { TrialResult } from '../analysis/analysis.ts';
 
 export interface FigureRow {
   label: string;

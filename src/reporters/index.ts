@@ -2,12 +2,12 @@
  * Every reporter is a pure function of the analysis (itself a pure function
  * of the events); `writeReports` is the only place that touches the disk, so
  * `blackout report DIR` rebuilds exactly what the run wrote. The log is
- * folded in one streaming pass (src/analysis.ts), never held whole.
+ * folded in one streaming pass (src/analysis/analysis.ts), never held whole.
  */
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import { AnalysisBuilder, type Analysis } from '../analysis.ts';
-import { foldEvents } from '../event-log.ts';
+import { AnalysisBuilder, type Analysis } from '../analysis/analysis.ts';
+import { foldEvents } from '../core/event-log.ts';
 import { htmlReport, type Assets } from './html.ts';
 import { jsonReport } from './json.ts';
 import { junitReport } from './junit.ts';

@@ -1,5 +1,5 @@
 /** summary.json: the contract (DESIGN.md), plus the full analysis for tools that want more. */
-import type { Analysis } from '../analysis.ts';
+import type { Analysis } from '../analysis/analysis.ts';
 
 export function jsonReport(a: Analysis): string {
   const summary = {

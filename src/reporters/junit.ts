@@ -1,6 +1,6 @@
 /** junit.xml: a testcase per probe per trial, the cause in the failure message, so CI systems show it. */
-import type { Analysis } from '../analysis.ts';
-import { survived } from '../analysis.ts';
+import type { Analysis } from '../analysis/analysis.ts';
+import { survived } from '../analysis/analysis.ts';
 import { lengthLabel } from './matrix.ts';
 
 export function xmlEscape(s: string): string {

@@ -1,8 +1,8 @@
 /** summary.md: the verdict and the tolerance matrix, for pull requests and vendor reports. */
-import type { Analysis } from '../analysis.ts';
+import type { Analysis } from '../analysis/analysis.ts';
 import { hypervisorFigures } from './hypervisor-figures.ts';
-import { formatMs } from '../clock.ts';
-import { formatBytes } from '../migration-model.ts';
+import { formatMs } from '../core/clock.ts';
+import { formatBytes } from '../analysis/migration-model.ts';
 import { toleranceMatrix, lengthLabel, OUTCOME_SYMBOL } from './matrix.ts';
 
 export function matrixMarkdown(a: Analysis): string {

@@ -1,6 +1,6 @@
 /** The tolerance matrix (probe × blackout length), shared by every reporter. */
-import type { Analysis } from '../analysis.ts';
-import type { Outcome } from '../events.ts';
+import type { Analysis } from '../analysis/analysis.ts';
+import type { Outcome } from '../core/events.ts';
 
 export interface MatrixCell {
   trial: number;

@@ -4,7 +4,7 @@
  * harness that cut it.
  */
 import { connect } from 'node:net';
-import { sleep } from '../../src/clock.ts';
+import { sleep } from '../../src/core/clock.ts';
 
 /** one echo round trip with a short timeout: true when the target's echo service answers */
 export function echoOnce(host: string, timeoutMs: number): Promise<boolean> {

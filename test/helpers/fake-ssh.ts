@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
-import { decodePowershellCommandLine, fingerprint } from '../../src/ssh-exec.ts';
+import { decodePowershellCommandLine, fingerprint } from '../../src/transport/ssh-exec.ts';
 import { tempDir } from './lab.ts';
 
 const { Server, utils } = ssh2;

@@ -1,8 +1,8 @@
 /** Creating an injector straight from a suite-style block, with a context tests can inspect. */
-import { createClock, type Clock } from '../../src/clock.ts';
-import { injectorDefinition } from '../../injectors/index.ts';
-import type { Injector } from '../../injectors/types.ts';
-import type { ResolvedTarget } from '../../src/target.ts';
+import { createClock, type Clock } from '../../src/core/clock.ts';
+import { injectorDefinition } from '../../src/injectors/index.ts';
+import type { Injector } from '../../src/core/injector.ts';
+import type { ResolvedTarget } from '../../src/core/target.ts';
 import { tempDir } from './lab.ts';
 
 export interface Made {

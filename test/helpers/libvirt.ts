@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { run, pidAlive } from '../../src/exec.ts';
+import { run, pidAlive } from '../../src/transport/exec.ts';
 import type { LabState } from '../../src/lab/lab.ts';
 import { ROOT } from './lab.ts';
 

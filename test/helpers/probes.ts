@@ -7,7 +7,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import pg from 'pg';
 import { expect } from 'vitest';
-import type { BlackoutEvent } from '../../src/events.ts';
+import type { BlackoutEvent } from '../../src/core/events.ts';
 import type { LabState } from '../../src/lab/lab.ts';
 import { eventsSoFar, waitForEvent } from './run-dir.ts';
 

@@ -4,9 +4,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sleep } from '../../src/clock.ts';
-import { readEvents } from '../../src/event-log.ts';
-import type { BlackoutEvent } from '../../src/events.ts';
+import { sleep } from '../../src/core/clock.ts';
+import { readEvents } from '../../src/core/event-log.ts';
+import type { BlackoutEvent } from '../../src/core/events.ts';
 
 /**
  * Events written so far (the run may still be going). Read with the harness's own

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { run, runIn, pidAlive } from '../../src/exec.ts';
+import { run, runIn, pidAlive } from '../../src/transport/exec.ts';
 import type { LabState } from '../../src/lab/lab.ts';
 
 export interface SwitchSnmpd {

@@ -6,11 +6,11 @@
  *
  *   node --import tsx test/helpers/vm-migrate-child.ts LAB quick|live
  */
-import { createClock } from '../../src/clock.ts';
+import { createClock } from '../../src/core/clock.ts';
 import { readLabState } from '../../src/lab/lab.ts';
 import { readVmState, vmTarget } from '../../src/lab/vm.ts';
-import { qemuLive } from '../../injectors/qemu-live.ts';
-import { qemuQuick } from '../../injectors/qemu-quick.ts';
+import { qemuLive } from '../../src/injectors/qemu-live.ts';
+import { qemuQuick } from '../../src/injectors/qemu-quick.ts';
 
 const [labName = '', which = 'quick'] = process.argv.slice(2);
 const lab = readLabState(labName);

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { startInTarget, type LabService } from '../service.ts';
 import { waitForPort } from '../wait.ts';
 
-const script = fileURLToPath(new URL('../../../lab/echo-server.mjs', import.meta.url));
+const script = fileURLToPath(new URL('../../../servers/echo-server.mjs', import.meta.url));
 
 export const echo: LabService = {
   name: 'echo',

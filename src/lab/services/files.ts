@@ -18,7 +18,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { chownSync, closeSync, mkdirSync, openSync, writeSync, writeFileSync } from 'node:fs';
-import { run, runIn } from '../../exec.ts';
+import { run, runIn } from '../../transport/exec.ts';
 import type { LabService } from '../service.ts';
 import type { Topology } from '../topology.ts';
 import { LAB_USER } from './ssh.ts';

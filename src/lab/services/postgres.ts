@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
-import { run } from '../../exec.ts';
+import { run } from '../../transport/exec.ts';
 import { startInTarget, type LabService } from '../service.ts';
 import { waitForPort } from '../wait.ts';
 

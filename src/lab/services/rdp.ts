@@ -23,8 +23,8 @@
  */
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { run, runIn, pidAlive } from '../../exec.ts';
-import { sleep } from '../../clock.ts';
+import { run, runIn, pidAlive } from '../../transport/exec.ts';
+import { sleep } from '../../core/clock.ts';
 import { startInTarget, type LabService } from '../service.ts';
 import type { Topology } from '../topology.ts';
 import { waitForPort } from '../wait.ts';

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { run } from '../../exec.ts';
+import { run } from '../../transport/exec.ts';
 import { startInTarget, type LabService } from '../service.ts';
 import { waitForPort } from '../wait.ts';
 import { LAB_USER } from './ssh.ts';

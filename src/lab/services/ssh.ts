@@ -4,7 +4,7 @@
  * for the lab user `bolab` only. SFTP is served by internal-sftp.
  */
 import { mkdirSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
-import { run } from '../../exec.ts';
+import { run } from '../../transport/exec.ts';
 import { startInTarget, type LabService } from '../service.ts';
 import { waitForPort } from '../wait.ts';
 

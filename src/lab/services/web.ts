@@ -1,5 +1,5 @@
 /**
- * The lab's web application (lab/web-server.mjs: node:http + ws): a login
+ * The lab's web application (servers/web-server.mjs: node:http + ws): a login
  * form, a live page fed by a websocket every second with the page's own
  * reconnect logic, and an admin Unix socket that forces a logout.
  */
@@ -10,7 +10,7 @@ import { startInTarget, type LabService } from '../service.ts';
 import { waitForPort } from '../wait.ts';
 import { LAB_USER } from './ssh.ts';
 
-const script = fileURLToPath(new URL('../../../lab/web-server.mjs', import.meta.url));
+const script = fileURLToPath(new URL('../../../servers/web-server.mjs', import.meta.url));
 export const WEB_PORT = 8080;
 
 export const web: LabService = {

@@ -1,0 +1,579 @@
+/**
+ * Analysis: a pure function of the events, computed as a fold: events are
+ * added one at a time to per-trial/per-probe accumulators that keep bounded
+ * state (counts, the steady spans, the few longest gaps, the last gaps before
+ * the cut), so a log of millions of samples is analysed in one pass without
+ * holding it. `analyze(events)` is the same fold over an array.
+ * Per trial the injected window; per
+ * probe its observed outage, recovery time, outcome and errors; per probe over
+ * the run the largest blackout it survived and the smallest it did not.
+ *
+ * Definitions (DESIGN.md):
+ *  - effective interval: the median of the last (up to 256) gaps between good
+ *    samples before the cut (ping -i 0.01 really sends every 16 ms; measuring
+ *    beats trusting config);
+ *  - observed outage: the longest gap between good samples that overlaps the
+ *    injected window (ends after the cut, starts before the restore),
+ *    minus one effective interval;
+ *  - recovery: restore → first good sample after it;
+ *  - outcome: transparent (no gap beyond interval + tolerance), stalled (a
+ *    longer gap, same session, no error reached the application), recovered
+ *    (session lost, the probe's reconnect policy brought a new one), failed
+ *    (an error reached the application, a verification failed, or no recovery
+ *    before the recovery window closed), unknown (the trial never finished).
+ *  - a probe survives a trial when it is transparent or stalled.
+ */
+import type { BlackoutEvent, EventOf, Outcome, ProbeInfo } from '../core/events.ts';
+import { decide, type Decision } from './decision.ts';
+import type { Sweep } from './search.ts';
+
+export interface ProbeErrorSummary {
+  t: number;
+  message: string;
+  code?: string;
+  fatal: boolean;
+}
+
+export interface ProbeTrialResult {
+  kind: string;
+  outcome: Outcome;
+  /** the longest gap overlapping the blackout, minus one interval; null when the session never came back */
+  observedOutageMs: number | null;
+  /** restore → first good sample; null when none came */
+  recoveryMs: number | null;
+  /** the cut → the first sample that missed its interval (detection edge) */
+  detectedAfterMs: number | null;
+  effectiveIntervalMs: number;
+  samples: number;
+  /** first and last good sample around the outage, run clock */
+  lastOkBeforeMs: number | null;
+  firstOkAfterMs: number | null;
+  sessionsLost: number;
+  reconnects: number;
+  errors: ProbeErrorSummary[];
+  /** errors beyond the first MAX_ERRORS kept (counted, not listed) */
+  errorsDropped: number;
+  verifications: Array<{ ok: boolean; message: string; data?: Record<string, unknown> }>;
+  /** one sentence: why this outcome */
+  reason: string;
+  /** spans of steady good samples [from, to] on the run clock, for timelines */
+  segments: Array<[number, number]>;
+}
+
+export type Phase = EventOf<'phase'>['phase'];
+
+export interface TrialResult {
+  index: number;
+  requestedMs: number;
+  /** why this length was chosen (list position, search step) */
+  reason: string | null;
+  /** the planner's context (brackets before the trial) */
+  plan: Record<string, unknown> | null;
+  /** run-clock instant each phase began */
+  phases: Partial<Record<Phase, number>>;
+  /** false when the run ended before the trial did */
+  complete: boolean;
+  startedAt: number;
+  endedAt: number | null;
+  injected: { cutAt: number; restoredAt: number; durationMs: number; cutBefore: number; restoreBefore: number; deadline: number; restoreReason: string } | null;
+  injectorInfo: Array<Record<string, unknown>>;
+  probes: Record<string, ProbeTrialResult>;
+}
+
+export interface ProbeRunResult {
+  kind: string;
+  info: ProbeInfo;
+  maxSurvivedMs: number | null;
+  minFailedMs: number | null;
+  /** outcomes by trial index */
+  outcomes: Outcome[];
+}
+
+export interface ExpectationResult {
+  probe: string;
+  survivesMs: number;
+  passed: boolean;
+  message: string;
+}
+
+export interface Analysis {
+  suite: string;
+  runId: string;
+  startedWallMs: number;
+  host: string;
+  version: string;
+  target: { name: string; address: string };
+  injector: Record<string, unknown> & { kind: string };
+  config: unknown;
+  probeInfo: ProbeInfo[];
+  complete: boolean;
+  exitCode: number | null;
+  endReason: string | null;
+  preflight: Array<EventOf<'preflight'>>;
+  heal: string[];
+  trials: TrialResult[];
+  probes: Record<string, ProbeRunResult>;
+  expectations: ExpectationResult[];
+  passed: boolean;
+  attachments: Array<EventOf<'attachment'>>;
+  /** how the lengths were chosen (from the recorded suite); null for an old log or the injector's defaults */
+  sweep: Sweep | null;
+  /** events folded */
+  eventCount: number;
+  /** breaking points, predictions, findings, the migration verdict */
+  decision: Decision;
+}
+
+export function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export const survived = (o: Outcome): boolean => o === 'transparent' || o === 'stalled';
+
+
+const MAX_ERRORS = 200;
+const MAX_LIST = 200;
+const RING = 256;
+const TAIL = 64;
+const REORDER = 16;
+const TOP_GAPS = 8;
+const MAX_SEGMENTS = 5000;
+
+/** Per probe per trial: bounded state, fed sample by sample. */
+class ProbeAcc {
+  samples = 0;
+  /** not yet processed samples, ascending (absorbs slightly out-of-order timestamps) */
+  private reorder: number[] = [];
+  private prev: number | null = null;
+  lastT: number | null = null;
+  /** last processed samples, ascending, for a window edge that is learnt late */
+  private tail: number[] = [];
+  /** gaps before the cut: [gap, end time] */
+  private ring: Array<[number, number]> = [];
+  private ringNext = 0;
+  private gapsSinceEstimate = 0;
+  private estimate: number;
+  segments: Array<[number, number]> = [];
+  private topGaps: Array<{ from: number; to: number }> = [];
+  lastBeforeCut: number | null = null;
+  firstAfterCut: number | null = null;
+  firstAfterRestore: number | null = null;
+  errors: ProbeErrorSummary[] = [];
+  errorsDropped = 0;
+  fatal: ProbeErrorSummary[] = [];
+  lostCount = 0;
+  firstLost: EventOf<'session-lost'> | null = null;
+  lastLost: EventOf<'session-lost'> | null = null;
+  reopened: number[] = [];
+  verifications: ProbeTrialResult['verifications'] = [];
+  failedVerify: string | null = null;
+
+  constructor(
+    readonly info: ProbeInfo,
+    private readonly win: { cutAt: number; restoredAt: number },
+  ) {
+    this.estimate = info.intervalMs;
+  }
+
+  sample(t: number): void {
+    this.samples++;
+    const r = this.reorder;
+    let i = r.length;
+    while (i > 0 && r[i - 1]! > t) i--;
+    r.splice(i, 0, t);
+    if (r.length > REORDER) this.process(r.shift()!);
+  }
+
+  flush(): void {
+    for (const t of this.reorder) this.process(t);
+    this.reorder = [];
+  }
+
+  private process(t: number): void {
+    const { cutAt, restoredAt } = this.win;
+    const prev = this.prev;
+    if (prev !== null && t >= prev) {
+      const gap = t - prev;
+      if (t <= cutAt) {
+        if (this.ring.length < RING) this.ring.push([gap, t]);
+        else this.ring[this.ringNext] = [gap, t];
+        this.ringNext = (this.ringNext + 1) % RING;
+        if (++this.gapsSinceEstimate >= 32 || this.ring.length === 4) {
+          this.gapsSinceEstimate = 0;
+          this.estimate = median(this.ring.map((g) => g[0])) ?? this.estimate;
+        }
+      }
+      if (t > cutAt && prev < restoredAt) this.offerGap(prev, t);
+    }
+    if (prev === null || t >= prev) this.prev = t;
+    this.lastT = Math.max(this.lastT ?? -Infinity, t);
+    // steady spans
+    const split = 2 * this.estimate + 20;
+    const last = this.segments.at(-1);
+    if (last && t - last[1] <= split) last[1] = Math.max(last[1], t);
+    else if (this.segments.length >= MAX_SEGMENTS && last) last[1] = t;
+    else this.segments.push([t, t]);
+    // window edges
+    if (t <= cutAt) this.lastBeforeCut = Math.max(this.lastBeforeCut ?? -Infinity, t);
+    else if (this.firstAfterCut === null || t < this.firstAfterCut) this.firstAfterCut = t;
+    if (t > restoredAt && (this.firstAfterRestore === null || t < this.firstAfterRestore)) this.firstAfterRestore = t;
+    this.tail.push(t);
+    if (this.tail.length > TAIL) this.tail.shift();
+  }
+
+  private offerGap(from: number, to: number): void {
+    const g = this.topGaps;
+    const len = to - from;
+    if (g.length < TOP_GAPS) g.push({ from, to });
+    else {
+      let mi = 0;
+      for (let i = 1; i < g.length; i++) if (g[i]!.to - g[i]!.from < g[mi]!.to - g[mi]!.from) mi = i;
+      if (len > g[mi]!.to - g[mi]!.from) g[mi] = { from, to };
+    }
+  }
+
+  /** the cut or the restore became known: re-judge what was processed before */
+  windowChanged(): void {
+    const { cutAt, restoredAt } = this.win;
+    this.topGaps = this.topGaps.filter((x) => x.to > cutAt && x.from < restoredAt);
+    // samples already processed after the edge (learnt late): re-derive the edges from the tail
+    const tail = this.tail;
+    for (let i = 0; i < tail.length; i++) {
+      const t = tail[i]!;
+      if (t > cutAt && (this.firstAfterCut === null || t < this.firstAfterCut)) this.firstAfterCut = t;
+      if (t > restoredAt && (this.firstAfterRestore === null || t < this.firstAfterRestore)) this.firstAfterRestore = t;
+      if (i > 0) {
+        const p = tail[i - 1]!;
+        if (t > cutAt && p < restoredAt && !this.topGaps.some((x) => x.from === p && x.to === t)) this.offerGap(p, t);
+      }
+    }
+    if (this.lastBeforeCut !== null && this.lastBeforeCut > cutAt) {
+      const before = tail.filter((t) => t <= cutAt);
+      this.lastBeforeCut = before.length ? before.at(-1)! : null;
+    }
+  }
+
+  error(e: EventOf<'probe-error'>): void {
+    const x = { t: e.t, message: e.message, ...(e.code ? { code: e.code } : {}), fatal: e.fatal };
+    if (this.errors.length < MAX_ERRORS) this.errors.push(x);
+    else this.errorsDropped++;
+    if (e.fatal && this.fatal.length < MAX_LIST) this.fatal.push(x);
+  }
+
+  lost(e: EventOf<'session-lost'>): void {
+    this.lostCount++;
+    this.firstLost ??= e;
+    this.lastLost = e;
+  }
+
+  open(e: EventOf<'session-open'>): void {
+    if (e.reconnect && this.reopened.length < 10 * MAX_LIST) this.reopened.push(e.t);
+  }
+
+  verify(e: EventOf<'verify'>): void {
+    if (this.verifications.length < MAX_LIST) this.verifications.push({ ok: e.ok, message: e.message, ...(e.data ? { data: e.data } : {}) });
+    if (!e.ok && this.failedVerify === null) this.failedVerify = e.message;
+  }
+
+  result(injected: TrialResult['injected'], complete: boolean): ProbeTrialResult {
+    this.flush();
+    const info = this.info;
+    const ring = this.ring.filter((g) => g[1] <= (injected?.cutAt ?? Infinity)).map((g) => g[0]);
+    const effectiveIntervalMs = median(ring) ?? info.intervalMs;
+    const base: Omit<ProbeTrialResult, 'outcome' | 'reason'> = {
+      segments: this.segments,
+      kind: info.kind,
+      observedOutageMs: null,
+      recoveryMs: null,
+      detectedAfterMs: null,
+      effectiveIntervalMs,
+      samples: this.samples,
+      lastOkBeforeMs: null,
+      firstOkAfterMs: null,
+      sessionsLost: this.lostCount,
+      reconnects: this.reopened.length,
+      errors: this.errors,
+      errorsDropped: this.errorsDropped,
+      verifications: this.verifications,
+    };
+    if (!injected) {
+      return { ...base, outcome: 'unknown', reason: complete ? 'no blackout was injected in this trial' : 'the run ended before the blackout was injected and restored' };
+    }
+    const { cutAt, restoredAt } = injected;
+    let worst: { from: number; to: number } | null = null;
+    for (const g of this.topGaps) {
+      if (!(g.to > cutAt && g.from < restoredAt)) continue;
+      if (!worst || g.to - g.from > worst.to - worst.from) worst = g;
+    }
+    const lastOkBefore = this.lastBeforeCut;
+    const firstAfter = this.firstAfterRestore;
+    base.lastOkBeforeMs = worst?.from ?? lastOkBefore;
+    base.firstOkAfterMs = worst?.to ?? firstAfter;
+    if (firstAfter !== null) base.recoveryMs = firstAfter - restoredAt;
+    // no good sample after the restore: the outage never ended (within this trial), so it has no length
+    if (worst && firstAfter !== null) base.observedOutageMs = Math.max(0, worst.to - worst.from - effectiveIntervalMs);
+    if (base.lastOkBeforeMs !== null) base.detectedAfterMs = Math.max(0, base.lastOkBeforeMs + effectiveIntervalMs - cutAt);
+
+    const gap = worst ? worst.to - worst.from : 0;
+    const limit = effectiveIntervalMs + info.toleranceMs;
+    const fatal = this.fatal.find((e) => e.t >= cutAt);
+    const firstLost = this.firstLost;
+    const lastLost = this.lastLost;
+    const reconnectedAt = lastLost ? this.reopened.find((t) => t >= lastLost.t) : undefined;
+    const okAfterReconnect = reconnectedAt !== undefined && this.lastT !== null && this.lastT >= reconnectedAt;
+
+    const result = (outcome: Outcome, reason: string): ProbeTrialResult => ({ ...base, outcome, reason });
+    if (this.failedVerify !== null) return result('failed', this.failedVerify);
+    if (!complete && firstAfter === null && !firstLost) return result('unknown', 'the run ended before the probe was seen to recover');
+    if (firstLost) {
+      if (reconnectedAt !== undefined && okAfterReconnect) {
+        return result('recovered', `session lost (${firstLost.message}); reconnected after ${fmt(reconnectedAt - firstLost.t)}`);
+      }
+      return result('failed', `session lost: ${firstLost.message}${this.reopened.length ? '; reconnect did not bring a working session' : ''}`);
+    }
+    if (fatal) return result('failed', `error reached the application: ${fatal.message}`);
+    if (firstAfter === null) {
+      return result(complete ? 'failed' : 'unknown', complete ? 'no good sample after the restore before the recovery window closed' : 'the run ended during recovery');
+    }
+    if (gap > limit) return result('stalled', `no answer for ${fmt(gap)}; the same session resumed ${fmt(base.recoveryMs ?? 0)} after the restore`);
+    return result('transparent', `longest gap ${fmt(gap)} ≤ interval ${fmt(effectiveIntervalMs)} + tolerance ${fmt(info.toleranceMs)}`);
+  }
+}
+
+class TrialAcc {
+  end: EventOf<'trial-end'> | null = null;
+  cut: EventOf<'cut'> | null = null;
+  restore: EventOf<'restore'> | null = null;
+  info: Array<Record<string, unknown>> = [];
+  phases: Partial<Record<Phase, number>> = {};
+  readonly win = { cutAt: Infinity, restoredAt: Infinity };
+  readonly probes = new Map<string, ProbeAcc>();
+
+  constructor(
+    readonly start: EventOf<'trial-start'>,
+    infos: ProbeInfo[],
+  ) {
+    for (const i of infos) this.probes.set(i.name, new ProbeAcc(i, this.win));
+  }
+
+  result(): TrialResult {
+    const tr = this;
+    const injected =
+      tr.cut && tr.restore
+        ? {
+            cutAt: tr.cut.t,
+            restoredAt: tr.restore.t,
+            durationMs: tr.restore.t - tr.cut.t,
+            cutBefore: tr.cut.before,
+            restoreBefore: tr.restore.before,
+            deadline: tr.cut.deadline,
+            restoreReason: tr.restore.reason,
+          }
+        : null;
+    const probes: Record<string, ProbeTrialResult> = {};
+    for (const [name, acc] of this.probes) probes[name] = acc.result(injected, tr.end !== null);
+    return {
+      index: tr.start.trial,
+      requestedMs: tr.start.requestedMs,
+      reason: tr.start.reason ?? null,
+      plan: (tr.start as { plan?: Record<string, unknown> }).plan ?? null,
+      phases: tr.phases,
+      complete: tr.end !== null,
+      startedAt: tr.start.t,
+      endedAt: tr.end?.t ?? null,
+      injected,
+      injectorInfo: tr.info,
+      probes,
+    };
+  }
+}
+
+/**
+ * The fold. `add` every event in log order, then `finish()`. A finished trial
+ * is analysed at its trial-end (its accumulators are released), so the
+ * runner can ask `trial(i)` for the outcomes that steer a search.
+ */
+export class AnalysisBuilder {
+  private start: EventOf<'run-start'> | null = null;
+  private runEnd: EventOf<'run-end'> | null = null;
+  private open = new Map<number, TrialAcc>();
+  private done = new Map<number, TrialResult>();
+  private preflight: Array<EventOf<'preflight'>> = [];
+  private heal: string[] = [];
+  private attachments: Array<EventOf<'attachment'>> = [];
+  count = 0;
+
+  add(e: BlackoutEvent): void {
+    this.count++;
+    switch (e.type) {
+      case 'run-start':
+        if (!this.start) this.start = e;
+        return;
+      case 'run-end':
+        this.runEnd = e;
+        return;
+      case 'preflight':
+        if (this.preflight.length < MAX_LIST) this.preflight.push(e);
+        return;
+      case 'heal':
+        this.heal.push(...e.actions);
+        return;
+      case 'attachment':
+        if (this.attachments.length < 10 * MAX_LIST) this.attachments.push(e);
+        return;
+      case 'trial-start':
+        if (!this.start) throw new Error('the event log does not begin with run-start');
+        this.open.set(e.trial, new TrialAcc(e, this.start.probes));
+        return;
+      default:
+        break;
+    }
+    const tr = this.open.get(e.trial);
+    if (!tr) return;
+    switch (e.type) {
+      case 'trial-end':
+        tr.end = e;
+        this.done.set(e.trial, tr.result());
+        this.open.delete(e.trial);
+        return;
+      case 'cut':
+        tr.cut = e;
+        tr.win.cutAt = e.t;
+        for (const p of tr.probes.values()) p.windowChanged();
+        return;
+      case 'restore':
+        tr.restore = e;
+        tr.win.restoredAt = e.t;
+        for (const p of tr.probes.values()) p.windowChanged();
+        return;
+      case 'injector-info':
+        tr.info.push(e.data);
+        return;
+      case 'phase':
+        tr.phases[e.phase] ??= e.t;
+        return;
+      default:
+        break;
+    }
+    const p = tr.probes.get(e.probe);
+    if (!p) return;
+    switch (e.type) {
+      case 'sample':
+        p.sample(e.t);
+        return;
+      case 'probe-error':
+        p.error(e);
+        return;
+      case 'session-lost':
+        p.lost(e);
+        return;
+      case 'session-open':
+        p.open(e);
+        return;
+      case 'verify':
+        p.verify(e);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** a trial's result once its trial-end was added */
+  trial(index: number): TrialResult | null {
+    return this.done.get(index) ?? null;
+  }
+
+  finish(): Analysis {
+    const start = this.start;
+    if (!start) throw new Error('the event log does not begin with run-start');
+    const trials = [...this.done.values(), ...[...this.open.values()].map((t) => t.result())].sort((a, b) => a.index - b.index);
+    return assemble(start, this.runEnd, trials, this.preflight, this.heal, this.attachments, this.count);
+  }
+}
+
+export function analyze(events: Iterable<BlackoutEvent>): Analysis {
+  const b = new AnalysisBuilder();
+  let first = true;
+  for (const e of events) {
+    if (first && e.type !== 'run-start') throw new Error('the event log does not begin with run-start');
+    first = false;
+    b.add(e);
+  }
+  return b.finish();
+}
+
+function assemble(
+  start: EventOf<'run-start'>,
+  runEnd: EventOf<'run-end'> | null,
+  trials: TrialResult[],
+  preflight: Array<EventOf<'preflight'>>,
+  heal: string[],
+  attachments: Array<EventOf<'attachment'>>,
+  eventCount: number,
+): Analysis {
+  // expectations travel in the run's own record of its suite, so a report needs nothing but the log
+  const config = start.config as { expect?: Record<string, { survives?: number }>; sweep?: Sweep | null } | null;
+  const expectations = config?.expect ?? {};
+  const probes: Record<string, ProbeRunResult> = {};
+  for (const info of start.probes) {
+    let maxSurvivedMs: number | null = null;
+    let minFailedMs: number | null = null;
+    for (const t of trials) {
+      const r = t.probes[info.name];
+      if (!r || !t.injected || r.outcome === 'unknown') continue;
+      const d = t.injected.durationMs;
+      if (survived(r.outcome)) maxSurvivedMs = Math.max(maxSurvivedMs ?? -Infinity, d);
+      else minFailedMs = Math.min(minFailedMs ?? Infinity, d);
+    }
+    probes[info.name] = { kind: info.kind, info, maxSurvivedMs, minFailedMs, outcomes: trials.map((t) => t.probes[info.name]?.outcome ?? 'unknown') };
+  }
+
+  const expectationResults: ExpectationResult[] = [];
+  for (const [probe, exp] of Object.entries(expectations)) {
+    if (exp.survives === undefined) continue;
+    const X = exp.survives;
+    const relevant = trials.filter((t) => t.injected && t.probes[probe]);
+    const failedBelow = relevant.filter((t) => t.requestedMs <= X && !survived(t.probes[probe]!.outcome));
+    const survivedAtLeast = relevant.some((t) => t.requestedMs >= X && survived(t.probes[probe]!.outcome));
+    const passed = failedBelow.length === 0 && survivedAtLeast;
+    const message = passed
+      ? `${probe} survives a ${fmt(X)} blackout`
+      : failedBelow.length
+        ? `${probe} did not survive a ${fmt(failedBelow[0]!.requestedMs)} blackout (${failedBelow[0]!.probes[probe]!.outcome}: ${failedBelow[0]!.probes[probe]!.reason}); expected to survive ${fmt(X)}`
+        : `no completed trial of ${fmt(X)} or longer that ${probe} survived; expected to survive ${fmt(X)}`;
+    expectationResults.push({ probe, survivesMs: X, passed, message });
+  }
+
+  const partial: Omit<Analysis, 'decision'> = {
+    suite: start.suite,
+    runId: start.runId,
+    startedWallMs: start.wallMs,
+    host: start.host,
+    version: start.version,
+    target: { name: start.target.name, address: start.target.address },
+    injector: start.injector,
+    config: start.config,
+    probeInfo: start.probes,
+    complete: runEnd !== null,
+    exitCode: runEnd?.exitCode ?? null,
+    endReason: runEnd?.reason ?? null,
+    preflight,
+    heal,
+    trials,
+    probes,
+    expectations: expectationResults,
+    passed: runEnd !== null && runEnd.exitCode === 0 && expectationResults.every((x) => x.passed),
+    attachments,
+    sweep: config?.sweep ?? null,
+    eventCount,
+  };
+  return { ...partial, decision: decide(partial) };
+}
+
+function fmt(ms: number): string {
+  if (ms === 0) return 'natural-length'; // a requested 0: the injector's own length
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
+}

@@ -1,0 +1,148 @@
+/**
+ * libvirt: a KVM/QEMU host's own mechanisms through `virsh`, on this machine or
+ * over SSH.
+ *
+ *   injector:
+ *     kind: libvirt
+ *     ssh: { host: kvm01, user: root, privateKeyFile: ~/.ssh/id_ed25519, hostKey: "SHA256:…" }   # optional
+ *     uri: qemu:///system            # virsh -c URI (optional)
+ *     domain: app01
+ *     mode: save                     # save | suspend | migrate-live
+ *     saveFile: /var/lib/libvirt/qemu/save/blackout-app01.save   # mode save
+ *     destination: qemu+ssh://kvm02/system                       # mode migrate-live
+ *     migrateFlags: [--persistent, --undefinesource]             # mode migrate-live, optional
+ *
+ *  - save (a real quick migration on one host): `virsh suspend` is the cut
+ *    instant (the guest stops there), then `virsh save` writes its memory to
+ *    the file; after the blackout `virsh restore FILE --running` brings it
+ *    back (the restore instant is when that returns: the guest runs again) and
+ *    the file is removed. The blackout is max(requested, suspend+save) plus
+ *    the restore.
+ *  - suspend: `virsh suspend` / `virsh resume` (a pause, e.g. a live
+ *    migration's stop-and-copy stretched to N s).
+ *  - migrate-live: `virsh migrate --live DOMAIN DESTINATION` (self-timed); on
+ *    timeout `virsh domjobabort`.
+ *
+ * Guaranteed restore: a detached watchdog where virsh runs (nohup sh) that,
+ * at the deadline, resumes a paused domain or restores it from the save file,
+ * retrying for up to 2 minutes (a save still being written finishes first).
+ */
+import { dirname } from 'node:path';
+import { z } from 'zod';
+import { duration } from '../core/schema-util.ts';
+import { armPosixWatchdog, remoteFields } from './shared/remote.ts';
+import { hypervisorInjector, type Step } from './shared/hypervisor.ts';
+import type { InjectorDefinition } from '../core/injector.ts';
+
+const schema = z
+  .strictObject({
+    kind: z.literal('libvirt'),
+    ...remoteFields,
+    uri: z.string().regex(/^[a-z0-9+]+:\/\/[^\s]*$/, 'expected a libvirt URI such as qemu:///system').optional(),
+    domain: z.string().min(1).max(200),
+    mode: z.enum(['save', 'suspend', 'migrate-live']),
+    saveFile: z.string().regex(/^\/[^\0]*$/, 'expected an absolute path').optional(),
+    bypassCache: z.boolean().default(false),
+    destination: z.string().regex(/^[a-z0-9+]+:\/\/[^\s]*$/, 'expected a destination libvirt URI').optional(),
+    migrateFlags: z.array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, 'expected a virsh migrate flag such as --persistent')).default([]),
+    migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
+  })
+  .refine((c) => c.mode !== 'migrate-live' || c.destination, { message: 'mode migrate-live needs destination: (a libvirt URI)', path: ['destination'] });
+export type LibvirtConfig = z.infer<typeof schema>;
+
+/** "ensure the domain runs": resume it if paused, restore it from the save file if it is gone; `healed:` lines for what it did. */
+const ENSURE_RUNNING = `tries=$1; file=$2; dom=$3; shift 3
+i=0
+while [ "$i" -lt "$tries" ]; do
+  st=$("$@" domstate "$dom" 2>/dev/null)
+  case "$st" in
+    running*)
+      # a save file of a running domain is stale (restoring it would roll the guest back)
+      if [ -n "$file" ] && [ -f "$file" ]; then rm -f "$file" && echo "healed: removed the stale save file $file"; fi
+      exit 0 ;;
+    paused*)
+      # right after a completed save the domain lingers, paused, while QEMU exits: the
+      # file is the state to come back to, so wait for the domain to go (15 s at most)
+      if [ -n "$file" ] && [ -f "$file" ] && [ "$i" -lt 15 ]; then :
+      elif "$@" resume "$dom" >/dev/null 2>&1; then
+        echo "healed: resumed paused domain $dom"
+        [ -n "$file" ] && rm -f "$file"
+      fi ;;
+    *) if [ -n "$file" ] && [ -f "$file" ]; then
+         "$@" restore "$file" --running >/dev/null && rm -f "$file" && echo "healed: restored domain $dom from $file"
+       elif [ -n "$st" ]; then echo "domain $dom is $st and there is no saved state to restore" >&2; exit 1
+       fi ;;
+  esac
+  i=$((i+1)); sleep 1
+done
+echo "domain $dom did not come back" >&2
+exit 1
+`;
+
+export const libvirt: InjectorDefinition<LibvirtConfig> = {
+  kind: 'libvirt',
+  summary: 'virsh save/restore (quick migration), suspend/resume, migrate --live; local or over SSH',
+  schema,
+  create(config, ctx) {
+    const virsh = ['virsh', ...(config.uri ? ['-c', config.uri] : [])];
+    const dom = config.domain;
+    const file = config.saveFile ?? `/var/lib/libvirt/qemu/save/blackout-${dom.replace(/[^A-Za-z0-9_.-]/g, '_')}.save`;
+    const cache = config.bypassCache ? ['--bypass-cache'] : [];
+    const step = (label: string, ...args: string[]): Step => ({ label, cmd: { argv: [...virsh, ...args] } });
+    const ensure = (tries: number, withFile: boolean) => ({ script: ENSURE_RUNNING, args: [String(tries), withFile ? file : '', dom, ...virsh] });
+    const grace = config.grace ?? 5000;
+    return hypervisorInjector(
+      {
+        kind: 'libvirt',
+        mode: config.mode,
+        ssh: config.ssh,
+        timeoutMs: config.timeout,
+        graceMs: grace,
+        selfTimed: config.mode === 'migrate-live',
+        describe: {
+          uri: config.uri ?? '(virsh default)',
+          domain: dom,
+          ...(config.mode === 'save' ? { saveFile: file, bypassCache: config.bypassCache } : {}),
+          ...(config.mode === 'migrate-live' ? { destination: config.destination, migrateFlags: config.migrateFlags } : {}),
+        },
+        preflight: [
+          { label: 'domain state', cmd: { argv: [...virsh, 'domstate', dom] }, expect: /^running/m, hint: `domain ${dom} must be running` },
+          ...(config.mode === 'save' ? [{ label: 'save folder', cmd: { argv: ['test', '-d', dirname(file)] } }] : []),
+        ],
+        heal: { label: 'heal', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, config.mode === 'save').args } },
+        plan() {
+          if (config.mode === 'migrate-live') {
+            return {
+              selfTimed: true,
+              migrate: step('migrate', 'migrate', '--live', ...config.migrateFlags, dom, config.destination!),
+              abort: step('abort', 'domjobabort', dom),
+              migrationTimeoutMs: config.migrationTimeout,
+            };
+          }
+          const watchdog = (ex: Parameters<typeof armPosixWatchdog>[0], delayMs: number) =>
+            armPosixWatchdog(ex, ctx.clock, delayMs, ensure(120, config.mode === 'save'), undefined, config.timeout);
+          if (config.mode === 'suspend') {
+            return {
+              cut: [step('suspend', 'suspend', dom)],
+              restore: (started: number, completed: number) => (completed ? [step('resume', 'resume', dom)] : started ? [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, false).args } }] : []),
+              watchdog,
+            };
+          }
+          return {
+            // suspend first: the guest stops at a precise instant; the save then writes the paused guest
+            cut: [step('suspend', 'suspend', dom), step('save', 'save', dom, file, ...cache)],
+            restore: (started: number, completed: number) =>
+              started === 0
+                ? []
+                : completed === 2
+                  ? [{ ...step('restore', 'restore', file, '--running', ...cache), instant: true }, { label: 'remove save file', cmd: { argv: ['rm', '-f', file] } }]
+                  : // the suspend or the save failed half-way: resume, or restore from the file if the save did complete
+                    [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, true).args } }],
+            watchdog,
+          };
+        },
+      },
+      ctx,
+    );
+  },
+};

@@ -1,0 +1,193 @@
+/**
+ * The engine behind the hypervisor adapters (libvirt, hyperv, vsphere,
+ * proxmox): each adapter describes its mode as a plan of commands, and this
+ * turns the plan into an Injector with the same guarantees everywhere:
+ *
+ *  - timed modes (save, pause, virtual cable): watchdog armed first, then the
+ *    cut commands; restore retried, then the watchdog disarmed; a failed cut is
+ *    restored by the runner (restore() knows how far the cut got);
+ *  - self-timed modes (migrations): cut() starts the migration command and
+ *    returns, restore() waits for it (bounded by `migrationTimeout`; on expiry
+ *    the plan's abort command runs); the injected window is the command's run,
+ *    an upper bound of the real pause that the probes measure;
+ *  - heal(): the plan's "make it normal again" script, whose `healed: …`
+ *    output lines are what it did.
+ */
+import { sleep } from '../../core/clock.ts';
+import type { Command, ExecResult, Executor } from '../../transport/ssh-exec.ts';
+import { describeSsh, executorFor, timed, type SshConfig, type Watchdog } from './remote.ts';
+import type { CutInstant, Injector, InjectorContext, Instant } from '../../core/injector.ts';
+
+export interface Step {
+  label: string;
+  cmd: Command;
+  /** in a restore: this step's return is the restore instant (default: the last step) */
+  instant?: boolean;
+}
+
+export interface TimedPlan {
+  selfTimed?: false;
+  /** the first is the instant of the cut; the others follow within cut() (e.g. a save after the pause) */
+  cut: Step[];
+  /**
+   * how to undo a cut of which `started` steps were started and `completed`
+   * returned successfully (a step that failed or timed out may still have taken
+   * effect: undo it idempotently)
+   */
+  restore(started: number, completed: number): Step[];
+  /** the watchdog, armed before the cut with the deadline delay */
+  watchdog(ex: Executor, delayMs: number): Promise<Watchdog>;
+}
+
+export interface MigrationPlan {
+  selfTimed: true;
+  migrate: Step;
+  /** run when the migration outlives migrationTimeout */
+  abort?: Step;
+  migrationTimeoutMs: number;
+}
+
+export interface HypervisorSpec {
+  kind: string;
+  mode: string;
+  ssh: SshConfig | undefined;
+  timeoutMs: number;
+  graceMs: number;
+  describe: Record<string, unknown>;
+  /** a migration: the plan() is a MigrationPlan */
+  selfTimed: boolean;
+  /** read-only checks; each must exit 0 (its stdout may be checked by `expect`) */
+  preflight: Array<Step & { expect?: RegExp; hint?: string }>;
+  /** learns facts before the plan is built (e.g. the NIC's switch); runs after preflight */
+  prepare?(ex: Executor): Promise<void>;
+  plan(): TimedPlan | MigrationPlan;
+  /** idempotent "make it normal" command; prints `healed: …` lines for what it changed */
+  heal?: Step;
+}
+
+const RESTORE_TRIES = 3;
+
+export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): Injector {
+  let ex: Executor | null = null;
+  const get = () => (ex ??= executorFor(ctx, spec.ssh));
+  const run = (s: Step, opts: { timeoutMs?: number; allowFail?: boolean } = {}): Promise<ExecResult> =>
+    get().exec(s.cmd, { timeoutMs: opts.timeoutMs ?? spec.timeoutMs, label: s.label, allowFail: opts.allowFail });
+  let plan: TimedPlan | MigrationPlan | null = null;
+  const getPlan = () => (plan ??= spec.plan());
+
+  // state of the current trial
+  let started = 0;
+  let completed = 0;
+  let dog: Watchdog | null = null;
+  let active = false;
+  let migration: { start: number; promise: Promise<{ t: number; result: ExecResult | null; error: Error | null }> } | null = null;
+
+  return {
+    kind: spec.kind,
+    dryRunCapable: true,
+    selfTimed: spec.selfTimed,
+    // a migration lasts what it lasts: one trial when the suite gives no lengths
+    defaultBlackoutsMs: spec.selfTimed ? [0] : undefined,
+    describe: () => ({ kind: spec.kind, mode: spec.mode, ...describeSsh(spec.ssh), ...spec.describe }),
+    async preflight() {
+      for (const p of spec.preflight) {
+        const r = await run(p);
+        if (!r.dryRun && p.expect && !p.expect.test(r.stdout)) {
+          throw new Error(`${spec.kind} preflight (${p.label}) on ${get().where}: ${p.hint ?? `unexpected answer`}: ${r.stdout.trim().slice(0, 300) || '(no output)'}`);
+        }
+      }
+      await spec.prepare?.(get());
+      getPlan();
+    },
+    async heal() {
+      if (!spec.heal) return [];
+      const r = await run(spec.heal, { allowFail: true, timeoutMs: Math.max(spec.timeoutMs, 120_000) });
+      const lines = r.stdout.split('\n').filter((l) => l.startsWith('healed: ')).map((l) => `${l.slice(8)} (${get().where})`);
+      if (r.code !== 0 && !r.dryRun) lines.push(`heal on ${get().where} exited ${r.code}: ${(r.stderr.trim() || r.stdout.trim()).slice(0, 300)}`);
+      return lines;
+    },
+    async cut(requestedMs): Promise<CutInstant> {
+      const p = getPlan();
+      const clock = ctx.clock;
+      started = 0;
+      completed = 0;
+      if (p.selfTimed) {
+        const start = clock.now();
+        active = true;
+        const promise = get()
+          .exec(p.migrate.cmd, { timeoutMs: p.migrationTimeoutMs, label: p.migrate.label })
+          .then(
+            (result) => ({ t: clock.now(), result, error: null }),
+            (error: Error) => ({ t: clock.now(), result: null, error }),
+          );
+        migration = { start, promise };
+        return { before: start, t: start, deadline: start + p.migrationTimeoutMs, detail: { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, selfTimed: 'the migration command runs from cut to restore; the real pause lies inside and is what the probes measure' } };
+      }
+      dog = await p.watchdog(get(), requestedMs + spec.graceMs);
+      active = true;
+      const detail: Record<string, unknown> = { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, watchdog: dog.id };
+      let first: { before: number; t: number } | null = null;
+      for (const step of p.cut) {
+        started++;
+        const r = await timed(get(), clock, step.cmd, { timeoutMs: spec.timeoutMs, label: step.label });
+        completed++;
+        detail[`${step.label}Ms`] = r.t - r.before;
+        first ??= { before: r.before, t: r.t };
+      }
+      return { before: first!.before, t: first!.t, deadline: dog.firesAt, detail };
+    },
+    async restore(reason): Promise<Instant> {
+      const p = getPlan();
+      const clock = ctx.clock;
+      if (p.selfTimed) {
+        if (!migration) {
+          const now = clock.now();
+          return { before: now, t: now, detail: { nothingToRestore: true } };
+        }
+        const m = migration;
+        migration = null;
+        active = false;
+        const out = await m.promise;
+        if (out.error) {
+          const timedOut = (out.error as { timedOut?: boolean }).timedOut === true;
+          if (timedOut && p.abort) await run(p.abort, { allowFail: true }).catch(() => {});
+          throw new Error(`${spec.kind} ${spec.mode} failed after ${(out.t - m.start).toFixed(0)} ms: ${out.error.message}${timedOut && p.abort ? ' (aborted)' : ''}`);
+        }
+        return { before: m.start, t: out.t, detail: { migrationMs: out.t - m.start, output: out.result?.stdout.trim().slice(-500) } };
+      }
+      if (!active) {
+        const now = clock.now();
+        return { before: now, t: now, detail: { nothingToRestore: true } };
+      }
+      const steps = p.restore(started, completed);
+      let last: Error | null = null;
+      for (let i = 1; i <= RESTORE_TRIES; i++) {
+        try {
+          let instant: { before: number; t: number; fixed: boolean } | null = null;
+          const detail: Record<string, unknown> = { attempts: i, reason };
+          for (const step of steps) {
+            const r = await timed(get(), clock, step.cmd, { timeoutMs: spec.timeoutMs, label: step.label });
+            detail[`${step.label}Ms`] = r.t - r.before;
+            if (!instant?.fixed) instant = { before: r.before, t: r.t, fixed: step.instant === true };
+          }
+          active = false;
+          if (dog) {
+            const d = dog;
+            dog = null;
+            await d.disarm().catch((e: Error) => ctx.log(`could not disarm the watchdog (${e.message}); it restores again at its deadline`));
+          }
+          const now = clock.now();
+          return { before: instant?.before ?? now, t: instant?.t ?? now, detail };
+        } catch (e) {
+          last = e as Error;
+          ctx.log(`${spec.kind}: restore attempt ${i} failed: ${last.message}`);
+          if (i < RESTORE_TRIES) await sleep(1000 * i);
+        }
+      }
+      throw new Error(`${spec.kind}: restore failed ${RESTORE_TRIES} times (${last?.message}); the watchdog on ${get().where} restores at its deadline`);
+    },
+    async dispose() {
+      await ex?.close();
+    },
+  };
+}

@@ -1,0 +1,567 @@
+/**
+ * rdp: a real RDP session, the way a terminal-server user has one. FreeRDP's
+ * xfreerdp logs in (TLS, the server certificate pinned by its fingerprint) and
+ * keeps the session open on its own virtual screen (an Xvfb per probe). Every
+ * interval the probe reads that screen straight from Xvfb's framebuffer file:
+ * a changed, non-empty screen is a fresh frame, i.e. one good sample. The
+ * desktop must change on its own (the lab's shows a clock, 4 updates a second).
+ *
+ * What it records, from the client's own point of view:
+ *  - samples: fresh frames; a freeze is simply a gap in them;
+ *  - probe-notes when frames stop and resume, and for each FreeRDP
+ *    auto-reconnect attempt ("Attempting reconnect (2 of 5)");
+ *  - session-lost on FreeRDP's "Network disconnect!" (or when xfreerdp exits),
+ *    with FreeRDP's own error lines; session-open {reconnect: true} when frames
+ *    flow again after an auto-reconnect; a fatal probe-error when the client
+ *    gives up (its exit code spelled out);
+ *  - screenshots (PNG): the desktop when the session opened, the last fresh
+ *    frame before the first failure (plus the screen at that moment when it
+ *    differs), and the desktop after recovery; at close, the client's log.
+ *
+ * The policy is FreeRDP's own, made explicit: auto-reconnect on/off and its
+ * retries, `/timeout` (FreeRDP 2 uses it as TCP_USER_TIMEOUT and as the
+ * activation timeout), its fixed TCP keepalive (5 s idle, 2 s interval) and
+ * connect timeout (15 s). A passive viewer sends nothing during a blackout, so
+ * its connection is dropped by the keepalive after about max(7 s, timeout
+ * rounded up to 5 + 2k s) of silence.
+ *
+ * Two rdp probes with the same user and screen size share one xrdp session
+ * (the lab's sesman policy is UBD: user, colour depth, size) and take it from each other: give them different
+ * sizes or users.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { open as openFile, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { sleep } from '../core/clock.ts';
+import { pidAlive } from '../transport/exec.ts';
+import { scrub } from '../core/redact.ts';
+import { duration, probeBase, secretRef } from '../core/schema-util.ts';
+import type { RdpAccess } from '../core/target.ts';
+import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
+import { isBlank, parseXwdHeader, pixels, xwdToPng, type XwdLayout } from './shared/xwd-frame.ts';
+
+/** FreeRDP 2 defaults that its command line cannot change */
+export const FREERDP_DEFAULTS = { tcpAckTimeoutMs: 9000, keepaliveIdleMs: 5000, keepaliveIntervalMs: 2000, connectTimeoutMs: 15000 } as const;
+
+const FINGERPRINT = /^sha256:((?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64})$/;
+
+const schema = z.strictObject({
+  ...probeBase('rdp', { interval: 250, tolerance: 1000 }),
+  /** defaults: the target's address and its rdp service (the lab records user, password file and fingerprint) */
+  host: z.string().regex(/^[A-Za-z0-9._:[\]-]{1,253}$/, 'expected a host name or an IP address').optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().regex(/^[^\s\x00-\x1f/\\:]{1,256}$/, 'expected a user name (DOMAIN\\user is not supported; no spaces)').optional(),
+  ...secretRef,
+  /** the server certificate's SHA-256 fingerprint, "sha256:AB:CD:…" (64 hex digits); never connects unverified */
+  certFingerprint: z.string().regex(FINGERPRINT, 'expected "sha256:" and 32 hex bytes (AB:CD:… or 64 hex digits)').optional(),
+  security: z.enum(['tls', 'nla', 'rdp']).default('tls'),
+  /** the client's screen, WIDTHxHEIGHT */
+  size: z.string().regex(/^\d{3,4}x\d{3,4}$/, 'expected WIDTHxHEIGHT, e.g. 800x600').default('800x600'),
+  /** FreeRDP +auto-reconnect: after a network disconnect it reconnects to the same session by itself */
+  autoReconnect: z.boolean().default(false),
+  /** FreeRDP /auto-reconnect-max-retries (0: unlimited) */
+  maxRetries: z.number().int().min(0).max(1000).default(20),
+  /** FreeRDP /timeout: TCP_USER_TIMEOUT and activation timeout (FreeRDP 2 default 9 s) */
+  timeout: duration({ min: 100, max: 600_000 }).optional(),
+  /** how long opening may take: login until the desktop is seen changing */
+  loginTimeout: duration({ min: 1000, max: 120_000 }).default(20_000),
+});
+export type RdpConfig = z.infer<typeof schema>;
+
+/** Seconds of silence after which the kernel drops a passive FreeRDP 2 client's connection. */
+export function expectedDropAfterMs(timeoutMs: number): number {
+  const { keepaliveIdleMs: idle, keepaliveIntervalMs: step } = FREERDP_DEFAULTS;
+  // the keepalive timer fires at idle, idle+step, …; it closes at the first firing with a probe
+  // outstanding (so not the first) once the silence is at least the user timeout
+  let t = idle + step;
+  while (t < timeoutMs) t += step;
+  return t;
+}
+
+export const rdp: ProbeDefinition<RdpConfig> = {
+  kind: 'rdp',
+  summary: 'a real RDP session (FreeRDP under Xvfb) watching the desktop for fresh frames; FreeRDP auto-reconnect on or off',
+  schema,
+  policy: (c) => {
+    const ack = c.timeout ?? FREERDP_DEFAULTS.tcpAckTimeoutMs;
+    return {
+      client: 'FreeRDP 2 xfreerdp under Xvfb (a passive viewer: sends no input)',
+      security: c.security,
+      certificate: c.certFingerprint ? 'pinned (suite fingerprint)' : 'pinned (target fingerprint)',
+      reconnect: c.autoReconnect ? 'auto-reconnect' : 'none',
+      autoReconnect: c.autoReconnect,
+      ...(c.autoReconnect ? { maxRetries: c.maxRetries === 0 ? 'unlimited' : c.maxRetries } : {}),
+      tcpAckTimeoutMs: c.timeout ?? `${FREERDP_DEFAULTS.tcpAckTimeoutMs} (FreeRDP default)`,
+      keepalive: `${FREERDP_DEFAULTS.keepaliveIdleMs / 1000} s idle, ${FREERDP_DEFAULTS.keepaliveIntervalMs / 1000} s interval (FreeRDP default)`,
+      dropsAfterSilenceMs: expectedDropAfterMs(ack),
+      connectTimeoutMs: `${FREERDP_DEFAULTS.connectTimeoutMs} (FreeRDP default)`,
+      frameCheck: `every ${c.interval} ms; no fresh frame for ${c.interval + c.tolerance} ms is a stall`,
+      size: c.size,
+    };
+  },
+  create: (config, ctx) => new RdpProbe(config, ctx),
+};
+
+/** xfreerdp's exit codes (FreeRDP 2, client/X11/xf_client.h), the ones a blackout can produce */
+const EXIT_CODES: Record<number, string> = {
+  0: 'success',
+  1: 'disconnected',
+  2: 'logged off',
+  3: 'idle timeout',
+  4: 'logon timeout',
+  5: 'connection replaced by another client',
+  7: 'connection denied',
+  11: 'disconnected by the user',
+  12: 'logged off (ERRINFO_LOGOFF_BY_USER: xrdp also says so when another client took the session)',
+  131: 'connection failed',
+  132: 'authentication failure',
+  133: 'negotiation failure',
+  134: 'logon failure',
+  141: 'connect failed',
+  143: 'TLS connect failed',
+  147: 'connect transport failed',
+  154: 'wrong password',
+  159: 'no or missing credentials',
+};
+
+export function exitMeaning(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal) return `killed by ${signal}`;
+  if (code === null) return 'exited';
+  return `exit ${code}${EXIT_CODES[code] ? ` (${EXIT_CODES[code]})` : ''}`;
+}
+
+export interface FreerdpLine {
+  level: string;
+  tag: string;
+  message: string;
+}
+
+/** Parses one line of FreeRDP's log: "[time] [pid:tid] [LEVEL][tag] - message". */
+export function parseFreerdpLine(line: string): FreerdpLine | null {
+  const m = /\[(TRACE|DEBUG|INFO|WARN|ERROR|FATAL)\]\[([^\]]+)\] - (.*)$/.exec(line);
+  return m ? { level: m[1]!, tag: m[2]!, message: m[3]!.trim() } : null;
+}
+
+type Phase = 'connecting' | 'up' | 'lost' | 'reconnecting' | 'exited';
+
+interface Access {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  fingerprint: string;
+}
+
+function resolveAccess(config: RdpConfig, ctx: ProbeContext): Access {
+  const svc = ctx.target.services.rdp as RdpAccess | undefined;
+  const host = config.host ?? svc?.host ?? ctx.target.address;
+  const port = config.port ?? svc?.port ?? 3389;
+  const user = config.user ?? svc?.user;
+  if (!user) throw new Error('no user: set `user` (and passwordEnv or passwordFile) on the probe, or use a target with an rdp service');
+  let password: string | undefined;
+  const envName = config.passwordEnv ?? (config.passwordFile ? undefined : svc?.passwordEnv);
+  const file = config.passwordFile ?? (config.passwordEnv ? undefined : svc?.passwordFile);
+  if (envName) {
+    password = process.env[envName];
+    if (password === undefined) throw new Error(`the password variable ${envName} is not set`);
+  } else if (file) {
+    try {
+      password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (e) {
+      throw new Error(`cannot read the password file ${file}: ${(e as Error).message}`);
+    }
+  }
+  if (password === undefined) throw new Error('no password: set passwordEnv or passwordFile');
+  const fp = config.certFingerprint ?? svc?.certFingerprint;
+  if (!fp) throw new Error('no certificate fingerprint to pin: set certFingerprint ("sha256:AB:CD:…"); the probe never connects unverified');
+  if (!FINGERPRINT.test(fp)) throw new Error(`certificate fingerprint ${JSON.stringify(fp)}: expected "sha256:" and 32 hex bytes`);
+  return { host, port, user, password, fingerprint: normaliseFingerprint(fp) };
+}
+
+/** "sha256:abcd…" or "sha256:AB:CD:…" → "sha256:ab:cd:…" (the form FreeRDP compares) */
+export function normaliseFingerprint(fp: string): string {
+  const hex = fp.slice('sha256:'.length).replace(/:/g, '').toLowerCase();
+  return `sha256:${hex.match(/../g)!.join(':')}`;
+}
+
+class RdpProbe {
+  private readonly dir: string;
+  private readonly width: number;
+  private readonly height: number;
+  private xvfb: ChildProcess | null = null;
+  private client: ChildProcess | null = null;
+  private fb: FileHandle | null = null;
+  private layout: XwdLayout | null = null;
+  /** the last fresh frame, and the buffer the next read goes to (swapped when a read is fresh) */
+  private fresh: Buffer | null = null;
+  private scratch: Buffer | null = null;
+  private lastReadFresh = false;
+  private timer: NodeJS.Timeout | null = null;
+  private polling = false;
+  private phase: Phase = 'connecting';
+  private seq = 0;
+  private lastFreshAt = 0;
+  private stalledSince: number | null = null;
+  /** fresh frames seen since connecting / reconnecting started */
+  private pendingFrames: number[] = [];
+  private attempt = 0;
+  private maxAttempts = 0;
+  private failureShot = false;
+  private recoveredShot = false;
+  private afterFailureFrames = 0;
+  private log: string[] = [];
+  private problems: string[] = [];
+  private closing = false;
+  private exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  private secrets: string[] = [];
+  private pinned = '';
+  private opened: { resolve: () => void; reject: (e: Error) => void } | null = null;
+
+  constructor(
+    private readonly config: RdpConfig,
+    private readonly ctx: ProbeContext,
+  ) {
+    const [w, h] = config.size.split('x').map(Number) as [number, number];
+    this.width = w;
+    this.height = h;
+    this.dir = mkdtempSync(join(tmpdir(), 'blackout-rdp-'));
+  }
+
+  async open(): Promise<void> {
+    const access = resolveAccess(this.config, this.ctx);
+    this.secrets = [access.password];
+    this.pinned = access.fingerprint;
+    await this.startXvfb();
+    const done = new Promise<void>((resolve, reject) => (this.opened = { resolve, reject }));
+    this.startClient(access);
+    this.schedule();
+    const timer = setTimeout(() => this.failOpen(this.loginTimeoutMessage()), this.config.loginTimeout);
+    try {
+      await done;
+    } catch (e) {
+      await this.stopProcesses();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ---- processes ----
+
+  private async startXvfb(): Promise<void> {
+    const fbdir = join(this.dir, 'fb');
+    mkdirSync(fbdir);
+    // Xvfb picks a free display itself and tells it on fd 3; PDEATHSIG: it dies with the harness
+    const child = spawn(
+      'setpriv',
+      ['--pdeathsig', 'SIGKILL', '--', 'Xvfb', '-displayfd', '3', '-screen', '0', `${this.width}x${this.height}x24`, '-fbdir', fbdir, '-nolisten', 'tcp', '-noreset'],
+      { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] },
+    );
+    this.xvfb = child;
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    const display = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`Xvfb did not start within 10 s: ${err.trim().split('\n').slice(-3).join('; ')}`)), 10_000);
+      (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) {
+          clearTimeout(timer);
+          resolve(Number(out.trim()));
+        }
+      });
+      child.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot start Xvfb (package xvfb): ${e.message}`));
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`Xvfb exited (${code}): ${err.trim().split('\n').slice(-3).join('; ')}`));
+      });
+    });
+    this.display = display;
+    this.fb = await openFile(join(fbdir, 'Xvfb_screen0'), 'r');
+    const whole = Buffer.alloc((await this.fb.stat()).size);
+    await this.fb.read(whole, 0, whole.length, 0);
+    this.layout = parseXwdHeader(whole);
+    this.fresh = Buffer.alloc(whole.length);
+    this.scratch = whole;
+  }
+  private display = -1;
+
+  private startClient(a: Access): void {
+    const args = [
+      `/v:${a.host}:${a.port}`,
+      `/u:${a.user}`,
+      '/from-stdin:force',
+      `/sec:${this.config.security}`,
+      `/cert:fingerprint:${a.fingerprint},deny`,
+      `/size:${this.config.size}`,
+      `/t:blackout ${this.ctx.name}`,
+      '/log-level:INFO',
+      this.config.autoReconnect ? '+auto-reconnect' : '-auto-reconnect',
+      ...(this.config.autoReconnect ? [`/auto-reconnect-max-retries:${this.config.maxRetries}`] : []),
+      ...(this.config.timeout !== undefined ? [`/timeout:${Math.round(this.config.timeout)}`] : []),
+    ];
+    const home = join(this.dir, 'home');
+    mkdirSync(home);
+    // stdbuf: FreeRDP's log goes through stdio, block-buffered into a pipe otherwise
+    const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'stdbuf', '-oL', '-eL', 'xfreerdp', ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, DISPLAY: `:${this.display}`, HOME: home, XAUTHORITY: '' },
+    });
+    this.client = child;
+    // the password goes in on stdin, never on the command line
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(`${a.password}\n`);
+    for (const stream of [child.stdout!, child.stderr!]) {
+      let partial = '';
+      stream.on('data', (d: Buffer) => {
+        partial += d.toString();
+        let nl: number;
+        while ((nl = partial.indexOf('\n')) >= 0) {
+          this.onLine(partial.slice(0, nl));
+          partial = partial.slice(nl + 1);
+        }
+        if (partial.length > 10_000) partial = '';
+      });
+    }
+    child.once('error', (e) => this.onExit(null, null, `cannot start xfreerdp (package freerdp2-x11): ${e.message}`));
+    child.once('exit', (code, signal) => this.onExit(code, signal));
+  }
+
+  private async stopProcesses(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    for (const child of [this.client, this.xvfb]) {
+      if (!child?.pid || child.exitCode !== null || child.signalCode !== null) continue;
+      child.kill('SIGTERM');
+      const deadline = Date.now() + 3000;
+      while (pidAlive(child.pid) && child.exitCode === null && child.signalCode === null && Date.now() < deadline) await sleep(50);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    await this.fb?.close().catch(() => {});
+    this.fb = null;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.stopProcesses();
+    const log = this.log.filter((l) => !/Caught signal|libwinpr|libfreerdp|libc\.so|xfreerdp\(|^\s*$/.test(l));
+    if (log.length) this.ctx.attach('freerdp.log', scrub(log.join('\n') + '\n', this.secrets), 'text/plain');
+    this.ctx.emit({
+      type: 'probe-note',
+      message: `closed: ${this.seq} fresh frames, ${this.attempt} auto-reconnect attempt(s)`,
+      data: { frames: this.seq, reconnectAttempts: this.attempt, ...(this.exit ? { exit: exitMeaning(this.exit.code, this.exit.signal) } : {}) },
+    });
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  // ---- what the client says ----
+
+  private onLine(raw: string): void {
+    const line = scrub(raw, this.secrets);
+    if (this.log.length < 2000) this.log.push(line);
+    if (this.closing || this.ctx.signal.aborted) return;
+    const l = parseFreerdpLine(line);
+    if (!l) return;
+    if (l.level === 'ERROR' || l.level === 'WARN' || /^ERRINFO_/.test(l.message)) {
+      if (!/Caught signal|^\d+: /.test(l.message)) {
+        this.problems.push(l.message);
+        if (this.problems.length > 8) this.problems.shift();
+      }
+    }
+    if (l.message === 'Network disconnect!') this.onDisconnect();
+    const attempt = /^Attempting reconnect \((\d+) of (\d+)\)/.exec(l.message);
+    if (attempt) {
+      this.attempt = Number(attempt[1]);
+      this.maxAttempts = Number(attempt[2]);
+      if (this.phase === 'lost' || this.phase === 'reconnecting' || this.phase === 'up') this.phase = 'reconnecting';
+      this.pendingFrames = [];
+      this.ctx.emit({ type: 'probe-note', message: `FreeRDP: ${l.message}`, data: { attempt: this.attempt, maxRetries: this.maxAttempts } });
+    }
+  }
+
+  private clientWords(): string {
+    const useful = this.problems.filter((p) => !/^Network disconnect!$/.test(p));
+    return useful.length ? useful.slice(-3).join('; ') : 'no error text';
+  }
+
+  private onDisconnect(): void {
+    if (this.phase === 'connecting') return; // the open fails through the exit
+    if (this.phase === 'up') {
+      this.failureShots('disconnect');
+      this.phase = 'lost';
+      this.stalledSince = null;
+      this.ctx.emit({ type: 'session-lost', message: `FreeRDP: Network disconnect! (${this.clientWords()})` });
+    }
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null, spawnError?: string): void {
+    if (this.exit) return;
+    this.exit = { code, signal };
+    const before = this.phase;
+    this.phase = 'exited';
+    if (this.closing || this.ctx.signal.aborted) return;
+    const how = spawnError ?? `xfreerdp ${exitMeaning(code, signal)}`;
+    if (before === 'connecting') {
+      this.failOpen(this.openFailureMessage(how));
+      return;
+    }
+    if (before === 'up') {
+      this.failureShots('exit');
+      this.ctx.emit({ type: 'session-lost', message: `${how}: ${this.clientWords()}` });
+    }
+    const gaveUp = this.config.autoReconnect && this.attempt > 0 ? `auto-reconnect gave up after ${this.attempt} attempt(s); ` : '';
+    this.ctx.emit({ type: 'probe-error', message: `${gaveUp}${how}: the RDP window closed (${this.clientWords()})`, fatal: true });
+  }
+
+  private openFailureMessage(how: string): string {
+    const words = this.clientWords();
+    if (/certificate|fingerprint/i.test(words) || (this.exit?.code === 143 && /TLS/.test(words))) {
+      const fp = this.pinned;
+      const short = `${fp.slice(0, 'sha256:'.length + 11)}…${fp.slice(-5)}`;
+      const certWords = this.problems.filter((p) => /certificate|fingerprint/i.test(p)).slice(-2).join('; ') || words;
+      return `RDP server certificate rejected: it does not match the pinned fingerprint ${short} (xfreerdp ${how.replace(/^xfreerdp /, '')}; FreeRDP: ${certWords})`;
+    }
+    return `RDP login failed: ${how} (FreeRDP: ${words})`;
+  }
+
+  private loginTimeoutMessage(): string {
+    const seen = this.pendingFrames.length;
+    return `no changing desktop within ${this.config.loginTimeout} ms of connecting (${seen} fresh frame(s) seen): ` +
+      `the login failed or the desktop is static (FreeRDP: ${this.clientWords()})`;
+  }
+
+  private failOpen(message: string): void {
+    if (!this.opened) return;
+    const o = this.opened;
+    this.opened = null;
+    this.phase = 'exited';
+    this.shot('login-failed.png', this.latest());
+    o.reject(new Error(message));
+  }
+
+  // ---- what the screen shows ----
+
+  private schedule(): void {
+    if (this.closing || this.ctx.signal.aborted) return;
+    this.timer = setTimeout(() => void this.poll(), this.config.interval);
+  }
+
+  /** the screen as last read */
+  private latest(): Buffer | null {
+    return this.lastReadFresh ? this.fresh : this.scratch;
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || !this.fb || !this.fresh || !this.scratch || !this.layout) return this.schedule();
+    this.polling = true;
+    try {
+      const next = this.scratch;
+      await this.fb.read(next, 0, next.length, 0);
+      const now = this.ctx.clock.now();
+      const changed = !pixels(next, this.layout).equals(pixels(this.fresh, this.layout));
+      this.lastReadFresh = changed && !isBlank(next, this.layout);
+      if (this.lastReadFresh) {
+        this.scratch = this.fresh;
+        this.fresh = next;
+        this.onFrame(now);
+      } else {
+        this.onNoFrame(now);
+      }
+    } catch (e) {
+      if (!this.closing && !this.ctx.signal.aborted) this.problems.push(`reading the screen: ${(e as Error).message}`);
+    } finally {
+      this.polling = false;
+      this.schedule();
+    }
+  }
+
+  private onFrame(t: number): void {
+    if (this.closing || this.ctx.signal.aborted) return;
+    switch (this.phase) {
+      case 'connecting':
+      case 'reconnecting': {
+        // a session counts as open when its desktop is seen changing: 3 fresh frames over ≥ 500 ms
+        // (a login screen or an error dialog changes once or twice, then stays still)
+        this.pendingFrames.push(t);
+        const need = this.phase === 'connecting' ? 3 : 2;
+        if (this.pendingFrames.length < need || t - this.pendingFrames[0]! < (this.phase === 'connecting' ? 500 : 0)) return;
+        const reconnect = this.phase === 'reconnecting';
+        this.phase = 'up';
+        this.stalledSince = null;
+        this.pendingFrames = [];
+        this.lastFreshAt = t;
+        if (reconnect) {
+          this.ctx.emit({ type: 'session-open', reconnect: true, message: `FreeRDP auto-reconnect attempt ${this.attempt} of ${this.maxAttempts} brought the session back` });
+        } else {
+          this.ctx.emit({ type: 'session-open', reconnect: false, message: `logged in as the target's user; desktop frames flowing (display :${this.display})` });
+          this.shot('session-open.png', this.fresh);
+        }
+        this.sample(t);
+        if (this.opened) {
+          const o = this.opened;
+          this.opened = null;
+          o.resolve();
+        }
+        return;
+      }
+      case 'up': {
+        if (this.stalledSince !== null) {
+          this.ctx.emit({ type: 'probe-note', message: `frames resumed after ${Math.round(t - this.lastFreshAt)} ms (same session)` });
+          this.stalledSince = null;
+        }
+        this.sample(t);
+        return;
+      }
+      default:
+        return; // lost (waiting for the client to reconnect or quit), exited: not the session's frames
+    }
+  }
+
+  private sample(t: number): void {
+    const gap = this.lastFreshAt ? t - this.lastFreshAt : 0;
+    this.lastFreshAt = t;
+    this.ctx.emit({ type: 'sample', t, seq: ++this.seq, value: Math.round(gap) });
+    if (this.failureShot && !this.recoveredShot && ++this.afterFailureFrames >= 3) {
+      this.recoveredShot = true;
+      this.shot('after-recovery.png', this.fresh);
+    }
+  }
+
+  private onNoFrame(t: number): void {
+    if (this.phase !== 'up' || this.stalledSince !== null) return;
+    const limit = this.config.interval + this.config.tolerance;
+    if (t - this.lastFreshAt > limit) {
+      this.stalledSince = this.lastFreshAt;
+      this.ctx.emit({ type: 'probe-note', message: `frames stopped: no fresh frame for ${Math.round(t - this.lastFreshAt)} ms; the screen shows the last one` });
+      this.failureShots('stall');
+    }
+  }
+
+  /** at the first failure: the last fresh frame, and the screen now when it shows something else */
+  private failureShots(why: 'stall' | 'disconnect' | 'exit'): void {
+    if (this.failureShot || !this.fresh || !this.layout) return;
+    this.failureShot = true;
+    this.afterFailureFrames = 0;
+    const lastFresh = this.fresh;
+    this.shot('before-failure.png', lastFresh);
+    const now = this.latest()!;
+    if (why !== 'stall' && !pixels(now, this.layout).equals(pixels(lastFresh, this.layout)) && !isBlank(now, this.layout)) {
+      this.shot('at-failure.png', now);
+    }
+  }
+
+  private shot(name: string, buf: Buffer | null): void {
+    if (!buf || !this.layout || isBlank(buf, this.layout)) return;
+    try {
+      this.ctx.attach(name, xwdToPng(buf, this.layout), 'image/png');
+    } catch (e) {
+      this.problems.push(`screenshot ${name}: ${(e as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * What the SSH probes (console, sftp) share: the connection settings in a
+ * suite, the client's policy (keepalive = OpenSSH's ServerAliveInterval /
+ * ServerAliveCountMax, ready timeout), and host key verification. The host key
+ * is checked against the fingerprint recorded for the target (the lab records
+ * it at `lab up`) or a known_hosts file; a key that matches neither is an
+ * error, never accepted.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Client, type ConnectConfig } from 'ssh2';
+import { z } from 'zod';
+import { duration, secretRef } from '../../core/schema-util.ts';
+import type { SshAccess } from '../../core/target.ts';
+import { readSecret } from './secrets.ts';
+import type { ProbeContext } from '../../core/probe.ts';
+
+export const sshFields = {
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  user: z.string().min(1).optional(),
+  privateKeyFile: z.string().min(1).optional(),
+  ...secretRef,
+  hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…"').optional(),
+  /** OpenSSH ServerAliveInterval/ServerAliveCountMax: ssh2's keepaliveInterval/keepaliveCountMax (off unless given) */
+  serverAlive: z.strictObject({ interval: duration({ min: 100 }), countMax: z.number().int().min(1).max(100).default(3) }).optional(),
+  /** how long the SSH handshake + authentication may take */
+  readyTimeout: duration({ min: 100 }).default(10_000),
+};
+
+export interface SshConfigFields {
+  name: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  privateKeyFile?: string;
+  passwordEnv?: string;
+  passwordFile?: string;
+  hostKey?: string;
+  serverAlive?: { interval: number; countMax: number };
+  readyTimeout: number;
+}
+
+export function sshPolicy(c: SshConfigFields): Record<string, unknown> {
+  return {
+    client: 'ssh2',
+    // measured: ssh2 gives up after interval × countMax of silence (OpenSSH's ServerAlive needs one interval more)
+    keepalive: c.serverAlive ? `every ${c.serverAlive.interval} ms, gives up after ${c.serverAlive.countMax} unanswered (ServerAliveInterval/CountMax)` : 'off (OpenSSH default)',
+    ...(c.serverAlive ? { keepaliveIntervalMs: c.serverAlive.interval, keepaliveCountMax: c.serverAlive.countMax, diesAfterMs: c.serverAlive.interval * c.serverAlive.countMax } : {}),
+    readyTimeoutMs: c.readyTimeout,
+    hostKey: 'verified against the recorded fingerprint; unknown keys refused',
+  };
+}
+
+export function fingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** Fingerprints a known_hosts file holds for host:port (plain and hashed entries). */
+export function knownHostsFingerprints(file: string, host: string, port: number): string[] {
+  const names = port === 22 ? [host, `[${host}]:22`] : [`[${host}]:${port}`];
+  const out: string[] = [];
+  for (const raw of readFileSync(file, 'utf8').split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith('@revoked')) continue;
+    const [hosts, , b64] = line.replace(/^@cert-authority\s+/, '').split(/\s+/);
+    if (!hosts || !b64) continue;
+    const match = hosts.split(',').some((h) => {
+      const m = /^\|1\|([^|]+)\|(.+)$/.exec(h);
+      if (!m) return names.includes(h);
+      return names.some((n) => createHmac('sha1', Buffer.from(m[1]!, 'base64')).update(n).digest('base64') === m[2]);
+    });
+    if (match) out.push(fingerprint(Buffer.from(b64, 'base64')));
+  }
+  return out;
+}
+
+export interface SshTarget {
+  host: string;
+  port: number;
+  user: string;
+  privateKey?: Buffer;
+  password?: string;
+  /** accepted host key fingerprints */
+  hostKeys: string[];
+  /** where the accepted keys came from, for error texts */
+  hostKeySource: string;
+}
+
+/** Resolves where and how to log in; throws a readable preflight error. */
+export function sshTarget(c: SshConfigFields, ctx: ProbeContext): SshTarget {
+  const t: Partial<SshAccess> = ctx.target.services.ssh ?? {};
+  const host = c.host ?? t.host ?? ctx.target.address;
+  const port = c.port ?? t.port ?? 22;
+  const user = c.user ?? t.user;
+  if (!user) throw new Error(`${c.name}: no ssh user (target.ssh.user or the probe's user)`);
+  const keyFile = c.privateKeyFile ?? t.privateKeyFile;
+  let privateKey: Buffer | undefined;
+  if (keyFile) {
+    try {
+      privateKey = readFileSync(keyFile);
+    } catch (e) {
+      throw new Error(`${c.name}: cannot read the private key file ${keyFile} (${(e as NodeJS.ErrnoException).code})`);
+    }
+  }
+  const ref = c.passwordEnv || c.passwordFile ? c : t;
+  const password = ref.passwordEnv || ref.passwordFile ? readSecret(ref, `${c.name}: ssh password`) : undefined;
+  if (!privateKey && password === undefined) throw new Error(`${c.name}: no ssh credentials (privateKeyFile, passwordEnv or passwordFile)`);
+  let hostKeys: string[] = [];
+  let hostKeySource = '';
+  if (c.hostKey ?? t.hostKey) {
+    hostKeys = [(c.hostKey ?? t.hostKey)!.replace(/=$/, '')];
+    hostKeySource = c.hostKey ? 'the probe\'s hostKey' : "the target's recorded host key";
+  } else if (t.knownHostsFile) {
+    hostKeys = knownHostsFingerprints(t.knownHostsFile, host, port);
+    hostKeySource = `known_hosts file ${t.knownHostsFile}`;
+    if (!hostKeys.length) throw new Error(`${c.name}: ${t.knownHostsFile} has no key for ${host}:${port}; an unknown host key is never accepted`);
+  } else {
+    throw new Error(`${c.name}: no recorded host key for ${host}:${port} (target.ssh.hostKey or knownHostsFile); an unknown host key is never accepted`);
+  }
+  return { host, port, user, privateKey, password, hostKeys, hostKeySource };
+}
+
+/**
+ * Connects and authenticates; resolves with the ready client. `onLost` gets the
+ * client's own error text when the connection dies later (e.g. ssh2's
+ * "Keepalive timeout").
+ */
+export function connectSsh(t: SshTarget, c: SshConfigFields, signal: AbortSignal, onLost: (e: Error) => void): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let ready = false;
+    let refused: string | null = null;
+    const cfg: ConnectConfig = {
+      host: t.host,
+      port: t.port,
+      username: t.user,
+      ...(t.privateKey ? { privateKey: t.privateKey } : {}),
+      ...(t.password !== undefined ? { password: t.password } : {}),
+      readyTimeout: c.readyTimeout,
+      keepaliveInterval: c.serverAlive?.interval ?? 0,
+      keepaliveCountMax: c.serverAlive?.countMax ?? 3,
+      hostVerifier: (key: Buffer) => {
+        const fp = fingerprint(key);
+        if (t.hostKeys.includes(fp)) return true;
+        refused = `host key ${fp} of ${t.host}:${t.port} does not match ${t.hostKeySource} (${t.hostKeys.join(', ')}): refused`;
+        return false;
+      },
+    };
+    const abort = () => client.destroy();
+    signal.addEventListener('abort', abort, { once: true });
+    client.on('ready', () => {
+      ready = true;
+      resolve(client);
+    });
+    client.on('error', (e: Error & { level?: string }) => {
+      if (!ready) {
+        signal.removeEventListener('abort', abort);
+        client.destroy();
+        return reject(refused ? new Error(refused) : e);
+      }
+      onLost(e);
+    });
+    client.on('close', () => {
+      if (!ready) return reject(new Error(refused ?? `ssh connection to ${t.host}:${t.port} closed during the handshake`));
+      onLost(new Error('connection closed'));
+    });
+    client.connect(cfg);
+  });
+}

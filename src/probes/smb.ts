@@ -1,0 +1,208 @@
+/**
+ * smb: a large file copy over SMB with Samba's own client, `smbclient`, run as
+ * a child process (no maintained npm SMB2 client was worth trusting here). The
+ * file is fetched with `get FILE -`, so its bytes stream through the probe:
+ * that stream is the progress (a sample per interval, value = bytes so far)
+ * and is hashed (sha256) against the server's published checksum (FILE.sha256
+ * beside it on the share, or the probe's `sha256`).
+ *
+ * Policy: smbclient's own per-request timeout (`-t`, default 20 s: the
+ * NT_STATUS_IO_TIMEOUT the seeds saw ~19–20 s into a blackout), the protocol
+ * ceiling, an optional application stall timeout. No reconnect: a broken copy
+ * is a failed copy. Credentials go through a 0600 authentication file in a
+ * private temp folder, never on the command line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { duration, probeBase, secretRef } from '../core/schema-util.ts';
+import { CopyProgress, settledWithin } from './shared/copy-progress.ts';
+import { readSecret } from './shared/secrets.ts';
+import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
+
+const schema = z.strictObject({
+  ...probeBase('smb', { interval: 250, tolerance: 750 }),
+  host: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  share: z.string().min(1).optional(),
+  user: z.string().min(1).optional(),
+  domain: z.string().min(1).default('WORKGROUP'),
+  ...secretRef,
+  /** the file on the share (default: the lab's large file) */
+  file: z.string().regex(/^[^"\n]+$/, 'expected a file name without quotes').optional(),
+  /** the expected sha256 (hex); default: read from FILE.sha256 on the share */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  /** smbclient -t: its timeout for each SMB request (default 20 s, smbclient's own) */
+  timeout: duration({ min: 1000 }).default(20_000),
+  /** smbclient -m: the highest protocol to negotiate */
+  maxProtocol: z.enum(['SMB2', 'SMB3']).default('SMB3'),
+  /** the application aborts a copy that made no progress this long (0: never) */
+  stallTimeout: duration().default(0),
+  closeWait: duration().default(13_000),
+});
+export type SmbConfig = z.infer<typeof schema>;
+
+interface Smb {
+  host: string;
+  port: number;
+  share: string;
+  authFile: string;
+  dir: string;
+}
+
+function smbArgs(s: Smb, config: SmbConfig, command: string): string[] {
+  return [`//${s.host}/${s.share}`, '-p', String(s.port), '-A', s.authFile, '-E', '-t', String(Math.round(config.timeout / 1000)), '-m', config.maxProtocol, '-c', command];
+}
+
+/** the NT_STATUS line smbclient printed, or its last line */
+function smbError(stderr: string, code: number | null, signal: NodeJS.Signals | null): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const nt = lines.filter((l) => /NT_STATUS_\w+/.test(l));
+  const text = (nt.length ? nt.join('; ') : lines.at(-1)) ?? '';
+  return `smbclient ${signal ? `killed by ${signal}` : `exit ${code}`}${text ? `: ${text}` : ''}`;
+}
+
+function fetchSmall(s: Smb, config: SmbConfig, file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('smbclient', smbArgs(s, config, `get "${file}" -`), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), config.timeout + 5000);
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`smbclient: ${e.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0 && out) resolve(out);
+      else reject(new Error(`//${s.host}/${s.share}/${file}: ${smbError(err, code, signal)}`));
+    });
+  });
+}
+
+function smbTarget(config: SmbConfig, ctx: ProbeContext): Smb & { password: string } {
+  const t = ctx.target.services.smb;
+  const share = config.share ?? t?.share;
+  const user = config.user ?? t?.user;
+  if (!share || !user) throw new Error(`${config.name}: no SMB share/user (the lab's smb service or the probe's share and user)`);
+  const ref = config.passwordEnv || config.passwordFile ? config : (t ?? {});
+  const password = readSecret(ref, `${config.name}: SMB password`);
+  const dir = mkdtempSync(join(tmpdir(), 'blackout-smb-'));
+  const authFile = join(dir, 'auth');
+  writeFileSync(authFile, `username = ${user}\npassword = ${password}\ndomain = ${config.domain}\n`, { mode: 0o600 });
+  return { host: config.host ?? t?.host ?? ctx.target.address, port: config.port ?? t?.port ?? 445, share, authFile, dir, password };
+}
+
+export const smb: ProbeDefinition<SmbConfig> = {
+  kind: 'smb',
+  summary: 'large SMB file copy with smbclient (child process, progress from the byte stream), sha256 checked',
+  schema,
+  policy: (c) => ({
+    client: 'smbclient (Samba)',
+    requestTimeoutMs: c.timeout,
+    maxProtocol: c.maxProtocol,
+    stallTimeoutMs: c.stallTimeout || 'none',
+    reconnect: 'none',
+    verify: 'sha256 of the received bytes vs the server-published checksum',
+  }),
+  create(config, ctx) {
+    let s: (Smb & { password: string }) | null = null;
+    let child: ChildProcess | null = null;
+    let progress: CopyProgress | null = null;
+    let copy: Promise<void> | null = null;
+    let lostEmitted = false;
+    let stderrTail = () => '';
+
+    const lose = (message: string) => {
+      if (lostEmitted || ctx.signal.aborted) return;
+      lostEmitted = true;
+      progress?.stop();
+      ctx.emit({ type: 'session-lost', message: s ? message.split(s.password).join('[redacted]') : message });
+    };
+
+    return {
+      async open() {
+        s = smbTarget(config, ctx);
+        const file = config.file ?? ctx.target.services.files?.file;
+        if (!file) throw new Error(`${config.name}: no file to copy (the probe's file)`);
+        // the server's end: its published checksum (this also checks login and share before anything is injected)
+        const expected = config.sha256 ?? (await fetchSmall(s, config, `${file}.sha256`)).split(/\s+/)[0]!;
+        if (!/^[0-9a-f]{64}$/.test(expected)) throw new Error(`${file}.sha256 on the share holds no sha256`);
+        const smbc = s;
+        const hash = createHash('sha256');
+        let stderr = '';
+        child = spawn('smbclient', smbArgs(smbc, config, `get "${file}" -`), { stdio: ['ignore', 'pipe', 'pipe'] });
+        const c = child;
+        stderrTail = () => stderr;
+        let opened = false;
+        c.stderr!.on('data', (d: Buffer) => {
+          stderr = (stderr + d.toString()).slice(-4000);
+          // smbclient reports the failure at once (e.g. NT_STATUS_IO_TIMEOUT) but may take many seconds
+          // more to exit: the error reached the application when it was printed
+          const line = stderr.split('\n').find((l) => /NT_STATUS_\w+/.test(l));
+          if (line && opened && !progress?.done) {
+            lose(`smbclient: ${line.trim()}`);
+            c.kill('SIGKILL');
+          }
+        });
+        const firstBytes = new Promise<void>((resolve, reject) => {
+          c.stdout!.once('data', () => resolve());
+          c.once('close', (code, signal) => reject(new Error(smbError(stderr, code, signal))));
+          c.once('error', (e) => reject(new Error(`smbclient: ${e.message}`)));
+        });
+        const prog = (progress = new CopyProgress(ctx, config.interval, config.stallTimeout, (e) => {
+          lose(e.message);
+          c.kill('SIGKILL');
+        }));
+        c.stdout!.on('data', (d: Buffer) => {
+          hash.update(d);
+          prog.add(d.length);
+        });
+        copy = new Promise<void>((resolve) => {
+          c.on('close', (code, signal) => {
+            if (code === 0 && !lostEmitted) {
+              prog.finish();
+              const got = hash.digest('hex');
+              ctx.emit({ type: 'probe-note', message: `copy finished: ${prog.bytes} bytes in ${((prog.finishedAt! - prog.startedAt) / 1000).toFixed(1)} s`, data: prog.summary(prog.bytes) });
+              ctx.emit({
+                type: 'verify',
+                ok: got === expected,
+                message: got === expected ? `${file}: sha256 matches the server's` : `${file}: sha256 mismatch — server ${expected}, received ${got}: the copy is corrupt`,
+                data: { file, server: expected, client: got, bytes: prog.bytes },
+              });
+            } else if (!ctx.signal.aborted || !progress?.done) {
+              lose(smbError(stderr, code, signal));
+            }
+            resolve();
+          });
+        });
+        try {
+          await firstBytes;
+        } catch (e) {
+          throw e;
+        }
+        opened = true;
+        ctx.emit({ type: 'session-open', reconnect: false, message: `get ${file} started` });
+        prog.start();
+      },
+      async close() {
+        if (copy && progress && !progress.done && !lostEmitted) {
+          if (!(await settledWithin(copy, config.closeWait))) {
+            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified`, fatal: false });
+          }
+        }
+        progress?.stop();
+        if (child && child.exitCode === null && child.signalCode === null) {
+          if (stderrTail().trim()) ctx.emit({ type: 'probe-note', message: `smbclient still running at close (ended); it had said: ${stderrTail().trim().split('\n').slice(-3).join(' | ')}` });
+          child.kill('SIGKILL');
+        }
+        if (s) rmSync(s.dir, { recursive: true, force: true });
+      },
+    };
+  },
+};

@@ -1,0 +1,57 @@
+/** Turns a suite's `target:` into a ResolvedTarget, checking that a lab target is up. */
+import { DEFAULT_LAB, readLabState, labHealth } from '../lab/lab.ts';
+import { readVmState, vmTarget } from '../lab/vm.ts';
+import type { TargetConfig } from './suite.ts';
+import type { ResolvedTarget, SshAccess, PostgresAccess, SmbAccess, WebAccess, FilesAccess } from '../core/target.ts';
+
+export class PreflightError extends Error {}
+
+export async function resolveTarget(config: TargetConfig, opts: { lab?: string } = {}): Promise<ResolvedTarget> {
+  if (config === 'lab' || config === 'lab-vm' || 'lab' in config) {
+    const name = typeof config === 'object' ? config.lab : (opts.lab ?? process.env.BLACKOUT_LAB ?? DEFAULT_LAB);
+    const state = readLabState(name);
+    if (!state) throw new PreflightError(`lab "${name}" is not up: run \`blackout lab up${name === DEFAULT_LAB ? '' : ` --name ${name}`}\` first`);
+    const health = await labHealth(state);
+    if (!health.up) throw new PreflightError(`lab "${name}" is not healthy (${health.problems.join('; ')}): run \`blackout lab up\` again`);
+    const wantVm = config === 'lab-vm' || (typeof config === 'object' && 'vm' in config && config.vm);
+    if (wantVm) {
+      const vm = readVmState(state);
+      if (!vm) throw new PreflightError(`the VM of lab "${name}" is not up: run \`blackout lab up --vm${name === DEFAULT_LAB ? '' : ` --name ${name}`}\` first`);
+      return vmTarget(state, vm);
+    }
+    const s = state.services;
+    const ssh = s.ssh as unknown as { port: number; user: string; privateKeyFile: string; hostKey: string } | undefined;
+    const pg = s.postgres as unknown as { port: number; database: string; user: string; passwordFile: string } | undefined;
+    return {
+      name: `lab ${name}`,
+      address: state.targetAddress,
+      lab: state,
+      services: {
+        ...Object.fromEntries(Object.entries(s).map(([k, v]) => [k, { ...v, host: state.targetAddress }])),
+        echo: s.echo ? { port: s.echo.port } : undefined,
+        ssh: ssh && { host: state.targetAddress, port: ssh.port, user: ssh.user, privateKeyFile: ssh.privateKeyFile, hostKey: ssh.hostKey },
+        smb: smbOf(s.smb, state.targetAddress),
+        web: webOf(s.web),
+        files: filesOf(s.files),
+        postgres: pg && { host: state.targetAddress, port: pg.port, database: pg.database, user: pg.user, passwordFile: pg.passwordFile },
+      },
+    };
+  }
+  const ssh: SshAccess | undefined = config.ssh && { host: config.host, ...config.ssh };
+  const postgres: PostgresAccess | undefined = config.postgres && { host: config.host, ...config.postgres };
+  return { name: config.host, address: config.host, services: { echo: config.echo, ssh, postgres } };
+}
+
+// lab services added by the probes issue (smb, web, files)
+function smbOf(v: unknown, host: string): SmbAccess | undefined {
+  const s = v as { port: number; share: string; user: string; passwordFile: string } | undefined;
+  return s && { host, port: s.port, share: s.share, user: s.user, passwordFile: s.passwordFile };
+}
+function webOf(v: unknown): WebAccess | undefined {
+  const s = v as { url: string; user: string; passwordFile: string; adminSocket: string } | undefined;
+  return s && { url: s.url, user: s.user, passwordFile: s.passwordFile, adminSocket: s.adminSocket };
+}
+function filesOf(v: unknown): FilesAccess | undefined {
+  const s = v as { dir: string; file: string; size: number; sha256: string } | undefined;
+  return s && { dir: s.dir, file: s.file, size: s.size, sha256: s.sha256 };
+}

@@ -1,0 +1,357 @@
+/**
+ * The runner: one execution of a suite.
+ *
+ *   preflight (target up, injector can act, stale faults healed)
+ *   for each blackout length — a trial:
+ *     open every probe's session → warm-up (steady state) → cut → wait →
+ *     restore (always: finally, signals, errors; kill -9 is covered by the
+ *     injector's kernel timeout / watchdog) → recovery watch → close sessions
+ *   run-end, analysis, reports
+ *
+ * One writer appends every fact to events.jsonl as it happens. Exit codes:
+ * 0 every expectation held, 1 one did not, 2 bad input or preflight failure
+ * (nothing injected), 130 after Ctrl-C (the target restored first).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
+import { hostname } from 'node:os';
+import { join, relative } from 'node:path';
+import { createClock, sleep, type Clock } from '../core/clock.ts';
+import { EventLog } from '../core/event-log.ts';
+import { EVENT_SCHEMA_VERSION, type BlackoutEvent, type ProbeInfo } from '../core/events.ts';
+import { resolveTarget, PreflightError } from './resolve-target.ts';
+import type { Suite } from './suite.ts';
+import type { ResolvedTarget } from '../core/target.ts';
+import { probeDefinition } from '../probes/index.ts';
+import type { Probe, ProbeConfigBase, ProbeContext, ProbeEvent } from '../core/probe.ts';
+import { injectorDefinition } from '../injectors/index.ts';
+import type { Injector } from '../core/injector.ts';
+import { redactConfig } from '../core/redact.ts';
+import { AnalysisBuilder } from '../analysis/analysis.ts';
+import { createPlanner, type PlannedTrial, type Sweep } from '../analysis/search.ts';
+import { VERSION } from '../core/version.ts';
+import { installCrashGuards, probeScope } from './containment.ts';
+
+export const EXIT = { ok: 0, expectationFailed: 1, badInput: 2, interrupted: 130 } as const;
+
+export interface RunOptions {
+  outDir: string;
+  /** lab name override for `target: lab` */
+  lab?: string;
+  /** aborting it is Ctrl-C: restore, write what completed, exit 130 */
+  signal?: AbortSignal;
+  /** terminal progress */
+  log?: (line: string) => void;
+  /** subscribers to the event stream (live view) */
+  onEvent?: (e: BlackoutEvent) => void;
+  /** an externally shared clock (tests) */
+  clock?: Clock;
+}
+
+export interface RunResult {
+  exitCode: number;
+  outDir: string;
+  eventsPath: string;
+  reason: string;
+}
+
+/** Per-probe live state, fed from the event stream (the runner's recovery watch and the live view use it). */
+export interface ProbeState {
+  name: string;
+  kind: string;
+  lastOkAt: number | null;
+  lastLatencyMs: number | null;
+  lost: boolean;
+  lastError: string | null;
+  okAfterRestore: boolean;
+}
+
+export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResult> {
+  const log = opts.log ?? (() => {});
+  const clock = opts.clock ?? createClock();
+  mkdirSync(opts.outDir, { recursive: true });
+  const eventsPath = join(opts.outDir, 'events.jsonl');
+  const events = new EventLog(eventsPath);
+  // the analysis folds every event as it is written: the search planner reads each finished trial from it
+  const analysis = new AnalysisBuilder();
+  events.subscribe((e) => analysis.add(e));
+  if (opts.onEvent) events.subscribe(opts.onEvent);
+  const emit = (e: BlackoutEvent) => events.append(e);
+  const signal = opts.signal ?? new AbortController().signal;
+  let injector: Injector | null = null;
+  let target: ResolvedTarget | null = null;
+
+  const probeInfos: ProbeInfo[] = suite.probes.map((p) => ({
+    name: p.name,
+    kind: p.kind,
+    intervalMs: p.interval,
+    toleranceMs: p.tolerance,
+    policy: probeDefinition(p.kind)!.policy(p),
+  }));
+  const finish = (exitCode: number, reason: string): RunResult => {
+    emit({ type: 'run-end', t: clock.now(), exitCode, reason });
+    events.close();
+    return { exitCode, outDir: opts.outDir, eventsPath, reason };
+  };
+
+  let preflightError: string | null = null;
+  try {
+    target = await resolveTarget(suite.target, { lab: opts.lab });
+    const def = injectorDefinition(suite.injector.kind)!;
+    injector = def.create(suite.injector, {
+      target,
+      clock,
+      runDir: opts.outDir,
+      log,
+      info: (data) => emit({ type: 'injector-info', t: clock.now(), trial: currentTrial, data }),
+      subscribe: (listener) => events.subscribe(listener),
+    });
+    await injector.preflight();
+  } catch (e) {
+    preflightError = (e as Error).message;
+  }
+  emit({
+    type: 'run-start',
+    t: clock.now(),
+    schema: EVENT_SCHEMA_VERSION,
+    runId: `${new Date(clock.originWallMs).toISOString().replace(/[:.]/g, '-')}-${process.pid}`,
+    suite: suite.name,
+    config: redactConfig(suite),
+    wallMs: clock.originWallMs,
+    host: hostname(),
+    target: { name: target?.name ?? '(unresolved)', address: target?.address ?? '' },
+    injector: { kind: suite.injector.kind, ...(injector?.describe() ?? {}) },
+    probes: probeInfos,
+    version: VERSION,
+  });
+  if (preflightError || !injector || !target) {
+    emit({ type: 'preflight', t: clock.now(), ok: false, message: preflightError ?? 'preflight failed' });
+    log(`preflight failed: ${preflightError}`);
+    return finish(EXIT.badInput, `preflight: ${preflightError}`);
+  }
+
+  // heal what a dead run may have left, and log it
+  const healed = await injector.heal().catch((e: Error) => [`heal failed: ${e.message}`]);
+  if (healed.length) {
+    emit({ type: 'heal', t: clock.now(), actions: healed });
+    for (const h of healed) log(`healed: ${h}`);
+  }
+
+  // how lengths are chosen: the suite's sweep (a list, or an adaptive search), else the injector's default
+  const sweep: Sweep | null =
+    suite.sweep ??
+    (suite.blackouts?.length ? { mode: 'list', lengths: suite.blackouts, repeat: 1 } : injector.defaultBlackoutsMs?.length ? { mode: 'list', lengths: injector.defaultBlackoutsMs, repeat: 1 } : null);
+  if (!sweep) {
+    emit({ type: 'preflight', t: clock.now(), ok: false, message: 'blackouts: no blackout lengths given' });
+    return finish(EXIT.badInput, 'no blackout lengths');
+  }
+  const planner = createPlanner(sweep, suite.probes.map((p) => p.name));
+  const total = planner.plannedTrials;
+
+  let currentTrial = -1;
+  let interrupted = false;
+  // an exception no probe owns is a harness bug: record it, keep going, restore as always
+  const uninstallGuards = installCrashGuards((err) => log(`internal error (the run continues): ${(err as Error)?.stack ?? String(err)}`));
+  const onAbort = () => (interrupted = true);
+  signal.addEventListener('abort', onAbort, { once: true });
+
+  try {
+    for (let i = 0; ; i++) {
+      if (interrupted) break;
+      const step = planner.next();
+      if (!step) break;
+      if (i > 0 && suite.cooldown > 0) await sleep(suite.cooldown, signal).catch(() => {});
+      if (interrupted) break;
+      currentTrial = i;
+      const outcome = await runTrial(i, step);
+      if (outcome === 'preflight-failed') return finish(EXIT.badInput, `preflight: ${preflightError}`);
+      // the planner sees the finished trial's analysis (folded from the events as they were written)
+      const result = analysis.trial(i);
+      planner.observe({
+        index: i,
+        requestedMs: step.lengthMs,
+        outcomes: result ? Object.fromEntries(Object.entries(result.probes).map(([n, r]) => [n, r.outcome])) : {},
+      });
+    }
+    const why = planner.stopReason();
+    if (why && sweep.mode === 'search') log(`search done: ${why}`);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    await injector.dispose?.().catch(() => {});
+    uninstallGuards();
+  }
+  if (interrupted) return finish(EXIT.interrupted, 'interrupted (Ctrl-C / SIGTERM); the target was restored');
+  // expectations are judged by the analysis from the events; the runner only reports completion
+  return finish(EXIT.ok, 'completed');
+
+  async function runTrial(index: number, step: PlannedTrial): Promise<'ok' | 'preflight-failed' | 'skipped'> {
+    const inj = injector!;
+    const requestedMs = step.lengthMs;
+    emit({ type: 'trial-start', t: clock.now(), trial: index, requestedMs, reason: step.reason, ...(step.plan ? { plan: step.plan } : {}) });
+    log(`trial ${index + 1}${total ? `/${total}` : ''}: ${requestedMs} ms blackout — ${step.reason}`);
+    const states = new Map<string, ProbeState>();
+    const trialAbort = new AbortController();
+    // every probe (hundreds in a load test) listens on the one trial signal: that is by design, not a leak
+    setMaxListeners(0, trialAbort.signal);
+    const stopProbes = () => trialAbort.abort(new Error('trial over'));
+    signal.addEventListener('abort', stopProbes, { once: true });
+    let restoredAt = Infinity;
+    const running: Array<{ cfg: ProbeConfigBase; probe: Probe }> = [];
+
+    const probeEmit = (cfg: ProbeConfigBase) => (e: ProbeEvent) => {
+      const ev = { ...e, t: e.t ?? clock.now(), probe: cfg.name, trial: index } as BlackoutEvent;
+      const st = states.get(cfg.name)!;
+      if (ev.type === 'sample') {
+        st.lastOkAt = Math.max(st.lastOkAt ?? -Infinity, ev.t);
+        st.lastLatencyMs = ev.latencyMs ?? null;
+        if (ev.t > restoredAt) st.okAfterRestore = true;
+        if (st.lost) st.lost = false;
+      } else if (ev.type === 'session-lost') {
+        st.lost = true;
+        st.lastError = ev.message;
+      } else if (ev.type === 'probe-error') st.lastError = ev.message;
+      emit(ev);
+    };
+
+    try {
+      emit({ type: 'phase', t: clock.now(), trial: index, phase: 'open' });
+      const opened = await Promise.allSettled(
+        suite.probes.map(async (cfg) => {
+          const def = probeDefinition(cfg.kind)!;
+          states.set(cfg.name, { name: cfg.name, kind: cfg.kind, lastOkAt: null, lastLatencyMs: null, lost: false, lastError: null, okAfterRestore: false });
+          const ctx: ProbeContext = {
+            name: cfg.name,
+            trial: index,
+            clock,
+            target: target!,
+            runDir: opts.outDir,
+            signal: trialAbort.signal,
+            emit: probeEmit(cfg),
+            attach: (name, data, contentType) => {
+              const dir = join(opts.outDir, 'attachments');
+              mkdirSync(dir, { recursive: true });
+              const file = join(dir, `t${index}-${cfg.name}-${name}`.replace(/[^A-Za-z0-9._-]/g, '_'));
+              writeFileSync(file, data);
+              const rel = relative(opts.outDir, file);
+              emit({ type: 'attachment', t: clock.now(), trial: index, probe: cfg.name, name, path: rel, contentType });
+              return rel;
+            },
+          };
+          let crashed = false;
+          const scope = {
+            probe: cfg.name,
+            trial: index,
+            onCrash: (err: unknown) => {
+              if (crashed) return;
+              crashed = true;
+              const message = `the probe crashed: ${(err as Error)?.message ?? String(err)}`;
+              ctx.emit({ type: 'probe-error', message, fatal: true });
+              ctx.emit({ type: 'session-lost', message });
+              // stop it (bounded); it will not be asked again in this trial
+              void withTimeout(probe.close(), 5000, 'close after crash').catch(() => {});
+            },
+          };
+          const probe = probeScope.run(scope, () => def.create(cfg, ctx));
+          running.push({ cfg, probe });
+          await withTimeout(probeScope.run(scope, () => probe.open()), 30_000, `${cfg.name}: opening the session took longer than 30 s`);
+        }),
+      );
+      const failures = opened.flatMap((r, i) => (r.status === 'rejected' ? [`${suite.probes[i]!.name}: ${(r.reason as Error).message}`] : []));
+      if (failures.length) {
+        for (const f of failures) emit({ type: 'preflight', t: clock.now(), ok: false, probe: f.split(':')[0], message: f });
+        if (index === 0) {
+          preflightError = failures.join('; ');
+          log(`preflight failed: ${preflightError}`);
+          return 'preflight-failed';
+        }
+        log(`trial ${index + 1}: could not open ${failures.join('; ')}; skipping its blackout`);
+        return 'skipped';
+      }
+
+      emit({ type: 'phase', t: clock.now(), trial: index, phase: 'warmup' });
+      await sleep(suite.warmup, signal).catch(() => {});
+      if (interrupted) return 'skipped';
+      const now = clock.now();
+      const unsteady = suite.probes.filter((cfg) => {
+        const st = states.get(cfg.name)!;
+        return st.lost || st.lastOkAt === null || now - st.lastOkAt > Math.max(cfg.interval + cfg.tolerance, suite.warmup);
+      });
+      if (unsteady.length) {
+        const msg = unsteady.map((c) => `${c.name}: no steady good samples during warm-up${states.get(c.name)!.lastError ? ` (${states.get(c.name)!.lastError})` : ''}`).join('; ');
+        emit({ type: 'preflight', t: clock.now(), ok: false, message: msg });
+        if (index === 0) {
+          preflightError = msg;
+          log(`preflight failed: ${msg}`);
+          return 'preflight-failed';
+        }
+        log(`trial ${index + 1}: ${msg}; skipping its blackout`);
+        return 'skipped';
+      }
+      if (index === 0) emit({ type: 'preflight', t: clock.now(), ok: true, message: 'every probe has a steady session' });
+
+      // ---- the blackout ----
+      emit({ type: 'phase', t: clock.now(), trial: index, phase: 'cut' });
+      let cut;
+      try {
+        cut = await inj.cut(requestedMs);
+      } catch (e) {
+        // a half-done cut must still be undone
+        const r = await inj.restore('error').catch(() => null);
+        if (r) emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason: 'error', detail: { error: (e as Error).message, ...r.detail } });
+        throw e;
+      }
+      emit({ type: 'cut', t: cut.t, before: cut.before, deadline: cut.deadline, trial: index, detail: cut.detail });
+      let reason = 'scheduled';
+      try {
+        // the restore starts `requested` after the cut took effect, so a blackout is never shorter
+        // than asked, however long the cut command took (a slow `virsh suspend` over SSH); the nft
+        // cut's own window is well under a millisecond
+        if (!inj.selfTimed) await sleep(cut.t + requestedMs - clock.now(), signal);
+      } catch {
+        reason = 'signal';
+      } finally {
+        const r = await inj.restore(reason);
+        restoredAt = r.t;
+        emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason, detail: r.detail });
+        log(`restored after ${(r.t - cut.t).toFixed(1)} ms (${reason})`);
+      }
+      if (interrupted) return 'ok';
+
+      // ---- recovery watch: until every probe came back or gave up, bounded by `recovery` ----
+      emit({ type: 'phase', t: clock.now(), trial: index, phase: 'recovery' });
+      const recoveryEnd = restoredAt + suite.recovery;
+      while (clock.now() < recoveryEnd && !interrupted) {
+        const settled = suite.probes.every((cfg, i) => {
+          const st = states.get(cfg.name)!;
+          // a lost session with no reconnect policy has nothing more to show
+          const terminal = st.lost && (probeInfos[i]!.policy.reconnect ?? 'none') === 'none';
+          return terminal || (st.okAfterRestore && !st.lost);
+        });
+        if (settled) break;
+        await sleep(50);
+      }
+      // a little steady state after the last recovery, so "resumed" is seen to hold
+      const linger = Math.min(2000, Math.max(500, ...suite.probes.map((p) => 3 * p.interval)));
+      await sleep(linger, signal).catch(() => {});
+      return 'ok';
+    } finally {
+      signal.removeEventListener('abort', stopProbes);
+      emit({ type: 'phase', t: clock.now(), trial: index, phase: 'drain' });
+      trialAbort.abort(new Error('trial over'));
+      await Promise.allSettled(running.map(({ cfg, probe }) => withTimeout(probe.close(), 15_000, `${cfg.name}: close took longer than 15 s`).catch((e: Error) => emit({ type: 'probe-error', t: clock.now(), probe: cfg.name, trial: index, message: e.message, fatal: false }))));
+      emit({ type: 'trial-end', t: clock.now(), trial: index });
+    }
+  }
+}
+
+export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    }),
+  ]);
+}
+
+export { PreflightError };

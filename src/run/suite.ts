@@ -1,0 +1,235 @@
+/**
+ * Suite files: YAML (or TypeScript with `defineSuite`), validated strictly.
+ * Every error names the field and what was expected; nothing is run until the
+ * whole suite is valid.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve, extname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { tsImport } from 'tsx/esm/api';
+import { z } from 'zod';
+import { duration, secretRef } from '../core/schema-util.ts';
+import { probes, probeDefinition } from '../probes/index.ts';
+import { injectors, injectorDefinition } from '../injectors/index.ts';
+import type { ProbeConfigBase } from '../core/probe.ts';
+import type { Sweep } from '../analysis/search.ts';
+import { migrationSchema } from '../analysis/migration-model.ts';
+
+const hostname = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$|^\[?[0-9A-Fa-f:.]+\]?$/, 'expected a host name or an IP address');
+
+const realTarget = z.strictObject({
+  host: hostname,
+  echo: z.strictObject({ port: z.number().int().min(1).max(65535) }).optional(),
+  ssh: z
+    .strictObject({
+      user: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, 'expected a user name'),
+      port: z.number().int().min(1).max(65535).default(22),
+      privateKeyFile: z.string().min(1).optional(),
+      ...secretRef,
+      hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…"').optional(),
+      knownHostsFile: z.string().min(1).optional(),
+    })
+    .optional(),
+  postgres: z
+    .strictObject({
+      port: z.number().int().min(1).max(65535).default(5432),
+      database: z.string().min(1),
+      user: z.string().min(1),
+      ...secretRef,
+    })
+    .optional(),
+});
+
+const targetSchema = z.union([
+  z.literal('lab'),
+  z.literal('lab-vm'),
+  z.strictObject({ lab: z.string().regex(/^[a-z][a-z0-9-]{0,15}$/, 'expected a lab name'), vm: z.boolean().default(false) }),
+  realTarget,
+]);
+export type TargetConfig = z.infer<typeof targetSchema>;
+
+// 0 means "as long as the injector's own operation takes" (a real live migration)
+const blackoutsSchema = z.union([
+  z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length'),
+  z.strictObject({
+    lengths: z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length'),
+    repeat: z.number().int().min(1).max(100).default(1),
+  }),
+  z.strictObject({
+    /** an adaptive search for every probe's breaking point (src/analysis/search.ts) */
+    search: z
+      .strictObject({
+        from: duration({ min: 1 }),
+        to: duration({ min: 1 }),
+        resolution: duration({ min: 1 }),
+        maxTrials: z.number().int().min(1).max(500).default(40),
+      })
+      .refine((s) => s.to > s.from, { message: 'expected to > from' })
+      .refine((s) => s.resolution <= s.to - s.from, { message: 'expected a resolution no larger than to − from' }),
+  }),
+]);
+
+const expectationSchema = z.strictObject({
+  /** the probe must survive (transparent or stalled) every blackout up to this length, and one at least this long */
+  survives: duration({ min: 0 }).optional(),
+});
+
+const baseSuite = z.strictObject({
+  name: z.string().min(1).max(200),
+  description: z.string().optional(),
+  target: targetSchema,
+  probes: z.array(z.unknown()).min(1, 'expected at least one probe'),
+  injector: z.unknown().optional(), // validated by its kind's own schema below
+  blackouts: blackoutsSchema.optional(),
+  warmup: duration({ min: 0, max: 600_000 }).default(2000),
+  recovery: duration({ min: 0, max: 3_600_000 }).default(20_000),
+  /** pause between trials so TCP stacks settle */
+  cooldown: duration({ min: 0, max: 600_000 }).default(1000),
+  expect: z.record(z.string(), expectationSchema).default({}),
+  /** the migration verdict's links and VM sizes (src/analysis/migration-model.ts) */
+  migration: migrationSchema,
+});
+
+export interface Suite extends Omit<z.infer<typeof baseSuite>, 'probes' | 'injector' | 'blackouts'> {
+  probes: ProbeConfigBase[];
+  injector: { kind: string } & Record<string, unknown>;
+  /** blackout lengths in the order they run, ms (repeats expanded); empty for a search */
+  blackouts: number[];
+  /** how the runner picks each trial's length; null: the injector's default lengths */
+  sweep: Sweep | null;
+}
+
+/** The input type of a TypeScript suite (durations as "10s" strings or ms numbers). */
+export type SuiteInput = z.input<typeof baseSuite> & { probes: Array<Record<string, unknown>>; injector: Record<string, unknown> };
+export function defineSuite(suite: SuiteInput): SuiteInput {
+  return suite;
+}
+
+export class SuiteError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: ${problems.length === 1 ? problems[0] : `\n  - ${problems.join('\n  - ')}`}`);
+  }
+}
+
+/** probes[1].interval, expect["odd key"].survives: a path a person can find in the file */
+function pathText(path: ReadonlyArray<PropertyKey>): string {
+  let s = '';
+  for (const p of path) {
+    if (typeof p === 'number') s += `[${p}]`;
+    else if (/^[A-Za-z_][\w-]*$/.test(String(p))) s += s ? `.${String(p)}` : String(p);
+    else s += `[${JSON.stringify(String(p))}]`;
+  }
+  return s;
+}
+
+type Issue = z.core.$ZodIssue;
+
+/** For a union, the branch that got furthest (deepest path) explains the problem best. */
+function explainUnion(i: Extract<Issue, { code: 'invalid_union' }>): Issue[] | null {
+  const branches = (i.errors ?? []).filter((b) => b.length > 0);
+  if (!branches.length) return null;
+  const depth = (b: Issue[]) => Math.max(...b.map((x) => x.path.length));
+  const best = branches.reduce((a, b) => (depth(b) > depth(a) ? b : a));
+  if (depth(best) === 0) return null;
+  return best.map((x) => ({ ...x, path: [...i.path, ...x.path] }));
+}
+
+function issuesOf(error: { issues: Issue[] }, prefix: Array<string | number> = []): string[] {
+  return error.issues.flatMap((i): string[] => {
+    if (i.code === 'invalid_union') {
+      const inner = explainUnion(i);
+      if (inner) return issuesOf({ issues: inner }, prefix);
+    }
+    const path = pathText([...prefix, ...i.path]);
+    let msg = i.message;
+    if (i.code === 'unrecognized_keys') msg = `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (i.code === 'invalid_union' && prefix.length === 0 && i.path[0] === 'target') {
+      msg = 'expected "lab", "lab-vm", { lab: NAME } or { host, ssh, postgres, … } (see DESIGN.md)';
+    }
+    return [`${path || '(suite)'}: ${msg}`];
+  });
+}
+
+/** Validates a suite object; throws SuiteError listing every problem with its field. */
+export function validateSuite(raw: unknown, file = 'suite'): Suite {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SuiteError(file, ['(suite): expected a mapping with name, target, probes, injector, blackouts']);
+  const problems: string[] = [];
+  const base = baseSuite.safeParse(raw);
+  if (!base.success) problems.push(...issuesOf(base.error));
+  const r = raw as Record<string, unknown>;
+
+  const probeConfigs: ProbeConfigBase[] = [];
+  if (Array.isArray(r.probes)) {
+    const names = new Set<string>();
+    r.probes.forEach((p, i) => {
+      const kind = p && typeof p === 'object' ? (p as Record<string, unknown>).kind : undefined;
+      const def = typeof kind === 'string' ? probeDefinition(kind) : undefined;
+      if (!def) {
+        problems.push(`probes[${i}].kind: expected one of ${probes.map((d) => d.kind).join(', ')}, got ${JSON.stringify(kind)}`);
+        return;
+      }
+      const parsed = def.schema.safeParse(p);
+      if (!parsed.success) return void problems.push(...issuesOf(parsed.error, ['probes', i]));
+      if (names.has(parsed.data.name)) problems.push(`probes[${i}].name: "${parsed.data.name}" is used twice; probe names must be unique`);
+      names.add(parsed.data.name);
+      probeConfigs.push(parsed.data);
+    });
+  }
+  let injector: Suite['injector'] | null = null;
+  if (r.injector !== undefined) {
+    const kind = r.injector && typeof r.injector === 'object' ? (r.injector as Record<string, unknown>).kind : undefined;
+    const def = typeof kind === 'string' ? injectorDefinition(kind) : undefined;
+    if (!def) problems.push(`injector.kind: expected one of ${injectors.map((d) => d.kind).join(', ')}, got ${JSON.stringify(kind)}`);
+    else {
+      const parsed = def.schema.safeParse(r.injector);
+      if (!parsed.success) problems.push(...issuesOf(parsed.error, ['injector']));
+      else injector = parsed.data as Suite['injector'];
+    }
+  } else problems.push('injector: required (e.g. { kind: cable-pull })');
+
+  if (base.success) {
+    for (const name of Object.keys(base.data.expect)) {
+      if (!probeConfigs.some((p) => p.name === name) && problems.length === 0) problems.push(`${pathText(['expect', name])}: no probe is named ${JSON.stringify(name)}`);
+    }
+  }
+  if (problems.length || !base.success || !injector) throw new SuiteError(file, problems);
+
+  const b = base.data.blackouts;
+  let sweep: Sweep | null = null;
+  if (b && 'search' in b) sweep = { mode: 'search', ...b.search };
+  else if (b) sweep = Array.isArray(b) ? { mode: 'list', lengths: b, repeat: 1 } : { mode: 'list', lengths: b.lengths, repeat: b.repeat };
+  const blackouts = sweep?.mode === 'list' ? sweep.lengths.flatMap((l) => Array.from({ length: sweep.repeat }, () => l)) : [];
+  return { ...base.data, probes: probeConfigs, injector, blackouts, sweep };
+}
+
+/** Loads a suite file (.yaml/.yml or .ts/.mts exporting `default defineSuite(...)`). */
+export async function loadSuite(file: string): Promise<Suite> {
+  const path = resolve(file);
+  if (!existsSync(path)) throw new SuiteError(file, ['file not found']);
+  const ext = extname(path);
+  let raw: unknown;
+  if (ext === '.ts' || ext === '.mts' || ext === '.js' || ext === '.mjs') {
+    try {
+      // tsImport loads it as ESM whatever package.json sits next to it (a suite in /tmp has none),
+      // through its own loader namespace, so it can import defineSuite from this very module
+      const mod = (ext === '.ts' || ext === '.mts' ? await tsImport(pathToFileURL(path).href, import.meta.url) : await import(pathToFileURL(path).href)) as { default?: unknown };
+      raw = mod.default;
+      // a .ts file outside an ESM package arrives through CJS interop: { default: { default: suite } }
+      if (raw && typeof raw === 'object' && Object.keys(raw).length === 1 && 'default' in raw) raw = (raw as { default: unknown }).default;
+    } catch (e) {
+      throw new SuiteError(file, [`could not load: ${(e as Error).message}`]);
+    }
+  } else {
+    try {
+      raw = parseYaml(readFileSync(path, 'utf8'), { uniqueKeys: true, maxAliasCount: 100 });
+    } catch (e) {
+      if (e instanceof YAMLParseError) throw new SuiteError(file, [`YAML: ${e.message.split('\n')[0]}`]);
+      throw new SuiteError(file, [`could not read: ${(e as Error).message}`]);
+    }
+  }
+  return validateSuite(raw, file);
+}

@@ -1,0 +1,65 @@
+/**
+ * odbc probe through unixODBC + psqlODBC against the lab's real PostgreSQL, one 2 s
+ * cable-pull trial with three probes at once —
+ *   od      no timeouts: stalls, survives;
+ *   od-ut   libpq tcp_user_timeout 1 s (through the driver's pqopt): fails with the
+ *           driver's own "could not receive data from server: Connection timed out";
+ *   lw      an acknowledged row is deleted behind its back: the lost-write check reports it;
+ * and a wrong password: exit 2, nothing injected.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { useLab, labName } from '../helpers/lab.ts';
+import { eventsOf, expectPreflightFailure, labSql, message, runLabSuite } from '../helpers/probes.ts';
+import { readSummary, waitForEvent } from '../helpers/run-dir.ts';
+
+const lab = useLab(labName('podbc'));
+
+describe('odbc probe', () => {
+  it('survives a 2 s cable pull, fails past its TCP user timeout, detects a lost acknowledged write', async () => {
+    const r = await runLabSuite(
+      'podbc',
+      {
+        name: 'odbc probe test',
+        probes: [
+          { name: 'od', kind: 'odbc', interval: '100ms' },
+          { name: 'od-ut', kind: 'odbc', interval: '100ms', tcpUserTimeout: '1s' },
+          { name: 'lw', kind: 'odbc', interval: '100ms' },
+        ],
+        injector: { kind: 'cable-pull' },
+        blackouts: ['2s'],
+        warmup: '1s',
+        recovery: '10s',
+      },
+      {
+        during: async (out) => {
+          await waitForEvent(out, (e) => e.type === 'cut');
+          expect((await labSql(lab.state(), 'DELETE FROM bo_lw_t0 WHERE seq = 2')).rowCount).toBe(1);
+        },
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const t = readSummary(r.out).trials[0]!;
+    expect(eventsOf(r.events, 'od', 'session-open').length).toBe(1);
+    expect(t.probes.od!.samples).toBeGreaterThan(10);
+    expect(t.probes.od!.outcome).toBe('stalled');
+    expect(t.probes.od!.verifications[0]).toMatchObject({ ok: true });
+    // the DSN came from a private odbc.ini
+    expect(message(eventsOf(r.events, 'od', 'probe-note')[0])).toMatch(/^DSN blackout_od in a private odbc\.ini/);
+
+    expect(t.probes['od-ut']!.outcome).toBe('failed');
+    expect(message(eventsOf(r.events, 'od-ut', 'session-lost')[0])).toMatch(/could not receive data from server: Connection timed out/);
+
+    expect(t.probes.lw!.outcome).toBe('failed');
+    const v = t.probes.lw!.verifications.find((x) => !x.ok)!;
+    expect(v.message).toMatch(/^data loss: 1 of \d+ acknowledged writes missing from bo_lw_t0 \(seq 2\)/);
+    const password = readFileSync(`${lab.state().dir}/secrets/pg-password`, 'utf8').trim();
+    expect(readFileSync(`${r.out}/events.jsonl`, 'utf8')).not.toContain(password);
+  });
+
+  it('a wrong password is a preflight failure: exit 2, nothing injected', async () => {
+    await expectPreflightFailure('podbc', 'odbc preflight', { name: 'badpw', kind: 'odbc', passwordEnv: 'BO_TEST_WRONG_PW' }, /password authentication failed for user "blackout"/, {
+      BO_TEST_WRONG_PW: 'not-the-password',
+    });
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * The core slice end to end through the real CLI against the real lab: the
+ * icmp probe measures the injected window, the tcp probe stalls through a
+ * 2 s cut, the same probe with a 1 s TCP user timeout fails with the kernel's
+ * own error; Ctrl-C mid-cut restores, writes the reports and exits 130.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { EventOf } from '../../src/core/events.ts';
+import { waitForPort } from '../../src/lab/wait.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from '../helpers/lab.ts';
+import { eventsSoFar, readSummary, waitForEvent } from '../helpers/run-dir.ts';
+
+const lab = useLab(labName('trun'));
+
+describe('blackout run on the lab', () => {
+  it('measures a 2 s cut: icmp within one interval + 10 ms, tcp stalled, tcp with a 1 s user timeout failed', async () => {
+    const out = tempDir();
+    const suite = writeSuite({
+      name: 'core 2s',
+      target: { lab: labName('trun') },
+      probes: [
+        { name: 'ping', kind: 'icmp', interval: '10ms' },
+        { name: 'echo', kind: 'tcp', interval: '100ms' },
+        { name: 'echo-ut', kind: 'tcp', interval: '100ms', userTimeout: '1s' },
+      ],
+      injector: { kind: 'cable-pull' },
+      blackouts: ['2s'],
+      warmup: '1s',
+      recovery: '10s',
+      expect: { echo: { survives: '2s' } },
+    });
+    const r = await runCli(['run', suite, '--out', out]);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const s = readSummary<any>(out);
+    expect(s.passed).toBe(true);
+    const trial = s.trials[0];
+    expect(trial.injected.durationMs).toBeGreaterThan(1990);
+    expect(trial.injected.durationMs).toBeLessThan(2100);
+    const ping = trial.probes.ping;
+    expect(ping.outcome).toBe('stalled');
+    expect(Math.abs(ping.observedOutageMs - trial.injected.durationMs)).toBeLessThanOrEqual(ping.effectiveIntervalMs + 10);
+    expect(trial.probes.echo.outcome).toBe('stalled');
+    expect(trial.probes.echo.errors).toEqual([]);
+    // TCP waits out its retransmission backoff: the application saw more than the cut
+    expect(trial.probes.echo.observedOutageMs).toBeGreaterThan(trial.injected.durationMs);
+    expect(trial.probes['echo-ut'].outcome).toBe('failed');
+    expect(trial.probes['echo-ut'].reason).toMatch(/ETIMEDOUT/);
+    expect(s.probes.echo.maxSurvivedMs).toBeCloseTo(trial.injected.durationMs, 0);
+    expect(s.probes['echo-ut'].minFailedMs).toBeCloseTo(trial.injected.durationMs, 0);
+    for (const f of ['report.html', 'junit.xml', 'summary.md', 'events.jsonl']) expect(readFileSync(join(out, f), 'utf8').length).toBeGreaterThan(100);
+    expect(readFileSync(join(out, 'junit.xml'), 'utf8')).toMatch(/<failure message="failed: session lost: read ETIMEDOUT"/);
+
+    // `blackout report` rebuilds the same summary from the event log alone
+    const before = readFileSync(join(out, 'summary.json'), 'utf8');
+    const rr = await runCli(['report', out]);
+    expect(rr.code).toBe(0);
+    expect(readFileSync(join(out, 'summary.json'), 'utf8')).toBe(before);
+  });
+
+  it('Ctrl-C mid-cut: restores the target first, writes the reports, exits 130', async () => {
+    const out = tempDir();
+    const suite = writeSuite({
+      name: 'interrupted',
+      target: { lab: labName('trun') },
+      probes: [{ name: 'echo', kind: 'tcp', interval: '100ms' }],
+      injector: { kind: 'cable-pull' },
+      blackouts: ['20s', '5s'],
+      warmup: '500ms',
+    });
+    let pid = 0;
+    const done = runCli(['run', suite, '--out', out], { onSpawn: (p) => (pid = p) });
+    const cut = await waitForEvent(out, (e): e is EventOf<'cut'> => e.type === 'cut');
+    const sentAt = Date.now();
+    process.kill(pid, 'SIGINT');
+    const r = await done;
+    expect(r.code).toBe(130);
+    expect(Date.now() - sentAt).toBeLessThan(10_000);
+    const events = eventsSoFar(out);
+    const restore = events.find((e): e is EventOf<'restore'> => e.type === 'restore')!;
+    expect(restore.reason).toBe('signal');
+    expect(restore.t - cut.t).toBeLessThan(19_000);
+    expect(events.filter((e) => e.type === 'trial-start')).toHaveLength(1);
+    expect(events.at(-1)).toMatchObject({ type: 'run-end', exitCode: 130 });
+    await waitForPort(lab.state().targetAddress, 7, 3000);
+    const s = readSummary<any>(out);
+    expect(s.complete).toBe(true);
+    expect(s.passed).toBe(false);
+    expect(readFileSync(join(out, 'report.html'), 'utf8')).toContain('interrupted');
+  });
+});

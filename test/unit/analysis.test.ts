@@ -1,0 +1,99 @@
+/** The analysis is a pure function of events: synthetic logs, exact answers. */
+import { describe, expect, it } from 'vitest';
+import { analyze } from '../../src/analysis/analysis.ts';
+import type { BlackoutEvent } from '../../src/core/events.ts';
+import { parseDuration } from '../../src/core/clock.ts';
+import { htmlReport } from '../../src/reporters/html.ts';
+import { junitReport } from '../../src/reporters/junit.ts';
+import { markdownReport } from '../../src/reporters/markdown.ts';
+import { jsonReport } from '../../src/reporters/json.ts';
+
+const probes = [
+  { name: 'a', kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: { reconnect: 'none' } },
+  { name: 'b', kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: { reconnect: 'backoff' } },
+];
+
+function trialEvents(trial: number, t0: number, len: number, per: Record<string, 'flow' | 'stall' | 'lose' | 'reconnect' | 'tiny'>): BlackoutEvent[] {
+  const ev: BlackoutEvent[] = [{ type: 'trial-start', t: t0, trial, requestedMs: len }];
+  const cut = t0 + 1000;
+  const restore = cut + len;
+  ev.push({ type: 'cut', t: cut, before: cut - 5, deadline: restore + 500, trial });
+  ev.push({ type: 'restore', t: restore, before: restore - 5, trial, reason: 'scheduled' });
+  for (const [probe, mode] of Object.entries(per)) {
+    for (let t = t0; t <= restore + 3000; t += 100) {
+      const inCut = t > cut && t < restore;
+      if (mode === 'stall' && inCut) continue;
+      if (mode === 'stall' && t >= restore && t < restore + 1300) continue; // TCP backoff after the restore
+      if ((mode === 'lose' || mode === 'reconnect') && t > cut) continue;
+      ev.push({ type: 'sample', t, probe, trial });
+    }
+    if (mode === 'lose' || mode === 'reconnect') ev.push({ type: 'session-lost', t: cut + 300, probe, trial, message: 'read ETIMEDOUT' });
+    if (mode === 'reconnect') {
+      ev.push({ type: 'session-open', t: restore + 200, probe, trial, reconnect: true });
+      ev.push({ type: 'sample', t: restore + 300, probe, trial });
+    }
+  }
+  ev.push({ type: 'trial-end', t: restore + 3100, trial });
+  return ev.sort((x, y) => x.t - y.t);
+}
+
+const start: BlackoutEvent = {
+  type: 'run-start', t: 0, schema: 1, runId: 'r', suite: 'synthetic', config: { expect: { a: { survives: 2000 } } }, wallMs: Date.UTC(2026, 0, 1), host: 'h',
+  target: { name: 'lab', address: '10.213.0.2' }, injector: { kind: 'cable-pull' }, probes, version: '0',
+};
+
+describe('analysis', () => {
+  const events: BlackoutEvent[] = [
+    start,
+    ...trialEvents(0, 0, 2000, { a: 'stall', b: 'flow' }),
+    ...trialEvents(1, 10_000, 5000, { a: 'lose', b: 'reconnect' }),
+    { type: 'run-end', t: 30_000, exitCode: 0, reason: 'completed' },
+  ];
+  const a = analyze(events);
+
+  it('classifies outcomes and measures outage and recovery', () => {
+    const t0 = a.trials[0]!;
+    expect(t0.injected!.durationMs).toBe(2000);
+    expect(t0.probes.a!.outcome).toBe('stalled');
+    // last sample at cut (1000), next at restore + 1300 (4300): gap 3300 − interval 100
+    expect(t0.probes.a!.observedOutageMs).toBe(3200);
+    expect(t0.probes.a!.recoveryMs).toBe(1300);
+    expect(t0.probes.b!.outcome).toBe('transparent');
+    const t1 = a.trials[1]!;
+    expect(t1.probes.a!.outcome).toBe('failed');
+    expect(t1.probes.a!.reason).toMatch(/ETIMEDOUT/);
+    expect(t1.probes.b!.outcome).toBe('recovered');
+  });
+
+  it('derives the thresholds and judges expectations', () => {
+    expect(a.probes.a).toMatchObject({ maxSurvivedMs: 2000, minFailedMs: 5000 });
+    expect(a.probes.b).toMatchObject({ maxSurvivedMs: 2000, minFailedMs: 5000 });
+    expect(a.expectations).toEqual([expect.objectContaining({ probe: 'a', passed: true })]);
+    expect(a.passed).toBe(true);
+  });
+
+  it('a log cut off mid-trial is incomplete and its open trial unknown', () => {
+    const cutOff = events.filter((e) => e.t < 12_500 && e.type !== 'run-end' && !(e.type === 'restore' && e.trial === 1));
+    const b = analyze(cutOff);
+    expect(b.complete).toBe(false);
+    expect(b.passed).toBe(false);
+    expect(b.trials[1]!.probes.a!.outcome).toBe('unknown');
+    expect(b.trials[0]!.probes.a!.outcome).toBe('stalled');
+    expect(markdownReport(b)).toMatch(/INCOMPLETE/);
+  });
+
+  it('every reporter renders from the analysis alone', () => {
+    expect(JSON.parse(jsonReport(a))).toMatchObject({ suite: 'synthetic', passed: true, trials: [{ index: 0, requestedMs: 2000, injected: { durationMs: 2000 } }, { index: 1 }], probes: { a: { maxSurvivedMs: 2000, minFailedMs: 5000 } } });
+    const junit = junitReport(a);
+    expect(junit).toMatch(/tests="5" failures="2"/);
+    expect(htmlReport(a)).toMatch(/<svg class="timeline"/);
+    expect(markdownReport(a)).toMatch(/\| a \(tcp\) \| ‖ stalled \(3.20 s\) \| ✗ failed \| 2.00 s \| 5.00 s \|/);
+  });
+});
+
+describe('durations', () => {
+  it.each([
+    ['250ms', 250], ['10s', 10_000], ['2m', 120_000], ['1.5s', 1500], [42, 42],
+  ] as const)('%s', (v, ms) => expect(parseDuration(v)).toBe(ms));
+  it('rejects nonsense', () => expect(() => parseDuration('soon')).toThrow(/expected a duration/));
+});
