@@ -2,7 +2,7 @@
 # Builds the lab's QEMU guest from Debian packages only: the Debian kernel
 # (linux-image-amd64) and a small initramfs made of busybox-static, dropbear
 # (SSH, key login) and OpenSSH's sftp-server, plus the virtio modules the
-# kernel needs (Debian builds them as modules; LAB-NOTES.md lists them).
+# kernel needs (Debian builds them as modules; docs/lab-facts.md lists them).
 #
 # Usage: scripts/build-guest.sh [--force]
 #   Prints the guest directory on its last stdout line. The directory holds
@@ -94,7 +94,7 @@ for m in $MODULES; do
 done
 
 # users: root (no login) and the probe user (key login only; "*" = no password,
-# not locked, see LAB-NOTES.md on "!")
+# not locked, see docs/lab-facts.md on "!")
 cat > "$ROOT/etc/passwd" <<EOF
 root:x:0:0:root:/root:/bin/sh
 $GUEST_USER:x:$GUEST_UID:$GUEST_UID:blackout probe user:/home/$GUEST_USER:/bin/sh

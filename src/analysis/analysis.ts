@@ -8,7 +8,7 @@
  * probe its observed outage, recovery time, outcome and errors; per probe over
  * the run the largest blackout it survived and the smallest it did not.
  *
- * Definitions (DESIGN.md):
+ * Definitions (docs/architecture.md):
  *  - effective interval: the median of the last (up to 256) gaps between good
  *    samples before the cut (ping -i 0.01 really sends every 16 ms; measuring
  *    beats trusting config);
@@ -25,101 +25,13 @@
  */
 import type { BlackoutEvent, EventOf, Outcome, ProbeInfo } from '../core/events.ts';
 import { decide, type Decision } from './decision.ts';
+import type { Phase, ProbeErrorSummary, ProbeTrialResult, TrialResult, ProbeRunResult, ExpectationResult, RunFold } from './results.ts';
+
+export type { Phase, ProbeErrorSummary, ProbeTrialResult, TrialResult, ProbeRunResult, ExpectationResult, RunFold };
 import type { Sweep } from './search.ts';
 
-export interface ProbeErrorSummary {
-  t: number;
-  message: string;
-  code?: string;
-  fatal: boolean;
-}
-
-export interface ProbeTrialResult {
-  kind: string;
-  outcome: Outcome;
-  /** the longest gap overlapping the blackout, minus one interval; null when the session never came back */
-  observedOutageMs: number | null;
-  /** restore → first good sample; null when none came */
-  recoveryMs: number | null;
-  /** the cut → the first sample that missed its interval (detection edge) */
-  detectedAfterMs: number | null;
-  effectiveIntervalMs: number;
-  samples: number;
-  /** first and last good sample around the outage, run clock */
-  lastOkBeforeMs: number | null;
-  firstOkAfterMs: number | null;
-  sessionsLost: number;
-  reconnects: number;
-  errors: ProbeErrorSummary[];
-  /** errors beyond the first MAX_ERRORS kept (counted, not listed) */
-  errorsDropped: number;
-  verifications: Array<{ ok: boolean; message: string; data?: Record<string, unknown> }>;
-  /** one sentence: why this outcome */
-  reason: string;
-  /** spans of steady good samples [from, to] on the run clock, for timelines */
-  segments: Array<[number, number]>;
-}
-
-export type Phase = EventOf<'phase'>['phase'];
-
-export interface TrialResult {
-  index: number;
-  requestedMs: number;
-  /** why this length was chosen (list position, search step) */
-  reason: string | null;
-  /** the planner's context (brackets before the trial) */
-  plan: Record<string, unknown> | null;
-  /** run-clock instant each phase began */
-  phases: Partial<Record<Phase, number>>;
-  /** false when the run ended before the trial did */
-  complete: boolean;
-  startedAt: number;
-  endedAt: number | null;
-  injected: { cutAt: number; restoredAt: number; durationMs: number; cutBefore: number; restoreBefore: number; deadline: number; restoreReason: string } | null;
-  injectorInfo: Array<Record<string, unknown>>;
-  probes: Record<string, ProbeTrialResult>;
-}
-
-export interface ProbeRunResult {
-  kind: string;
-  info: ProbeInfo;
-  maxSurvivedMs: number | null;
-  minFailedMs: number | null;
-  /** outcomes by trial index */
-  outcomes: Outcome[];
-}
-
-export interface ExpectationResult {
-  probe: string;
-  survivesMs: number;
-  passed: boolean;
-  message: string;
-}
-
-export interface Analysis {
-  suite: string;
-  runId: string;
-  startedWallMs: number;
-  host: string;
-  version: string;
-  target: { name: string; address: string };
-  injector: Record<string, unknown> & { kind: string };
-  config: unknown;
-  probeInfo: ProbeInfo[];
-  complete: boolean;
-  exitCode: number | null;
-  endReason: string | null;
-  preflight: Array<EventOf<'preflight'>>;
-  heal: string[];
-  trials: TrialResult[];
-  probes: Record<string, ProbeRunResult>;
-  expectations: ExpectationResult[];
-  passed: boolean;
-  attachments: Array<EventOf<'attachment'>>;
-  /** how the lengths were chosen (from the recorded suite); null for an old log or the injector's defaults */
-  sweep: Sweep | null;
-  /** events folded */
-  eventCount: number;
+/** A run's analysis: the fold of its events plus the decision drawn from it. */
+export interface Analysis extends RunFold {
   /** breaking points, predictions, findings, the migration verdict */
   decision: Decision;
 }
@@ -547,7 +459,7 @@ function assemble(
     expectationResults.push({ probe, survivesMs: X, passed, message });
   }
 
-  const partial: Omit<Analysis, 'decision'> = {
+  const partial: RunFold = {
     suite: start.suite,
     runId: start.runId,
     startedWallMs: start.wallMs,

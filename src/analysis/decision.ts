@@ -4,7 +4,7 @@
  * whether they agree, the findings worth a reader's attention, and the
  * migration verdict (the weakest session decides).
  */
-import type { Analysis } from './analysis.ts';
+import type { RunFold } from './results.ts';
 import { bracketsOf, linearSweepTrials, survivedOutcome, type BracketStatus, type ProbeBracket, type Sweep } from './search.ts';
 import { checkPrediction, predictBreakingPoint, type Prediction, type PredictionCheck } from './predict.ts';
 import { migrationSettings, migrationVerdict, type MigrationVerdict } from './migration-model.ts';
@@ -48,7 +48,7 @@ export interface Decision {
   verdict: { level: 'safe' | 'limited' | 'unsafe' | 'no-data'; headline: string; live: string; second: string };
 }
 
-type PartialAnalysis = Omit<Analysis, 'decision'>;
+type PartialAnalysis = RunFold;
 
 export function decide(a: PartialAnalysis): Decision {
   const names = a.probeInfo.map((p) => p.name);

@@ -27,7 +27,7 @@ export type LinkName = keyof typeof LINKS;
 /** The VM memory sizes of the seeds' table. */
 export const SEED_MEMORY = [512 * MiB, 1 * GiB, 2 * GiB, 4 * GiB, 8 * GiB];
 
-/** Live migration: the VM's final pause is sub-second (DESIGN.md). */
+/** Live migration: the VM's final pause is sub-second (docs/architecture.md). */
 export const DEFAULT_LIVE_PAUSE_MS = 1000;
 
 /** "1GbE", "1 GbE iSCSI", "2Gb FC", "4gbfc", "10GbE" → the canonical name, or null. */

@@ -2,7 +2,7 @@
  * Predicted breaking points: from a probe's configured policy (what its
  * client tolerates), the longest blackout its session should survive. Pure.
  *
- * The physics (LAB-NOTES.md): during a silent blackout the client's pending
+ * The physics (docs/lab-facts.md): during a silent blackout the client's pending
  * data is retransmitted on TCP's backoff schedule — first RTO ≈ 200 ms (Linux
  * minimum) + RTT, doubling, capped at 120 s: 0.2, 0.6, 1.4, 3.0, 6.2, 12.6,
  * 25.4, 51, 102 s … after the first unacknowledged send. After the restore
@@ -103,7 +103,7 @@ const SSH_KINDS = new Set(['console', 'sftp']);
 
 /** Defaults of the real clients when the policy names none (documented client behaviour). */
 const KIND_DEFAULTS: Record<string, { key: string; ms: number; why: string }> = {
-  smb: { key: 'ioTimeoutMs', ms: 20_000, why: "smbclient's default I/O timeout (-t 20); LAB-NOTES saw NT_STATUS_IO_TIMEOUT ~19 s in" },
+  smb: { key: 'ioTimeoutMs', ms: 20_000, why: "smbclient's default I/O timeout (-t 20); the lab saw NT_STATUS_IO_TIMEOUT ~19 s in" },
   rdp: { key: 'tcpAckTimeoutMs', ms: 9000, why: "FreeRDP's default /tcp-ack-timeout (9 s), applied as TCP_USER_TIMEOUT" },
 };
 

@@ -16,7 +16,7 @@
  *    than one it did not survive; the trials are kept to show). The search
  *    stops when every probe is resolved, or at `maxTrials`.
  *
- * "survived" is DESIGN.md's: outcome transparent or stalled. Unknown outcomes
+ * "survived" is the architecture page's (docs/architecture.md): outcome transparent or stalled. Unknown outcomes
  * (a trial that did not finish) carry no information.
  */
 import type { Outcome } from '../core/events.ts';

@@ -4,7 +4,16 @@
  * `blackout lab up`; a real host names its address and how to reach each
  * service, with secrets given as environment variable or file names.
  */
-import type { LabState } from '../lab/lab.ts';
+
+/**
+ * The lab instance a target lives in, as the lab layer recorded it. Its full
+ * shape belongs to the lab (src/lab/state.ts) and only lab injectors read it
+ * (through `requireLab`); the core keeps it opaque so it never depends on the lab.
+ */
+export interface LabRef {
+  readonly name: string;
+  readonly targetAddress: string;
+}
 
 export interface SshAccess {
   host: string;
@@ -75,7 +84,7 @@ export interface ResolvedTarget {
   /** the address probes connect to */
   address: string;
   /** set when the target is a lab instance: injectors that act on the lab need it */
-  lab?: LabState;
+  lab?: LabRef;
   /** service ports and credentials by service name (echo, ssh, postgres, …) */
   services: {
     echo?: { port: number };

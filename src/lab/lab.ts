@@ -1,7 +1,7 @@
 /**
  * `blackout lab up | down | status`: the lab target.
  *
- * Safety by construction (LAB-NOTES.md: a host-side link down once sent lab
+ * Safety by construction (docs/lab-facts.md: a host-side link down once sent lab
  * packets out of the default route):
  *  - before any lab interface exists, a `blackhole` route for the lab subnet
  *    (metric 4242, behind the connected route) and an nft guard that drops and
@@ -11,39 +11,17 @@
  *  - cuts never touch a link: they are nft drops inside the switch namespace.
  * Teardown removes the guard last.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, rmdirSync, statSync } from 'node:fs';
 import { run, runIn, pidAlive } from '../transport/exec.ts';
 import { sleep } from '../core/clock.ts';
 import { services } from './services/index.ts';
-import type { ServiceInfo } from './service.ts';
+import { DEFAULT_LAB, addSwitchPortChain, listLabs, readLabState, statePath, type LabState } from './state.ts';
+import { readVmState, vmDown, vmProcessPids } from './vm.ts';
+
+export { DEFAULT_LAB, addSwitchPortChain, listLabs, readLabState, statePath, type LabState };
 import { topology, LAB_RUN_DIR, FREEZER_ROOT, OWNER_MARK, validateLabName, type Topology } from './topology.ts';
 import { LAB_USER } from './services/ssh.ts';
 
-export interface LabState extends Topology {
-  createdAtMs: number;
-  services: Record<string, ServiceInfo>;
-}
-
-export const DEFAULT_LAB = 'blackout';
-
-export function statePath(name: string): string {
-  return `${LAB_RUN_DIR}/${name}/state.json`;
-}
-
-export function readLabState(name: string): LabState | null {
-  const p = statePath(name);
-  if (!existsSync(p)) return null;
-  try {
-    return JSON.parse(readFileSync(p, 'utf8')) as LabState;
-  } catch {
-    return null;
-  }
-}
-
-export function listLabs(): string[] {
-  if (!existsSync(LAB_RUN_DIR)) return [];
-  return readdirSync(LAB_RUN_DIR).filter((n) => !n.startsWith('.') && existsSync(statePath(n)));
-}
 
 async function netnsList(): Promise<string[]> {
   const out = await run('ip', ['netns', 'list'], { allowFail: true });
@@ -317,21 +295,6 @@ async function installCutTable(t: Topology): Promise<void> {
   for (const port of [t.clientPort, t.targetPort]) await addSwitchPortChain(t, port);
 }
 
-/** Every port of the lab switch gets the same drop chain (the VM's taps too). */
-export async function addSwitchPortChain(t: Topology, port: string): Promise<void> {
-  await runIn(t.switchNs, 'nft', ['-f', '-'], {
-    input: `table netdev ${t.cutTable} {
-  chain port_${port} {
-    type filter hook ingress device "${port}" priority -500; policy accept;
-    ip saddr @cut4 counter drop
-    ip daddr @cut4 counter drop
-    arp saddr ip @cutarp counter drop
-    arp daddr ip @cutarp counter drop
-  }
-}
-`,
-  });
-}
 
 async function ensureLabUser(): Promise<void> {
   const r = await run('id', ['-u', LAB_USER], { allowFail: true });
@@ -370,9 +333,7 @@ export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise
   const cgroup = state?.cgroup ?? `${FREEZER_ROOT}/${name}`;
 
   // 0. the lab's VM first: its QEMU processes, watchdogs, taps and state files
-  //    (imported here, not at the top: vm.ts builds on this module)
   if (state) {
-    const { vmDown, readVmState } = await import('./vm.ts');
     if (readVmState(state)) removed.push(...(await vmDown(state).catch((e: Error) => [`vm down failed: ${e.message}`])));
   }
   // 1. thaw, so frozen processes can receive SIGKILL and exit
@@ -465,7 +426,6 @@ export async function labStatus(name = DEFAULT_LAB): Promise<LabStatus> {
 }
 
 async function vmStatus(state: LabState): Promise<LabStatus['vm']> {
-  const { readVmState, vmProcessPids } = await import('./vm.ts');
   const vm = readVmState(state);
   if (!vm) return null;
   return { up: vmProcessPids(state).length > 0, address: vm.address, services: Object.fromEntries(Object.entries(vm.ports).map(([k, p]) => [k, { port: p }])) };

@@ -14,7 +14,7 @@
  *     eth0    10.213.<i>.2/24  ──┘ veth
  *
  * Pulling the cable at the switch leaves both endpoints' links up: no local
- * "unreachable", no RST, no route change — just silence (LAB-NOTES.md).
+ * "unreachable", no RST, no route change — just silence (docs/lab-facts.md).
  */
 export const LAB_RUN_DIR = '/run/blackout/labs';
 export const FREEZER_ROOT = '/sys/fs/cgroup/freezer/blackout';

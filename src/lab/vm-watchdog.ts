@@ -10,7 +10,7 @@
  * by PID before that. VM_DIR is only there so `vmDown` can find this process.
  */
 import { pidAlive } from '../transport/exec.ts';
-import { readLabState } from './lab.ts';
+import { readLabState } from './state.ts';
 import { healVm, readJournal } from './vm-heal.ts';
 
 const [labName = '', driverArg = '', deadlineArg = ''] = process.argv.slice(2);

@@ -7,7 +7,7 @@
  *
  * QEMU runs inside the switch namespace (its taps live there, and a live
  * migration's TCP stream stays on that namespace's loopback), under TCG
- * (KVM is unusable on this host, LAB-NOTES.md). Each QEMU process is an
+ * (KVM is unusable on this host, docs/lab-facts.md). Each QEMU process is an
  * "instance" with a generation number; a migration starts generation n+1 on
  * the other tap and, once the guest runs there, ends generation n. Every tap
  * gets the lab's cut chain, so the cable-pull injector cuts the guest too.
@@ -26,7 +26,7 @@ import { run, runIn, pidAlive } from '../transport/exec.ts';
 import { sleep } from '../core/clock.ts';
 import type { ResolvedTarget } from '../core/target.ts';
 import { ensureGuestImage, type GuestImage } from './guest-image.ts';
-import { addSwitchPortChain, readLabState, type LabState } from './lab.ts';
+import { addSwitchPortChain, readLabState, type LabState } from './state.ts';
 import { LAB_RUN_DIR, type Topology } from './topology.ts';
 
 export const VM_DEFAULT_MEMORY_MB = 128;

@@ -3,7 +3,7 @@
  * reply carries the kernel's receive timestamp (wall clock), mapped onto the
  * run clock. The outage is the gap between replies minus one interval; lost
  * sequence numbers are not counted (ping stops advancing them while the link
- * is down, LAB-NOTES.md). At HZ=250, `-i 0.01` really sends every 16 ms: the
+ * is down, docs/lab-facts.md). At HZ=250, `-i 0.01` really sends every 16 ms: the
  * analysis takes the effective interval from the replies themselves.
  */
 import { spawn, type ChildProcess } from 'node:child_process';

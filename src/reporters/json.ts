@@ -1,4 +1,4 @@
-/** summary.json: the contract (DESIGN.md), plus the full analysis for tools that want more. */
+/** summary.json: the contract (docs/architecture.md), plus the full analysis for tools that want more. */
 import type { Analysis } from '../analysis/analysis.ts';
 
 export function jsonReport(a: Analysis): string {

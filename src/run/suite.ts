@@ -148,7 +148,7 @@ function issuesOf(error: { issues: Issue[] }, prefix: Array<string | number> = [
     let msg = i.message;
     if (i.code === 'unrecognized_keys') msg = `unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`;
     if (i.code === 'invalid_union' && prefix.length === 0 && i.path[0] === 'target') {
-      msg = 'expected "lab", "lab-vm", { lab: NAME } or { host, ssh, postgres, … } (see DESIGN.md)';
+      msg = 'expected "lab", "lab-vm", { lab: NAME } or { host, ssh, postgres, … } (see the README, "Targets")';
     }
     return [`${path || '(suite)'}: ${msg}`];
   });

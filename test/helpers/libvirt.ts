@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { run, pidAlive } from '../../src/transport/exec.ts';
-import type { LabState } from '../../src/lab/lab.ts';
+import type { LabState } from '../../src/lab/state.ts';
 import { ROOT } from './lab.ts';
 
 export interface Libvirtd {

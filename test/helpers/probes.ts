@@ -8,7 +8,7 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import pg from 'pg';
 import { expect } from 'vitest';
 import type { BlackoutEvent } from '../../src/core/events.ts';
-import type { LabState } from '../../src/lab/lab.ts';
+import type { LabState } from '../../src/lab/state.ts';
 import { eventsSoFar, waitForEvent } from './run-dir.ts';
 
 export function eventsOf(events: BlackoutEvent[], probe: string, type?: BlackoutEvent['type']): BlackoutEvent[] {

@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { run, runIn, pidAlive } from '../../src/transport/exec.ts';
-import type { LabState } from '../../src/lab/lab.ts';
+import type { LabState } from '../../src/lab/state.ts';
 
 export interface SwitchSnmpd {
   address: string;

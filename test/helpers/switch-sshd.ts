@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { run, runIn, pidAlive } from '../../src/transport/exec.ts';
-import type { LabState } from '../../src/lab/lab.ts';
+import type { LabState } from '../../src/lab/state.ts';
 import { waitForPort } from '../../src/lab/wait.ts';
 
 export interface SwitchSshd {

@@ -7,7 +7,7 @@
  *   node --import tsx test/helpers/vm-migrate-child.ts LAB quick|live
  */
 import { createClock } from '../../src/core/clock.ts';
-import { readLabState } from '../../src/lab/lab.ts';
+import { readLabState } from '../../src/lab/state.ts';
 import { readVmState, vmTarget } from '../../src/lab/vm.ts';
 import { qemuLive } from '../../src/injectors/qemu-live.ts';
 import { qemuQuick } from '../../src/injectors/qemu-quick.ts';

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../src/transport/exec.ts';
-import { readLabState } from '../../src/lab/lab.ts';
+import { readLabState } from '../../src/lab/state.ts';
 import { runCli } from '../helpers/lab.ts';
 
 describe('lab lifecycle', () => {

@@ -17,7 +17,7 @@ import { Client } from 'ssh2';
 import { createHash } from 'node:crypto';
 import { createClock, sleep } from '../../src/core/clock.ts';
 import { run } from '../../src/transport/exec.ts';
-import { readLabState } from '../../src/lab/lab.ts';
+import { readLabState } from '../../src/lab/state.ts';
 import {
   fetchBootId,
   isVmProcess,

@@ -90,7 +90,7 @@ describe('reporters', () => {
   const dir = fixtureRun('list-run');
   const { analysis: a } = writeReports(dir);
 
-  it('summary.json keeps the DESIGN.md contract and adds the verdict', () => {
+  it('summary.json keeps the docs/architecture.md contract and adds the verdict', () => {
     const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
     expect(s).toMatchObject({ suite: 'fixture list', passed: true });
     expect(s.trials[0]).toMatchObject({ index: 0, requestedMs: 2000, reason: 'list: length 1 of 2, repeat 1 of 2', injected: { cutAt: expect.any(Number), restoredAt: expect.any(Number), durationMs: expect.any(Number) } });

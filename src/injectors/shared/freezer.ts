@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sleep } from '../../core/clock.ts';
-import type { LabState } from '../../lab/lab.ts';
+import type { LabState } from '../../lab/state.ts';
 
 export class Freezer {
   private watchdogPid: number | null = null;

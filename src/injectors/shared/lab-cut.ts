@@ -9,7 +9,8 @@
 import { Worker } from 'node:worker_threads';
 import { run } from '../../transport/exec.ts';
 import type { Clock } from '../../core/clock.ts';
-import type { LabState } from '../../lab/lab.ts';
+import { labStateOf, type LabState } from '../../lab/state.ts';
+import type { LabRef } from '../../core/target.ts';
 import type { CutInstant, Instant } from '../../core/injector.ts';
 
 /** restore happens this long after the requested end at the latest, even with the harness dead */
@@ -162,9 +163,9 @@ export class LabCut {
   }
 }
 
-export function requireLab(target: { lab?: LabState; name: string }, kind: string): LabState {
+export function requireLab(target: { lab?: LabRef; name: string }, kind: string): LabState {
   if (!target.lab) {
     throw new Error(`injector ${kind} acts on the lab switch: use target: lab (on a real estate use linux-gateway, libvirt, hyperv or command)`);
   }
-  return target.lab;
+  return labStateOf(target.lab);
 }

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import type { Clock } from '../../core/clock.ts';
 import { sleep } from '../../core/clock.ts';
 import { run } from '../../transport/exec.ts';
-import type { LabState } from '../../lab/lab.ts';
+import { labStateOf, type LabState } from '../../lab/state.ts';
 import { connectQmp, eventWallMs, type MigrationInfo, type QmpClient, type QmpEvent, type RunStatus } from '../../transport/qmp.ts';
 import { bridgePortOf, fetchBootIdRetry, isVmProcess, processGone, readVmState, tail, type VmInstance, type VmState } from '../../lab/vm.ts';
 import { endWatchdog, healVm, removeJournal, spawnWatchdog, writeJournal, type MigrationJournal } from '../../lab/vm-heal.ts';
@@ -16,7 +16,7 @@ import type { Injector, InjectorContext, Instant } from '../../core/injector.ts'
 
 /** The lab and its VM for this run's target; throws a readable error when the target has no VM. */
 export function labVm(ctx: InjectorContext): { lab: LabState; vm: VmState } {
-  const lab = ctx.target.lab;
+  const lab = ctx.target.lab && labStateOf(ctx.target.lab);
   if (!lab) throw new Error(`target ${ctx.target.name} is not a lab target: the qemu injectors need "target: lab-vm"`);
   const vm = readVmState(lab);
   if (!vm) throw new Error(`lab ${lab.name} has no VM: run "blackout lab up --vm"`);
@@ -66,7 +66,7 @@ export function labVmMethods(ctx: InjectorContext): Pick<Injector, 'preflight' |
     },
     async dispose() {
       // the connection is per process and per QEMU: close it so nothing keeps the event loop alive
-      const lab = ctx.target.lab;
+      const lab = ctx.target.lab && labStateOf(ctx.target.lab);
       const vm = lab ? readVmState(lab) : null;
       if (vm) dropQmp(vm.current);
     },

@@ -1,7 +1,7 @@
 /**
  * File-copy support for the lab: the large file(s) the copy probes move (sftp
  * and SMB serve the same folder) and the HTB throttle that makes a copy last
- * long enough to span a blackout (LAB-NOTES.md: copies over veth finish in
+ * long enough to span a blackout (docs/lab-facts.md: copies over veth finish in
  * under a second unless throttled).
  *
  * The throttle caps the file-copy ports (ssh 22, SMB 445) at RATE_MBIT per
