@@ -23,7 +23,7 @@ export async function search(): Promise<void> {
   const thresholds: Record<string, number> = {};
   const basis: string[] = [];
   for (const p of suite.probes) {
-    const pred = predictBreakingPoint({ name: p.name, kind: p.kind, intervalMs: p.interval, policy: probeDefinition(p.kind)!.policy(p) });
+    const pred = predictBreakingPoint({ name: p.name, kind: p.kind, intervalMs: p.interval, facts: probeDefinition(p.kind)!.facts(p) });
     const ms = pred.breakingMs ?? MEASURED_MS[p.name] ?? Infinity;
     thresholds[p.name] = ms;
     basis.push(`${p.name}: ${Number.isFinite(ms) ? `${f1(ms / 1000)} s` : 'never'} (${pred.breakingMs !== null ? 'predicted from its policy' : MEASURED_MS[p.name] !== undefined ? 'measured' : 'no session to break'})`);

@@ -107,7 +107,7 @@ export function decide(a: PartialAnalysis): Decision {
   }
 
   // a run whose injector IS a live migration is direct evidence for the live line (its pauses are what they are)
-  if (/live/.test(a.injector.kind)) {
+  if (a.injector.migration === 'live') {
     const done = a.trials.filter((t) => t.injected);
     if (done.length) {
       const durations = done.map((t) => t.injected!.durationMs);
@@ -127,7 +127,7 @@ export function decide(a: PartialAnalysis): Decision {
       : probes.every((p) => p.minFailedMs === null)
         ? 'safe'
         : 'limited';
-  const live = /live/.test(a.injector.kind);
+  const live = a.injector.migration === 'live';
   const headline = !anyData ? 'No trial completed: no verdict.' : live ? migration.live.text : migration.headline;
   const liveLevel: Decision['verdict']['level'] = migration.live.status === 'safe' ? 'safe' : 'unsafe';
   const second = live ? 'Quick migration is not judged by this run: it measured live migrations only (see a cable-pull or quick-migration sweep).' : migration.live.text;

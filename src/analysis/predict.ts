@@ -13,12 +13,14 @@
  * itself. Without any deadline the kernel gives up after tcp_retries2 = 15
  * retransmissions (~15 min).
  *
- * Rules are per kind, on the policy keys each probe exposes in `policy()`
- * (also the keys the probes being added are expected to expose: statement /
- * query / read / I/O timeouts, keepalive interval × count, TCP user timeout,
- * FreeRDP's ack timeout). A kind without a rule gets no prediction.
+ * The prediction reads only the typed facts each probe declares about its
+ * client (`facts()` in the probe's file, recorded in run-start): whether it
+ * holds a session, its deadlines (request timers, TCP user timeout,
+ * application keepalives) and its reconnect policy. It never looks at a
+ * probe's kind, so a new probe kind gets a prediction by declaring its facts.
  */
 import type { ProbeInfo } from '../core/events.ts';
+import type { ClientDeadline } from '../core/probe.ts';
 import { parseDuration } from '../core/clock.ts';
 
 export interface Prediction {
@@ -70,8 +72,6 @@ export function lastDeliveryBefore(deadlineMs: number, rto0 = RTO_MIN_MS): numbe
   return retransmissionSchedule(deadlineMs, rto0).at(-1) ?? 0;
 }
 
-const norm = (k: string): string => k.toLowerCase().replace(/[^a-z0-9]/g, '').replace(/ms$/, '').replace(/millis$/, '');
-
 /** A policy value as ms: numbers are ms, "5s"-style strings are parsed, "none"/"off"/0/false/others are absent. */
 export function policyMs(v: unknown): number | null {
   if (typeof v === 'number') return Number.isFinite(v) && v > 0 ? v : null;
@@ -85,27 +85,6 @@ export function policyMs(v: unknown): number | null {
   }
   return null;
 }
-
-const REQUEST_DEADLINES = new Set([
-  'readtimeout', 'querytimeout', 'requesttimeout', 'iotimeout', 'commandtimeout', 'responsetimeout', 'operationtimeout',
-  'sockettimeout', 'echotimeout', 'frametimeout', 'freezetimeout', 'heartbeattimeout', 'pingtimeout', 'pongtimeout',
-  'wstimeout', 'websockettimeout', 'transfertimeout', 'stalltimeout', 'smbtimeout', 'timeout', 'datatimeout',
-  // the rdp probe's own arithmetic of FreeRDP's fixed keepalive and ack timeout
-  'dropsaftersilence',
-]);
-const USER_TIMEOUTS = new Set(['usertimeout', 'tcpusertimeout', 'tcpacktimeout']);
-const SERVER_SIDE = new Set(['statementtimeout', 'idleintransactionsessiontimeout', 'locktimeout', 'idlesessiontimeout']);
-const CONNECT_ONLY = new Set(['connecttimeout', 'connectiontimeout', 'logintimeout', 'readytimeout', 'handshaketimeout', 'connectiontimeoutmillis', 'opentimeout', 'logontimeout']);
-
-/** Kinds the rules know: every TCP-based session kind; icmp has no session. */
-const TCP_KINDS = new Set(['tcp', 'postgres', 'odbc', 'console', 'sftp', 'smb', 'web', 'rdp']);
-const SSH_KINDS = new Set(['console', 'sftp']);
-
-/** Defaults of the real clients when the policy names none (documented client behaviour). */
-const KIND_DEFAULTS: Record<string, { key: string; ms: number; why: string }> = {
-  smb: { key: 'ioTimeoutMs', ms: 20_000, why: "smbclient's default I/O timeout (-t 20); the lab saw NT_STATUS_IO_TIMEOUT ~19 s in" },
-  rdp: { key: 'tcpAckTimeoutMs', ms: 9000, why: "FreeRDP's default /tcp-ack-timeout (9 s), applied as TCP_USER_TIMEOUT" },
-};
 
 interface Deadline {
   ms: number;
@@ -129,89 +108,39 @@ function fmt(ms: number): string {
 
 /** App-level keepalive (SSH ServerAlive / ssh2 keepaliveInterval × keepaliveCountMax): dies (count+1) × interval after the last data received. */
 function keepaliveDeadline(interval: number, count: number, what: string): Deadline {
-  return { strict: true, ms: (count + 1) * interval, earliestMs: count * interval, what: `${what} ${fmt(interval)} × ${count}: the session is dropped ${fmt(count * interval)}–${fmt((count + 1) * interval)} after the last answer` };
+  return { strict: true, ms: (count + 1) * interval, earliestMs: count * interval, what: `${what}: the session is dropped ${fmt(count * interval)}–${fmt((count + 1) * interval)} after the last answer` };
+}
+
+/** One declared deadline in the form the schedule arithmetic uses. */
+function deadlineOf(d: ClientDeadline, rto0: number): Deadline {
+  switch (d.type) {
+    case 'request':
+      return { strict: true, ms: d.ms, earliestMs: d.ms, what: d.what };
+    case 'user-timeout':
+      // Linux counts the user timeout from the first retransmission and clamps the timer to it: measured on the lab, a 3 s user timeout still delivered the 3.0 s retransmission
+      return { ms: d.ms + rto0, earliestMs: d.ms, what: d.what };
+    case 'keepalive':
+      return keepaliveDeadline(d.intervalMs, d.count, d.what);
+  }
 }
 
 /**
  * The predicted breaking point of one probe.
  * `opts.rttMs`: the measured request latency, added to the first RTO.
  */
-export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'intervalMs' | 'policy'>, opts: { rttMs?: number } = {}): Prediction {
-  const { name: probe, kind } = info;
+export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'intervalMs' | 'facts'>, opts: { rttMs?: number } = {}): Prediction {
+  const { name: probe, kind, facts } = info;
   const none = (why: string): Prediction => ({ probe, kind, breakingMs: null, range: null, mechanism: why, basis: [] });
-  if (kind === 'icmp') {
-    return { probe, kind, breakingMs: Infinity, range: [Infinity, Infinity], mechanism: 'ping keeps no session: it only measures the outage', basis: [] };
+  if (!facts) return none('the run log records no client facts for this probe (written by an older blackout): no prediction');
+  if (!facts.session) {
+    return { probe, kind, breakingMs: Infinity, range: [Infinity, Infinity], mechanism: facts.notes[0] ?? 'the probe keeps no session: it only measures the outage', basis: [] };
   }
-  if (!TCP_KINDS.has(kind)) return none(`no prediction rule for probe kind "${kind}"`);
-
   const rto0 = RTO_MIN_MS + Math.max(0, opts.rttMs ?? 0);
-  const basis: string[] = [];
-  const deadlines: Deadline[] = [];
-  const policy = info.policy ?? {};
-  const flat = new Map<string, [string, unknown]>();
-  for (const [k, v] of Object.entries(policy)) flat.set(norm(k), [k, v]);
-
-  for (const [nk, [k, v]] of flat) {
-    if (USER_TIMEOUTS.has(nk)) {
-      const ms = policyMs(v);
-      if (ms === null) basis.push(`${k}: not set — no TCP user timeout`);
-      else {
-        // Linux counts the user timeout from the first retransmission and clamps the timer to it: measured on the lab, a 3 s user timeout still delivered the 3.0 s retransmission
-        deadlines.push({ ms: ms + rto0, earliestMs: ms, what: `TCP user timeout ${fmt(ms)}: unacknowledged data for longer kills the connection` });
-        basis.push(`${k} = ${fmt(ms)}: the kernel drops the connection when sent data stays unacknowledged that long`);
-      }
-    } else if (REQUEST_DEADLINES.has(nk)) {
-      const ms = policyMs(v);
-      if (ms === null) basis.push(`${k}: ${JSON.stringify(v)} — no deadline`);
-      else {
-        deadlines.push({ strict: true, ms, earliestMs: ms, what: `${k} ${fmt(ms)}: the client gives up on an answer after that long` });
-        basis.push(`${k} = ${fmt(ms)}: the client gives up waiting for an answer after that long`);
-      }
-    } else if (SERVER_SIDE.has(nk)) {
-      const ms = policyMs(v);
-      if (ms !== null) basis.push(`${k} = ${fmt(ms)}: server-side (the server's clock, while it executes); a blackout delays the query's arrival instead, so it does not bound the breaking point`);
-    } else if (CONNECT_ONLY.has(nk)) {
-      const ms = policyMs(v);
-      if (ms !== null) basis.push(`${k} = ${fmt(ms)}: applies to opening a session only`);
-    } else if (nk === 'keepalive' || nk === 'serveralive' || nk === 'tcpkeepalive' || nk === 'keepalives') {
-      if (v && typeof v === 'object') {
-        const o = v as Record<string, unknown>;
-        const interval = policyMs(o.interval ?? o.intervalMs);
-        const count = typeof o.countMax === 'number' ? o.countMax : typeof o.count === 'number' ? o.count : null;
-        if ('idle' in o || 'idleMs' in o || nk === 'tcpkeepalive' || nk === 'keepalives' || (!SSH_KINDS.has(kind) && nk === 'keepalive')) {
-          basis.push(`${k} = ${JSON.stringify(v)}: TCP keepalive only probes an idle connection; with a request outstanding during the blackout it never fires`);
-        } else if (interval !== null && count !== null) {
-          deadlines.push(keepaliveDeadline(interval, count, nk === 'serveralive' ? 'ServerAlive' : 'keepalive'));
-          basis.push(`${k} = ${fmt(interval)} × ${count}: application keepalive`);
-        }
-      } else if (v !== undefined && v !== 'off' && v !== false && v !== 'none') basis.push(`${k} = ${JSON.stringify(v)}`);
-    } else if (nk === 'reconnect') {
-      if (v && v !== 'none') basis.push(`reconnect = ${typeof v === 'object' ? JSON.stringify(v) : String(v)}: a lost session is reopened (outcome "recovered", which is not surviving)`);
-    }
-  }
-  // flattened keepalive pairs (ssh2's keepaliveInterval + keepaliveCountMax, OpenSSH's ServerAliveInterval + ServerAliveCountMax)
-  for (const [ik, ck, label] of [['keepaliveinterval', 'keepalivecountmax', 'keepalive'], ['serveraliveinterval', 'serveralivecountmax', 'ServerAlive']] as const) {
-    const iv = flat.get(ik);
-    if (!iv) continue;
-    const interval = policyMs(iv[1]);
-    const c = flat.get(ck)?.[1];
-    const count = typeof c === 'number' ? c : 3;
-    if (interval !== null) {
-      deadlines.push(keepaliveDeadline(interval, count, label));
-      basis.push(`${iv[0]} = ${fmt(interval)}, count ${count}${flat.has(ck) ? '' : ' (default)'}: application keepalive`);
-    } else basis.push(`${iv[0]}: off`);
-  }
-  const def = KIND_DEFAULTS[kind];
-  if (def && !flat.has(norm(def.key))) {
-    const isUser = USER_TIMEOUTS.has(norm(def.key));
-    deadlines.push({ strict: !isUser, ms: def.ms + (isUser ? rto0 : 0), earliestMs: def.ms, what: `${def.why}` });
-    basis.push(`no ${def.key} in the policy: assumed ${fmt(def.ms)} (${def.why})`);
-  }
+  const deadlines = facts.deadlines.map((d) => deadlineOf(d, rto0));
+  const basis = [...facts.deadlines.map((d) => d.what), ...facts.notes];
+  if (facts.reconnect) basis.push('reconnect: a lost session is reopened (outcome "recovered", which is not surviving)');
 
   const giveUp = kernelGiveUpMs(rto0);
-  if (!deadlines.length && !basis.some((b) => !b.startsWith('reconnect'))) {
-    return { ...none('the policy names no timeout or keepalive to predict from'), basis };
-  }
   if (!deadlines.length) {
     // the last retransmission before the kernel gives up (the give-up timer itself is not a delivery)
     const b = lastDeliveryBefore(giveUp - 1, rto0);

@@ -3,7 +3,7 @@
  * and the fold of the whole run. Types only, shared by the fold (analysis.ts)
  * and the decision drawn from it (decision.ts), so neither imports the other.
  */
-import type { EventOf, Outcome, ProbeInfo } from '../core/events.ts';
+import type { EventOf, MigrationKind, Outcome, ProbeInfo } from '../core/events.ts';
 import type { Sweep } from './search.ts';
 
 export interface ProbeErrorSummary {
@@ -83,7 +83,8 @@ export interface RunFold {
   host: string;
   version: string;
   target: { name: string; address: string };
-  injector: Record<string, unknown> & { kind: string };
+  /** the injector as run-start recorded it; `migration` says what its mode does (absent in older logs: none) */
+  injector: Record<string, unknown> & { kind: string; migration?: MigrationKind };
   config: unknown;
   probeInfo: ProbeInfo[];
   complete: boolean;

@@ -17,7 +17,7 @@ import { LiveView } from '../reporters/live-view.ts';
 import { createClock } from '../core/clock.ts';
 import { EventLogError } from '../core/event-log.ts';
 import { probes } from '../probes/index.ts';
-import { injectors } from '../injectors/index.ts';
+import { injectorDefinition, injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from '../reporters/markdown.ts';
 import { VERSION } from '../core/version.ts';
 import { dryRun } from '../run/dry-run.ts';
@@ -59,8 +59,8 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     return EXIT.badInput;
   }
   const clock = createClock();
-  // the manual injector owns the terminal during a blackout (instructions, count, the probes' state)
-  const view = o.live && suite.injector.kind !== 'manual' ? new LiveView(clock.now, process.stdout, suite.blackouts.length) : null;
+  // an injector that talks to the operator owns the terminal during a blackout
+  const view = o.live && !injectorDefinition(suite.injector.kind)?.ownsTerminal ? new LiveView(clock.now, process.stdout, suite.blackouts.length) : null;
   const abort = new AbortController();
   let signals = 0;
   const onSignal = (sig: string) => {

@@ -17,6 +17,22 @@ const probeRef = { ...base, probe: z.string(), trial: z.number().int() };
 export const OutcomeSchema = z.enum(['transparent', 'stalled', 'recovered', 'failed', 'unknown']);
 export type Outcome = z.infer<typeof OutcomeSchema>;
 
+export const ClientDeadlineSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('request'), ms: z.number(), what: z.string() }),
+  z.object({ type: z.literal('user-timeout'), ms: z.number(), what: z.string() }),
+  z.object({ type: z.literal('keepalive'), intervalMs: z.number(), count: z.number(), what: z.string() }),
+]);
+export const ClientFactsSchema = z.object({
+  session: z.boolean(),
+  deadlines: z.array(ClientDeadlineSchema),
+  notes: z.array(z.string()),
+  reconnect: z.boolean(),
+});
+
+/** What an injector mode does to the target: a live or a quick migration, or no migration at all (a cut, a pause). */
+export const MigrationKindSchema = z.enum(['live', 'quick', 'none']);
+export type MigrationKind = z.infer<typeof MigrationKindSchema>;
+
 export const ProbeInfoSchema = z.object({
   name: z.string(),
   kind: z.string(),
@@ -26,6 +42,8 @@ export const ProbeInfoSchema = z.object({
   toleranceMs: z.number(),
   /** the client's effective policy (timeouts, keepalives, reconnect), shown next to the outcome */
   policy: z.record(z.string(), z.unknown()),
+  /** the client's deadlines and reconnect policy, typed (absent in logs written before they were recorded) */
+  facts: ClientFactsSchema.optional(),
 });
 export type ProbeInfo = z.infer<typeof ProbeInfoSchema>;
 
@@ -40,7 +58,8 @@ export const EventSchema = z.discriminatedUnion('type', [
     wallMs: z.number(),
     host: z.string(),
     target: z.object({ name: z.string(), address: z.string() }).loose(),
-    injector: z.object({ kind: z.string() }).loose(),
+    /** `migration`: what the injector's mode is (absent in logs written before it was recorded: read as "none") */
+    injector: z.object({ kind: z.string(), migration: MigrationKindSchema.optional() }).loose(),
     probes: z.array(ProbeInfoSchema),
     version: z.string(),
   }),

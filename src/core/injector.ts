@@ -17,7 +17,7 @@
 import type { z } from 'zod';
 import type { Clock } from './clock.ts';
 import type { ResolvedTarget } from './target.ts';
-import type { BlackoutEvent } from './events.ts';
+import type { BlackoutEvent, MigrationKind } from './events.ts';
 
 export interface InjectorContext {
   target: ResolvedTarget;
@@ -54,6 +54,12 @@ export interface CutInstant extends Instant {
 export interface Injector {
   readonly kind: string;
   /**
+   * What this injector (in its configured mode) does to the target: a live
+   * migration, a quick migration (the VM pauses while its state is saved and
+   * restored), or neither. Recorded in run-start; the verdict reads it.
+   */
+  readonly migration: MigrationKind;
+  /**
    * A fixed blackout length this injector imposes (live migration's pause),
    * overriding the suite's `blackouts` when the suite gives none.
    */
@@ -81,6 +87,8 @@ export interface InjectorDefinition<C extends { kind: string }> {
   kind: C['kind'];
   /** one line for --help */
   summary: string;
+  /** true when it talks to the operator on the terminal during a blackout (the live view stays off) */
+  ownsTerminal?: boolean;
   /** validates the suite's `injector:` block */
   schema: z.ZodType<C>;
   create(config: C, ctx: InjectorContext): Injector;

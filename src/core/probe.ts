@@ -54,6 +54,33 @@ export interface ProbeConfigBase {
   tolerance: number;
 }
 
+/**
+ * One deadline of the client during a silent blackout, in the form the
+ * prediction reads:
+ *  - `request`: an application timer on its own clock (a query or read
+ *    timeout, a page's staleness limit): strict, a retransmission landing at
+ *    the deadline is too late;
+ *  - `user-timeout`: the kernel's TCP_USER_TIMEOUT on unacknowledged data;
+ *  - `keepalive`: an application keepalive that gives up after `count`
+ *    unanswered probes sent every `intervalMs`.
+ */
+export type ClientDeadline =
+  | { type: 'request'; ms: number; what: string }
+  | { type: 'user-timeout'; ms: number; what: string }
+  | { type: 'keepalive'; intervalMs: number; count: number; what: string };
+
+/** What the core needs to know about a probe's client, typed (the display-only `policy` says the same in the client's words). */
+export interface ClientFacts {
+  /** false for a probe that holds no session (ping): nothing to break, it only measures the outage */
+  session: boolean;
+  /** the deadlines that can end the session during a blackout, the client's defaults included */
+  deadlines: ClientDeadline[];
+  /** settings that do not bound a blackout, each with why (server-side timers, connect-only timeouts, idle keepalives) */
+  notes: string[];
+  /** true when the probe reopens a lost session (the outcome is then "recovered", which is not surviving) */
+  reconnect: boolean;
+}
+
 export interface ProbeDefinition<C extends ProbeConfigBase> {
   kind: C['kind'];
   /** one line for --help */
@@ -62,5 +89,7 @@ export interface ProbeDefinition<C extends ProbeConfigBase> {
   schema: z.ZodType<C>;
   /** the client's effective policy (timeouts, keepalives, reconnect), shown next to the outcome */
   policy(config: C): Record<string, unknown>;
+  /** the client's deadlines and reconnect policy, recorded in run-start and read by the prediction and the runner */
+  facts(config: C): ClientFacts;
   create(config: C, ctx: ProbeContext): Probe;
 }

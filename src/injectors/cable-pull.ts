@@ -23,6 +23,7 @@ export const cablePull: InjectorDefinition<CablePullConfig> = {
     const get = () => (cut ??= new LabCut(requireLab(ctx.target, 'cable-pull'), ctx.clock, ctx.target.address, config.arp));
     return {
       kind: 'cable-pull',
+      migration: 'none',
       describe: () => ({ kind: 'cable-pull', arp: config.arp }),
       preflight: () => get().warm(),
       async dispose() {

@@ -20,6 +20,7 @@
  * command should therefore be idempotent.
  */
 import { z } from 'zod';
+import { MigrationKindSchema } from '../core/events.ts';
 import { sleep } from '../core/clock.ts';
 import type { Executor } from '../transport/ssh-exec.ts';
 import { armPosixWatchdog, describeSsh, executorFor, remoteFields, secretSchema, timed, type Watchdog } from './shared/remote.ts';
@@ -36,6 +37,8 @@ const schema = z.strictObject({
   verifyRestore: argv.optional(),
   /** run before the first trial to undo what a dead run left (default: restore when verifyRestore fails) */
   heal: argv.optional(),
+  /** what the commands do to the target: a live or quick migration the report judges as such, or neither (default) */
+  migration: MigrationKindSchema.default('none'),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a variable name'), z.union([z.string(), secretSchema])).optional(),
 });
 export type CommandConfig = z.infer<typeof schema>;
@@ -58,6 +61,7 @@ export const command: InjectorDefinition<CommandConfig> = {
 
     return {
       kind: 'command',
+      migration: config.migration,
       dryRunCapable: true,
       describe: () => ({
         kind: 'command',

@@ -22,6 +22,7 @@
  * Guaranteed restore: a one-shot scheduled task (SYSTEM) at the deadline.
  */
 import { z } from 'zod';
+import type { MigrationKind } from '../core/events.ts';
 import { duration } from '../core/schema-util.ts';
 import { psQuote } from '../transport/ssh-exec.ts';
 import { armPowershellWatchdog, psStrict, PS_TASK_PREFIX, remoteFields, sshSchema } from './shared/remote.ts';
@@ -46,6 +47,9 @@ export type HypervConfig = z.infer<typeof schema>;
 
 const ps = (label: string, body: string, instant = false): Step => ({ label, cmd: { powershell: psStrict(body) }, instant });
 
+
+/** what each mode does to the VM: a save/restore is a quick migration's pause, a pause or a cable is neither */
+const MIGRATION: Record<z.infer<typeof schema>['mode'], MigrationKind> = { 'quick-migration': 'quick', 'live-migration': 'live', save: 'quick', pause: 'none', cable: 'none' };
 export const hyperv: InjectorDefinition<HypervConfig> = {
   kind: 'hyperv',
   summary: 'Hyper-V over SSH (PowerShell): cluster quick/live migration, Save-VM/Start-VM, Suspend/Resume, virtual cable pull',
@@ -91,6 +95,7 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
       {
         kind: 'hyperv',
         mode: config.mode,
+        migration: MIGRATION[config.mode],
         ssh: config.ssh,
         timeoutMs: config.timeout,
         graceMs: config.grace ?? 60_000, // the task scheduler fires to the second, but give it room

@@ -29,6 +29,7 @@
  */
 import { dirname } from 'node:path';
 import { z } from 'zod';
+import type { MigrationKind } from '../core/events.ts';
 import { duration } from '../core/schema-util.ts';
 import { armPosixWatchdog, remoteFields } from './shared/remote.ts';
 import { hypervisorInjector, type Step } from './shared/hypervisor.ts';
@@ -79,6 +80,9 @@ echo "domain $dom did not come back" >&2
 exit 1
 `;
 
+
+/** what each mode does to the VM: a save/restore is a quick migration's pause, a pause or a cable is neither */
+const MIGRATION: Record<z.infer<typeof schema>['mode'], MigrationKind> = { save: 'quick', suspend: 'none', 'migrate-live': 'live' };
 export const libvirt: InjectorDefinition<LibvirtConfig> = {
   kind: 'libvirt',
   summary: 'virsh save/restore (quick migration), suspend/resume, migrate --live; local or over SSH',
@@ -95,6 +99,7 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
       {
         kind: 'libvirt',
         mode: config.mode,
+        migration: MIGRATION[config.mode],
         ssh: config.ssh,
         timeoutMs: config.timeout,
         graceMs: grace,

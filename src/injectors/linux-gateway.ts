@@ -103,6 +103,7 @@ export const linuxGateway: InjectorDefinition<LinuxGatewayConfig> = {
 
     return {
       kind: 'linux-gateway',
+      migration: 'none',
       dryRunCapable: true,
       describe: () => ({ kind: 'linux-gateway', ...describeSsh(config.ssh), family: fam, devices: config.devices, addresses: addrs(), mac: config.mac, arp: config.arp, table: t, kernelGraceMs: grace }),
       async preflight() {

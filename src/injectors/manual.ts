@@ -19,6 +19,7 @@
  * restore (the cut event says so).
  */
 import { z } from 'zod';
+import { MigrationKindSchema } from '../core/events.ts';
 import pc from 'picocolors';
 import { duration } from '../core/schema-util.ts';
 import type { BlackoutEvent } from '../core/events.ts';
@@ -28,6 +29,8 @@ const schema = z.strictObject({
   kind: z.literal('manual'),
   /** what the person pulls, for the instructions (default: "the network cable of <target>") */
   what: z.string().min(1).max(200).optional(),
+  /** what the person does to the target: a live or quick migration the report judges as such, or neither (default) */
+  migration: MigrationKindSchema.default('none'),
   /** how long to wait for a key press before giving up */
   keyTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
   /** how long after the restore key to wait for the icmp probe's first reply */
@@ -58,6 +61,8 @@ export function icmpWindow(samples: number[], keyCut: number, keyRestore: number
 
 export const manual: InjectorDefinition<ManualConfig> = {
   kind: 'manual',
+  // it talks to the person at the terminal: instructions, the count, the probes' state
+  ownsTerminal: true,
   summary: 'a person pulls a real cable: instructions, an on-screen count to N, instants from key presses and the icmp probe',
   schema,
   create(config, ctx) {
@@ -160,6 +165,7 @@ export const manual: InjectorDefinition<ManualConfig> = {
 
     return {
       kind: 'manual',
+      migration: config.migration,
       selfTimed: true,
       dryRunCapable: true,
       describe: () => ({ kind: 'manual', what, restore: 'by a person (no watchdog)', instants: 'key presses; icmp first lost / first regained reply when an icmp probe runs' }),

@@ -18,6 +18,7 @@
  * Guaranteed restore: a detached nohup watchdog on the node.
  */
 import { z } from 'zod';
+import type { MigrationKind } from '../core/events.ts';
 import { duration } from '../core/schema-util.ts';
 import { armPosixWatchdog, remoteFields } from './shared/remote.ts';
 import { hypervisorInjector, type Step } from './shared/hypervisor.ts';
@@ -49,6 +50,9 @@ esac
 exit 0
 `;
 
+
+/** what each mode does to the VM: a save/restore is a quick migration's pause, a pause or a cable is neither */
+const MIGRATION: Record<z.infer<typeof schema>['mode'], MigrationKind> = { suspend: 'none', hibernate: 'quick', cable: 'none', migrate: 'live' };
 export const proxmox: InjectorDefinition<ProxmoxConfig> = {
   kind: 'proxmox',
   summary: 'Proxmox VE through qm over SSH: suspend/resume, hibernate (to disk)/start, NIC link_down, online migration',
@@ -65,6 +69,7 @@ export const proxmox: InjectorDefinition<ProxmoxConfig> = {
       {
         kind: 'proxmox',
         mode: config.mode,
+        migration: MIGRATION[config.mode],
         ssh: config.ssh,
         timeoutMs: config.timeout,
         graceMs: config.grace ?? 5000,

@@ -150,6 +150,7 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
 
   return {
     kind: 'qemu-live',
+    migration: 'live',
     selfTimed: true,
     // one live migration; its pause is QEMU's to choose (list more lengths for more runs)
     defaultBlackoutsMs: [0],
@@ -167,7 +168,7 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
       const dest = await startInstance(lab, specOf(vm), vm.nextGeneration, uri);
       const startedAtWallMs = Date.now();
       const journal: MigrationJournal = {
-        kind: 'live',
+        migration: 'live',
         phase: 'prepare',
         driverPid: process.pid,
         startedAtWallMs,

@@ -170,6 +170,7 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
 
   return {
     kind: 'qemu-quick',
+    migration: 'quick',
     selfTimed: true,
     // one trial at the model's length when emulating, else one at the real speed
     defaultBlackoutsMs: [emulate ? Math.round(quickMigrationMs(emulate.memory, emulate.link)) : 0],
@@ -195,7 +196,7 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
       rmSync(stateFile, { force: true });
       const startedAtWallMs = Date.now();
       const journal: MigrationJournal = {
-        kind: 'quick',
+        migration: 'quick',
         phase: 'prepare',
         driverPid: process.pid,
         startedAtWallMs,

@@ -10,9 +10,10 @@ import { z } from 'zod';
 import { duration } from '../core/schema-util.ts';
 import { LabCut, requireLab, KERNEL_GRACE_MS } from './shared/lab-cut.ts';
 import { Freezer } from './shared/freezer.ts';
+import type { MigrationKind } from '../core/events.ts';
 import type { Injector, InjectorContext, InjectorDefinition } from '../core/injector.ts';
 
-function frozenCut(kind: string, ctx: InjectorContext, arp: boolean, defaults?: number[]): Injector {
+function frozenCut(kind: string, migration: MigrationKind, ctx: InjectorContext, arp: boolean, defaults?: number[]): Injector {
   let parts: { cut: LabCut; freezer: Freezer } | null = null;
   const get = () => {
     if (!parts) {
@@ -23,6 +24,7 @@ function frozenCut(kind: string, ctx: InjectorContext, arp: boolean, defaults?: 
   };
   return {
     kind,
+    migration,
     defaultBlackoutsMs: defaults,
     describe: () => ({ kind, arp, ...(defaults ? { pauseMs: defaults[0] } : {}) }),
     async preflight() {
@@ -71,12 +73,12 @@ export const quickMigration: InjectorDefinition<z.infer<typeof quickSchema>> = {
   kind: 'quick-migration',
   summary: 'freeze every target process (cgroup freezer) and cut its network for N s, then restore and thaw',
   schema: quickSchema,
-  create: (config, ctx) => frozenCut('quick-migration', ctx, config.arp),
+  create: (config, ctx) => frozenCut('quick-migration', 'quick', ctx, config.arp),
 };
 
 export const liveMigration: InjectorDefinition<z.infer<typeof liveSchema>> = {
   kind: 'live-migration',
   summary: 'the same freeze + cut with a sub-second pause (default 150 ms)',
   schema: liveSchema,
-  create: (config, ctx) => frozenCut('live-migration', ctx, config.arp, [config.pause]),
+  create: (config, ctx) => frozenCut('live-migration', 'live', ctx, config.arp, [config.pause]),
 };

@@ -133,6 +133,7 @@ export const snmpSwitchPort: InjectorDefinition<SnmpSwitchPortConfig> = {
 
     return {
       kind: 'snmp-switch-port',
+      migration: 'none',
       dryRunCapable: true,
       describe: () => ({ kind: 'snmp-switch-port', runsOn: where(), ifIndex: config.ifIndex, ifName: config.ifName, watchdog: `a detached process sets the port up ${config.grace} ms after the requested end if the harness died` }),
       async preflight() {

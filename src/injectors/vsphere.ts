@@ -22,6 +22,7 @@
  * on a command line). Guaranteed restore: a detached nohup watchdog where govc runs.
  */
 import { z } from 'zod';
+import type { MigrationKind } from '../core/events.ts';
 import { duration } from '../core/schema-util.ts';
 import type { SecretRef } from '../transport/ssh-exec.ts';
 import { armPosixWatchdog, remoteFields, secretSchema } from './shared/remote.ts';
@@ -59,6 +60,9 @@ if govc vm.info "$vm" | grep -Eq 'Power state: +suspended'; then govc vm.power -
 exit 0
 `;
 
+
+/** what each mode does to the VM: a save/restore is a quick migration's pause, a pause or a cable is neither */
+const MIGRATION: Record<z.infer<typeof schema>['mode'], MigrationKind> = { cable: 'none', suspend: 'quick', vmotion: 'live' };
 export const vsphere: InjectorDefinition<VsphereConfig> = {
   kind: 'vsphere',
   summary: 'vSphere through govc (local or on a jump host over SSH): NIC disconnect/connect, suspend/power on, vMotion',
@@ -79,6 +83,7 @@ export const vsphere: InjectorDefinition<VsphereConfig> = {
       {
         kind: 'vsphere',
         mode: config.mode,
+        migration: MIGRATION[config.mode],
         ssh: config.ssh,
         timeoutMs: config.timeout,
         graceMs: config.grace ?? 10_000,

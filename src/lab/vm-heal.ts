@@ -40,7 +40,7 @@ import {
 export type MigrationPhase = 'prepare' | 'stopped' | 'migrating' | 'saved' | 'restoring' | 'restored';
 
 export interface MigrationJournal {
-  kind: 'quick' | 'live';
+  migration: 'quick' | 'live';
   phase: MigrationPhase;
   /** the process driving the migration (the harness) */
   driverPid: number;
@@ -161,11 +161,11 @@ async function resolveMigration(lab: Topology, vm: VmState, j: MigrationJournal)
     if (src) {
       const m = await src.execute<MigrationInfo>('query-migrate').catch(() => ({}) as MigrationInfo);
       if (m.status && ACTIVE.has(m.status)) {
-        if (j.kind === 'quick') {
+        if (j.migration === 'quick') {
           await src.execute('migrate_cancel').catch(() => {});
           actions.push('cancelled the unfinished save on the source');
         }
-        await pollMigration(src, { timeoutMs: j.kind === 'live' ? 60_000 : 10_000, until: (s) => !s.status || !ACTIVE.has(s.status) }).catch(() => {});
+        await pollMigration(src, { timeoutMs: j.migration === 'live' ? 60_000 : 10_000, until: (s) => !s.status || !ACTIVE.has(s.status) }).catch(() => {});
       }
     }
     const dstStatus = dst ? await dst.execute<RunStatus>('query-status').catch(() => null) : null;
@@ -256,7 +256,7 @@ export async function healVm(lab: Topology, opts: { reboot?: boolean; by?: strin
       return [`a migration driven by pid ${j.driverPid} is in progress: left alone`];
     }
     if (j.watchdogPid && j.watchdogPid !== process.pid) await endWatchdog(lab, j.watchdogPid);
-    actions.push(`found an interrupted ${j.kind} migration (phase ${j.phase}, driver pid ${j.driverPid})`);
+    actions.push(`found an interrupted ${j.migration} migration (phase ${j.phase}, driver pid ${j.driverPid})`);
     try {
       actions.push(...(await resolveMigration(lab, vm, j)));
       if (j.stateFile) rmSync(j.stateFile, { force: true });

@@ -41,7 +41,7 @@ async function main(): Promise<number> {
     }
     const why = !pidAlive(driverPid) ? `driver pid ${driverPid} died` : Date.now() > deadlineWallMs ? 'deadline passed' : null;
     if (why) {
-      say(`${why} during a ${j.kind} migration (phase ${j.phase}): healing`);
+      say(`${why} during a ${j.migration} migration (phase ${j.phase}): healing`);
       try {
         const actions = await healVm(lab, { by: 'watchdog' });
         for (const a of actions) say(`  ${a}`);

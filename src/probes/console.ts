@@ -13,6 +13,7 @@ import { duration, probeBase } from '../core/schema-util.ts';
 import { scrubbed } from './shared/secrets.ts';
 import { reconnectSchema, SessionLoop, type LoopSession } from './shared/session-loop.ts';
 import { connectSsh, sshFields, sshPolicy, sshTarget, type SshTarget } from './shared/ssh-util.ts';
+import { keepalive, request, sessionFacts } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
 
 const schema = z.strictObject({
@@ -33,6 +34,12 @@ export const console_: ProbeDefinition<ConsoleConfig> = {
     readTimeoutMs: c.readTimeout || 'none',
     reconnect: c.reconnect.mode,
   }),
+  facts: (c) =>
+    sessionFacts(
+      [...request(c.readTimeout, 'read timeout'), ...keepalive(c.serverAlive && { intervalMs: c.serverAlive.interval, count: c.serverAlive.countMax }, 'SSH keepalive')],
+      [`ready timeout ${c.readyTimeout} ms: applies to opening a session only`],
+      c.reconnect.mode !== 'none',
+    ),
   create(config, ctx) {
     let target: SshTarget | null = null;
     const secrets = () => (target?.password ? [target.password] : []);

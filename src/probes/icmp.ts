@@ -39,6 +39,7 @@ export const icmp: ProbeDefinition<IcmpConfig> = {
   summary: 'continuous ping (system ping -D -O, ≥ 50 Hz): the exact outage window',
   schema,
   policy: (c) => ({ client: 'iputils ping -D -O', intervalMs: c.interval, pingArgIntervalMs: pingInterval(c.interval) }),
+  facts: () => ({ session: false, deadlines: [], notes: ['ping keeps no session: it only measures the outage'], reconnect: false }),
   create(config, ctx) {
     let child: ChildProcess | null = null;
     let opened = false;

@@ -25,6 +25,7 @@ import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
 import { readSecret, scrubbed } from './shared/secrets.ts';
 import { reconnectSchema, SessionLoop, type LoopSession } from './shared/session-loop.ts';
+import { note, sessionFacts, userTimeout } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
 import { tableName, WriteLedger } from './shared/write-ledger.ts';
 
@@ -163,6 +164,17 @@ export const odbc: ProbeDefinition<OdbcConfig> = {
     reconnect: c.reconnect.mode,
     verify: 'every acknowledged INSERT present at close',
   }),
+  facts: (c) =>
+    sessionFacts(
+      userTimeout(c.tcpUserTimeout),
+      [
+        ...note(c.queryTimeout, `query timeout ${c.queryTimeout} ms: psqlODBC enforces it on the server (statement_timeout), so a blackout does not trigger it`),
+        ...note(c.keepalive, 'TCP keepalive only probes an idle connection; with a request outstanding during the blackout it never fires'),
+        ...note(c.callTimeout, `call timeout ${c.callTimeout} ms: the harness's own watchdog on a driver call`),
+        `login timeout ${c.loginTimeout} ms: applies to opening a session only`,
+      ],
+      c.reconnect.mode !== 'none',
+    ),
   create(config, ctx) {
     const ledger = new WriteLedger();
     const table = tableName(config.name, ctx.trial);

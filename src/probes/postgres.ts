@@ -15,6 +15,7 @@
  * table (else a failing `verify`: data loss); writes whose outcome the client
  * never learned are reported and checked.
  */
+import { note, request, sessionFacts, userTimeout } from './shared/facts.ts';
 import pg from 'pg';
 import type { Socket } from 'node:net';
 import { z } from 'zod';
@@ -114,6 +115,16 @@ export const postgres: ProbeDefinition<PostgresConfig> = {
     onQueryTimeout: 'connection discarded (session lost)',
     verify: 'every acknowledged INSERT present at close',
   }),
+  facts: (c) =>
+    sessionFacts(
+      [...request(c.queryTimeout, 'query timeout'), ...userTimeout(c.userTimeout)],
+      [
+        ...note(c.statementTimeout, `statement timeout ${c.statementTimeout} ms: the server's clock, while it executes; a blackout delays the query's arrival instead, so it does not bound the breaking point`),
+        ...note(c.keepalive, 'TCP keepalive only probes an idle connection; with a request outstanding during the blackout it never fires'),
+        `connection timeout ${c.connectionTimeout} ms: applies to opening a session only`,
+      ],
+      c.reconnect.mode !== 'none',
+    ),
   create(config, ctx) {
     const ledger = new WriteLedger();
     const table = tableName(config.name, ctx.trial);

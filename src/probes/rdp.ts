@@ -39,6 +39,7 @@ import { sleep } from '../core/clock.ts';
 import { pidAlive } from '../transport/exec.ts';
 import { scrub } from '../core/redact.ts';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
+import { request, sessionFacts, userTimeout } from './shared/facts.ts';
 import type { RdpAccess } from '../core/target.ts';
 import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
 import { isBlank, parseXwdHeader, pixels, xwdToPng, type XwdLayout } from './shared/xwd-frame.ts';
@@ -85,6 +86,15 @@ export const rdp: ProbeDefinition<RdpConfig> = {
   kind: 'rdp',
   summary: 'a real RDP session (FreeRDP under Xvfb) watching the desktop for fresh frames; FreeRDP auto-reconnect on or off',
   schema,
+  facts: (c) => {
+    const ack = c.timeout ?? FREERDP_DEFAULTS.tcpAckTimeoutMs;
+    // FreeRDP applies its ack timeout as TCP_USER_TIMEOUT; its fixed keepalive timer closes the session at the first firing past it
+    return sessionFacts(
+      [...userTimeout(ack, c.timeout ? 'FreeRDP /tcp-ack-timeout' : "FreeRDP's default /tcp-ack-timeout"), ...request(expectedDropAfterMs(ack), 'FreeRDP keepalive drop after silence')],
+      [`connect timeout ${FREERDP_DEFAULTS.connectTimeoutMs} ms (FreeRDP default): applies to opening a session only`],
+      c.autoReconnect,
+    );
+  },
   policy: (c) => {
     const ack = c.timeout ?? FREERDP_DEFAULTS.tcpAckTimeoutMs;
     return {

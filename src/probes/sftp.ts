@@ -19,6 +19,7 @@ import { CopyProgress, settledWithin } from './shared/copy-progress.ts';
 import { errorText } from './shared/session-loop.ts';
 import { scrubbed } from './shared/secrets.ts';
 import { connectSsh, sshFields, sshPolicy, sshTarget } from './shared/ssh-util.ts';
+import { keepalive, request, sessionFacts } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
 
 const schema = z.strictObject({
@@ -109,6 +110,12 @@ export const sftp: ProbeDefinition<SftpConfig> = {
     reconnect: 'none',
     verify: 'sha256 server vs client',
   }),
+  facts: (c) =>
+    sessionFacts(
+      [...request(c.stallTimeout, 'stall timeout'), ...keepalive(c.serverAlive && { intervalMs: c.serverAlive.interval, count: c.serverAlive.countMax }, 'SSH keepalive')],
+      [`ready timeout ${c.readyTimeout} ms: applies to opening a session only`],
+      false,
+    ),
   create(config, ctx) {
     let client: Client | null = null;
     let copy: Promise<void> | null = null;

@@ -12,6 +12,7 @@
  * is a failed copy. Credentials go through a 0600 authentication file in a
  * private temp folder, never on the command line.
  */
+import { request, sessionFacts } from './shared/facts.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -110,6 +111,8 @@ export const smb: ProbeDefinition<SmbConfig> = {
     reconnect: 'none',
     verify: 'sha256 of the received bytes vs the server-published checksum',
   }),
+  // smbclient's -t: the I/O timeout of one request (its default is 20 s; the lab saw NT_STATUS_IO_TIMEOUT ~19 s in)
+  facts: (c) => sessionFacts([...request(c.timeout, 'smbclient I/O timeout'), ...request(c.stallTimeout, 'stall timeout')], [], false),
   create(config, ctx) {
     let s: (Smb & { password: string }) | null = null;
     let child: ChildProcess | null = null;

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { duration, probeBase } from '../core/schema-util.ts';
 import { setKeepalive, setUserTimeout } from '../transport/sockopt.ts';
 import { reconnectSchema, SessionLoop, type LoopSession } from './shared/session-loop.ts';
+import { note, request, sessionFacts, userTimeout } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
 
 const schema = z.strictObject({
@@ -37,6 +38,12 @@ export const tcp: ProbeDefinition<TcpConfig> = {
     connectTimeoutMs: c.connectTimeout,
     reconnect: c.reconnect.mode,
   }),
+  facts: (c) =>
+    sessionFacts(
+      [...request(c.readTimeout, 'read timeout'), ...userTimeout(c.userTimeout)],
+      [...note(c.keepalive, 'TCP keepalive only probes an idle connection; with a request outstanding during the blackout it never fires'), `connect timeout ${c.connectTimeout} ms: applies to opening a session only`],
+      c.reconnect.mode !== 'none',
+    ),
   create(config, ctx) {
     const port = config.port ?? (ctx.target.services.echo?.port as number | undefined) ?? 7;
     const loop = new SessionLoop({

@@ -24,6 +24,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
 import { readSecret } from './shared/secrets.ts';
+import { request, sessionFacts } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
 
 const schema = z.strictObject({
@@ -111,6 +112,8 @@ export const web: ProbeDefinition<WebConfig> = {
     navigationTimeoutMs: c.navigationTimeout,
     reconnect: 'page',
   }),
+  // the page treats a socket silent for staleAfter as dead and opens a new one (recovered, not survived)
+  facts: (c) => sessionFacts(request(c.staleAfter, 'page staleness limit'), [`navigation timeout ${c.navigationTimeout} ms: applies to loading the page only`, `gives up after ${c.giveUp} ms without a working socket`], true),
   create(config, ctx) {
     let context: BrowserContext | null = null;
     let acquired = false;

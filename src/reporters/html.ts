@@ -190,7 +190,7 @@ function verdictHtml(a: Analysis): string {
   return `<section class="verdict-box ${level}" id="verdict">
 <div class="vlabel">Verdict</div>
 <p class="headline">${esc(d.verdict.headline)}</p>
-<p class="live ${/live/.test(a.injector.kind) ? 'na' : d.migration.live.status}" id="live-verdict">${esc(d.verdict.second)}</p>
+<p class="live ${a.injector.migration === 'live' ? 'na' : d.migration.live.status}" id="live-verdict">${esc(d.verdict.second)}</p>
 ${d.migration.caveats.length ? `<ul class="caveats">${d.migration.caveats.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>` : ''}
 <div class="runstate ${run[0]}">${esc(run[1]!)}</div>
 ${expectations ? `<ul class="expectations">${expectations}</ul>` : ''}

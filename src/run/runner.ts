@@ -87,6 +87,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
     intervalMs: p.interval,
     toleranceMs: p.tolerance,
     policy: probeDefinition(p.kind)!.policy(p),
+    facts: probeDefinition(p.kind)!.facts(p),
   }));
   const finish = (exitCode: number, reason: string): RunResult => {
     emit({ type: 'run-end', t: clock.now(), exitCode, reason });
@@ -120,7 +121,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
     wallMs: clock.originWallMs,
     host: hostname(),
     target: { name: target?.name ?? '(unresolved)', address: target?.address ?? '' },
-    injector: { kind: suite.injector.kind, ...(injector?.describe() ?? {}) },
+    injector: { kind: suite.injector.kind, ...(injector?.describe() ?? {}), migration: injector?.migration ?? 'none' },
     probes: probeInfos,
     version: VERSION,
   });
@@ -324,7 +325,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
         const settled = suite.probes.every((cfg, i) => {
           const st = states.get(cfg.name)!;
           // a lost session with no reconnect policy has nothing more to show
-          const terminal = st.lost && (probeInfos[i]!.policy.reconnect ?? 'none') === 'none';
+          const terminal = st.lost && !probeInfos[i]!.facts?.reconnect;
           return terminal || (st.okAfterRestore && !st.lost);
         });
         if (settled) break;

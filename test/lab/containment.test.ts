@@ -27,6 +27,7 @@ function misbehaving(kind: string, misbehave: 'throw' | 'reject' | 'hang-close')
     summary: 'test only',
     schema: z.strictObject({ ...probeBase(kind, { interval: 50 }) }),
     policy: () => ({ reconnect: 'none' }),
+    facts: () => ({ session: true, deadlines: [], notes: [], reconnect: false }),
     create(config, ctx) {
       let timer: NodeJS.Timeout;
       let n = 0;

@@ -332,7 +332,7 @@ describe('lab VM (QEMU, TCG)', () => {
     for (let i = 0; i < 100 && isVmProcess(state, now.current.pid); i++) await sleep(20);
     expect(isVmProcess(state, now.current.pid)).toBe(false);
     writeJournal(state, {
-      kind: 'quick',
+      migration: 'quick',
       phase: 'saved',
       driverPid: process.pid,
       startedAtWallMs: Date.now(),

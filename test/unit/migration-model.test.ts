@@ -1,4 +1,5 @@
 /** The seeds' quick-migration model, its verdict, and the predicted breaking points (pure). */
+import { probeDefinition } from '../../src/probes/index.ts';
 import { describe, expect, it } from 'vitest';
 import { LINKS, SEED_MEMORY, defaultLinks, formatBytes, maxMemoryFor, migrationSettings, migrationVerdict, normalizeLink, quickMigrationMs, type LinkName } from '../../src/analysis/migration-model.ts';
 import { checkPrediction, kernelGiveUpMs, lastDeliveryBefore, predictBreakingPoint, retransmissionSchedule } from '../../src/analysis/predict.ts';
@@ -73,37 +74,47 @@ describe('predicted breaking points', () => {
     expect(lastDeliveryBefore(5000)).toBe(3000);
   });
 
+  /** the prediction from a probe's own declared facts, its config validated by its own schema */
+  const predict = (cfg: Record<string, unknown>) => {
+    const def = probeDefinition(cfg.kind as string)!;
+    const c = def.schema.parse({ name: cfg.kind, ...cfg });
+    return predictBreakingPoint({ name: c.name, kind: c.kind, intervalMs: c.interval, facts: def.facts(c) });
+  };
+
   it('tcp: user timeout, read timeout, none', () => {
-    const tcp = (policy: Record<string, unknown>) => predictBreakingPoint({ name: 't', kind: 'tcp', intervalMs: 100, policy });
-    expect(tcp({ userTimeoutMs: 3000, readTimeoutMs: 'none', keepalive: 'off' }).breakingMs).toBe(3000);
+    expect(predict({ kind: 'tcp', interval: 100, userTimeout: 3000 }).breakingMs).toBe(3000);
     // a 5 s user timeout still breaks at ~3 s: the next retransmission (6.2 s) is after it
-    expect(tcp({ userTimeoutMs: 5000 }).breakingMs).toBe(3000);
-    expect(tcp({ readTimeoutMs: 2000 }).breakingMs).toBe(1400);
-    const plain = tcp({ readTimeoutMs: 'none', userTimeoutMs: 'OS default (none: ~15 min of retransmissions)', keepalive: { idle: 1000, interval: 1000, count: 3 } });
+    expect(predict({ kind: 'tcp', interval: 100, userTimeout: 5000 }).breakingMs).toBe(3000);
+    expect(predict({ kind: 'tcp', interval: 100, readTimeout: 2000 }).breakingMs).toBe(1400);
+    const plain = predict({ kind: 'tcp', interval: 100, keepalive: { idle: 1000, interval: 1000, count: 3 } });
     expect(plain.breakingMs).toBeGreaterThan(600_000);
     expect(plain.basis.join(' ')).toMatch(/keepalive only probes an idle connection/);
   });
 
-  it('rules for the probes being added: postgres, console, sftp, smb, rdp, web; unknown kinds get none', () => {
-    const p = (kind: string, policy: Record<string, unknown>) => predictBreakingPoint({ name: kind, kind, intervalMs: 200, policy });
-    const pg = p('postgres', { statementTimeoutMs: 5000, queryTimeoutMs: 8000, connectionTimeoutMs: 3000, keepalive: { idleMs: 1000 }, reconnect: 'backoff' });
+  it('every probe kind predicts from its declared facts: postgres, console, sftp, smb, rdp, web, icmp', () => {
+    const pg = predict({ kind: 'postgres', interval: 200, statementTimeout: 5000, queryTimeout: 8000, connectionTimeout: 3000, reconnect: 'backoff' });
     expect(pg.breakingMs).toBe(6200);
-    expect(pg.basis.join(' ')).toMatch(/statementTimeoutMs = 5 s: server-side/);
-    expect(p('console', { keepaliveIntervalMs: 1000, keepaliveCountMax: 3 }).breakingMs).toBe(3000);
-    expect(p('console', { serverAlive: { interval: 1000, countMax: 3 } }).breakingMs).toBe(3000);
-    expect(p('sftp', { keepaliveIntervalMs: 0, readyTimeoutMs: 20_000 }).breakingMs).toBeGreaterThan(600_000);
-    expect(p('smb', { client: 'smbclient' }).breakingMs).toBe(12_600);
-    expect(p('rdp', { autoReconnect: true }).breakingMs).toBe(6200);
-    expect(p('web', { heartbeatTimeoutMs: 10_000 }).breakingMs).toBe(6200);
-    expect(p('mqtt', { keepAliveSeconds: 60 }).breakingMs).toBeNull();
-    expect(predictBreakingPoint({ name: 'ping', kind: 'icmp', intervalMs: 10, policy: {} }).breakingMs).toBe(Infinity);
+    expect(pg.basis.join(' ')).toMatch(/statement timeout 5000 ms: the server's clock/);
+    expect(pg.basis.join(' ')).toMatch(/reconnect/);
+    expect(predict({ kind: 'console', interval: 200, serverAlive: { interval: 1000, countMax: 3 } }).breakingMs).toBe(3000);
+    expect(predict({ kind: 'sftp', interval: 200 }).breakingMs).toBeGreaterThan(600_000);
+    expect(predict({ kind: 'smb', interval: 200 }).breakingMs).toBe(12_600);
+    expect(predict({ kind: 'rdp', interval: 500, autoReconnect: true }).breakingMs).toBe(6200);
+    // the web probe's page gives a socket up after staleAfter (3 s by default): an application timer
+    expect(predict({ kind: 'web', interval: 500 }).breakingMs).toBe(1400);
+    expect(predict({ kind: 'web', interval: 500, staleAfter: 10_000 }).breakingMs).toBe(6200);
+    expect(predict({ kind: 'icmp', interval: 10 }).breakingMs).toBe(Infinity);
+    // a log written before facts were recorded: no prediction, said so
+    const old = predictBreakingPoint({ name: 'x', kind: 'tcp', intervalMs: 100 });
+    expect(old.breakingMs).toBeNull();
+    expect(old.mechanism).toMatch(/no client facts/);
   });
 
   it('disagreement is a finding; agreement within the slack is not', () => {
-    const pr = predictBreakingPoint({ name: 't', kind: 'tcp', intervalMs: 100, policy: { readTimeoutMs: 2000 } });
+    const pr = predict({ kind: 'tcp', interval: 100, readTimeout: 2000 });
     expect(checkPrediction(pr, 1000, 2000)).toMatchObject({ agreement: 'agrees', finding: false });
     expect(checkPrediction(pr, 5000, null)).toMatchObject({ agreement: 'survives-longer', finding: true });
-    const long = predictBreakingPoint({ name: 't', kind: 'tcp', intervalMs: 100, policy: { userTimeoutMs: 'OS default' } });
+    const long = predict({ kind: 'tcp', interval: 100 });
     expect(checkPrediction(long, 2000, 5000)).toMatchObject({ agreement: 'breaks-earlier', finding: true });
     expect(checkPrediction(long, 8000, null)).toMatchObject({ agreement: 'agrees', finding: false });
     expect(checkPrediction(pr, 5000, 1000, true).agreement).toBe('inconclusive');

@@ -77,7 +77,7 @@ describe('analysis of the fixtures', () => {
 
 describe('a live-migration run', () => {
   it('is direct evidence for the live line, which becomes the headline', () => {
-    const events = readEvents(join(fixtureRun('list-run'), 'events.jsonl')).events.map((e) => (e.type === 'run-start' ? { ...e, injector: { kind: 'qemu-live' } } : e));
+    const events = readEvents(join(fixtureRun('list-run'), 'events.jsonl')).events.map((e) => (e.type === 'run-start' ? { ...e, injector: { kind: 'qemu-live', migration: 'live' as const } } : e));
     const a = analyze(events);
     expect(a.decision.migration.live).toMatchObject({ status: 'unsafe', failing: ['console', 'flappy'] });
     expect(a.decision.verdict.headline).toMatch(/^Live migration \(measured: 4 live migration\(s\), pauses 2 s–5 s\): NOT safe — console, flappy did not survive it/);

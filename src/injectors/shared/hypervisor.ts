@@ -14,6 +14,7 @@
  *    output lines are what it did.
  */
 import { sleep } from '../../core/clock.ts';
+import type { MigrationKind } from '../../core/events.ts';
 import type { Command, ExecResult, Executor } from '../../transport/ssh-exec.ts';
 import { describeSsh, executorFor, timed, type SshConfig, type Watchdog } from './remote.ts';
 import type { CutInstant, Injector, InjectorContext, Instant } from '../../core/injector.ts';
@@ -50,6 +51,8 @@ export interface MigrationPlan {
 export interface HypervisorSpec {
   kind: string;
   mode: string;
+  /** what the mode is: the adapter's own table of its modes says */
+  migration: MigrationKind;
   ssh: SshConfig | undefined;
   timeoutMs: number;
   graceMs: number;
@@ -84,6 +87,7 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
 
   return {
     kind: spec.kind,
+    migration: spec.migration,
     dryRunCapable: true,
     selfTimed: spec.selfTimed,
     // a migration lasts what it lasts: one trial when the suite gives no lengths
