@@ -27,8 +27,10 @@ import type { BlackoutEvent, EventOf, Outcome, ProbeInfo } from '../core/events.
 import { decide, type Decision } from './decision.ts';
 import type { Phase, ProbeErrorSummary, ProbeTrialResult, TrialResult, ProbeRunResult, ExpectationResult, RunFold } from './results.ts';
 
+export { survived };
 export type { Phase, ProbeErrorSummary, ProbeTrialResult, TrialResult, ProbeRunResult, ExpectationResult, RunFold };
 import type { Sweep } from './search.ts';
+import { formatLength, survived } from '../core/format.ts';
 
 /** A run's analysis: the fold of its events plus the decision drawn from it. */
 export interface Analysis extends RunFold {
@@ -43,7 +45,6 @@ export function median(values: number[]): number | null {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-export const survived = (o: Outcome): boolean => o === 'transparent' || o === 'stalled';
 
 
 const MAX_ERRORS = 200;
@@ -242,7 +243,7 @@ class ProbeAcc {
     if (!complete && firstAfter === null && !firstLost) return result('unknown', 'the run ended before the probe was seen to recover');
     if (firstLost) {
       if (reconnectedAt !== undefined && okAfterReconnect) {
-        return result('recovered', `session lost (${firstLost.message}); reconnected after ${fmt(reconnectedAt - firstLost.t)}`);
+        return result('recovered', `session lost (${firstLost.message}); reconnected after ${formatLength(reconnectedAt - firstLost.t)}`);
       }
       return result('failed', `session lost: ${firstLost.message}${this.reopened.length ? '; reconnect did not bring a working session' : ''}`);
     }
@@ -250,8 +251,8 @@ class ProbeAcc {
     if (firstAfter === null) {
       return result(complete ? 'failed' : 'unknown', complete ? 'no good sample after the restore before the recovery window closed' : 'the run ended during recovery');
     }
-    if (gap > limit) return result('stalled', `no answer for ${fmt(gap)}; the same session resumed ${fmt(base.recoveryMs ?? 0)} after the restore`);
-    return result('transparent', `longest gap ${fmt(gap)} ≤ interval ${fmt(effectiveIntervalMs)} + tolerance ${fmt(info.toleranceMs)}`);
+    if (gap > limit) return result('stalled', `no answer for ${formatLength(gap)}; the same session resumed ${formatLength(base.recoveryMs ?? 0)} after the restore`);
+    return result('transparent', `longest gap ${formatLength(gap)} ≤ interval ${formatLength(effectiveIntervalMs)} + tolerance ${formatLength(info.toleranceMs)}`);
   }
 }
 
@@ -452,10 +453,10 @@ function assemble(
     const survivedAtLeast = relevant.some((t) => t.requestedMs >= X && survived(t.probes[probe]!.outcome));
     const passed = failedBelow.length === 0 && survivedAtLeast;
     const message = passed
-      ? `${probe} survives a ${fmt(X)} blackout`
+      ? `${probe} survives a ${formatLength(X)} blackout`
       : failedBelow.length
-        ? `${probe} did not survive a ${fmt(failedBelow[0]!.requestedMs)} blackout (${failedBelow[0]!.probes[probe]!.outcome}: ${failedBelow[0]!.probes[probe]!.reason}); expected to survive ${fmt(X)}`
-        : `no completed trial of ${fmt(X)} or longer that ${probe} survived; expected to survive ${fmt(X)}`;
+        ? `${probe} did not survive a ${formatLength(failedBelow[0]!.requestedMs)} blackout (${failedBelow[0]!.probes[probe]!.outcome}: ${failedBelow[0]!.probes[probe]!.reason}); expected to survive ${formatLength(X)}`
+        : `no completed trial of ${formatLength(X)} or longer that ${probe} survived; expected to survive ${formatLength(X)}`;
     expectationResults.push({ probe, survivesMs: X, passed, message });
   }
 
@@ -485,7 +486,3 @@ function assemble(
   return { ...partial, decision: decide(partial) };
 }
 
-function fmt(ms: number): string {
-  if (ms === 0) return 'natural-length'; // a requested 0: the injector's own length
-  return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
-}

@@ -5,9 +5,10 @@
  * migration verdict (the weakest session decides).
  */
 import type { RunFold } from './results.ts';
-import { bracketsOf, linearSweepTrials, survivedOutcome, type BracketStatus, type ProbeBracket, type Sweep } from './search.ts';
+import { bracketsOf, linearSweepTrials, type BracketStatus, type ProbeBracket, type Sweep } from './search.ts';
 import { checkPrediction, predictBreakingPoint, type Prediction, type PredictionCheck } from './predict.ts';
 import { migrationSettings, migrationVerdict, type MigrationVerdict } from './migration-model.ts';
+import { formatLength, survived } from '../core/format.ts';
 
 export interface ProbeDecision {
   probe: string;
@@ -68,7 +69,7 @@ export function decide(a: PartialAnalysis): Decision {
         severity: 'warning',
         probe: info.name,
         trials: [...new Set(bracket.conflicts.flatMap((x) => [x.survived.trial, x.failed.trial]))].sort((x, y) => x - y),
-        text: `${info.name} is flaky: it survived ${fmt(c.survived.ms)} (trial ${c.survived.trial}) but not ${fmt(c.failed.ms)} (trial ${c.failed.trial}); its outcome is not monotonic in the blackout length`,
+        text: `${info.name} is flaky: it survived ${formatLength(c.survived.ms)} (trial ${c.survived.trial}) but not ${formatLength(c.failed.ms)} (trial ${c.failed.trial}); its outcome is not monotonic in the blackout length`,
       });
     }
     if (check.finding) findings.push({ severity: 'problem', probe: info.name, text: `${info.name}: ${check.text}` });
@@ -79,9 +80,9 @@ export function decide(a: PartialAnalysis): Decision {
   if (!a.complete) findings.push({ severity: 'warning', text: 'the run did not finish (no run-end): the figures cover the trials recorded up to its last event' });
   for (const t of a.trials) {
     if (t.injected && t.injected.restoreReason !== 'scheduled') findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index}: the blackout was ended early (${t.injected.restoreReason})` });
-    if (!t.complete) findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index} (${fmt(t.requestedMs)}) did not finish; its outcomes are unknown where not yet decided` });
+    if (!t.complete) findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index} (${formatLength(t.requestedMs)}) did not finish; its outcomes are unknown where not yet decided` });
     if (t.injected && Math.abs(t.injected.durationMs - t.requestedMs) > Math.max(200, 0.05 * t.requestedMs) && t.injected.restoreReason === 'scheduled') {
-      findings.push({ severity: 'info', trials: [t.index], text: `trial ${t.index}: ${fmt(t.injected.durationMs)} injected for ${fmt(t.requestedMs)} requested` });
+      findings.push({ severity: 'info', trials: [t.index], text: `trial ${t.index}: ${formatLength(t.injected.durationMs)} injected for ${formatLength(t.requestedMs)} requested` });
     }
   }
   for (const p of a.preflight) if (!p.ok) findings.push({ severity: 'warning', ...(p.probe ? { probe: p.probe } : {}), text: `preflight: ${p.message}` });
@@ -99,7 +100,7 @@ export function decide(a: PartialAnalysis): Decision {
       s.mode === 'list'
         ? `${a.trials.length} trial(s) from the list`
         : !open.length
-          ? `every probe resolved (bracket ≤ ${fmt(s.resolution)}, or the range exhausted, or flaky)`
+          ? `every probe resolved (bracket ≤ ${formatLength(s.resolution)}, or the range exhausted, or flaky)`
           : a.trials.length >= s.maxTrials
             ? `maxTrials (${s.maxTrials}) reached with ${open.map((b) => b.probe).join(', ')} still open`
             : `the run ended with ${open.map((b) => b.probe).join(', ')} still open`;
@@ -111,8 +112,8 @@ export function decide(a: PartialAnalysis): Decision {
     const done = a.trials.filter((t) => t.injected);
     if (done.length) {
       const durations = done.map((t) => t.injected!.durationMs);
-      const failing = a.probeInfo.map((p) => p.name).filter((n) => done.some((t) => t.probes[n] && t.probes[n]!.outcome !== 'unknown' && !survivedOutcome(t.probes[n]!.outcome)));
-      const span = `${done.length} live migration(s), pauses ${fmt(Math.min(...durations))}–${fmt(Math.max(...durations))}`;
+      const failing = a.probeInfo.map((p) => p.name).filter((n) => done.some((t) => t.probes[n] && t.probes[n]!.outcome !== 'unknown' && !survived(t.probes[n]!.outcome)));
+      const span = `${done.length} live migration(s), pauses ${formatLength(Math.min(...durations))}–${formatLength(Math.max(...durations))}`;
       migration.live = failing.length
         ? { pauseMs: Math.max(...durations), status: 'unsafe', failing, text: `Live migration (measured: ${span}): NOT safe — ${failing.join(', ')} did not survive it.` }
         : { pauseMs: Math.max(...durations), status: 'safe', failing: [], text: `Live migration (measured: ${span}): safe — every session survived every one.` };
@@ -134,6 +135,3 @@ export function decide(a: PartialAnalysis): Decision {
   return { probes, findings, migration, search, verdict: { level: live && anyData ? liveLevel : level, headline, live: migration.live.text, second } };
 }
 
-function fmt(ms: number): string {
-  return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
-}

@@ -9,6 +9,7 @@
  * for VMs up to X GB on link L", per probe and for the application (the
  * weakest session decides).
  */
+import { formatBytes, formatLength } from '../core/format.ts';
 import { z } from 'zod';
 import { byteSize, duration } from '../core/schema-util.ts';
 
@@ -122,11 +123,6 @@ export function migrationSettings(config: unknown): MigrationSettings {
 
 export const bytesPerSec = (l: NamedLink): number => l.mbPerSec * MiB;
 
-export function formatBytes(b: number): string {
-  if (!Number.isFinite(b)) return '∞';
-  if (b >= GiB) return `${+(b / GiB).toFixed(b >= 10 * GiB ? 0 : 1)} GB`;
-  return `${Math.round(b / MiB)} MB`;
-}
 
 // ---------------------------------------------------------------- the verdict
 
@@ -212,13 +208,13 @@ export function migrationVerdict(tolerances: Tolerance[], settings: MigrationSet
   const headline = !weakest
     ? 'No probe ran: no verdict.'
     : weakest.maxSurvivedMs === null
-      ? `Quick migration is not safe for this application at any VM size: ${weakest.probe} did not survive even the shortest blackout tried (${fmtS(weakest.minFailedMs)}).`
+      ? `Quick migration is not safe for this application at any VM size: ${weakest.probe} did not survive even the shortest blackout tried (${formatLength(weakest.minFailedMs)}).`
       : `Quick migration is safe for this application for VMs up to ${overall.map((o) => `${o.atLeast ? '≥ ' : ''}${formatBytes(o.safeUpToBytes)} on ${o.link}`).join(', ')}` +
         (neverFailed.length === tolerances.length
-          ? ` (every session survived every blackout tried, up to ${fmtS(weakest.maxSurvivedMs)}; longer blackouts were not tried).`
+          ? ` (every session survived every blackout tried, up to ${formatLength(weakest.maxSurvivedMs)}; longer blackouts were not tried).`
           : weakest.flaky
-          ? `; limited by ${weakest.probe} (${weakest.kind}), whose outcomes were not consistent (it survived up to ${fmtS(weakest.maxSurvivedMs)} but also failed at ${fmtS(weakest.minFailedMs)}).`
-          : `; limited by ${weakest.probe} (${weakest.kind}), which survived ${fmtS(weakest.maxSurvivedMs)} but not ${fmtS(weakest.minFailedMs)}.`);
+          ? `; limited by ${weakest.probe} (${weakest.kind}), whose outcomes were not consistent (it survived up to ${formatLength(weakest.maxSurvivedMs)} but also failed at ${formatLength(weakest.minFailedMs)}).`
+          : `; limited by ${weakest.probe} (${weakest.kind}), which survived ${formatLength(weakest.maxSurvivedMs)} but not ${formatLength(weakest.minFailedMs)}.`);
 
   const table = settings.memoryBytes.map((memoryBytes) => ({
     memoryBytes,
@@ -235,15 +231,11 @@ export function migrationVerdict(tolerances: Tolerance[], settings: MigrationSet
   const failing = tolerances.filter((t) => t.minFailedMs !== null && t.minFailedMs <= pause).map((t) => t.probe);
   const unproven = tolerances.filter((t) => !failing.includes(t.probe) && (t.maxSurvivedMs === null || t.maxSurvivedMs < pause)).map((t) => t.probe);
   const live: MigrationVerdict['live'] = failing.length
-    ? { pauseMs: pause, status: 'unsafe', failing, text: `Live migration (pause ≤ ${fmtS(pause)}): NOT safe — ${failing.join(', ')} did not survive a blackout of ${fmtS(pause)} or less.` }
+    ? { pauseMs: pause, status: 'unsafe', failing, text: `Live migration (pause ≤ ${formatLength(pause)}): NOT safe — ${failing.join(', ')} did not survive a blackout of ${formatLength(pause)} or less.` }
     : unproven.length
-      ? { pauseMs: pause, status: 'unproven', failing: [], text: `Live migration (pause ≤ ${fmtS(pause)}): not demonstrated — ${unproven.join(', ')} had no survived blackout of ${fmtS(pause)} or longer.` }
-      : { pauseMs: pause, status: 'safe', failing: [], text: `Live migration (pause ≤ ${fmtS(pause)}): safe — every session survived blackouts of ${fmtS(pause)} and longer.` };
+      ? { pauseMs: pause, status: 'unproven', failing: [], text: `Live migration (pause ≤ ${formatLength(pause)}): not demonstrated — ${unproven.join(', ')} had no survived blackout of ${formatLength(pause)} or longer.` }
+      : { pauseMs: pause, status: 'safe', failing: [], text: `Live migration (pause ≤ ${formatLength(pause)}): safe — every session survived blackouts of ${formatLength(pause)} and longer.` };
 
   return { settings, perProbe, limitedBy: weakest?.probe ?? null, overall, headline, table, live, caveats };
 }
 
-function fmtS(ms: number | null): string {
-  if (ms === null) return '–';
-  return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
-}

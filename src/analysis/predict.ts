@@ -22,6 +22,7 @@
 import type { ProbeInfo } from '../core/events.ts';
 import type { ClientDeadline } from '../core/probe.ts';
 import { parseDuration } from '../core/clock.ts';
+import { formatLength } from '../core/format.ts';
 
 export interface Prediction {
   probe: string;
@@ -101,14 +102,10 @@ interface Deadline {
   strict?: boolean;
 }
 
-function fmt(ms: number): string {
-  if (!Number.isFinite(ms)) return '∞';
-  return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
-}
 
 /** App-level keepalive (SSH ServerAlive / ssh2 keepaliveInterval × keepaliveCountMax): dies (count+1) × interval after the last data received. */
 function keepaliveDeadline(interval: number, count: number, what: string): Deadline {
-  return { strict: true, ms: (count + 1) * interval, earliestMs: count * interval, what: `${what}: the session is dropped ${fmt(count * interval)}–${fmt((count + 1) * interval)} after the last answer` };
+  return { strict: true, ms: (count + 1) * interval, earliestMs: count * interval, what: `${what}: the session is dropped ${formatLength(count * interval)}–${formatLength((count + 1) * interval)} after the last answer` };
 }
 
 /** One declared deadline in the form the schedule arithmetic uses. */
@@ -163,7 +160,7 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
     kind,
     breakingMs: b,
     range,
-    mechanism: `${decisive.what}; the last retransmission before it is at ${fmt(b)}, so a blackout longer than ~${fmt(b)} outlasts the session`,
+    mechanism: `${decisive.what}; the last retransmission before it is at ${formatLength(b)}, so a blackout longer than ~${formatLength(b)} outlasts the session`,
     basis,
   };
 }
@@ -189,8 +186,8 @@ export function checkPrediction(p: Prediction, lo: number | null, hi: number | n
   if (lo === null && hi === null) return { agreement: 'inconclusive', text: 'no completed trial', finding: false };
   const [rl, rh] = p.range;
   const slack = (v: number) => Math.max(250, 0.1 * v);
-  const obs = `observed ${lo === null ? '<' : `survived ${fmt(lo)}`}${lo !== null && hi !== null ? ', ' : ' '}${hi === null ? 'and every longer blackout tried' : `failed ${fmt(hi)}`}`;
-  const pred = Number.isFinite(p.breakingMs) ? `predicted ~${fmt(p.breakingMs)} (${fmt(rl)}–${fmt(rh)})` : 'predicted: no breaking point';
+  const obs = `observed ${lo === null ? '<' : `survived ${formatLength(lo)}`}${lo !== null && hi !== null ? ', ' : ' '}${hi === null ? 'and every longer blackout tried' : `failed ${formatLength(hi)}`}`;
+  const pred = Number.isFinite(p.breakingMs) ? `predicted ~${formatLength(p.breakingMs)} (${formatLength(rl)}–${formatLength(rh)})` : 'predicted: no breaking point';
   if (hi !== null && hi < rl - slack(rl)) {
     return { agreement: 'breaks-earlier', finding: true, text: `breaks earlier than its policy allows: ${obs}; ${pred} — something else ends the session (another timeout, a middlebox, the server side)` };
   }

@@ -20,6 +20,7 @@
  * (a trial that did not finish) carry no information.
  */
 import type { Outcome } from '../core/events.ts';
+import { formatLength, survived } from '../core/format.ts';
 
 export type Sweep =
   | { mode: 'list'; lengths: number[]; repeat: number }
@@ -65,7 +66,6 @@ export interface Planner {
   readonly plannedTrials: number | null;
 }
 
-export const survivedOutcome = (o: Outcome): boolean => o === 'transparent' || o === 'stalled';
 
 // ------------------------------------------------------------------ brackets
 
@@ -76,7 +76,7 @@ export function bracketsOf(probes: string[], observations: TrialObservation[], s
     for (const o of observations) {
       const oc = o.outcomes[probe];
       if (!oc || oc === 'unknown') continue;
-      points.push({ trial: o.index, ms: o.requestedMs, survived: survivedOutcome(oc) });
+      points.push({ trial: o.index, ms: o.requestedMs, survived: survived(oc) });
     }
     let lo: number | null = null;
     let hi: number | null = null;
@@ -162,14 +162,9 @@ export function gridStep(resolution: number): number {
   return Math.max(1, raw);
 }
 
-export function fmtLen(ms: number | null): string {
-  if (ms === null) return '–';
-  if (!Number.isFinite(ms)) return '∞';
-  return ms >= 1000 ? `${+(ms / 1000).toFixed(3)} s` : `${Math.round(ms)} ms`;
-}
 
 function bracketText(b: { lo: number | null; hi: number | null }): string {
-  return `[${b.lo === null ? '?' : fmtLen(b.lo)}, ${b.hi === null ? '?' : fmtLen(b.hi)}]`;
+  return `[${b.lo === null ? '?' : formatLength(b.lo)}, ${b.hi === null ? '?' : formatLength(b.hi)}]`;
 }
 
 function searchPlanner(sweep: Extract<Sweep, { mode: 'search' }>, probes: string[]): Planner {
@@ -226,8 +221,8 @@ function searchPlanner(sweep: Extract<Sweep, { mode: 'search' }>, probes: string
         .map((b) => `${b.probe} ${bracketText(b)}`);
       const reason =
         n === 1 && seen.length === 0
-          ? `search step 1: ${fmtLen(best.x)} halves the range [${fmtLen(from)}, ${fmtLen(to)}] for all ${open.length} probe(s)`
-          : `search step ${n}: ${fmtLen(best.x)} cuts the most remaining uncertainty (${best.gain.toFixed(2)} bits expected) over ${parts.join(', ')}`;
+          ? `search step 1: ${formatLength(best.x)} halves the range [${formatLength(from)}, ${formatLength(to)}] for all ${open.length} probe(s)`
+          : `search step ${n}: ${formatLength(best.x)} cuts the most remaining uncertainty (${best.gain.toFixed(2)} bits expected) over ${parts.join(', ')}`;
       return {
         lengthMs: best.x,
         reason,

@@ -69,13 +69,6 @@ export function parseDuration(value: string | number): number {
   return n * factor;
 }
 
-export function formatMs(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
-  if (Math.abs(ms) < 1000) return `${Math.round(ms)} ms`;
-  if (Math.abs(ms) < 120_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-  return `${(ms / 60_000).toFixed(1)} min`;
-}
-
 /** Waits for `p` at most `ms`; never keeps the process alive after `p` settles. */
 export async function atMost<T>(p: Promise<T> | null | undefined, ms: number): Promise<T | undefined> {
   if (!p) return undefined;

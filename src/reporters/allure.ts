@@ -16,10 +16,10 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync
 import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import type { Analysis, ProbeTrialResult, TrialResult } from '../analysis/analysis.ts';
-import { survived } from '../analysis/analysis.ts';
-import { formatMs } from '../core/clock.ts';
+
 import { timelineSvg } from './html.ts';
 import { lengthLabel } from './matrix.ts';
+import { formatMs, survived } from '../core/format.ts';
 
 type Status = 'passed' | 'failed' | 'broken' | 'skipped' | 'unknown';
 

@@ -5,19 +5,19 @@
  * tolerance matrices side by side, and a short "what differs" list.
  */
 import type { Analysis } from '../analysis/analysis.ts';
-import { formatMs } from '../core/clock.ts';
-import { formatBytes } from '../analysis/migration-model.ts';
+
+
 import { CHART_CSS, PALETTE, esc, survivalChart, laneChart } from './charts.ts';
-import { COLORS, OUTCOME_SYMBOL, lanesOf, maxLength } from './html.ts';
+import { COLORS, lanesOf, maxLength } from './html.ts';
 import { matrixMarkdown } from './markdown.ts';
 import { lengthLabel, toleranceMatrix } from './matrix.ts';
+import { OUTCOME_GLYPH, formatBytes, formatMs, survived } from '../core/format.ts';
 
 export interface ComparedRun {
   label: string;
   analysis: Analysis;
 }
 
-const survivedOc = (o: string) => o === 'transparent' || o === 'stalled';
 
 /** The differences worth reading first, one sentence each. */
 export function whatDiffers(runs: ComparedRun[]): string[] {
@@ -72,7 +72,7 @@ export function whatDiffers(runs: ComparedRun[]): string[] {
     for (const [len, outs] of [...byLen.entries()].sort((x, y) => x[0] - y[0])) {
       const known = outs.filter(Boolean);
       if (known.length < 2) continue;
-      const surv = known.map((o) => o.split('/').every(survivedOc));
+      const surv = known.map((o) => o.split('/').every((o) => survived(o as Parameters<typeof survived>[0])));
       if (new Set(surv).size > 1) out.push(`${p} at ${lengthLabel(len)}: ${runs.map((r, i) => `${outs[i] || '–'} (${r.label})`).join(' vs ')}.`);
     }
     if (ds.some((d) => d.flaky)) out.push(`${p} is flaky under ${runs.filter((_, i) => ds[i]!.flaky).map((r) => r.label).join(', ')}.`);
@@ -98,7 +98,7 @@ function matrixHtmlSmall(a: Analysis): string {
             const cs = m.cells[p]?.[l] ?? [];
             if (!cs.length) return '<td class="empty">–</td>';
             const worst = cs.find((c) => c.outcome === 'failed') ?? cs.find((c) => c.outcome === 'recovered') ?? cs.find((c) => c.outcome === 'stalled') ?? cs[0]!;
-            return `<td class="cell" data-outcome="${worst.outcome}" style="background:${COLORS[worst.outcome]}" title="${esc(cs.map((c) => `trial ${c.trial}: ${c.outcome}`).join(', '))}">${cs.map((c) => OUTCOME_SYMBOL[c.outcome]).join(' ')}${worst.observedOutageMs !== null ? `<small> ${esc(formatMs(worst.observedOutageMs))}</small>` : ''}</td>`;
+            return `<td class="cell" data-outcome="${worst.outcome}" style="background:${COLORS[worst.outcome]}" title="${esc(cs.map((c) => `trial ${c.trial}: ${c.outcome}`).join(', '))}">${cs.map((c) => OUTCOME_GLYPH[c.outcome]).join(' ')}${worst.observedOutageMs !== null ? `<small> ${esc(formatMs(worst.observedOutageMs))}</small>` : ''}</td>`;
           })
           .join('')}</tr>`,
     )

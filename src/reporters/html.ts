@@ -8,11 +8,12 @@
  */
 import type { Analysis, TrialResult } from '../analysis/analysis.ts';
 import { hypervisorFigures } from './hypervisor-figures.ts';
-import { formatMs } from '../core/clock.ts';
-import { formatBytes } from '../analysis/migration-model.ts';
+
+
 import type { Outcome } from '../core/events.ts';
 import { toleranceMatrix, lengthLabel } from './matrix.ts';
 import { CHART_CSS, PALETTE, esc, laneChart, survivalChart, xyChart, type Lane } from './charts.ts';
+import { OUTCOME_GLYPH, formatBytes, formatMs, survived } from '../core/format.ts';
 
 export { esc };
 
@@ -22,7 +23,6 @@ export interface Assets {
 }
 
 /** symbols every font has (the terminal's ⏸ is missing from many) */
-export const OUTCOME_SYMBOL: Record<Outcome, string> = { transparent: '✓', stalled: '‖', recovered: '↺', failed: '✗', unknown: '?' };
 
 export const COLORS: Record<Outcome, string> = {
   transparent: '#2e9d57',
@@ -46,7 +46,7 @@ function matrixHtml(a: Analysis): string {
           if (!cs.length) return '<td class="empty">–</td>';
           const worst = cs.find((c) => c.outcome === 'failed') ?? cs.find((c) => c.outcome === 'recovered') ?? cs.find((c) => c.outcome === 'stalled') ?? cs[0]!;
           return `<td class="cell" data-outcome="${worst.outcome}" style="background:${COLORS[worst.outcome]}" title="${esc(cs.map((c) => `trial ${c.trial}: ${c.outcome}`).join(', '))}">${cs
-            .map((c) => `<div>${OUTCOME_SYMBOL[c.outcome]} ${c.outcome}${c.observedOutageMs !== null ? `<small> ${esc(formatMs(c.observedOutageMs))}</small>` : ''}</div>`)
+            .map((c) => `<div>${OUTCOME_GLYPH[c.outcome]} ${c.outcome}${c.observedOutageMs !== null ? `<small> ${esc(formatMs(c.observedOutageMs))}</small>` : ''}</div>`)
             .join('')}</td>`;
         })
         .join('');
@@ -142,7 +142,7 @@ export function lanesOf(a: Analysis): Lane[] {
     points: a.trials.flatMap((t) => {
       const r = t.probes[p.probe];
       if (!r || !t.injected || r.outcome === 'unknown') return [];
-      return [{ ms: t.injected.durationMs, survived: r.outcome === 'transparent' || r.outcome === 'stalled', trial: t.index }];
+      return [{ ms: t.injected.durationMs, survived: survived(r.outcome), trial: t.index }];
     }),
     predicted: p.prediction.breakingMs !== null && p.prediction.range ? { ms: p.prediction.breakingMs, range: p.prediction.range } : null,
   }));
@@ -240,7 +240,7 @@ function searchLogHtml(a: Analysis): string {
   if (!a.trials.some((t) => t.reason)) return '';
   const rows = a.trials
     .map((t) => {
-      const outcomes = Object.entries(t.probes).map(([n, r]) => `<span class="pill" style="background:${COLORS[r.outcome]}" title="${esc(r.reason)}">${esc(n)} ${OUTCOME_SYMBOL[r.outcome]}</span>`).join(' ');
+      const outcomes = Object.entries(t.probes).map(([n, r]) => `<span class="pill" style="background:${COLORS[r.outcome]}" title="${esc(r.reason)}">${esc(n)} ${OUTCOME_GLYPH[r.outcome]}</span>`).join(' ');
       return `<tr><td><a href="#trial-${t.index}">${t.index}</a></td><td class="num">${esc(lengthLabel(t.requestedMs))}</td><td>${esc(t.reason ?? '')}</td><td>${outcomes}</td></tr>`;
     })
     .join('');

@@ -1,7 +1,7 @@
 /** junit.xml: a testcase per probe per trial, the cause in the failure message, so CI systems show it. */
 import type { Analysis } from '../analysis/analysis.ts';
-import { survived } from '../analysis/analysis.ts';
 import { lengthLabel } from './matrix.ts';
+import { survived } from '../core/format.ts';
 
 export function xmlEscape(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, '');

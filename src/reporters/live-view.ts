@@ -7,7 +7,8 @@
 import pc from 'picocolors';
 import { analyze } from '../analysis/analysis.ts';
 import type { BlackoutEvent, EventOf } from '../core/events.ts';
-import { formatMs } from '../core/clock.ts';
+import { formatMs } from '../core/format.ts';
+
 
 interface Row {
   kind: string;

@@ -1,9 +1,10 @@
 /** summary.md: the verdict and the tolerance matrix, for pull requests and vendor reports. */
 import type { Analysis } from '../analysis/analysis.ts';
 import { hypervisorFigures } from './hypervisor-figures.ts';
-import { formatMs } from '../core/clock.ts';
-import { formatBytes } from '../analysis/migration-model.ts';
-import { toleranceMatrix, lengthLabel, OUTCOME_SYMBOL } from './matrix.ts';
+
+
+import { toleranceMatrix, lengthLabel } from './matrix.ts';
+import { OUTCOME_GLYPH, formatBytes, formatMs } from '../core/format.ts';
 
 export function matrixMarkdown(a: Analysis): string {
   const m = toleranceMatrix(a);
@@ -11,7 +12,7 @@ export function matrixMarkdown(a: Analysis): string {
   const sep = `|---|${m.lengths.map(() => '---').join('|')}|---|---|`;
   const rows = m.probes.map((p) => {
     const cells = m.lengths.map((l) =>
-      (m.cells[p]?.[l] ?? []).map((c) => `${OUTCOME_SYMBOL[c.outcome]} ${c.outcome}${c.observedOutageMs !== null ? ` (${formatMs(c.observedOutageMs)})` : ''}`).join('<br>') || '–',
+      (m.cells[p]?.[l] ?? []).map((c) => `${OUTCOME_GLYPH[c.outcome]} ${c.outcome}${c.observedOutageMs !== null ? ` (${formatMs(c.observedOutageMs)})` : ''}`).join('<br>') || '–',
     );
     const pr = a.probes[p]!;
     return `| ${p} (${pr.kind}) | ${cells.join(' | ')} | ${formatMs(pr.maxSurvivedMs)} | ${formatMs(pr.minFailedMs)} |`;

@@ -1,4 +1,5 @@
 /** The tolerance matrix (probe × blackout length), shared by every reporter. */
+import { formatLength } from '../core/format.ts';
 import type { Analysis } from '../analysis/analysis.ts';
 import type { Outcome } from '../core/events.ts';
 
@@ -31,15 +32,6 @@ export function toleranceMatrix(a: Analysis): Matrix {
   return { lengths, probes, cells };
 }
 
-export function lengthLabel(ms: number): string {
-  if (ms === 0) return 'as it comes'; // 0: the injector's own length (a real migration)
-  return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
-}
+/** a column's blackout length (0: the injector's own length, a real migration) */
+export const lengthLabel = (ms: number): string => formatLength(ms);
 
-export const OUTCOME_SYMBOL: Record<Outcome, string> = {
-  transparent: '✓',
-  stalled: '‖',
-  recovered: '↻',
-  failed: '✗',
-  unknown: '?',
-};

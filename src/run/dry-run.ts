@@ -6,11 +6,12 @@
  * connected to: every command is answered "exit 0, no output" by the dry-run
  * executor.
  */
-import { createClock, formatMs } from '../core/clock.ts';
+import { createClock } from '../core/clock.ts';
 import { resolveTarget } from './resolve-target.ts';
 import type { Suite } from './suite.ts';
 import type { ResolvedTarget } from '../core/target.ts';
 import { injectorDefinition } from '../injectors/index.ts';
+import { formatMs } from '../core/format.ts';
 
 export async function dryRun(suite: Suite, opts: { lab?: string; write: (line: string) => void }): Promise<number> {
   const w = opts.write;

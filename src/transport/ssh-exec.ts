@@ -17,12 +17,13 @@
  *    show them) and are scrubbed from every error text; transcripts show
  *    placeholders such as <secret from env GOVC_PASSWORD>.
  */
-import { createHash, createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { spawn } from 'node:child_process';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { scrub } from '../core/redact.ts';
+import { checkHostKey, expandHome, preferredHostKeyAlgorithms } from './ssh-trust.ts';
+
+export { expandHome, fingerprint } from './ssh-trust.ts';
 
 // ---------------------------------------------------------------- secrets
 
@@ -48,10 +49,6 @@ export function readSecret(ref: SecretRef, what = 'secret'): string {
     return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
   }
   throw new Error(`${what}: neither an environment variable nor a file is given`);
-}
-
-export function expandHome(p: string): string {
-  return p === '~' ? homedir() : p.startsWith('~/') ? `${homedir()}${p.slice(1)}` : p;
 }
 
 // ---------------------------------------------------------------- quoting
@@ -280,106 +277,6 @@ export interface SshSettings {
   knownHostsFile?: string;
   /** connect + handshake + auth bound, ms */
   connectTimeoutMs?: number;
-}
-
-/** The OpenSSH fingerprint of a raw public key blob: "SHA256:" + unpadded base64 of its SHA-256. */
-export function fingerprint(keyBlob: Buffer): string {
-  return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
-}
-
-/** The key type named inside a public key blob (its first SSH string). */
-export function keyType(keyBlob: Buffer): string {
-  if (keyBlob.length < 4) return 'unknown';
-  const n = keyBlob.readUInt32BE(0);
-  return keyBlob.subarray(4, 4 + n).toString('latin1');
-}
-
-function globToRegex(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
-}
-
-/** Does a known_hosts host field (comma list, patterns, negations, hashed |1|salt|hash) name this host? */
-export function knownHostsFieldMatches(field: string, host: string, port: number): boolean {
-  const name = port === 22 ? host : `[${host}]:${port}`;
-  if (field.startsWith('|1|')) {
-    const [, , salt, hash] = field.split('|');
-    if (!salt || !hash) return false;
-    return createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64') === hash;
-  }
-  let matched = false;
-  for (const pat of field.split(',')) {
-    const neg = pat.startsWith('!');
-    const p = neg ? pat.slice(1) : pat;
-    if (globToRegex(p).test(name)) {
-      if (neg) return false;
-      matched = true;
-    }
-  }
-  return matched;
-}
-
-export interface KnownHostEntry {
-  marker: '' | '@revoked' | '@cert-authority';
-  type: string;
-  key: string;
-}
-
-export function knownHostsEntries(text: string, host: string, port: number): KnownHostEntry[] {
-  const out: KnownHostEntry[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    const parts = line.split(/\s+/);
-    let marker: KnownHostEntry['marker'] = '';
-    if (parts[0] === '@revoked' || parts[0] === '@cert-authority') marker = parts.shift() as KnownHostEntry['marker'];
-    const [field, type, key] = parts;
-    if (!field || !type || !key) continue;
-    if (knownHostsFieldMatches(field, host, port)) out.push({ marker, type, key });
-  }
-  return out;
-}
-
-/**
- * Decides about an offered host key. Returns null when it is trusted, else the
- * error text (which names the offered fingerprint).
- */
-export function checkHostKey(s: Pick<SshSettings, 'host' | 'port' | 'hostKey' | 'knownHostsFile'>, keyBlob: Buffer): string | null {
-  const fp = fingerprint(keyBlob);
-  const type = keyType(keyBlob);
-  const offered = `${type} ${fp}`;
-  const where = `${s.host}:${s.port}`;
-  if (s.hostKey) {
-    if (s.hostKey.replace(/=+$/, '') === fp) return null;
-    return `host key of ${where} does NOT match the pinned ${s.hostKey}: the server offered ${offered}. If the host was reinstalled, check the new key out of band and pin it (hostKey: "${fp}"); otherwise someone may be intercepting the connection.`;
-  }
-  const file = expandHome(s.knownHostsFile ?? '~/.ssh/known_hosts');
-  if (!existsSync(file)) {
-    return `host key of ${where} is unknown (no hostKey pinned and ${file} does not exist): the server offered ${offered}. Check it out of band and pin it with hostKey: "${fp}".`;
-  }
-  const entries = knownHostsEntries(readFileSync(file, 'utf8'), s.host, s.port);
-  const b64 = keyBlob.toString('base64');
-  if (entries.some((e) => e.marker === '@revoked' && e.key === b64)) return `host key of ${where} (${offered}) is marked @revoked in ${file}`;
-  const plain = entries.filter((e) => e.marker === '');
-  if (plain.some((e) => e.key === b64)) return null;
-  if (plain.length) {
-    return `host key of ${where} has CHANGED: ${file} lists ${plain.map((e) => e.type).join(', ')} key(s) for it, but the server offered ${offered}. Check the new key out of band before trusting it.`;
-  }
-  return `host key of ${where} is unknown: ${file} has no entry for it; the server offered ${offered}. Check it out of band, then pin it (hostKey: "${fp}") or add it to ${file}.`;
-}
-
-/** Host key algorithms to ask for: the ones known_hosts lists for this host first (so a listed key is the one offered). */
-function preferredHostKeyAlgorithms(s: SshSettings): string[] | undefined {
-  if (s.hostKey || !s.knownHostsFile) return undefined;
-  const file = expandHome(s.knownHostsFile);
-  if (!existsSync(file)) return undefined;
-  const types = [...new Set(knownHostsEntries(readFileSync(file, 'utf8'), s.host, s.port).filter((e) => !e.marker).map((e) => e.type))];
-  if (!types.length) return undefined;
-  const algos: string[] = [];
-  for (const t of types) {
-    if (t === 'ssh-rsa') algos.push('rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa');
-    else algos.push(t);
-  }
-  return algos;
 }
 
 // ---------------------------------------------------------------- SSH

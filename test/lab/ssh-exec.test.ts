@@ -8,14 +8,13 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { checkHostKey, knownHostsFieldMatches } from '../../src/transport/ssh-trust.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  checkHostKey,
   decodePowershellCommandLine,
   describeCommand,
   DryRunExecutor,
   ExecError,
-  knownHostsFieldMatches,
   LocalExecutor,
   posixJoin,
   posixQuote,

@@ -76,7 +76,7 @@ describe('SSH trust', () => {
       const r = await runCli(['run', writeSuite({ name: 'trust', target: { lab: labName('ttrust') }, probes: [{ name: 'console', kind: 'console' }, { name: 'copy', kind: 'sftp', size: '1MB' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'] }), '--out', out]);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(offered);
-      expect(r.stderr).toMatch(/does not match .*refused/);
+      expect(r.stderr).toMatch(/does NOT match .*refused/);
       expect(eventsSoFar(out).some((e) => e.type === 'cut')).toBe(false);
     } finally {
       writeFileSync(keyFile, original, { mode: 0o600 });

@@ -12,7 +12,7 @@ import { analyzeRunDir } from '../../src/reporters/index.ts';
 import { withBrowser } from '../helpers/browser.ts';
 import { TEST_OUTPUT, fixtureRun } from '../helpers/fixtures.ts';
 import { writeFileSync } from 'node:fs';
-import { formatMs } from '../../src/core/clock.ts';
+import { formatMs } from '../../src/core/format.ts';
 
 describe('report.html in Chromium', () => {
   it('loads with no console error, renders every chart and shows the key numbers', async () => {

@@ -1,8 +1,9 @@
 /** The seeds' quick-migration model, its verdict, and the predicted breaking points (pure). */
 import { probeDefinition } from '../../src/probes/index.ts';
 import { describe, expect, it } from 'vitest';
-import { LINKS, SEED_MEMORY, defaultLinks, formatBytes, maxMemoryFor, migrationSettings, migrationVerdict, normalizeLink, quickMigrationMs, type LinkName } from '../../src/analysis/migration-model.ts';
+import { LINKS, SEED_MEMORY, defaultLinks, maxMemoryFor, migrationSettings, migrationVerdict, normalizeLink, quickMigrationMs, type LinkName } from '../../src/analysis/migration-model.ts';
 import { checkPrediction, kernelGiveUpMs, lastDeliveryBefore, predictBreakingPoint, retransmissionSchedule } from '../../src/analysis/predict.ts';
+import { formatBytes } from '../../src/core/format.ts';
 
 const MB = 2 ** 20;
 const GB = 2 ** 30;

@@ -6,8 +6,8 @@
  * it at `lab up`) or a known_hosts file; a key that matches neither is an
  * error, never accepted.
  */
-import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { checkHostKey, type HostTrust } from '../../transport/ssh-trust.ts';
 import { Client, type ConnectConfig } from 'ssh2';
 import { z } from 'zod';
 import { duration, secretRef } from '../../core/schema-util.ts';
@@ -52,39 +52,14 @@ export function sshPolicy(c: SshConfigFields): Record<string, unknown> {
   };
 }
 
-export function fingerprint(key: Buffer): string {
-  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
-}
-
-/** Fingerprints a known_hosts file holds for host:port (plain and hashed entries). */
-export function knownHostsFingerprints(file: string, host: string, port: number): string[] {
-  const names = port === 22 ? [host, `[${host}]:22`] : [`[${host}]:${port}`];
-  const out: string[] = [];
-  for (const raw of readFileSync(file, 'utf8').split('\n')) {
-    const line = raw.trim();
-    if (!line || line.startsWith('#') || line.startsWith('@revoked')) continue;
-    const [hosts, , b64] = line.replace(/^@cert-authority\s+/, '').split(/\s+/);
-    if (!hosts || !b64) continue;
-    const match = hosts.split(',').some((h) => {
-      const m = /^\|1\|([^|]+)\|(.+)$/.exec(h);
-      if (!m) return names.includes(h);
-      return names.some((n) => createHmac('sha1', Buffer.from(m[1]!, 'base64')).update(n).digest('base64') === m[2]);
-    });
-    if (match) out.push(fingerprint(Buffer.from(b64, 'base64')));
-  }
-  return out;
-}
-
 export interface SshTarget {
   host: string;
   port: number;
   user: string;
   privateKey?: Buffer;
   password?: string;
-  /** accepted host key fingerprints */
-  hostKeys: string[];
-  /** where the accepted keys came from, for error texts */
-  hostKeySource: string;
+  /** how its host key is verified (the one trust module: pinned key or known_hosts) */
+  trust: HostTrust;
 }
 
 /** Resolves where and how to log in; throws a readable preflight error. */
@@ -106,19 +81,12 @@ export function sshTarget(c: SshConfigFields, ctx: ProbeContext): SshTarget {
   const ref = c.passwordEnv || c.passwordFile ? c : t;
   const password = ref.passwordEnv || ref.passwordFile ? readSecret(ref, `${c.name}: ssh password`) : undefined;
   if (!privateKey && password === undefined) throw new Error(`${c.name}: no ssh credentials (privateKeyFile, passwordEnv or passwordFile)`);
-  let hostKeys: string[] = [];
-  let hostKeySource = '';
-  if (c.hostKey ?? t.hostKey) {
-    hostKeys = [(c.hostKey ?? t.hostKey)!.replace(/=$/, '')];
-    hostKeySource = c.hostKey ? 'the probe\'s hostKey' : "the target's recorded host key";
-  } else if (t.knownHostsFile) {
-    hostKeys = knownHostsFingerprints(t.knownHostsFile, host, port);
-    hostKeySource = `known_hosts file ${t.knownHostsFile}`;
-    if (!hostKeys.length) throw new Error(`${c.name}: ${t.knownHostsFile} has no key for ${host}:${port}; an unknown host key is never accepted`);
-  } else {
+  const hostKey = c.hostKey ?? t.hostKey;
+  if (!hostKey && !t.knownHostsFile) {
     throw new Error(`${c.name}: no recorded host key for ${host}:${port} (target.ssh.hostKey or knownHostsFile); an unknown host key is never accepted`);
   }
-  return { host, port, user, privateKey, password, hostKeys, hostKeySource };
+  const trust: HostTrust = { host, port, hostKey, knownHostsFile: hostKey ? undefined : t.knownHostsFile, pinLabel: c.hostKey ? "the probe's hostKey" : "the target's recorded host key" };
+  return { host, port, user, privateKey, password, trust };
 }
 
 /**
@@ -141,9 +109,9 @@ export function connectSsh(t: SshTarget, c: SshConfigFields, signal: AbortSignal
       keepaliveInterval: c.serverAlive?.interval ?? 0,
       keepaliveCountMax: c.serverAlive?.countMax ?? 3,
       hostVerifier: (key: Buffer) => {
-        const fp = fingerprint(key);
-        if (t.hostKeys.includes(fp)) return true;
-        refused = `host key ${fp} of ${t.host}:${t.port} does not match ${t.hostKeySource} (${t.hostKeys.join(', ')}): refused`;
+        const problem = checkHostKey(t.trust, key);
+        if (problem === null) return true;
+        refused = `${problem} (refused)`;
         return false;
       },
     };
