@@ -22,7 +22,7 @@ import { z } from 'zod';
 import { duration } from '../core/schema-util.ts';
 import { readSecret, secretPlaceholder, type SecretRef } from '../transport/ssh-exec.ts';
 import { IF_ADMIN_STATUS, IF_DESCR, IF_NAME, IF_OPER_STATUS, openSession, snmpGet, snmpSetInt, snmpWalk, type SnmpTarget } from '../transport/snmp.ts';
-import { scrub } from '../core/redact.ts';
+import { scrub } from '../core/secrets.ts';
 import { secretSchema } from './shared/remote.ts';
 import type { CutInstant, InjectorDefinition, Instant } from '../core/injector.ts';
 

@@ -10,7 +10,7 @@
 import type { ClientChannel } from 'ssh2';
 import { z } from 'zod';
 import { duration, probeBase } from '../core/schema-util.ts';
-import { scrubbed } from './shared/secrets.ts';
+import { scrubbed } from '../core/secrets.ts';
 import { reconnectSchema, SessionLoop, type LoopSession } from './shared/session-loop.ts';
 import { connectSsh, sshFields, sshPolicy, sshTarget, type SshTarget } from './shared/ssh-util.ts';
 import { keepalive, request, sessionFacts } from './shared/facts.ts';

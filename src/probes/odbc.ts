@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
-import { readSecret, scrubbed } from './shared/secrets.ts';
+import { passwordRef, readSecret, scrubbed } from '../core/secrets.ts';
 import { reconnectSchema, SessionLoop, type LoopSession } from './shared/session-loop.ts';
 import { note, sessionFacts, userTimeout } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
@@ -190,7 +190,7 @@ export const odbc: ProbeDefinition<OdbcConfig> = {
       const database = config.database ?? t?.database;
       const user = config.user ?? t?.user;
       if (!database || !user) throw new Error(`${config.name}: no database/user (target.postgres or the probe's database and user)`);
-      password = readSecret(config.passwordEnv || config.passwordFile ? config : (t ?? {}), `${config.name}: database password`);
+      password = readSecret(passwordRef(config.passwordEnv || config.passwordFile ? config : (t ?? {})), `${config.name}: database password`);
       const driver = config.driver ?? DRIVERS.find((d) => existsSync(d));
       if (!driver || !existsSync(driver)) throw new Error(`${config.name}: the PostgreSQL ODBC driver (psqlodbcw.so, Debian package odbc-postgresql) was not found`);
       dir = mkdtempSync(join(tmpdir(), 'blackout-odbc-'));

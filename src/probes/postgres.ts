@@ -21,7 +21,7 @@ import type { Socket } from 'node:net';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
 import { setKeepalive, setUserTimeout } from '../transport/sockopt.ts';
-import { readSecret, scrubbed } from './shared/secrets.ts';
+import { passwordRef, readSecret, scrubbed } from '../core/secrets.ts';
 import { reconnectSchema, SessionLoop, type LoopSession } from './shared/session-loop.ts';
 import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
 import { tableName, WriteLedger } from './shared/write-ledger.ts';
@@ -76,7 +76,7 @@ function connInfo(config: PostgresConfig, ctx: ProbeContext): Conn {
     port: config.port ?? t?.port ?? 5432,
     database,
     user,
-    password: readSecret(ref, `${config.name}: PostgreSQL password`),
+    password: readSecret(passwordRef(ref), `${config.name}: PostgreSQL password`),
   };
 }
 

@@ -37,7 +37,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { sleep } from '../core/clock.ts';
 import { pidAlive } from '../transport/exec.ts';
-import { scrub } from '../core/redact.ts';
+import { scrub } from '../core/secrets.ts';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
 import { request, sessionFacts, userTimeout } from './shared/facts.ts';
 import type { RdpAccess } from '../core/target.ts';

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { byteSize, duration, probeBase } from '../core/schema-util.ts';
 import { CopyProgress, settledWithin } from './shared/copy-progress.ts';
 import { errorText } from './shared/session-loop.ts';
-import { scrubbed } from './shared/secrets.ts';
+import { scrubbed } from '../core/secrets.ts';
 import { connectSsh, sshFields, sshPolicy, sshTarget } from './shared/ssh-util.ts';
 import { keepalive, request, sessionFacts } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';

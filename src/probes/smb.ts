@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
 import { CopyProgress, settledWithin } from './shared/copy-progress.ts';
-import { readSecret } from './shared/secrets.ts';
+import { passwordRef, readSecret } from '../core/secrets.ts';
 import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
 
 const schema = z.strictObject({
@@ -92,7 +92,7 @@ function smbTarget(config: SmbConfig, ctx: ProbeContext): Smb & { password: stri
   const user = config.user ?? t?.user;
   if (!share || !user) throw new Error(`${config.name}: no SMB share/user (the lab's smb service or the probe's share and user)`);
   const ref = config.passwordEnv || config.passwordFile ? config : (t ?? {});
-  const password = readSecret(ref, `${config.name}: SMB password`);
+  const password = readSecret(passwordRef(ref), `${config.name}: SMB password`);
   const dir = mkdtempSync(join(tmpdir(), 'blackout-smb-'));
   const authFile = join(dir, 'auth');
   writeFileSync(authFile, `username = ${user}\npassword = ${password}\ndomain = ${config.domain}\n`, { mode: 0o600 });

@@ -23,7 +23,7 @@
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
-import { readSecret } from './shared/secrets.ts';
+import { passwordRef, readSecret } from '../core/secrets.ts';
 import { request, sessionFacts } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
 
@@ -127,7 +127,7 @@ export const web: ProbeDefinition<WebConfig> = {
         const base = config.url ?? t?.url;
         const user = config.user ?? t?.user;
         if (!base || !user) throw new Error(`${config.name}: no web app (the lab's web service or the probe's url and user)`);
-        const password = readSecret(config.passwordEnv || config.passwordFile ? config : (t ?? {}), `${config.name}: web password`);
+        const password = readSecret(passwordRef(config.passwordEnv || config.passwordFile ? config : (t ?? {})), `${config.name}: web password`);
         acquired = true;
         const browser = await acquireBrowser(config.browser);
         context = await browser.newContext({ viewport: { width: 900, height: 500 } });

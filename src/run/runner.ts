@@ -26,7 +26,7 @@ import { probeDefinition } from '../probes/index.ts';
 import type { Probe, ProbeConfigBase, ProbeContext, ProbeEvent } from '../core/probe.ts';
 import { injectorDefinition } from '../injectors/index.ts';
 import type { Injector } from '../core/injector.ts';
-import { redactConfig } from '../core/redact.ts';
+import { redactConfig } from '../core/secrets.ts';
 import { AnalysisBuilder } from '../analysis/analysis.ts';
 import { createPlanner, type PlannedTrial, type Sweep } from '../analysis/search.ts';
 import { VERSION } from '../core/version.ts';

@@ -20,36 +20,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
-import { scrub } from '../core/redact.ts';
-import { checkHostKey, expandHome, preferredHostKeyAlgorithms } from './ssh-trust.ts';
+import { scrub } from '../core/secrets.ts';
+import { checkHostKey, preferredHostKeyAlgorithms } from './ssh-trust.ts';
+import { expandHome, readSecret, secretPlaceholder, type SecretRef } from '../core/secrets.ts';
 
-export { expandHome, fingerprint } from './ssh-trust.ts';
-
-// ---------------------------------------------------------------- secrets
-
-/** A secret by reference: an environment variable or a file (first line, trailing newline stripped). */
-export interface SecretRef {
-  env?: string;
-  file?: string;
-}
-
-export function secretPlaceholder(ref: SecretRef): string {
-  return ref.env ? `<secret from env ${ref.env}>` : ref.file ? `<secret from file ${ref.file}>` : '<secret>';
-}
-
-export function readSecret(ref: SecretRef, what = 'secret'): string {
-  if (ref.env) {
-    const v = process.env[ref.env];
-    if (v === undefined || v === '') throw new Error(`${what}: environment variable ${ref.env} is not set`);
-    return v;
-  }
-  if (ref.file) {
-    const path = expandHome(ref.file);
-    if (!existsSync(path)) throw new Error(`${what}: file ${ref.file} not found`);
-    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
-  }
-  throw new Error(`${what}: neither an environment variable nor a file is given`);
-}
+export { fingerprint } from './ssh-trust.ts';
+export { readSecret, secretPlaceholder, type SecretRef } from '../core/secrets.ts';
 
 // ---------------------------------------------------------------- quoting
 

@@ -10,7 +10,7 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { expandHome } from '../core/secrets.ts';
 
 /** Where a host key is checked against: a pinned fingerprint or a known_hosts file (default ~/.ssh/known_hosts). */
 export interface HostTrust {
@@ -23,9 +23,6 @@ export interface HostTrust {
   pinLabel?: string;
 }
 
-export function expandHome(p: string): string {
-  return p === '~' ? homedir() : p.startsWith('~/') ? `${homedir()}${p.slice(1)}` : p;
-}
 
 /** The OpenSSH fingerprint of a raw public key blob: "SHA256:" + unpadded base64 of its SHA-256. */
 export function fingerprint(keyBlob: Buffer): string {

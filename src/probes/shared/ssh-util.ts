@@ -12,7 +12,7 @@ import { Client, type ConnectConfig } from 'ssh2';
 import { z } from 'zod';
 import { duration, secretRef } from '../../core/schema-util.ts';
 import type { SshAccess } from '../../core/target.ts';
-import { readSecret } from './secrets.ts';
+import { passwordRef, readSecret } from '../../core/secrets.ts';
 import type { ProbeContext } from '../../core/probe.ts';
 
 export const sshFields = {
@@ -79,7 +79,7 @@ export function sshTarget(c: SshConfigFields, ctx: ProbeContext): SshTarget {
     }
   }
   const ref = c.passwordEnv || c.passwordFile ? c : t;
-  const password = ref.passwordEnv || ref.passwordFile ? readSecret(ref, `${c.name}: ssh password`) : undefined;
+  const password = ref.passwordEnv || ref.passwordFile ? readSecret(passwordRef(ref), `${c.name}: ssh password`) : undefined;
   if (!privateKey && password === undefined) throw new Error(`${c.name}: no ssh credentials (privateKeyFile, passwordEnv or passwordFile)`);
   const hostKey = c.hostKey ?? t.hostKey;
   if (!hostKey && !t.knownHostsFile) {
