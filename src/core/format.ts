@@ -10,6 +10,7 @@
  *  - formatBytes: sizes in the units of the migration table;
  *  - OUTCOME_GLYPH: one glyph per outcome, in every report and view.
  */
+import pc from 'picocolors';
 import type { Outcome } from './events.ts';
 
 export function formatMs(ms: number | null | undefined): string {
@@ -46,3 +47,21 @@ export const OUTCOME_GLYPH: Record<Outcome, string> = {
 
 /** A probe survives a blackout when its session carried on: transparent or stalled (recovered means a new session). */
 export const survived = (o: Outcome): boolean => o === 'transparent' || o === 'stalled';
+
+/** The colour of an outcome on a terminal (green survived, yellow stalled, red lost or failed, dim unknown). */
+export function outcomeColour(o: Outcome): (s: string) => string {
+  return o === 'transparent' ? pc.green : o === 'stalled' ? pc.yellow : o === 'unknown' ? pc.dim : pc.red;
+}
+
+/**
+ * One session's state as a terminal cell: LOST with its message, opening…,
+ * STALLED with its silence (a session silent for over a second), or ok with
+ * its latency. The live view and the manual injector's screen show the same.
+ */
+export function sessionStateText(s: { lastOkAt: number | null; latencyMs: number | null; lost: string | null; lastError?: string | null }, now: number): string {
+  const since = s.lastOkAt === null ? null : now - s.lastOkAt;
+  if (s.lost) return pc.red(`LOST  ${s.lost.slice(0, 60)}`);
+  if (since === null) return pc.dim('opening…');
+  if (since > 1000) return pc.yellow(`STALLED ${formatMs(since)}`) + (s.lastError ? pc.dim(`  ${s.lastError.slice(0, 50)}`) : '');
+  return pc.green('ok') + pc.dim(s.latencyMs !== null ? `  ${s.latencyMs.toFixed(1)} ms` : '');
+}

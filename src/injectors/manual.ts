@@ -23,6 +23,8 @@ import { MigrationKindSchema } from '../core/events.ts';
 import pc from 'picocolors';
 import { duration } from '../core/schema-util.ts';
 import type { BlackoutEvent } from '../core/events.ts';
+import { LiveState } from '../core/live-state.ts';
+import { sessionStateText } from '../core/format.ts';
 import type { CutInstant, InjectorDefinition, Instant } from '../core/injector.ts';
 
 const schema = z.strictObject({
@@ -38,12 +40,6 @@ const schema = z.strictObject({
 });
 export type ManualConfig = z.infer<typeof schema>;
 
-interface ProbeRow {
-  kind: string;
-  lastOk: number | null;
-  latency: number | null;
-  lost: string | null;
-}
 
 /** The icmp view of a blackout: the gap in replies that spans the key-press window. */
 export function icmpWindow(samples: number[], keyCut: number, keyRestore: number): { lastBefore: number; firstAfter: number; intervalMs: number } | null {
@@ -68,7 +64,9 @@ export const manual: InjectorDefinition<ManualConfig> = {
   create(config, ctx) {
     const out = process.stdout;
     const what = config.what ?? `the network cable of ${ctx.target.name}${ctx.target.address && ctx.target.address !== ctx.target.name ? ` (${ctx.target.address})` : ''}`;
-    const rows = new Map<string, ProbeRow>();
+    // the probes' sessions as the event stream tells them (the same fold as the live view's)
+    const live = new LiveState();
+    const kinds = new Map<string, string>();
     const icmp = new Map<string, number[]>();
     let unsubscribe: (() => void) | null = null;
     let keyCut: { before: number; t: number } | null = null;
@@ -80,19 +78,17 @@ export const manual: InjectorDefinition<ManualConfig> = {
     let rawOn = false;
 
     const onEvent = (e: BlackoutEvent) => {
-      if (e.type === 'run-start') for (const p of e.probes) rows.set(p.name, { kind: p.kind, lastOk: null, latency: null, lost: null });
+      live.add(e);
+      if (e.type === 'run-start') for (const p of e.probes) kinds.set(p.name, p.kind);
       if (!('probe' in e) || typeof e.probe !== 'string') return;
-      const r = rows.get(e.probe);
       if (e.type === 'sample') {
-        if (r) Object.assign(r, { lastOk: e.t, latency: e.latencyMs ?? null, lost: null });
-        if (r?.kind === 'icmp') {
+        if (kinds.get(e.probe) === 'icmp') {
           const list = icmp.get(e.probe) ?? [];
           list.push(e.t);
           if (list.length > 20_000) list.splice(0, list.length - 20_000);
           icmp.set(e.probe, list);
         }
-      } else if (e.type === 'session-lost' && r) r.lost = e.message;
-      else if (e.type === 'session-open' && r) r.lost = null;
+      }
     };
 
     const clear = () => {
@@ -111,15 +107,7 @@ export const manual: InjectorDefinition<ManualConfig> = {
         lines.push(pc.bold(pc.red(`  ✂ CABLE OUT  ${counted || '…'}`)) + pc.dim(`  (counting to ${n})`));
         if (phase === 'plug') lines.push(pc.bold(pc.green(`  ▶ Plug it back in now, then press Enter.`)));
       }
-      for (const [name, r] of rows) {
-        const since = r.lastOk === null ? null : now - r.lastOk;
-        let state: string;
-        if (r.lost) state = pc.red(`LOST  ${r.lost.slice(0, 60)}`);
-        else if (since === null) state = pc.dim('opening…');
-        else if (since > 1000) state = pc.yellow(`STALLED ${(since / 1000).toFixed(1)} s`);
-        else state = pc.green('ok') + pc.dim(r.latency !== null ? `  ${r.latency.toFixed(1)} ms` : '');
-        lines.push(`    ${name.padEnd(14)} ${pc.dim(r.kind.padEnd(9))} ${state}`);
-      }
+      for (const [name, s] of live.sessions) lines.push(`    ${name.padEnd(14)} ${pc.dim(s.kind.padEnd(9))} ${sessionStateText(s, now)}`);
       out.write(lines.join('\n') + '\n');
       drawn = lines.length;
     };
@@ -242,8 +230,8 @@ export const manual: InjectorDefinition<ManualConfig> = {
         // the icmp probes' view: wait (bounded) for the first reply after the silence
         const detail: Record<string, unknown> = { keyCutAt: cutAt, keyRestoredAt: t, early };
         const deadline = ctx.clock.now() + config.icmpWait;
-        for (const [name, r] of rows) {
-          if (r.kind !== 'icmp') continue;
+        for (const [name, kind] of kinds) {
+          if (kind !== 'icmp') continue;
           let w = icmpWindow(icmp.get(name) ?? [], cutAt, t);
           // the silence closes with the first regained reply (it may come before or after the key)
           while (!w && ctx.clock.now() < deadline) {

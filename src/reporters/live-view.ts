@@ -7,21 +7,13 @@
 import pc from 'picocolors';
 import { analyze } from '../analysis/analysis.ts';
 import type { BlackoutEvent, EventOf } from '../core/events.ts';
-import { formatMs } from '../core/format.ts';
-
-
-interface Row {
-  kind: string;
-  lastOk: number | null;
-  latency: number | null;
-  lost: string | null;
-  error: string | null;
-}
+import { formatMs, outcomeColour, sessionStateText } from '../core/format.ts';
+import { LiveState } from '../core/live-state.ts';
 
 export class LiveView {
   private runStart: EventOf<'run-start'> | null = null;
   private trialEvents: BlackoutEvent[] = [];
-  private rows = new Map<string, Row>();
+  private readonly live = new LiveState();
   private trial: EventOf<'trial-start'> | null = null;
   private cut: EventOf<'cut'> | null = null;
   private phase = '';
@@ -60,15 +52,7 @@ export class LiveView {
       const elapsed = (now - this.cut.t) / 1000;
       lines.push(pc.bold(pc.red(`  ✂ CABLE OUT  ${elapsed.toFixed(1)} s of ${len}   restore in ${(left / 1000).toFixed(1)} s`)));
     } else lines.push(pc.dim(`  trial ${this.trial.trial + 1}${this.totalTrials ? `/${this.totalTrials}` : ''} (${len}) — ${this.phase}`));
-    for (const [name, r] of this.rows) {
-      const since = r.lastOk === null ? null : now - r.lastOk;
-      let state: string;
-      if (r.lost) state = pc.red(`LOST  ${r.lost.slice(0, 60)}`);
-      else if (r.lastOk === null) state = pc.dim('opening…');
-      else if (since! > 1000) state = pc.yellow(`STALLED ${formatMs(since)}`) + (r.error ? pc.dim(`  ${r.error.slice(0, 50)}`) : '');
-      else state = pc.green('ok') + pc.dim(r.latency !== null ? `  ${r.latency.toFixed(1)} ms` : '');
-      lines.push(`  ${name.padEnd(14)} ${pc.dim(r.kind.padEnd(9))} ${state}`);
-    }
+    for (const [name, s] of this.live.sessions) lines.push(`  ${name.padEnd(14)} ${pc.dim(s.kind.padEnd(9))} ${sessionStateText(s, now)}`);
     this.out.write(lines.join('\n') + '\n');
     this.drawn = lines.length;
   }
@@ -87,6 +71,7 @@ export class LiveView {
   }
 
   onEvent = (e: BlackoutEvent): void => {
+    this.live.add(e);
     switch (e.type) {
       case 'run-start':
         this.runStart = e;
@@ -102,8 +87,6 @@ export class LiveView {
         this.trial = e;
         this.cut = null;
         this.trialEvents = [e];
-        this.rows.clear();
-        for (const p of this.runStart?.probes ?? []) this.rows.set(p.name, { kind: p.kind, lastOk: null, latency: null, lost: null, error: null });
         this.print(pc.bold(`trial ${e.trial + 1}${this.totalTrials ? `/${this.totalTrials}` : ''}: ${formatMs(e.requestedMs)} blackout`));
         break;
       case 'phase':
@@ -125,7 +108,7 @@ export class LiveView {
           const a = analyze([this.runStart, ...this.trialEvents]);
           const t = a.trials[0];
           for (const [name, r] of Object.entries(t?.probes ?? {})) {
-            const color = r.outcome === 'transparent' ? pc.green : r.outcome === 'stalled' ? pc.yellow : r.outcome === 'unknown' ? pc.dim : pc.red;
+            const color = outcomeColour(r.outcome);
             // the reason goes last and is cut to the terminal's width, so each probe stays one line
             const room = this.tty && this.out.columns ? Math.max(20, this.out.columns - 67) : Infinity;
             const reason = r.reason.length > room ? `${r.reason.slice(0, room - 1)}…` : r.reason;
@@ -141,22 +124,9 @@ export class LiveView {
       default:
         if ('probe' in e && typeof e.probe === 'string' && 'trial' in e) {
           this.trialEvents.push(e);
-          const r = this.rows.get(e.probe);
-          if (!r) break;
-          if (e.type === 'sample') {
-            r.lastOk = e.t;
-            r.latency = e.latencyMs ?? null;
-            r.lost = null;
-          } else if (e.type === 'session-lost') {
-            r.lost = e.message;
-            this.print(pc.red(`  ${e.probe}: session lost — ${e.message}`));
-          } else if (e.type === 'session-open' && e.reconnect) {
-            r.lost = null;
-            this.print(pc.cyan(`  ${e.probe}: reconnected`));
-          } else if (e.type === 'probe-error') {
-            r.error = e.message;
-            if (e.fatal) this.print(pc.red(`  ${e.probe}: ${e.message}`));
-          }
+          if (e.type === 'session-lost') this.print(pc.red(`  ${e.probe}: session lost — ${e.message}`));
+          else if (e.type === 'session-open' && e.reconnect) this.print(pc.cyan(`  ${e.probe}: reconnected`));
+          else if (e.type === 'probe-error' && e.fatal) this.print(pc.red(`  ${e.probe}: ${e.message}`));
         }
     }
   };
