@@ -62,10 +62,10 @@ describe('linux-gateway over SSH on the lab switch', () => {
     const ev = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; t: number; before: number });
     const cut = ev.find((e) => e.type === 'cut')!;
     const restore = ev.find((e) => e.type === 'restore')!;
-    expect(restore.before - cut.t).toBeGreaterThanOrEqual(1999);
-    expect(t.injected!.durationMs).toBeGreaterThanOrEqual(2000 - 1);
-    expect(t.injected!.durationMs).toBeLessThanOrEqual(restore.before - cut.t + (restore.t - restore.before) + 1);
-    expect(restore.before - cut.t).toBeLessThan(2000 + 500); // the runner's sleep ends on time (event-loop lag only)
+    expect(restore.before - cut.t).toBeGreaterThanOrEqual(1999); // never shorter than asked
+    expect(t.injected!.durationMs).toBe(restore.t - cut.t);
+    // the restore went out when due: late only by event-loop lag, which a loaded 2-core machine keeps well under 1.5 s
+    expect(restore.before - cut.t).toBeLessThan(2000 + 1500);
     // the silence ping saw lies between the inner and the outer bound of the two commands
     const ping = t.probes.ping!.observedOutageMs!;
     expect(ping).toBeGreaterThan(restore.before - cut.t - 50);
