@@ -26,6 +26,7 @@
 import type { BlackoutEvent, EventOf, Outcome, ProbeInfo } from './events.ts';
 import { decide, type Decision } from './decision.ts';
 import type { Sweep } from './search.ts';
+import { testCases, type TestCases } from './test-cases.ts';
 
 export interface ProbeErrorSummary {
   t: number;
@@ -107,6 +108,11 @@ export interface Analysis {
   config: unknown;
   probeInfo: ProbeInfo[];
   complete: boolean;
+  /**
+   * the run's exit code, as the CLI returns it: the runner's own when it did
+   * not complete normally (2 preflight, 130 interrupted, …), else 1 when a
+   * test case failed (src/test-cases.ts), else 0; null without a run-end
+   */
   exitCode: number | null;
   endReason: string | null;
   preflight: Array<EventOf<'preflight'>>;
@@ -114,7 +120,10 @@ export interface Analysis {
   trials: TrialResult[];
   probes: Record<string, ProbeRunResult>;
   expectations: ExpectationResult[];
+  /** the run completed and no test case failed (exitCode 0) */
   passed: boolean;
+  /** the run as test cases: what JUnit, Allure, summary.json and the exit code count */
+  tests: TestCases;
   attachments: Array<EventOf<'attachment'>>;
   /** how the lengths were chosen (from the recorded suite); null for an old log or the injector's defaults */
   sweep: Sweep | null;
@@ -547,6 +556,10 @@ function assemble(
     expectationResults.push({ probe, survivesMs: X, passed, message });
   }
 
+  const runExitCode = runEnd?.exitCode ?? null;
+  const tests = testCases({ suite: start.suite, config: start.config, trials, expectations: expectationResults, complete: runEnd !== null, endReason: runEnd?.reason ?? null, probeInfo: start.probes, runExitCode });
+  // the one exit code rule (the CLI returns it, summary.json records it): failing cases decide a completed run
+  const exitCode = runExitCode === null ? null : runExitCode !== 0 ? runExitCode : tests.counts.failed + tests.counts.errors > 0 ? 1 : 0;
   const partial: Omit<Analysis, 'decision'> = {
     suite: start.suite,
     runId: start.runId,
@@ -558,14 +571,15 @@ function assemble(
     config: start.config,
     probeInfo: start.probes,
     complete: runEnd !== null,
-    exitCode: runEnd?.exitCode ?? null,
+    exitCode,
     endReason: runEnd?.reason ?? null,
     preflight,
     heal,
     trials,
     probes,
     expectations: expectationResults,
-    passed: runEnd !== null && runEnd.exitCode === 0 && expectationResults.every((x) => x.passed),
+    passed: exitCode === 0,
+    tests,
     attachments,
     sweep: config?.sweep ?? null,
     eventCount,

@@ -21,6 +21,7 @@ import { injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from './reporters/markdown.ts';
 import { VERSION } from './version.ts';
 import { dryRun } from './dry-run.ts';
+import { testsSummaryText } from './test-cases.ts';
 
 const ROOT = resolve(new URL('..', import.meta.url).pathname);
 
@@ -100,8 +101,10 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
   process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
   process.stdout.write(pc.dim(`also: ${files.filter((f) => !f.endsWith('.html')).map((f) => f.slice(outDir.length + 1)).join(', ')}, events.jsonl\n`));
+  process.stdout.write(`${testsSummaryText(analysis.tests.counts, analysis.exitCode)}\n`);
   if (result.exitCode !== EXIT.ok) return result.exitCode;
-  return analysis.expectations.every((e) => e.passed) ? EXIT.ok : EXIT.expectationFailed;
+  // the analysis' exit code is the one junit.xml, Allure and summary.json count (src/test-cases.ts)
+  return analysis.exitCode ?? EXIT.expectationFailed;
 }
 
 /** `blackout compare`: the side-by-side report of several runs; returns the exit code. */
