@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import pc from 'picocolors';
+import { pc, pcErr } from './color.ts';
 import { loadSuite, SuiteError } from './suite.ts';
 import { runSuite, EXIT } from './runner.ts';
 import { analyzeRunDir, writeReports } from './reporters/index.ts';
@@ -48,7 +48,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     suite = await loadSuite(file);
   } catch (e) {
     if (e instanceof SuiteError) {
-      process.stderr.write(pc.red(`invalid suite ${e.message}\n`));
+      process.stderr.write(pcErr.red(`invalid suite ${e.message}\n`));
       return EXIT.badInput;
     }
     throw e;
@@ -56,7 +56,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   if (o.dryRun) return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
   const outDir = resolve(o.out ?? defaultOutDir(suite.name));
   if (existsSync(join(outDir, 'events.jsonl'))) {
-    process.stderr.write(pc.red(`--out ${outDir}: that folder already holds a run (events.jsonl); choose another folder\n`));
+    process.stderr.write(pcErr.red(`--out ${outDir}: that folder already holds a run (events.jsonl); choose another folder\n`));
     return EXIT.badInput;
   }
   const clock = createClock();
@@ -67,9 +67,9 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   const onSignal = (sig: string) => {
     signals++;
     if (signals === 1) {
-      process.stderr.write(pc.yellow(`\n${sig}: restoring the target, then writing the reports of what completed…\n`));
+      process.stderr.write(pcErr.yellow(`\n${sig}: restoring the target, then writing the reports of what completed…\n`));
       abort.abort(new Error(sig));
-    } else process.stderr.write(pc.yellow(`${sig} again: still restoring the target; it is restored by the kernel timeout at the latest\n`));
+    } else process.stderr.write(pcErr.yellow(`${sig} again: still restoring the target; it is restored by the kernel timeout at the latest\n`));
   };
   const onInt = () => onSignal('SIGINT');
   const onTerm = () => onSignal('SIGTERM');
@@ -93,7 +93,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   }
   const { analysis, files } = writeReports(outDir);
   if (result.exitCode === EXIT.badInput) {
-    process.stderr.write(pc.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
+    process.stderr.write(pcErr.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
     return EXIT.badInput;
   }
   process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n`);
@@ -110,20 +110,20 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
 /** `blackout compare`: the side-by-side report of several runs; returns the exit code. */
 export function compareCommand(dirs: string[], labels: string[] | undefined, out: string): number {
   if (labels && labels.length !== dirs.length) {
-    process.stderr.write(pc.red(`--label: ${labels.length} label(s) for ${dirs.length} run(s)\n`));
+    process.stderr.write(pcErr.red(`--label: ${labels.length} label(s) for ${dirs.length} run(s)\n`));
     return EXIT.badInput;
   }
   const runs = [];
   for (const [i, d] of dirs.entries()) {
     if (!existsSync(join(d, 'events.jsonl'))) {
-      process.stderr.write(pc.red(`${join(d, 'events.jsonl')}: not found\n`));
+      process.stderr.write(pcErr.red(`${join(d, 'events.jsonl')}: not found\n`));
       return EXIT.badInput;
     }
     try {
       runs.push({ label: labels?.[i] ?? basename(resolve(d)), analysis: analyzeRunDir(d).analysis });
     } catch (e) {
       if (!(e instanceof EventLogError)) throw e;
-      process.stderr.write(pc.red(`${d}: ${e.message}\n`));
+      process.stderr.write(pcErr.red(`${d}: ${e.message}\n`));
       return EXIT.badInput;
     }
   }
@@ -137,6 +137,19 @@ export function compareCommand(dirs: string[], labels: string[] | undefined, out
   return EXIT.ok;
 }
 
+/** every exit code of every command (issue-wide: CI reads them) */
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0    ok: every expectation held (and, with strict: true, every session survived)
+  1    an expectation did not hold (with strict: true, also a session that did not survive);
+       junit.xml, Allure and summary.json count exactly these failures;
+       lab status: the lab is not up; report --allure: Allure could not build its report
+  2    bad input: unknown command or option, invalid suite, preflight failure (nothing was injected)
+  3    the injector failed; the target was restored
+  130  interrupted (Ctrl-C / SIGTERM); the target was restored first
+
+Output is plain (no colour) when it is not a terminal or NO_COLOR is set.`;
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -147,7 +160,10 @@ export function buildProgram(): Command {
         'and reports which sessions survive which blackout length, and where each one breaks.',
     )
     .version(VERSION)
-    .showHelpAfterError()
+    // the error and its "(Did you mean …?)" stay the last thing on screen; the help is one flag away
+    .showSuggestionAfterError()
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride();
 
   program
@@ -158,7 +174,7 @@ export function buildProgram(): Command {
     .option('--lab <name>', `lab instance for "target: lab" (default: ${DEFAULT_LAB}, or $BLACKOUT_LAB)`)
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
-    .addHelpText('after', '\nExit codes: 0 every expectation held · 1 one did not · 2 bad suite or preflight failure (nothing injected) · 130 interrupted (target restored first)')
+    .addHelpText('after', EXIT_CODES_HELP)
     .action(async (file: string, o: RunCliOptions) => {
       program.setOptionValue('exitCode', await runCommand(file, o));
     });
@@ -172,14 +188,14 @@ export function buildProgram(): Command {
     .action(async (dir: string, o: { allure?: boolean; singleFile?: boolean }) => {
       const path = join(dir, 'events.jsonl');
       if (!existsSync(path)) {
-        process.stderr.write(pc.red(`${path}: not found\n`));
+        process.stderr.write(pcErr.red(`${path}: not found\n`));
         program.setOptionValue('exitCode', EXIT.badInput);
         return;
       }
       try {
         const { analysis, files, tornTail } = writeReports(dir);
-        if (tornTail) process.stderr.write(pc.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
-        if (!analysis.complete) process.stderr.write(pc.yellow('the run did not finish: the reports are marked incomplete\n'));
+        if (tornTail) process.stderr.write(pcErr.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
+        if (!analysis.complete) process.stderr.write(pcErr.yellow('the run did not finish: the reports are marked incomplete\n'));
         process.stdout.write(`${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n\n${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);
         if (o.allure) {
           const r = await generateAllureReport(dir, { singleFile: o.singleFile });
@@ -187,12 +203,12 @@ export function buildProgram(): Command {
         }
       } catch (e) {
         if (e instanceof AllureError) {
-          process.stderr.write(pc.red(`${e.message}\n`));
+          process.stderr.write(pcErr.red(`${e.message}\n`));
           program.setOptionValue('exitCode', 1);
           return;
         }
         if (!(e instanceof EventLogError)) throw e;
-        process.stderr.write(pc.red(`${e.message}\n`));
+        process.stderr.write(pcErr.red(`${e.message}\n`));
         program.setOptionValue('exitCode', EXIT.badInput);
       }
     });
@@ -211,9 +227,31 @@ export function buildProgram(): Command {
     .command('validate')
     .description('check a suite file without running it; names every wrong field')
     .argument('<suite>')
-    .action(async (file: string) => {
+    .option('--json', 'machine-readable: { file, valid, … } on stdout (also when invalid: { valid: false, problems })')
+    .action(async (file: string, o: { json?: boolean }) => {
       try {
         const s = await loadSuite(file);
+        if (o.json) {
+          process.stdout.write(
+            JSON.stringify(
+              {
+                file,
+                valid: true,
+                name: s.name,
+                target: typeof s.target === 'string' ? s.target : 'host' in s.target ? { host: s.target.host } : s.target,
+                injector: s.injector.kind,
+                probes: s.probes.map((p) => ({ name: p.name, kind: p.kind, intervalMs: p.interval, toleranceMs: p.tolerance })),
+                sweep: s.sweep,
+                blackoutsMs: s.blackouts,
+                expect: s.expect,
+                strict: s.strict,
+              },
+              null,
+              2,
+            ) + '\n',
+          );
+          return;
+        }
         const sw = s.sweep;
         const how = !sw
           ? 'blackouts (injector default)'
@@ -223,7 +261,8 @@ export function buildProgram(): Command {
         process.stdout.write(`${file}: valid — ${s.probes.length} probes, injector ${s.injector.kind}, ${how}\n`);
       } catch (e) {
         if (!(e instanceof SuiteError)) throw e;
-        process.stderr.write(pc.red(`invalid suite ${e.message}\n`));
+        if (o.json) process.stdout.write(JSON.stringify({ file, valid: false, problems: e.problems }, null, 2) + '\n');
+        else process.stderr.write(pcErr.red(`invalid suite ${e.message}\n`));
         program.setOptionValue('exitCode', EXIT.badInput);
       }
     });
@@ -294,20 +333,53 @@ export function buildProgram(): Command {
   program
     .command('kinds')
     .description('list the probe and injector kinds')
-    .action(() => {
+    .option('--json', 'machine-readable: { probes: [{ kind, summary }], injectors: [...] }')
+    .action((o: { json?: boolean }) => {
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ probes: probes.map((p) => ({ kind: p.kind, summary: p.summary })), injectors: injectors.map((p) => ({ kind: p.kind, summary: p.summary })) }, null, 2) + '\n');
+        return;
+      }
       process.stdout.write('probes:\n' + probes.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');
       process.stdout.write('injectors:\n' + injectors.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');
     });
   return program;
 }
 
+/**
+ * `blackout nonsense --help`: commander would print the top-level help and
+ * exit 0 (help wins over the unknown command). An unknown command is an
+ * error whatever flags follow: drop the help flags so commander reports it,
+ * with its suggestion, and the exit code is 2.
+ */
+function unknownCommandWithHelp(program: Command, argv: string[]): string[] {
+  const args = argv.slice(2);
+  let cmd = program;
+  // walk the command groups (blackout → lab → …): their operands are only command names
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('-')) continue;
+    if (!cmd.commands.length) return argv;
+    const find = (name: string) => cmd.commands.find((c) => c.name() === name || c.aliases().includes(name));
+    if (a === 'help') {
+      // `help nonsense`: the same unknown command error as `nonsense`
+      const next = args[i + 1];
+      if (next !== undefined && !next.startsWith('-') && !find(next)) return [...argv.slice(0, 2), ...args.slice(0, i), ...args.slice(i + 1).filter((x) => x !== '--help' && x !== '-h')];
+      return argv;
+    }
+    const sub = find(a);
+    if (!sub) return [...argv.slice(0, 2), ...args.filter((x) => x !== '--help' && x !== '-h')];
+    cmd = sub;
+  }
+  return argv;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(unknownCommandWithHelp(program, argv));
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.badInput;
-    process.stderr.write(pc.red(`blackout: ${(e as Error).message}\n`));
+    process.stderr.write(pcErr.red(`blackout: ${(e as Error).message}\n`));
     return 1;
   }
   return (program.getOptionValue('exitCode') as number | undefined) ?? 0;
