@@ -3,7 +3,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { pc, pcErr } from './color.ts';
 import { loadSuite, SuiteError } from './suite.ts';
 import { runSuite, EXIT } from './runner.ts';
@@ -39,6 +39,20 @@ interface RunCliOptions {
   lab?: string;
   live: boolean;
   dryRun?: boolean;
+  metrics?: MetricsAddress;
+}
+
+export interface MetricsAddress {
+  host: string;
+  port: number;
+}
+
+/** `--metrics HOST:PORT` (IPv6 as [::1]:9464); port 0 picks a free one */
+export function parseMetricsAddress(value: string): MetricsAddress {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw new InvalidArgumentError(`expected HOST:PORT (e.g. 127.0.0.1:9464), got ${JSON.stringify(value)}`);
+  return { host: (m[1] ?? m[2])!, port };
 }
 
 /** Runs a suite with signal handling, the live view and the reports; returns the exit code. */
@@ -174,6 +188,7 @@ export function buildProgram(): Command {
     .option('--lab <name>', `lab instance for "target: lab" (default: ${DEFAULT_LAB}, or $BLACKOUT_LAB)`)
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
+    .option('--metrics <host:port>', 'serve live OpenMetrics (Prometheus) at http://HOST:PORT/metrics during the run: probe states, latency, gaps, the cut', parseMetricsAddress)
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async (file: string, o: RunCliOptions) => {
       program.setOptionValue('exitCode', await runCommand(file, o));
@@ -371,6 +386,39 @@ function unknownCommandWithHelp(program: Command, argv: string[]): string[] {
     cmd = sub;
   }
   return argv;
+}
+
+export type ParsedCommandLine = { ok: true; command: string[]; options: Record<string, unknown>; operands: string[] } | { ok: false; exitCode: number; message: string };
+
+/**
+ * Parses a blackout command line with the real program and runs nothing (every
+ * command's action is replaced): CI recipes and docs are checked with it.
+ * `--help`/`--version` parse as ok with command [].
+ */
+export async function parseCommandLine(args: string[]): Promise<ParsedCommandLine> {
+  const program = buildProgram();
+  let hit: ParsedCommandLine | null = null;
+  let err = '';
+  const every = (c: Command): Command[] => [c, ...c.commands.flatMap(every)];
+  for (const c of every(program)) {
+    c.exitOverride().configureOutput({ writeOut: () => {}, writeErr: (t) => (err += t), outputError: (t) => (err += t) });
+    if (!c.commands.length && c !== program) {
+      c.action((...a: unknown[]) => {
+        const cmd = a.at(-1) as Command;
+        const names: string[] = [];
+        for (let x: Command | null = cmd; x && x !== program; x = x.parent) names.unshift(x.name());
+        hit = { ok: true, command: names, options: cmd.opts(), operands: cmd.args };
+      });
+    }
+  }
+  try {
+    await program.parseAsync(unknownCommandWithHelp(program, ['node', 'blackout', ...args]));
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    if (e.exitCode === 0) return { ok: true, command: [], options: {}, operands: [] };
+    return { ok: false, exitCode: EXIT.badInput, message: err.trim() || e.message };
+  }
+  return hit ?? { ok: false, exitCode: EXIT.badInput, message: 'no command' };
 }
 
 export async function main(argv: string[]): Promise<number> {
