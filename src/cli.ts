@@ -14,6 +14,7 @@ import { linearSweepTrials } from './search.ts';
 import { labUp, labDown, labStatus, DEFAULT_LAB } from './lab/lab.ts';
 import { vmUp } from './lab/vm.ts';
 import { LiveView } from './live-view.ts';
+import { MetricsSink } from './metrics.ts';
 import { createClock } from './clock.ts';
 import { EventLogError } from './event-log.ts';
 import { probes } from '../probes/index.ts';
@@ -76,6 +77,19 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   const clock = createClock();
   // the manual injector owns the terminal during a blackout (instructions, count, the probes' state)
   const view = o.live && suite.injector.kind !== 'manual' ? new LiveView(clock.now, process.stdout, suite.blackouts.length) : null;
+  let metrics: MetricsSink | null = null;
+  if (o.metrics) {
+    // listening is part of the preflight: a taken port is bad input, and nothing was injected
+    metrics = new MetricsSink(clock.now);
+    try {
+      const at = await metrics.listen(o.metrics.host, o.metrics.port);
+      process.stdout.write(`metrics: ${at.url}\n`);
+    } catch (e) {
+      process.stderr.write(pcErr.red(`--metrics ${o.metrics.host}:${o.metrics.port}: cannot listen (${(e as Error).message}); nothing was injected\n`));
+      return EXIT.badInput;
+    }
+  }
+  const sinks = [view?.onEvent, metrics?.onEvent].filter((f): f is NonNullable<typeof f> => f !== undefined);
   const abort = new AbortController();
   let signals = 0;
   const onSignal = (sig: string) => {
@@ -97,11 +111,12 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
       lab: o.lab,
       signal: abort.signal,
       clock,
-      onEvent: view?.onEvent,
+      onEvent: sinks.length ? (e) => sinks.forEach((f) => f(e)) : undefined,
       log: view ? () => {} : (l) => process.stdout.write(`${l}\n`),
     });
   } finally {
     view?.stop();
+    await metrics?.close();
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
   }
