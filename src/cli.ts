@@ -15,7 +15,7 @@ import { labUp, labDown, labStatus, DEFAULT_LAB } from './lab/lab.ts';
 import { vmUp } from './lab/vm.ts';
 import { LiveView } from './live-view.ts';
 import { MetricsSink } from './metrics.ts';
-import { createClock } from './clock.ts';
+import { createClock, sleep } from './clock.ts';
 import { EventLogError } from './event-log.ts';
 import { probes } from '../probes/index.ts';
 import { injectors } from '../injectors/index.ts';
@@ -41,11 +41,22 @@ interface RunCliOptions {
   live: boolean;
   dryRun?: boolean;
   metrics?: MetricsAddress;
+  metricsLinger?: number;
 }
 
 export interface MetricsAddress {
   host: string;
   port: number;
+}
+
+/** `15s`, `500ms`, `2m` or a number of ms */
+export function parseDurationOption(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`expected a duration such as 15s, 500ms or 2m, got ${JSON.stringify(value)}`);
+  const n = Number(m[1]);
+  const ms = m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n;
+  if (ms > 3_600_000) throw new InvalidArgumentError('expected at most 1 hour');
+  return ms;
 }
 
 /** `--metrics HOST:PORT` (IPv6 as [::1]:9464); port 0 picks a free one */
@@ -89,51 +100,61 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
       return EXIT.badInput;
     }
   }
-  const sinks = [view?.onEvent, metrics?.onEvent].filter((f): f is NonNullable<typeof f> => f !== undefined);
-  const abort = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: string) => {
-    signals++;
-    if (signals === 1) {
-      process.stderr.write(pcErr.yellow(`\n${sig}: restoring the target, then writing the reports of what completed…\n`));
-      abort.abort(new Error(sig));
-    } else process.stderr.write(pcErr.yellow(`${sig} again: still restoring the target; it is restored by the kernel timeout at the latest\n`));
+  // the metrics endpoint serves until the reports are written (and the linger is over), and closes whatever happens
+  const runAndReport = async (): Promise<number> => {
+    const sinks = [view?.onEvent, metrics?.onEvent].filter((f): f is NonNullable<typeof f> => f !== undefined);
+    const abort = new AbortController();
+    let signals = 0;
+    const onSignal = (sig: string) => {
+      signals++;
+      if (signals === 1) {
+        process.stderr.write(pcErr.yellow(`\n${sig}: restoring the target, then writing the reports of what completed…\n`));
+        abort.abort(new Error(sig));
+      } else process.stderr.write(pcErr.yellow(`${sig} again: still restoring the target; it is restored by the kernel timeout at the latest\n`));
+    };
+    const onInt = () => onSignal('SIGINT');
+    const onTerm = () => onSignal('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    view?.start();
+    let result;
+    try {
+      result = await runSuite(suite, {
+        outDir,
+        lab: o.lab,
+        signal: abort.signal,
+        clock,
+        onEvent: sinks.length ? (e) => sinks.forEach((f) => f(e)) : undefined,
+        log: view ? () => {} : (l) => process.stdout.write(`${l}\n`),
+      });
+    } finally {
+      view?.stop();
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    }
+    const { analysis, files } = writeReports(outDir);
+    if (result.exitCode === EXIT.badInput) {
+      process.stderr.write(pcErr.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
+      return EXIT.badInput;
+    }
+    process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n`);
+    for (const f of analysis.decision.findings.filter((x) => x.severity !== 'info')) process.stdout.write(pc.yellow(`${f.severity}: ${f.text}\n`));
+    for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
+    process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
+    process.stdout.write(pc.dim(`also: ${files.filter((f) => !f.endsWith('.html')).map((f) => f.slice(outDir.length + 1)).join(', ')}, events.jsonl\n`));
+    process.stdout.write(`${testsSummaryText(analysis.tests.counts, analysis.exitCode)}\n`);
+    if (result.exitCode !== EXIT.ok) return result.exitCode;
+    // the analysis' exit code is the one junit.xml, Allure and summary.json count (src/test-cases.ts)
+    return analysis.exitCode ?? EXIT.expectationFailed;
   };
-  const onInt = () => onSignal('SIGINT');
-  const onTerm = () => onSignal('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  view?.start();
-  let result;
   try {
-    result = await runSuite(suite, {
-      outDir,
-      lab: o.lab,
-      signal: abort.signal,
-      clock,
-      onEvent: sinks.length ? (e) => sinks.forEach((f) => f(e)) : undefined,
-      log: view ? () => {} : (l) => process.stdout.write(`${l}\n`),
-    });
+    const code = await runAndReport();
+    // a scraper that polls every few seconds still sees the last trial's outcome
+    if (metrics && o.metricsLinger) await sleep(o.metricsLinger);
+    return code;
   } finally {
-    view?.stop();
     await metrics?.close();
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
   }
-  const { analysis, files } = writeReports(outDir);
-  if (result.exitCode === EXIT.badInput) {
-    process.stderr.write(pcErr.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
-    return EXIT.badInput;
-  }
-  process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n`);
-  for (const f of analysis.decision.findings.filter((x) => x.severity !== 'info')) process.stdout.write(pc.yellow(`${f.severity}: ${f.text}\n`));
-  for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
-  process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
-  process.stdout.write(pc.dim(`also: ${files.filter((f) => !f.endsWith('.html')).map((f) => f.slice(outDir.length + 1)).join(', ')}, events.jsonl\n`));
-  process.stdout.write(`${testsSummaryText(analysis.tests.counts, analysis.exitCode)}\n`);
-  if (result.exitCode !== EXIT.ok) return result.exitCode;
-  // the analysis' exit code is the one junit.xml, Allure and summary.json count (src/test-cases.ts)
-  return analysis.exitCode ?? EXIT.expectationFailed;
 }
 
 /** `blackout compare`: the side-by-side report of several runs; returns the exit code. */
@@ -204,6 +225,7 @@ export function buildProgram(): Command {
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
     .option('--metrics <host:port>', 'serve live OpenMetrics (Prometheus) at http://HOST:PORT/metrics during the run: probe states, latency, gaps, the cut', parseMetricsAddress)
+    .option('--metrics-linger <duration>', 'with --metrics: keep serving the final metrics this long after the run (e.g. 15s, a scrape interval)', parseDurationOption)
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async (file: string, o: RunCliOptions) => {
       program.setOptionValue('exitCode', await runCommand(file, o));
