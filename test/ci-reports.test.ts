@@ -122,6 +122,8 @@ describe('JUnit and Allure agree with the exit code', () => {
     const junit = runs.get('search')!.junit;
     expect(junit).not.toContain('<failure');
     expect(junit).toMatch(/name="echo-ut3s \(tcp\), [\d.]+ s blackout \[trial \d\]: failed \(observed; no expectation covers it\)"[^>]*><properties><property name="outcome" value="failed"\/><property name="observation" value="true"\/><\/properties><system-out>outcome=failed [^<]*\nobserved \(fails nothing/);
+    // a flaky probe's cases say so
+    expect(runs.get('list')!.junit).toMatch(/name="flappy \(tcp\)[^"]*"[^>]*><properties>(?:<property [^>]*\/>)*<property name="flaky" value="true"\/>/);
     expect(runs.get('search strict')!.junit).toMatch(/<failure message="failed: session lost: read ETIMEDOUT" type="failed">/);
     // Allure files passed observations under their own category, and strict failures under the failure ones
     expect(fromResults.categories['Observed: a session did not survive a length no expectation covers']).toBe(

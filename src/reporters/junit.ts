@@ -15,6 +15,7 @@ export function junitReport(a: Analysis): string {
   // one case list (src/test-cases.ts): a <failure> is a failing test, exactly what the exit code counts
   const { cases: list, counts } = a.tests;
   const trialOf = new Map(a.trials.map((t) => [t.index, t]));
+  const flaky = new Set(a.decision.probes.filter((p) => p.flaky).map((p) => p.probe));
   const cases = list.map((c) => {
     const t = c.trial !== undefined ? trialOf.get(c.trial) : undefined;
     const r = t && c.probe ? t.probes[c.probe] : undefined;
@@ -27,6 +28,7 @@ export function junitReport(a: Analysis): string {
     if (c.outcome) props.push(['outcome', c.outcome]);
     if (c.observation) props.push(['observation', 'true']);
     if (c.breaks) props.push(['breaks', c.breaks]);
+    if (c.probe && c.group === 'session' && flaky.has(c.probe)) props.push(['flaky', 'true']);
     const out = r && t
       ? [
           `outcome=${r.outcome} observedOutageMs=${r.observedOutageMs?.toFixed(1) ?? '-'} recoveryMs=${r.recoveryMs?.toFixed(1) ?? '-'} injectedMs=${t.injected?.durationMs.toFixed(1) ?? '-'}`,
