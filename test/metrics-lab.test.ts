@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { sleep } from '../src/clock.ts';
 import { ROOT, labName, tempDir, useLab, writeSuite } from './helpers/lab.ts';
 import { readSummary } from './helpers/run-dir.ts';
@@ -20,6 +20,10 @@ import { TEST_OUTPUT } from './helpers/fixtures.ts';
 
 const LAB = labName('tmetric');
 useLab(LAB);
+const cleanup: string[] = [];
+afterAll(() => {
+  for (const d of cleanup) rmSync(d, { recursive: true, force: true });
+});
 
 describe('blackout run --metrics on the lab', () => {
   it('a scrape sees the cut and the stall appear and clear; the run exits 1 for its one broken expectation, as junit.xml and Allure say', async () => {
@@ -38,6 +42,7 @@ describe('blackout run --metrics on the lab', () => {
       recovery: '10s',
       expect: { echo: { survives: '2s' }, 'echo-ut': { survives: '2s' } },
     });
+    cleanup.push(out, dirname(suite));
     const child = spawn(process.execPath, [join(ROOT, 'bin/blackout.mjs'), 'run', suite, '--out', out, '--metrics', '127.0.0.1:0', '--metrics-linger', '2s'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
     let stdout = '';
     let stderr = '';
@@ -105,7 +110,5 @@ describe('blackout run --metrics on the lab', () => {
     writeFileSync(join(junitDir, 'junit.xml'), readFileSync(join(out, 'junit.xml')));
     const read = await allureRead(junitDir, join(out, 'allure-from-junit'));
     expect(read.total).toMatchObject({ failed: 1, broken: 0, total: summary.tests.tests });
-    rmSync(dirname(suite), { recursive: true, force: true });
-    rmSync(out, { recursive: true, force: true });
   }, 240_000);
 });
