@@ -31,6 +31,7 @@ export { survived };
 export type { Phase, ProbeErrorSummary, ProbeTrialResult, TrialResult, ProbeRunResult, ExpectationResult, RunFold };
 import type { Sweep } from './search.ts';
 import { formatLength, survived } from '../core/format.ts';
+import { testCases } from './test-cases.ts';
 
 /** A run's analysis: the fold of its events plus the decision drawn from it. */
 export interface Analysis extends RunFold {
@@ -460,6 +461,10 @@ function assemble(
     expectationResults.push({ probe, survivesMs: X, passed, message });
   }
 
+  const runExitCode = runEnd?.exitCode ?? null;
+  const tests = testCases({ suite: start.suite, config: start.config, trials, expectations: expectationResults, complete: runEnd !== null, endReason: runEnd?.reason ?? null, probeInfo: start.probes, runExitCode });
+  // the one exit code rule (the CLI returns it, summary.json records it): failing cases decide a completed run
+  const exitCode = runExitCode === null ? null : runExitCode !== 0 ? runExitCode : tests.counts.failed + tests.counts.errors > 0 ? 1 : 0;
   const partial: RunFold = {
     suite: start.suite,
     runId: start.runId,
@@ -471,14 +476,15 @@ function assemble(
     config: start.config,
     probeInfo: start.probes,
     complete: runEnd !== null,
-    exitCode: runEnd?.exitCode ?? null,
+    exitCode,
     endReason: runEnd?.reason ?? null,
     preflight,
     heal,
     trials,
     probes,
     expectations: expectationResults,
-    passed: runEnd !== null && runEnd.exitCode === 0 && expectationResults.every((x) => x.passed),
+    passed: exitCode === 0,
+    tests,
     attachments,
     sweep: config?.sweep ?? null,
     eventCount,

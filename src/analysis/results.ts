@@ -88,6 +88,11 @@ export interface RunFold {
   config: unknown;
   probeInfo: ProbeInfo[];
   complete: boolean;
+  /**
+   * the run's exit code, as the CLI returns it: the runner's own when it did
+   * not complete normally (2 preflight, 130 interrupted, …), else 1 when a
+   * test case failed (analysis/test-cases.ts), else 0; null without a run-end
+   */
   exitCode: number | null;
   endReason: string | null;
   preflight: Array<EventOf<'preflight'>>;
@@ -95,11 +100,57 @@ export interface RunFold {
   trials: TrialResult[];
   probes: Record<string, ProbeRunResult>;
   expectations: ExpectationResult[];
+  /** the run completed and no test case failed (exitCode 0) */
   passed: boolean;
+  /** the run as test cases: what JUnit, Allure, summary.json and the exit code count */
+  tests: TestCases;
   attachments: Array<EventOf<'attachment'>>;
   /** how the lengths were chosen (from the recorded suite); null for an old log or the injector's defaults */
   sweep: Sweep | null;
   /** events folded */
   eventCount: number;
+}
+
+// ---- the run as test cases (analysis/test-cases.ts builds them): what JUnit, Allure, summary.json and the exit code count
+
+export type CaseStatus = 'passed' | 'failed' | 'error' | 'skipped';
+
+export interface TestCase {
+  /** session: one probe in one trial; expectation: one `expect:` entry; run: the run did not finish normally */
+  group: 'session' | 'expectation' | 'run';
+  /** stable identity across runs (the name below carries the outcome) */
+  id: string;
+  classname: string;
+  name: string;
+  status: CaseStatus;
+  /** a session that did not survive and fails nothing: no expectation covers its length (and not strict) */
+  observation: boolean;
+  /** the failure, skip, error or observation in one line */
+  message: string | null;
+  /** the failure's kind: the outcome, "expectation" or the run's end */
+  type: string | null;
+  trial?: number;
+  probe?: string;
+  kind?: string;
+  outcome?: Outcome;
+  requestedMs?: number;
+  /** the expectation a non-surviving session breaks, when one covers its length */
+  breaks?: string;
+}
+
+export interface TestCounts {
+  strict: boolean;
+  tests: number;
+  passed: number;
+  failed: number;
+  errors: number;
+  skipped: number;
+  /** passed cases whose session did not survive (no expectation covers it) */
+  observations: number;
+}
+
+export interface TestCases {
+  cases: TestCase[];
+  counts: TestCounts;
 }
 

@@ -3,8 +3,8 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { Command, CommanderError } from 'commander';
-import pc from 'picocolors';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { pc, pcErr } from '../core/color.ts';
 import { loadSuite, SuiteError } from '../run/suite.ts';
 import { runSuite, EXIT } from '../run/runner.ts';
 import { analyzeRunDir, writeReports } from '../reporters/index.ts';
@@ -14,7 +14,9 @@ import { linearSweepTrials } from '../analysis/search.ts';
 import { labUp, labDown, labStatus, DEFAULT_LAB } from '../lab/lab.ts';
 import { vmUp } from '../lab/vm.ts';
 import { LiveView } from '../reporters/live-view.ts';
-import { createClock } from '../core/clock.ts';
+import { MetricsSink } from '../reporters/metrics.ts';
+import { testsSummaryText } from '../analysis/test-cases.ts';
+import { createClock, sleep } from '../core/clock.ts';
 import { EventLogError } from '../core/event-log.ts';
 import { probes } from '../probes/index.ts';
 import { injectorDefinition, injectors } from '../injectors/index.ts';
@@ -38,6 +40,31 @@ interface RunCliOptions {
   lab?: string;
   live: boolean;
   dryRun?: boolean;
+  metrics?: MetricsAddress;
+  metricsLinger?: number;
+}
+
+export interface MetricsAddress {
+  host: string;
+  port: number;
+}
+
+/** `15s`, `500ms`, `2m` or a number of ms */
+export function parseDurationOption(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`expected a duration such as 15s, 500ms or 2m, got ${JSON.stringify(value)}`);
+  const n = Number(m[1]);
+  const ms = m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n;
+  if (ms > 3_600_000) throw new InvalidArgumentError('expected at most 1 hour');
+  return ms;
+}
+
+/** `--metrics HOST:PORT` (IPv6 as [::1]:9464); port 0 picks a free one */
+export function parseMetricsAddress(value: string): MetricsAddress {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw new InvalidArgumentError(`expected HOST:PORT (e.g. 127.0.0.1:9464), got ${JSON.stringify(value)}`);
+  return { host: (m[1] ?? m[2])!, port };
 }
 
 /** Runs a suite with signal handling, the live view and the reports; returns the exit code. */
@@ -47,7 +74,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     suite = await loadSuite(file);
   } catch (e) {
     if (e instanceof SuiteError) {
-      process.stderr.write(pc.red(`invalid suite ${e.message}\n`));
+      process.stderr.write(pcErr.red(`invalid suite ${e.message}\n`));
       return EXIT.badInput;
     }
     throw e;
@@ -55,72 +82,98 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   if (o.dryRun) return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
   const outDir = resolve(o.out ?? defaultOutDir(suite.name));
   if (existsSync(join(outDir, 'events.jsonl'))) {
-    process.stderr.write(pc.red(`--out ${outDir}: that folder already holds a run (events.jsonl); choose another folder\n`));
+    process.stderr.write(pcErr.red(`--out ${outDir}: that folder already holds a run (events.jsonl); choose another folder\n`));
     return EXIT.badInput;
   }
   const clock = createClock();
   // an injector that talks to the operator owns the terminal during a blackout
   const view = o.live && !injectorDefinition(suite.injector.kind)?.ownsTerminal ? new LiveView(clock.now, process.stdout, suite.blackouts.length) : null;
-  const abort = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: string) => {
-    signals++;
-    if (signals === 1) {
-      process.stderr.write(pc.yellow(`\n${sig}: restoring the target, then writing the reports of what completed…\n`));
-      abort.abort(new Error(sig));
-    } else process.stderr.write(pc.yellow(`${sig} again: still restoring the target; it is restored by the kernel timeout at the latest\n`));
+  let metrics: MetricsSink | null = null;
+  if (o.metrics) {
+    // listening is part of the preflight: a taken port is bad input, and nothing was injected
+    metrics = new MetricsSink(clock.now);
+    try {
+      const at = await metrics.listen(o.metrics.host, o.metrics.port);
+      process.stdout.write(`metrics: ${at.url}\n`);
+    } catch (e) {
+      process.stderr.write(pcErr.red(`--metrics ${o.metrics.host}:${o.metrics.port}: cannot listen (${(e as Error).message}); nothing was injected\n`));
+      return EXIT.badInput;
+    }
+  }
+  // the metrics endpoint serves until the reports are written (and the linger is over), and closes whatever happens
+  const runAndReport = async (): Promise<number> => {
+    const sinks = [view?.onEvent, metrics?.onEvent].filter((f): f is NonNullable<typeof f> => f !== undefined);
+    const abort = new AbortController();
+    let signals = 0;
+    const onSignal = (sig: string) => {
+      signals++;
+      if (signals === 1) {
+        process.stderr.write(pcErr.yellow(`\n${sig}: restoring the target, then writing the reports of what completed…\n`));
+        abort.abort(new Error(sig));
+      } else process.stderr.write(pcErr.yellow(`${sig} again: still restoring the target; it is restored by the kernel timeout at the latest\n`));
+    };
+    const onInt = () => onSignal('SIGINT');
+    const onTerm = () => onSignal('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    view?.start();
+    let result;
+    try {
+      result = await runSuite(suite, {
+        outDir,
+        lab: o.lab,
+        signal: abort.signal,
+        clock,
+        onEvent: sinks.length ? (e) => sinks.forEach((f) => f(e)) : undefined,
+        log: view ? () => {} : (l) => process.stdout.write(`${l}\n`),
+      });
+    } finally {
+      view?.stop();
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    }
+    const { analysis, files } = writeReports(outDir);
+    if (result.exitCode === EXIT.badInput) {
+      process.stderr.write(pcErr.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
+      return EXIT.badInput;
+    }
+    process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n`);
+    for (const f of analysis.decision.findings.filter((x) => x.severity !== 'info')) process.stdout.write(pc.yellow(`${f.severity}: ${f.text}\n`));
+    for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
+    process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
+    process.stdout.write(pc.dim(`also: ${files.filter((f) => !f.endsWith('.html')).map((f) => f.slice(outDir.length + 1)).join(', ')}, events.jsonl\n`));
+    process.stdout.write(`${testsSummaryText(analysis.tests.counts, analysis.exitCode)}\n`);
+    if (result.exitCode !== EXIT.ok) return result.exitCode;
+    // the analysis' exit code is the one junit.xml, Allure and summary.json count (src/analysis/test-cases.ts)
+    return analysis.exitCode ?? EXIT.expectationFailed;
   };
-  const onInt = () => onSignal('SIGINT');
-  const onTerm = () => onSignal('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  view?.start();
-  let result;
   try {
-    result = await runSuite(suite, {
-      outDir,
-      lab: o.lab,
-      signal: abort.signal,
-      clock,
-      onEvent: view?.onEvent,
-      log: view ? () => {} : (l) => process.stdout.write(`${l}\n`),
-    });
+    const code = await runAndReport();
+    // a scraper that polls every few seconds still sees the last trial's outcome
+    if (metrics && o.metricsLinger) await sleep(o.metricsLinger);
+    return code;
   } finally {
-    view?.stop();
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
+    await metrics?.close();
   }
-  const { analysis, files } = writeReports(outDir);
-  if (result.exitCode === EXIT.badInput) {
-    process.stderr.write(pc.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
-    return EXIT.badInput;
-  }
-  process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n`);
-  for (const f of analysis.decision.findings.filter((x) => x.severity !== 'info')) process.stdout.write(pc.yellow(`${f.severity}: ${f.text}\n`));
-  for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
-  process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
-  process.stdout.write(pc.dim(`also: ${files.filter((f) => !f.endsWith('.html')).map((f) => f.slice(outDir.length + 1)).join(', ')}, events.jsonl\n`));
-  if (result.exitCode !== EXIT.ok) return result.exitCode;
-  return analysis.expectations.every((e) => e.passed) ? EXIT.ok : EXIT.expectationFailed;
 }
 
 /** `blackout compare`: the side-by-side report of several runs; returns the exit code. */
 export function compareCommand(dirs: string[], labels: string[] | undefined, out: string): number {
   if (labels && labels.length !== dirs.length) {
-    process.stderr.write(pc.red(`--label: ${labels.length} label(s) for ${dirs.length} run(s)\n`));
+    process.stderr.write(pcErr.red(`--label: ${labels.length} label(s) for ${dirs.length} run(s)\n`));
     return EXIT.badInput;
   }
   const runs = [];
   for (const [i, d] of dirs.entries()) {
     if (!existsSync(join(d, 'events.jsonl'))) {
-      process.stderr.write(pc.red(`${join(d, 'events.jsonl')}: not found\n`));
+      process.stderr.write(pcErr.red(`${join(d, 'events.jsonl')}: not found\n`));
       return EXIT.badInput;
     }
     try {
       runs.push({ label: labels?.[i] ?? basename(resolve(d)), analysis: analyzeRunDir(d).analysis });
     } catch (e) {
       if (!(e instanceof EventLogError)) throw e;
-      process.stderr.write(pc.red(`${d}: ${e.message}\n`));
+      process.stderr.write(pcErr.red(`${d}: ${e.message}\n`));
       return EXIT.badInput;
     }
   }
@@ -134,6 +187,19 @@ export function compareCommand(dirs: string[], labels: string[] | undefined, out
   return EXIT.ok;
 }
 
+/** every exit code of every command (issue-wide: CI reads them) */
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0    ok: every expectation held (and, with strict: true, every session survived)
+  1    an expectation did not hold (with strict: true, also a session that did not survive);
+       junit.xml, Allure and summary.json count exactly these failures;
+       lab status: the lab is not up; report --allure: Allure could not build its report
+  2    bad input: unknown command or option, invalid suite, preflight failure (nothing was injected)
+  3    the injector failed; the target was restored
+  130  interrupted (Ctrl-C / SIGTERM); the target was restored first
+
+Output is plain (no colour) when it is not a terminal or NO_COLOR is set.`;
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -144,7 +210,10 @@ export function buildProgram(): Command {
         'and reports which sessions survive which blackout length, and where each one breaks.',
     )
     .version(VERSION)
-    .showHelpAfterError()
+    // the error and its "(Did you mean …?)" stay the last thing on screen; the help is one flag away
+    .showSuggestionAfterError()
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride();
 
   program
@@ -155,7 +224,9 @@ export function buildProgram(): Command {
     .option('--lab <name>', `lab instance for "target: lab" (default: ${DEFAULT_LAB}, or $BLACKOUT_LAB)`)
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
-    .addHelpText('after', '\nExit codes: 0 every expectation held · 1 one did not · 2 bad suite or preflight failure (nothing injected) · 130 interrupted (target restored first)')
+    .option('--metrics <host:port>', 'serve live OpenMetrics (Prometheus) at http://HOST:PORT/metrics during the run: probe states, latency, gaps, the cut', parseMetricsAddress)
+    .option('--metrics-linger <duration>', 'with --metrics: keep serving the final metrics this long after the run (e.g. 15s, a scrape interval)', parseDurationOption)
+    .addHelpText('after', EXIT_CODES_HELP)
     .action(async (file: string, o: RunCliOptions) => {
       program.setOptionValue('exitCode', await runCommand(file, o));
     });
@@ -169,14 +240,14 @@ export function buildProgram(): Command {
     .action(async (dir: string, o: { allure?: boolean; singleFile?: boolean }) => {
       const path = join(dir, 'events.jsonl');
       if (!existsSync(path)) {
-        process.stderr.write(pc.red(`${path}: not found\n`));
+        process.stderr.write(pcErr.red(`${path}: not found\n`));
         program.setOptionValue('exitCode', EXIT.badInput);
         return;
       }
       try {
         const { analysis, files, tornTail } = writeReports(dir);
-        if (tornTail) process.stderr.write(pc.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
-        if (!analysis.complete) process.stderr.write(pc.yellow('the run did not finish: the reports are marked incomplete\n'));
+        if (tornTail) process.stderr.write(pcErr.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
+        if (!analysis.complete) process.stderr.write(pcErr.yellow('the run did not finish: the reports are marked incomplete\n'));
         process.stdout.write(`${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n\n${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);
         if (o.allure) {
           const r = await generateAllureReport(dir, { singleFile: o.singleFile });
@@ -184,12 +255,12 @@ export function buildProgram(): Command {
         }
       } catch (e) {
         if (e instanceof AllureError) {
-          process.stderr.write(pc.red(`${e.message}\n`));
+          process.stderr.write(pcErr.red(`${e.message}\n`));
           program.setOptionValue('exitCode', 1);
           return;
         }
         if (!(e instanceof EventLogError)) throw e;
-        process.stderr.write(pc.red(`${e.message}\n`));
+        process.stderr.write(pcErr.red(`${e.message}\n`));
         program.setOptionValue('exitCode', EXIT.badInput);
       }
     });
@@ -208,9 +279,31 @@ export function buildProgram(): Command {
     .command('validate')
     .description('check a suite file without running it; names every wrong field')
     .argument('<suite>')
-    .action(async (file: string) => {
+    .option('--json', 'machine-readable: { file, valid, … } on stdout (also when invalid: { valid: false, problems })')
+    .action(async (file: string, o: { json?: boolean }) => {
       try {
         const s = await loadSuite(file);
+        if (o.json) {
+          process.stdout.write(
+            JSON.stringify(
+              {
+                file,
+                valid: true,
+                name: s.name,
+                target: typeof s.target === 'string' ? s.target : 'host' in s.target ? { host: s.target.host } : s.target,
+                injector: s.injector.kind,
+                probes: s.probes.map((p) => ({ name: p.name, kind: p.kind, intervalMs: p.interval, toleranceMs: p.tolerance })),
+                sweep: s.sweep,
+                blackoutsMs: s.blackouts,
+                expect: s.expect,
+                strict: s.strict,
+              },
+              null,
+              2,
+            ) + '\n',
+          );
+          return;
+        }
         const sw = s.sweep;
         const how = !sw
           ? 'blackouts (injector default)'
@@ -220,7 +313,8 @@ export function buildProgram(): Command {
         process.stdout.write(`${file}: valid — ${s.probes.length} probes, injector ${s.injector.kind}, ${how}\n`);
       } catch (e) {
         if (!(e instanceof SuiteError)) throw e;
-        process.stderr.write(pc.red(`invalid suite ${e.message}\n`));
+        if (o.json) process.stdout.write(JSON.stringify({ file, valid: false, problems: e.problems }, null, 2) + '\n');
+        else process.stderr.write(pcErr.red(`invalid suite ${e.message}\n`));
         program.setOptionValue('exitCode', EXIT.badInput);
       }
     });
@@ -291,20 +385,86 @@ export function buildProgram(): Command {
   program
     .command('kinds')
     .description('list the probe and injector kinds')
-    .action(() => {
+    .option('--json', 'machine-readable: { probes: [{ kind, summary }], injectors: [...] }')
+    .action((o: { json?: boolean }) => {
+      if (o.json) {
+        process.stdout.write(JSON.stringify({ probes: probes.map((p) => ({ kind: p.kind, summary: p.summary })), injectors: injectors.map((p) => ({ kind: p.kind, summary: p.summary })) }, null, 2) + '\n');
+        return;
+      }
       process.stdout.write('probes:\n' + probes.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');
       process.stdout.write('injectors:\n' + injectors.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');
     });
   return program;
 }
 
+/**
+ * `blackout nonsense --help`: commander would print the top-level help and
+ * exit 0 (help wins over the unknown command). An unknown command is an
+ * error whatever flags follow: drop the help flags so commander reports it,
+ * with its suggestion, and the exit code is 2.
+ */
+function unknownCommandWithHelp(program: Command, argv: string[]): string[] {
+  const args = argv.slice(2);
+  let cmd = program;
+  // walk the command groups (blackout → lab → …): their operands are only command names
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a.startsWith('-')) continue;
+    if (!cmd.commands.length) return argv;
+    const find = (name: string) => cmd.commands.find((c) => c.name() === name || c.aliases().includes(name));
+    if (a === 'help') {
+      // `help nonsense`: the same unknown command error as `nonsense`
+      const next = args[i + 1];
+      if (next !== undefined && !next.startsWith('-') && !find(next)) return [...argv.slice(0, 2), ...args.slice(0, i), ...args.slice(i + 1).filter((x) => x !== '--help' && x !== '-h')];
+      return argv;
+    }
+    const sub = find(a);
+    if (!sub) return [...argv.slice(0, 2), ...args.filter((x) => x !== '--help' && x !== '-h')];
+    cmd = sub;
+  }
+  return argv;
+}
+
+export type ParsedCommandLine = { ok: true; command: string[]; options: Record<string, unknown>; operands: string[] } | { ok: false; exitCode: number; message: string };
+
+/**
+ * Parses a blackout command line with the real program and runs nothing (every
+ * command's action is replaced): CI recipes and docs are checked with it.
+ * `--help`/`--version` parse as ok with command [].
+ */
+export async function parseCommandLine(args: string[]): Promise<ParsedCommandLine> {
+  const program = buildProgram();
+  let hit: ParsedCommandLine | null = null;
+  let err = '';
+  const every = (c: Command): Command[] => [c, ...c.commands.flatMap(every)];
+  for (const c of every(program)) {
+    c.exitOverride().configureOutput({ writeOut: () => {}, writeErr: (t) => (err += t), outputError: (t) => (err += t) });
+    if (!c.commands.length && c !== program) {
+      c.action((...a: unknown[]) => {
+        const cmd = a.at(-1) as Command;
+        const names: string[] = [];
+        for (let x: Command | null = cmd; x && x !== program; x = x.parent) names.unshift(x.name());
+        hit = { ok: true, command: names, options: cmd.opts(), operands: cmd.args };
+      });
+    }
+  }
+  try {
+    await program.parseAsync(unknownCommandWithHelp(program, ['node', 'blackout', ...args]));
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    if (e.exitCode === 0) return { ok: true, command: [], options: {}, operands: [] };
+    return { ok: false, exitCode: EXIT.badInput, message: err.trim() || e.message };
+  }
+  return hit ?? { ok: false, exitCode: EXIT.badInput, message: 'no command' };
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(unknownCommandWithHelp(program, argv));
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT.badInput;
-    process.stderr.write(pc.red(`blackout: ${(e as Error).message}\n`));
+    process.stderr.write(pcErr.red(`blackout: ${(e as Error).message}\n`));
     return 1;
   }
   return (program.getOptionValue('exitCode') as number | undefined) ?? 0;

@@ -10,7 +10,7 @@
  *  - formatBytes: sizes in the units of the migration table;
  *  - OUTCOME_GLYPH: one glyph per outcome, in every report and view.
  */
-import pc from 'picocolors';
+import { pc } from './color.ts';
 import type { Outcome } from './events.ts';
 
 export function formatMs(ms: number | null | undefined): string {
@@ -25,7 +25,7 @@ export function formatLength(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return '–';
   if (!Number.isFinite(ms)) return '∞';
   if (ms === 0) return 'natural length';
-  return Math.abs(ms) >= 1000 ? `${+(ms / 1000).toFixed(3)} s` : `${Math.round(ms)} ms`;
+  return Math.abs(ms) >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
 }
 
 const MiB = 1024 * 1024;

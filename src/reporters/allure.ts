@@ -17,9 +17,10 @@ import { createRequire } from 'node:module';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import type { Analysis, ProbeTrialResult, TrialResult } from '../analysis/analysis.ts';
 
+import type { CaseStatus, TestCase } from '../analysis/test-cases.ts';
 import { timelineSvg } from './html.ts';
 import { lengthLabel } from './matrix.ts';
-import { formatMs, survived } from '../core/format.ts';
+import { formatMs } from '../core/format.ts';
 
 type Status = 'passed' | 'failed' | 'broken' | 'skipped' | 'unknown';
 
@@ -38,7 +39,7 @@ interface AllureStep {
   steps: AllureStep[];
   attachments: AllureAttachment[];
   parameters: Array<{ name: string; value: string }>;
-  statusDetails?: { message?: string; trace?: string };
+  statusDetails?: { message?: string; trace?: string; flaky?: boolean };
 }
 
 export interface AllureResult extends AllureStep {
@@ -64,10 +65,11 @@ function uuidOf(s: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-function statusOf(r: ProbeTrialResult): Status {
-  if (r.outcome === 'unknown') return 'skipped';
-  return survived(r.outcome) ? 'passed' : 'failed';
-}
+// the run's test cases decide the status (src/analysis/test-cases.ts), so Allure's counts are the exit code's
+const STATUS: Record<CaseStatus, Status> = { passed: 'passed', failed: 'failed', error: 'broken', skipped: 'skipped' };
+
+/** an observation's message: Allure files passed results under their own category by it */
+const OBSERVED = 'observed';
 
 const STANDALONE_CSS = `.band{fill:#c8323c;fill-opacity:.13;stroke:#c8323c;stroke-opacity:.5}.ok{fill:#2e9d57}.err{fill:#c8323c}.warn{fill:#d9a400}.axis{stroke:#c9ced6}.lbl,.tick{font:10px sans-serif;fill:#555}.name{font:12px sans-serif;fill:#1d2129}.oc{font:bold 11px sans-serif}`;
 
@@ -80,6 +82,7 @@ export function allureResults(a: Analysis, runDir?: string): AllureFile[] {
 export function* allureFiles(a: Analysis, runDir?: string): Generator<AllureFile> {
   const wall = (t: number) => Math.round(a.startedWallMs + t);
   const root = runDir ? resolve(runDir) : null;
+  const caseOf = new Map(a.tests.cases.filter((c) => c.group === 'session').map((c) => [`${c.trial}/${c.probe}`, c]));
   for (const t of a.trials) {
     // one timeline per trial (every session, the blackout band), shared by the trial's tests
     const timeline = `${uuidOf(`${a.runId}/${t.index}/timeline`)}-timeline-attachment.svg`;
@@ -91,10 +94,13 @@ export function* allureFiles(a: Analysis, runDir?: string): Generator<AllureFile
     for (const info of a.probeInfo) {
       const r = t.probes[info.name];
       if (!r) continue;
-      yield* oneTest(a, t, info.name, r, wall, root, hasTimeline ? timeline : null);
+      const c = caseOf.get(`${t.index}/${info.name}`);
+      if (!c) continue;
+      yield* oneTest(a, t, info.name, r, c, wall, root, hasTimeline ? timeline : null);
     }
   }
   const files: AllureFile[] = [];
+  for (const c of a.tests.cases) if (c.group !== 'session') files.push(runLevelTest(a, c, wall));
   files.push({
     name: 'environment.properties',
     content: [
@@ -105,6 +111,9 @@ export function* allureFiles(a: Analysis, runDir?: string): Generator<AllureFile
       ['blackout.version', a.version],
       ['run', a.runId],
       ['verdict', a.decision.verdict.headline],
+      ['exitCode', a.exitCode === null ? '-' : String(a.exitCode)],
+      ['strict', String(a.tests.counts.strict)],
+      ...a.decision.findings.map((f, i) => [`finding.${i + 1}`, `[${f.severity}] ${f.text}`]),
     ]
       .map(([k, v]) => `${k}=${String(v).replace(/\n/g, ' ')}`)
       .join('\n') + '\n',
@@ -118,7 +127,13 @@ export function* allureFiles(a: Analysis, runDir?: string): Generator<AllureFile
         { name: 'Session lost (client error or close)', matchedStatuses: ['failed'], messageRegex: '^failed: session lost[\\s\\S]*' },
         { name: 'Error reached the application', matchedStatuses: ['failed'], messageRegex: '^failed: error reached[\\s\\S]*' },
         { name: 'No recovery within the recovery window', matchedStatuses: ['failed'], messageRegex: '^failed: no good sample[\\s\\S]*' },
-        { name: 'Verification failed (data lost or corrupted)', matchedStatuses: ['failed'] },
+        { name: 'Verification failed (data lost or corrupted)', matchedStatuses: ['failed'], messageRegex: '^failed: (?!session lost|error reached|no good sample)[\\s\\S]*' },
+        { name: 'Expectation did not hold', matchedStatuses: ['failed'], messageRegex: '^expectation:[\\s\\S]*' },
+        { name: 'The run did not complete (see its exit code)', matchedStatuses: ['broken'] },
+        // passed results that still deserve a look: they fail no build (strict: true makes them failures)
+        { name: 'Observed: a session did not survive a length no expectation covers', matchedStatuses: ['passed'], messageRegex: `^${OBSERVED}:[\\s\\S]*` },
+        { name: 'Breaks an expectation (the expectation is the failing test)', matchedStatuses: ['passed'], messageRegex: '^breaks expect[\\s\\S]*' },
+        { name: 'Flaky probe: not monotonic in the blackout length', matchedStatuses: ['passed', 'failed'], flaky: true },
         { name: 'Trial did not finish', matchedStatuses: ['skipped'] },
       ],
       null,
@@ -128,10 +143,46 @@ export function* allureFiles(a: Analysis, runDir?: string): Generator<AllureFile
   yield* files;
 }
 
-function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult, wall: (t: number) => number, root: string | null, timeline: string | null): AllureFile[] {
+/** an expectation, or the run that did not complete: a test of its own beside the sessions */
+function runLevelTest(a: Analysis, c: TestCase, wall: (t: number) => number): AllureFile {
+  const status = STATUS[c.status];
+  const end = a.trials.at(-1)?.endedAt ?? 0;
+  const result: AllureResult = {
+    uuid: uuidOf(`${a.runId}/${c.id}`),
+    historyId: hash(c.id),
+    testCaseId: hash(c.id),
+    name: c.name,
+    fullName: c.id,
+    description: c.group === 'run' ? 'The run did not complete normally; its exit code is not 0.' : 'An expectation of the suite (expect:): every blackout up to this length survived, and one at least this long.',
+    status,
+    statusDetails: c.message ? { message: c.group === 'expectation' ? `expectation: ${c.message}` : c.message } : {},
+    stage: 'finished',
+    start: wall(0),
+    stop: wall(end),
+    steps: [],
+    attachments: [],
+    parameters: c.probe ? [{ name: 'probe', value: c.probe }] : [],
+    labels: [
+      { name: 'parentSuite', value: 'blackout' },
+      { name: 'suite', value: a.suite },
+      { name: 'subSuite', value: c.group === 'expectation' ? 'expectations' : 'run' },
+      { name: 'feature', value: a.injector.kind },
+      ...(c.probe ? [{ name: 'probe', value: c.probe }] : []),
+      { name: 'host', value: a.host },
+      { name: 'framework', value: 'blackout' },
+      { name: 'severity', value: c.group === 'run' ? 'blocker' : 'critical' },
+    ],
+    links: [],
+  };
+  return { name: `${result.uuid}-result.json`, content: JSON.stringify(result) };
+}
+
+function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult, c: TestCase, wall: (t: number) => number, root: string | null, timeline: string | null): AllureFile[] {
   const files: AllureFile[] = [];
   const uuid = uuidOf(`${a.runId}/${t.index}/${probe}`);
-  const status = statusOf(r);
+  const status = STATUS[c.status];
+  const survivedIt = r.outcome === 'transparent' || r.outcome === 'stalled';
+  const flaky = a.decision.probes.some((p) => p.probe === probe && p.flaky);
   const inj = t.injected;
   const start = t.phases.warmup ?? t.startedAt;
   const end = t.endedAt ?? r.firstOkAfterMs ?? inj?.restoredAt ?? start;
@@ -151,7 +202,7 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
     ...r.verifications.map((v) => `verify ${v.ok ? 'ok' : 'FAILED'}: ${v.message}`),
   ].join('\n');
   // the probe's log: when something went wrong (errors, a lost session, a failed check, not survived)
-  if (status !== 'passed' || r.errors.length || r.sessionsLost || r.verifications.some((v) => !v.ok)) {
+  if (status !== 'passed' || !survivedIt || r.errors.length || r.sessionsLost || r.verifications.some((v) => !v.ok)) {
     files.push({ name: `${uuid}-errors-attachment.txt`, content: log + '\n' });
     attachments.push({ name: 'error log', source: `${uuid}-errors-attachment.txt`, type: 'text/plain' });
   }
@@ -186,9 +237,9 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
         `recovery: ${r.outcome}${r.recoveryMs !== null ? `, answered ${formatMs(r.recoveryMs)} after the restore` : ''}`,
         inj.restoredAt,
         recEnd,
-        status,
+        r.outcome === 'unknown' ? 'skipped' : survivedIt ? 'passed' : 'failed',
         [['observed outage', formatMs(r.observedOutageMs)], ['recovery', formatMs(r.recoveryMs)]],
-        status === 'passed' ? undefined : `${r.outcome}: ${r.reason}`,
+        survivedIt ? undefined : `${r.outcome}: ${r.reason}`,
       ),
     );
   } else steps.push(step('cut: not injected', start, end, 'skipped', [], r.reason));
@@ -197,11 +248,14 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
     uuid,
     historyId: hash(`${a.suite}/${probe}/${t.requestedMs}`),
     testCaseId: hash(`${a.suite}/${probe}`),
-    name: `${probe} survives a ${lengthLabel(t.requestedMs)} blackout`,
+    name: `${probe}, ${lengthLabel(t.requestedMs)} blackout: ${r.outcome}${c.observation ? ' (observed)' : ''}`,
     fullName: `blackout.${a.suite}.${probe}[${lengthLabel(t.requestedMs)}]#trial-${t.index}`,
     description: `${t.reason ? `${t.reason}\n\n` : ''}${r.reason}`,
     status,
-    statusDetails: status === 'passed' ? {} : { message: `${r.outcome}: ${r.reason}`, trace: r.errors.map((e) => e.message).join('\n') },
+    statusDetails: {
+      ...(c.message === null ? {} : { message: status !== 'passed' ? c.message : c.observation ? `${OBSERVED}: ${c.message}` : `breaks ${c.breaks}: ${c.message}`, trace: r.errors.map((e) => e.message).join('\n') }),
+      ...(flaky ? { flaky: true } : {}),
+    },
     stage: 'finished',
     start: wall(start),
     stop: wall(Math.max(start, end)),

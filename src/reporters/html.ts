@@ -7,6 +7,7 @@
  * per-trial timelines with the blackout band, errors, screenshots, policies.
  */
 import type { Analysis, TrialResult } from '../analysis/analysis.ts';
+import { testsSummaryText } from '../analysis/test-cases.ts';
 import { hypervisorFigures } from './hypervisor-figures.ts';
 
 
@@ -184,7 +185,7 @@ ${xyChart('recovery', recovery, { xLabel: 'injected blackout', yLabel: 'restore 
 
 function verdictHtml(a: Analysis): string {
   const d = a.decision;
-  const run = !a.complete ? ['incomplete', 'Incomplete run: the report shows what was recorded'] : a.passed ? ['pass', 'Run passed: every expectation held'] : ['fail', a.expectations.length ? 'Run failed: an expectation did not hold' : `Run ended: ${a.endReason ?? ''}`];
+  const run = !a.complete ? ['incomplete', 'Incomplete run: the report shows what was recorded'] : a.passed ? ['pass', 'Run passed: every expectation held'] : ['fail', a.tests.counts.errors ? `Run ended: ${a.endReason ?? ''}` : a.tests.counts.strict && a.expectations.every((e) => e.passed) ? 'Run failed (strict): a session did not survive' : 'Run failed: an expectation did not hold'];
   const expectations = a.expectations.map((e) => `<li class="${e.passed ? 'ok' : 'bad'}">${esc(e.message)}</li>`).join('');
   const level = d.verdict.level;
   return `<section class="verdict-box ${level}" id="verdict">
@@ -193,6 +194,7 @@ function verdictHtml(a: Analysis): string {
 <p class="live ${a.injector.migration === 'live' ? 'na' : d.migration.live.status}" id="live-verdict">${esc(d.verdict.second)}</p>
 ${d.migration.caveats.length ? `<ul class="caveats">${d.migration.caveats.map((c) => `<li>${esc(c)}</li>`).join('')}</ul>` : ''}
 <div class="runstate ${run[0]}">${esc(run[1]!)}</div>
+<p class="tests" id="tests">${esc(testsSummaryText(a.tests.counts, a.exitCode))}</p>
 ${expectations ? `<ul class="expectations">${expectations}</ul>` : ''}
 </section>`;
 }

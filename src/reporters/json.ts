@@ -12,6 +12,11 @@ export function jsonReport(a: Analysis): string {
     target: a.target,
     injector: a.injector,
     expectations: a.expectations,
+    // what JUnit and Allure count, and what the exit code follows: failed + errors > 0 ⇔ exitCode ≠ 0
+    tests: {
+      ...a.tests.counts,
+      cases: a.tests.cases.map((c) => ({ id: c.id, name: c.name, status: c.status, observation: c.observation, ...(c.message ? { message: c.message } : {}), ...(c.breaks ? { breaks: c.breaks } : {}) })),
+    },
     verdict: {
       level: a.decision.verdict.level,
       headline: a.decision.verdict.headline,

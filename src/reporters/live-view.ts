@@ -4,7 +4,7 @@
  * while the cable is out, a countdown. Elsewhere (CI, pipes): one line per
  * notable event. After each trial: the per-probe outcomes.
  */
-import pc from 'picocolors';
+import { pc } from '../core/color.ts';
 import { analyze } from '../analysis/analysis.ts';
 import type { BlackoutEvent, EventOf } from '../core/events.ts';
 import { formatMs, outcomeColour, sessionStateText } from '../core/format.ts';

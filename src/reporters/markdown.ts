@@ -1,5 +1,6 @@
 /** summary.md: the verdict and the tolerance matrix, for pull requests and vendor reports. */
 import type { Analysis } from '../analysis/analysis.ts';
+import { testsSummaryText } from '../analysis/test-cases.ts';
 import { hypervisorFigures } from './hypervisor-figures.ts';
 
 
@@ -56,6 +57,7 @@ export function markdownReport(a: Analysis): string {
   if (!a.complete) lines.push('', '> The run did not finish (no run-end event): the report shows what was recorded up to its last event.');
   if (a.endReason) lines.push('', `End: ${a.endReason}`);
   for (const e of a.expectations) lines.push(`- ${e.passed ? '✅' : '❌'} ${e.message}`);
+  lines.push('', testsSummaryText(a.tests.counts, a.exitCode));
   const s = a.decision.search;
   lines.push('', '## Breaking points', '');
   if (s) lines.push(s.mode === 'search' ? `Adaptive search: ${s.trials} trial(s)${s.linearTrials !== null ? ` (a linear sweep at the same resolution: ${s.linearTrials})` : ''}; ${s.stopReason}.` : `List sweep: ${s.trials} trial(s).`, '');

@@ -87,6 +87,8 @@ const baseSuite = z.strictObject({
   /** pause between trials so TCP stacks settle */
   cooldown: duration({ min: 0, max: 600_000 }).default(1000),
   expect: z.record(z.string(), expectationSchema).default({}),
+  /** every session that does not survive a trial is a failing test (and exit 1), not only the expectations */
+  strict: z.boolean().default(false),
   /** the migration verdict's links and VM sizes (src/analysis/migration-model.ts) */
   migration: migrationSchema,
 });

@@ -85,7 +85,10 @@ describe('analysis', () => {
   it('every reporter renders from the analysis alone', () => {
     expect(JSON.parse(jsonReport(a))).toMatchObject({ suite: 'synthetic', passed: true, trials: [{ index: 0, requestedMs: 2000, injected: { durationMs: 2000 } }, { index: 1 }], probes: { a: { maxSurvivedMs: 2000, minFailedMs: 5000 } } });
     const junit = junitReport(a);
-    expect(junit).toMatch(/tests="5" failures="2"/);
+    // the expectation held: a's failure at 5 s (no expectation covers it) and b's reconnect are observations
+    expect(junit).toMatch(/tests="5" failures="0" errors="0"/);
+    expect(junit).toMatch(/name="a \(tcp\), 5 s blackout \[trial 1\]: failed \(observed; no expectation covers it\)"/);
+    expect(junitReport(analyze(events.map((e) => (e.type === 'run-start' ? { ...e, config: { ...(e.config as object), strict: true } } : e))))).toMatch(/tests="5" failures="2" errors="0"/);
     expect(htmlReport(a)).toMatch(/<svg class="timeline"/);
     expect(markdownReport(a)).toMatch(/\| a \(tcp\) \| ‖ stalled \(3.20 s\) \| ✗ failed \| 2.00 s \| 5.00 s \|/);
   });

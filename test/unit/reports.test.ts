@@ -103,11 +103,14 @@ describe('reporters', () => {
     expect(s.findings.length).toBeGreaterThanOrEqual(2);
   });
 
-  it('junit.xml: a testcase per probe per trial with the cause, the verdict as properties', () => {
+  it('junit.xml: a testcase per probe per trial with its outcome, the verdict as properties; only expectations fail', () => {
     const x = readFileSync(join(dir, 'junit.xml'), 'utf8');
     const cases = x.match(/<testcase /g)!.length;
     expect(cases).toBe(a.trials.length * a.probeInfo.length + a.expectations.length);
-    expect(x).toMatch(/<failure message="recovered: session lost \(Keepalive timeout\)/);
+    // every expectation held: the reconnecting console is an observation, not a failure
+    expect(x).not.toMatch(/<failure/);
+    expect(x).toMatch(/name="console \(console\), 5 s blackout \[trial 2\]: recovered \(observed; no expectation covers it\)"/);
+    expect(x).toMatch(/observed \(fails nothing: no expectation covers this length\) — recovered: session lost \(Keepalive timeout\)/);
     expect(x).toMatch(/<property name="verdict" value="Quick migration is safe for this application for VMs up to 125 MB on 1 GbE iSCSI/);
     expect(x).toMatch(/VERDICT: /);
   });
@@ -135,13 +138,17 @@ describe('reporters', () => {
   it('allure-results: one result per probe per trial, with steps, attachments and labels', () => {
     const res = join(dir, 'allure-results');
     const results = readdirSync(res).filter((f) => f.endsWith('-result.json')).map((f) => JSON.parse(readFileSync(join(res, f), 'utf8')));
-    expect(results).toHaveLength(a.trials.length * a.probeInfo.length);
-    const r = results.find((x) => x.name === 'console survives a 5 s blackout' && x.status === 'failed')!;
+    expect(results).toHaveLength(a.trials.length * a.probeInfo.length + a.expectations.length);
+    // an observation: passed, its outcome in the name and its own category's message
+    const r = results.find((x) => x.name === 'console, 5 s blackout: recovered (observed)' && x.status === 'passed')!;
+    expect(r.statusDetails.message).toMatch(/^observed: recovered: session lost/);
+    expect(r.steps.at(-1).status).toBe('failed');
     expect(r.steps.map((s: { name: string }) => s.name.split(':')[0])).toEqual(['warm-up', 'cut', 'restore (scheduled)', 'recovery']);
     expect(r.labels).toEqual(expect.arrayContaining([{ name: 'suite', value: 'fixture list' }, { name: 'probe', value: 'console' }, { name: 'injector', value: 'cable-pull' }]));
     for (const att of r.attachments) expect(existsSync(join(res, att.source))).toBe(true);
     const withShot = results.find((x) => x.attachments.some((t: { type: string }) => t.type === 'image/png'));
-    expect(withShot?.name).toBe('console survives a 2 s blackout');
+    expect(withShot?.name).toBe('console, 2 s blackout: stalled');
+    expect(results.find((x) => x.name === 'expect echo survives 5 s')).toMatchObject({ status: 'passed' });
     expect(existsSync(join(res, 'environment.properties'))).toBe(true);
     // rebuilding gives the same names
     expect(allureResults(a, dir).map((f) => f.name).sort()).toEqual(readdirSync(res).sort());

@@ -1,0 +1,133 @@
+/**
+ * The run as test cases, the one list JUnit, Allure, summary.json and the
+ * exit code all count from, so a CI server, a QA dashboard and the job status
+ * never disagree.
+ *
+ * A case FAILS only when the suite asked for something that did not happen:
+ * an expectation (`expect:`) that did not hold, or — with `strict: true` —
+ * any session that did not survive its blackout. Everything else the run
+ * observed (a session lost at a length no expectation covers, a flaky probe,
+ * a finding) is a passed case that carries its outcome in its name and
+ * details: visible, never failing a build by itself. A run that did not
+ * finish normally (preflight, injector failure, Ctrl-C, a dead process) is one
+ * case in error, so its reports are red exactly when its exit code is not 0.
+ *
+ * Pure: a function of the analysis (before its decision), like every reporter.
+ */
+import type { CaseStatus, RunFold, TestCase, TestCases, TestCounts } from './results.ts';
+
+import { survived } from '../core/format.ts';
+
+export type { CaseStatus, TestCase, TestCases, TestCounts };
+
+type Input = Pick<RunFold, 'suite' | 'config' | 'trials' | 'expectations' | 'complete' | 'endReason' | 'probeInfo'> & { runExitCode: number | null };
+
+
+/** `strict: true` in the run's recorded suite */
+export function strictOf(config: unknown): boolean {
+  return Boolean(config && typeof config === 'object' && (config as { strict?: unknown }).strict === true);
+}
+
+export function lengthText(ms: number): string {
+  if (ms === 0) return 'natural-length'; // a requested 0: the injector's own length (a real migration)
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
+}
+
+export function testCases(a: Input): TestCases {
+  const strict = strictOf(a.config);
+  const cases: TestCase[] = [];
+  const classBase = `blackout.${a.suite}`;
+  const expectFor = new Map(a.expectations.map((e) => [e.probe, e]));
+  for (const t of a.trials) {
+    for (const info of a.probeInfo) {
+      const r = t.probes[info.name];
+      if (!r) continue;
+      const len = lengthText(t.requestedMs);
+      const base = `${info.name} (${r.kind}), ${len} blackout [trial ${t.index}]`;
+      const c: TestCase = {
+        group: 'session',
+        id: `${classBase}.${info.name}#trial-${t.index}`,
+        classname: `${classBase}.${info.name}`,
+        name: '',
+        status: 'passed',
+        observation: false,
+        message: null,
+        type: null,
+        trial: t.index,
+        probe: info.name,
+        kind: r.kind,
+        outcome: r.outcome,
+        requestedMs: t.requestedMs,
+      };
+      const exp = expectFor.get(info.name);
+      if (r.outcome === 'unknown') {
+        c.status = 'skipped';
+        c.name = `${base}: unknown`;
+        c.message = r.reason;
+      } else if (survived(r.outcome)) {
+        c.name = `${base}: ${r.outcome}`;
+      } else {
+        const covered = exp && t.requestedMs <= exp.survivesMs ? `expect ${info.name} survives ${lengthText(exp.survivesMs)}` : undefined;
+        if (covered) c.breaks = covered;
+        c.message = `${r.outcome}: ${r.reason}`;
+        c.type = r.outcome;
+        if (strict) {
+          c.status = 'failed';
+          c.name = `${base}: ${r.outcome}`;
+        } else if (covered) {
+          // the expectation's own case fails; this one is its evidence
+          c.name = `${base}: ${r.outcome} (breaks ${covered})`;
+        } else {
+          c.observation = true;
+          c.name = `${base}: ${r.outcome} (observed; no expectation covers it)`;
+        }
+      }
+      cases.push(c);
+    }
+  }
+  for (const e of a.expectations) {
+    cases.push({
+      group: 'expectation',
+      id: `${classBase}.expect#${e.probe}`,
+      classname: `${classBase}.expect`,
+      name: `expect ${e.probe} survives ${lengthText(e.survivesMs)}`,
+      status: e.passed ? 'passed' : 'failed',
+      observation: false,
+      message: e.passed ? null : e.message,
+      type: e.passed ? null : 'expectation',
+      probe: e.probe,
+    });
+  }
+  // a run that did not end normally: the exit code is not 0, and the reports say so
+  if (!a.complete || (a.runExitCode !== null && a.runExitCode !== 0)) {
+    cases.push({
+      group: 'run',
+      id: `${classBase}.run#completes`,
+      classname: `${classBase}.run`,
+      name: 'the run completes',
+      status: 'error',
+      observation: false,
+      message: a.complete ? `exit ${a.runExitCode}: ${a.endReason ?? ''}` : 'the run did not finish (no run-end in the event log): the process died or is still running',
+      type: a.complete ? `exit-${a.runExitCode}` : 'incomplete',
+    });
+  }
+  const count = (s: CaseStatus) => cases.filter((c) => c.status === s).length;
+  return {
+    cases,
+    counts: {
+      strict,
+      tests: cases.length,
+      passed: count('passed'),
+      failed: count('failed'),
+      errors: count('error'),
+      skipped: count('skipped'),
+      observations: cases.filter((c) => c.observation).length,
+    },
+  };
+}
+
+/** one line for people: what CI counts and why the exit code is what it is */
+export function testsSummaryText(c: TestCounts, exitCode: number | null): string {
+  const obs = c.observations ? `; ${c.observations} observation(s): sessions that did not survive a length no expectation covers (they fail nothing; strict: true makes them failures)` : '';
+  return `Tests: ${c.tests} — ${c.failed} failed, ${c.errors} in error, ${c.skipped} skipped, ${c.passed} passed${obs}${c.strict ? '; strict: every session that did not survive is a failure' : ''}. Exit code ${exitCode ?? '– (the run did not finish)'}.`;
+}
