@@ -98,7 +98,7 @@ const SERVER_SIDE = new Set(['statementtimeout', 'idleintransactionsessiontimeou
 const CONNECT_ONLY = new Set(['connecttimeout', 'connectiontimeout', 'logintimeout', 'readytimeout', 'handshaketimeout', 'connectiontimeoutmillis', 'opentimeout', 'logontimeout']);
 
 /** Kinds the rules know: every TCP-based session kind; icmp has no session. */
-const TCP_KINDS = new Set(['tcp', 'postgres', 'odbc', 'console', 'sftp', 'smb', 'web', 'rdp']);
+const TCP_KINDS = new Set(['tcp', 'postgres', 'odbc', 'console', 'sftp', 'smb', 'web', 'rdp', 'http']);
 const SSH_KINDS = new Set(['console', 'sftp']);
 
 /** Defaults of the real clients when the policy names none (documented client behaviour). */
@@ -143,6 +143,9 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
     return { probe, kind, breakingMs: Infinity, range: [Infinity, Infinity], mechanism: 'ping keeps no session: it only measures the outage', basis: [] };
   }
   if (!TCP_KINDS.has(kind)) return none(`no prediction rule for probe kind "${kind}"`);
+
+  const holdPrediction = predictHold(info);
+  if (holdPrediction) return holdPrediction;
 
   const rto0 = RTO_MIN_MS + Math.max(0, opts.rttMs ?? 0);
   const basis: string[] = [];
@@ -235,6 +238,44 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
     breakingMs: b,
     range,
     mechanism: `${decisive.what}; the last retransmission before it is at ${fmt(b)}, so a blackout longer than ~${fmt(b)} outlasts the session`,
+    basis,
+  };
+}
+
+/**
+ * A connection that sends nothing (the tcp probe's `hold` mode) is held by
+ * kernel keepalives alone: after `idle` of silence the kernel sends a probe,
+ * then one every `interval`, and after `count` unanswered probes (idle +
+ * count × interval after the last ACK) it gives up with ETIMEDOUT. A blackout
+ * is survived when a probe goes out after the restore, i.e. when it ends
+ * before the last probe (idle + (count − 1) × interval after the last ACK).
+ * The cut lands anywhere in the idle period after an answered probe, so the
+ * breaking point lies between (count − 1) × interval and idle + (count − 1) ×
+ * interval; the prediction is the middle of that.
+ */
+function predictHold(info: Pick<ProbeInfo, 'name' | 'kind' | 'intervalMs' | 'policy'>): Prediction | null {
+  const policy = info.policy ?? {};
+  if (info.kind !== 'tcp' || policy.mode !== 'hold') return null;
+  const k = policy.keepalive as Record<string, unknown> | undefined;
+  const idle = policyMs(k?.idle);
+  const interval = policyMs(k?.interval);
+  const count = typeof k?.count === 'number' ? k.count : null;
+  if (idle === null || interval === null || count === null) return null;
+  const lo = (count - 1) * interval;
+  const hi = idle + (count - 1) * interval;
+  const basis = [
+    `keepalive = ${fmt(idle)} idle, ${fmt(interval)} × ${count}: an idle connection's only traffic is the kernel's keepalive probes`,
+    `the kernel gives up (ETIMEDOUT) ${fmt(idle + count * interval)} after the last ACK; the last probe that can still be answered leaves ${fmt(hi)} after it`,
+  ];
+  const ut = policyMs(policy.userTimeoutMs);
+  if (ut !== null) basis.push(`userTimeoutMs = ${fmt(ut)}: with keepalive probes out, Linux gives up once the silence exceeds the user timeout instead of the count`);
+  const b = (lo + hi) / 2;
+  return {
+    probe: info.name,
+    kind: info.kind,
+    breakingMs: ut !== null ? Math.min(b, ut) : b,
+    range: [Math.max(0, lo - 50), hi + 50],
+    mechanism: `kernel keepalive ${fmt(idle)} + ${count} × ${fmt(interval)}: a blackout longer than ${fmt(lo)}–${fmt(hi)} (where in the idle period it starts) outlasts the last keepalive probe`,
     basis,
   };
 }
