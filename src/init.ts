@@ -150,7 +150,7 @@ function labTemplate(lab: LabState, service: string, info: Record<string, unknow
     case 'smb':
       return [{ probe: { name: 'smb', kind: 'smb' }, note: "a file copy from the lab's share" }];
     case 'web':
-      return [{ probe: { name: `http-${port}`, kind: 'http', url: `http://${lab.targetAddress}:${port}/`, expect: { status: 200 } }, note: "the lab's web application's front page" }];
+      return [{ probe: { name: `http-${port}`, kind: 'http', url: `http://${lab.targetAddress}:${port}/`, expect: { status: WEB_STATUS } }, note: "the lab's web application's front page (it redirects to its login: any usual answer)" }];
     case 'nginx':
       return [{ probe: { name: 'http', kind: 'http', url: `http://${lab.targetAddress}/`, expect: { status: 200, body: 'Welcome to nginx' } }, note: "nginx's stock page" }];
     case 'nginx-https':
