@@ -82,8 +82,8 @@ export const nginx: LabService = {
     const certFingerprint = await selfSignedCert(dir, `blackout-lab-${lab.name}`, lab.targetAddress);
     writeFileSync(`${dir}/nginx.conf`, nginxConf(dir, lab.targetAddress));
     startInTarget(lab, 'nginx', '/usr/sbin/nginx', ['-c', `${dir}/nginx.conf`, '-e', `${dir}/error.log`]);
-    await waitForPort(lab.targetAddress, HTTP_PORT, 15_000);
-    await waitForPort(lab.targetAddress, HTTPS_PORT, 15_000);
+    await waitForPort(lab.targetAddress, HTTP_PORT, 30_000);
+    await waitForPort(lab.targetAddress, HTTPS_PORT, 30_000);
     return {
       port: HTTP_PORT,
       httpsPort: HTTPS_PORT,

@@ -26,7 +26,7 @@ export const redis: LabService = {
       // the lab subnet is reachable from this machine only (namespaces, guards)
       '--protected-mode', 'no',
     ]);
-    await waitForPort(lab.targetAddress, REDIS_PORT, 15_000);
+    await waitForPort(lab.targetAddress, REDIS_PORT, 30_000);
     return { port: REDIS_PORT };
   },
 };
