@@ -15,6 +15,9 @@ import { labName, runCli, tempDir, useLab } from './helpers/lab.ts';
 import { useOwnTmp } from './helpers/tmp.ts';
 import { readSummary } from './helpers/run-dir.ts';
 
+/** the CLI colours its output (picocolors, also under CI=true): the text without the escapes */
+const plain = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
+
 useOwnTmp('blackout-init-test-');
 const LAB = labName('pinit');
 const lab = useLab(LAB);
@@ -28,7 +31,7 @@ describe('blackout init', () => {
     // every port a lab service listens on answered and got a probe
     const ports = Object.values(s.services).flatMap((v) => [v.port, (v as { httpsPort?: number }).httpsPort]).filter((p): p is number => typeof p === 'number' && p > 0);
     expect(ports.length).toBeGreaterThanOrEqual(9);
-    for (const p of ports) expect(r.stdout, `port ${p}`).toMatch(new RegExp(`open\\s+${p}\\s+\\S+ \\(lab\\) → probe `));
+    for (const p of ports) expect(plain(r.stdout), `port ${p}`).toMatch(new RegExp(`open\\s+${p}\\s+\\S+ \\(lab\\) → probe `));
     const suite = parse(readFileSync(out, 'utf8')) as { target: unknown; probes: Array<{ name: string; kind: string; port?: number }>; injector: { kind: string } };
     expect(suite.target).toEqual({ lab: s.name });
     expect(suite.injector.kind).toBe('cable-pull');
@@ -80,8 +83,8 @@ describe('blackout init on a plain host', () => {
     const out = join(tempDir(), 'local.yaml');
     const r = await runCli(['init', '127.0.0.1', '--ports', `${port},1`, '--only-ports', '--timeout', '500', '-o', out]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`open\\s+${port}\\s+unknown → probe port-${port}`));
-    expect(r.stdout).toMatch(/closed\s+1\s+ECONNREFUSED/);
+    expect(plain(r.stdout)).toMatch(new RegExp(`open\\s+${port}\\s+unknown → probe port-${port}`));
+    expect(plain(r.stdout)).toMatch(/closed\s+1\s+ECONNREFUSED/);
     const suite = parse(readFileSync(out, 'utf8')) as { target: unknown; probes: Array<Record<string, unknown>>; injector: { kind: string } };
     expect(suite.target).toEqual({ host: '127.0.0.1' });
     expect(suite.injector.kind).toBe('manual');
