@@ -269,7 +269,7 @@ export function buildProgram(): Command {
       process.stdout.write(`\nwrote ${out}: ${r.found.length} service(s) on ${r.address}${r.env.length ? `; set ${r.env.map((e) => `$${e}`).join(', ')} before running it` : ''}\nnext: blackout validate ${out}\n`);
     });
 
-  const lab = program.command('lab').description('the lab target: a host in a network namespace with real servers (PostgreSQL, OpenSSH, TCP echo), behind a lab switch where the cable is pulled');
+  const lab = program.command('lab').description('the lab target: a host in a network namespace with real servers (PostgreSQL, OpenSSH, Samba, xrdp, nginx, Redis, TCP echo), behind a lab switch where the cable is pulled');
   lab
     .command('up')
     .description('bring the lab up (idempotent); installs nothing: run `npm run setup` once as root first')
