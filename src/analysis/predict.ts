@@ -118,6 +118,9 @@ function deadlineOf(d: ClientDeadline, rto0: number): Deadline {
       return { ms: d.ms + rto0, earliestMs: d.ms, what: d.what };
     case 'keepalive':
       return keepaliveDeadline(d.intervalMs, d.count, d.what);
+    case 'idle-keepalive':
+      // only reached beside a request-driven deadline: the keepalive never fires with data outstanding
+      return { ms: Infinity, earliestMs: Infinity, what: d.what };
   }
 }
 
@@ -132,6 +135,8 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
   if (!facts.session) {
     return { probe, kind, breakingMs: Infinity, range: [Infinity, Infinity], mechanism: facts.notes[0] ?? 'the probe keeps no session: it only measures the outage', basis: [] };
   }
+  const idle = facts.deadlines.find((d) => d.type === 'idle-keepalive');
+  if (idle?.type === 'idle-keepalive') return idleKeepalivePrediction(info, idle, facts);
   const rto0 = RTO_MIN_MS + Math.max(0, opts.rttMs ?? 0);
   const deadlines = facts.deadlines.map((d) => deadlineOf(d, rto0));
   const basis = [...facts.deadlines.map((d) => d.what), ...facts.notes];
@@ -161,6 +166,31 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
     breakingMs: b,
     range,
     mechanism: `${decisive.what}; the last retransmission before it is at ${formatLength(b)}, so a blackout longer than ~${formatLength(b)} outlasts the session`,
+    basis,
+  };
+}
+
+
+/**
+ * A connection that sends nothing but the kernel's keepalive probes: the kernel gives up (ETIMEDOUT)
+ * idle + count × interval after the last ACK, and the last probe that can still be answered leaves
+ * idle + (count − 1) × interval after it — so, depending on where in the idle period the cut lands,
+ * a blackout longer than (count − 1) × interval … idle + (count − 1) × interval outlasts the session.
+ * With probes out, Linux gives up once the silence exceeds a TCP user timeout instead of the count.
+ */
+function idleKeepalivePrediction(info: Pick<ProbeInfo, 'name' | 'kind'>, k: { idleMs: number; intervalMs: number; count: number; what: string }, facts: NonNullable<ProbeInfo['facts']>): Prediction {
+  const lo = (k.count - 1) * k.intervalMs;
+  const hi = k.idleMs + (k.count - 1) * k.intervalMs;
+  const ut = facts.deadlines.find((d) => d.type === 'user-timeout');
+  const basis = [k.what, `the kernel gives up (ETIMEDOUT) ${formatLength(k.idleMs + k.count * k.intervalMs)} after the last ACK; the last probe that can still be answered leaves ${formatLength(hi)} after it`, ...facts.notes];
+  if (ut) basis.push(`${ut.what}: with keepalive probes out, Linux gives up once the silence exceeds it instead of the count`);
+  const b = (lo + hi) / 2;
+  return {
+    probe: info.name,
+    kind: info.kind,
+    breakingMs: ut ? Math.min(b, ut.ms) : b,
+    range: [Math.max(0, lo - 50), hi + 50],
+    mechanism: `kernel keepalive ${formatLength(k.idleMs)} + ${k.count} × ${formatLength(k.intervalMs)}: a blackout longer than ${formatLength(lo)}–${formatLength(hi)} (where in the idle period it starts) outlasts the last keepalive probe`,
     basis,
   };
 }

@@ -23,6 +23,7 @@ import { injectorDefinition, injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from '../reporters/markdown.ts';
 import { VERSION } from '../core/version.ts';
 import { dryRun } from '../run/dry-run.ts';
+import { initSuite, InitError } from './init.ts';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 
@@ -319,7 +320,50 @@ export function buildProgram(): Command {
       }
     });
 
-  const lab = program.command('lab').description('the lab target: a host in a network namespace with real servers (PostgreSQL, OpenSSH, TCP echo), behind a lab switch where the cable is pulled');
+  program
+    .command('init')
+    .description('find which well-known services answer on a target (TCP connection attempts only, nothing injected) and write a starter suite with a probe for each')
+    .argument('[host]', 'host name or address of the target, or "lab" (with --lab NAME for another lab instance)')
+    .option('--lab <name>', 'a lab instance as the target (also tries the ports its services listen on)')
+    .option('--ports <list>', 'more ports to try, comma-separated (e.g. 8000,9443)')
+    .option('--only-ports', 'try only the --ports, not the well-known ones')
+    .option('--timeout <ms>', 'connection attempt timeout, ms', '1500')
+    .option('-o, --out <file>', 'where to write the suite (default: <host>.yaml in the current folder)')
+    .option('--force', 'overwrite an existing file')
+    .action(async (host: string | undefined, o: { lab?: string; ports?: string; onlyPorts?: boolean; timeout: string; out?: string; force?: boolean }) => {
+      const fail = (m: string) => {
+        process.stderr.write(pcErr.red(`${m}\n`));
+        program.setOptionValue('exitCode', EXIT.badInput);
+      };
+      if (!host && !o.lab) return fail('init: name a host (or "lab", or --lab NAME)');
+      const ports: number[] = [];
+      for (const p of (o.ports ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+        const n = Number(p);
+        if (!Number.isInteger(n) || n < 1 || n > 65535) return fail(`--ports: "${p}" is not a port (1–65535)`);
+        ports.push(n);
+      }
+      const timeoutMs = Number(o.timeout);
+      if (!Number.isFinite(timeoutMs) || timeoutMs < 50 || timeoutMs > 60_000) return fail(`--timeout: expected 50–60000 ms, got "${o.timeout}"`);
+      const target = host ?? 'lab';
+      const out = resolve(o.out ?? `${(o.lab ?? target).replace(/[^A-Za-z0-9.-]+/g, '_')}.yaml`);
+      if (existsSync(out) && !o.force) return fail(`${out} exists: choose another file with --out, or --force`);
+      let r;
+      try {
+        r = await initSuite(target, { ports, onlyPorts: o.onlyPorts, timeoutMs, lab: o.lab });
+      } catch (e) {
+        if (e instanceof InitError) return fail(e.message);
+        throw e;
+      }
+      for (const c of r.checks) {
+        const f = r.found.find((x) => x.port === c.port);
+        if (c.open) process.stdout.write(`${pc.green('open  ')} ${String(c.port).padStart(5)}  ${f?.service ?? ''}${f?.probes.length ? ` → probe ${f.probes.join(', ')}` : ''}\n`);
+        else process.stdout.write(pc.dim(`closed ${String(c.port).padStart(5)}  ${c.detail}\n`));
+      }
+      writeFileSync(out, r.yaml);
+      process.stdout.write(`\nwrote ${out}: ${r.found.length} service(s) on ${r.address}${r.env.length ? `; set ${r.env.map((e) => `$${e}`).join(', ')} before running it` : ''}\nnext: blackout validate ${out}\n`);
+    });
+
+  const lab = program.command('lab').description('the lab target: a host in a network namespace with real servers (PostgreSQL, OpenSSH, Samba, xrdp, nginx, Redis, TCP echo), behind a lab switch where the cable is pulled');
   lab
     .command('up')
     .description('bring the lab up (idempotent); installs nothing: run `npm run setup` once as root first')

@@ -21,6 +21,7 @@ export const ClientDeadlineSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('request'), ms: z.number(), what: z.string() }),
   z.object({ type: z.literal('user-timeout'), ms: z.number(), what: z.string() }),
   z.object({ type: z.literal('keepalive'), intervalMs: z.number(), count: z.number(), what: z.string() }),
+  z.object({ type: z.literal('idle-keepalive'), idleMs: z.number(), intervalMs: z.number(), count: z.number(), what: z.string() }),
 ]);
 export const ClientFactsSchema = z.object({
   session: z.boolean(),

@@ -62,12 +62,16 @@ export interface ProbeConfigBase {
  *    the deadline is too late;
  *  - `user-timeout`: the kernel's TCP_USER_TIMEOUT on unacknowledged data;
  *  - `keepalive`: an application keepalive that gives up after `count`
- *    unanswered probes sent every `intervalMs`.
+ *    unanswered probes sent every `intervalMs`;
+ *  - `idle-keepalive`: the kernel's keepalive on an otherwise idle connection
+ *    (its only traffic), so where the cut falls in the idle period matters.
  */
 export type ClientDeadline =
   | { type: 'request'; ms: number; what: string }
   | { type: 'user-timeout'; ms: number; what: string }
-  | { type: 'keepalive'; intervalMs: number; count: number; what: string };
+  | { type: 'keepalive'; intervalMs: number; count: number; what: string }
+  /** the kernel's TCP keepalive on a connection that sends nothing else: probes after idleMs, every intervalMs, count unanswered end it */
+  | { type: 'idle-keepalive'; idleMs: number; intervalMs: number; count: number; what: string };
 
 /** What the core needs to know about a probe's client, typed (the display-only `policy` says the same in the client's words). */
 export interface ClientFacts {

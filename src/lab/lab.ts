@@ -21,6 +21,8 @@ import { readVmState, vmDown, vmProcessPids } from './vm.ts';
 export { DEFAULT_LAB, addSwitchPortChain, listLabs, readLabState, statePath, type LabState };
 import { topology, LAB_RUN_DIR, FREEZER_ROOT, OWNER_MARK, validateLabName, type Topology } from './topology.ts';
 import { LAB_USER } from './services/ssh.ts';
+import { cgroupVersion, chooseFreezer, detectFreezer } from './cgroup.ts';
+import { thawCgroup } from './cgroup.ts';
 
 
 async function netnsList(): Promise<string[]> {
@@ -148,7 +150,8 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
   // files) must never get the same index, or one's failed `up` tears down the other's guard and link
   const { t, state } = await withAllocLock(async () => {
     await installSupernetGuard();
-    const t = topology(name, await allocateIndex(name));
+    // the freezer this machine has (cgroup v1 freezer, or v2's cgroup.freeze), decided now
+    const t = topology(name, await allocateIndex(name), detectFreezer().root);
     mkdirSync(t.dir, { recursive: true, mode: 0o755 });
     mkdirSync(`${t.dir}/secrets`, { recursive: true, mode: 0o700 });
     // write the state early, so a failed `up` can always be torn down by `down`
@@ -163,6 +166,9 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
     await buildNetwork(t);
     await installCutTable(t);
     mkdirSync(t.cgroup, { recursive: true });
+    const cgv = cgroupVersion(t.cgroup);
+    if (cgv === null) throw new Error(`the cgroup ${t.cgroup} has neither freezer.state (v1) nor cgroup.freeze (v2, Linux ≥ 5.2): no way to freeze the target`);
+    log(`freezer: cgroup v${cgv} (${t.cgroup})`);
     await ensureLabUser();
     for (const svc of services) {
       const started = Date.now();
@@ -216,11 +222,14 @@ async function removeSupernetGuardIfLast(): Promise<void> {
     if ((await netnsList()).some((n) => n.startsWith('bo-'))) return;
     if (await ownedTable('inet', SUPERNET_GUARD, null, '*')) await run('nft', ['delete', 'table', 'inet', SUPERNET_GUARD], { allowFail: true });
     await run('ip', ['route', 'del', 'blackhole', SUPERNET, 'metric', '4242'], { allowFail: true });
-    // the labs' parent freezer cgroup too (rmdir fails harmlessly while any child remains)
-    try {
-      rmdirSync(FREEZER_ROOT);
-    } catch {
-      /* not there, or not empty */
+    // the labs' parent freezer cgroup too, of either version (rmdir fails harmlessly while any child remains)
+    for (const root of [FREEZER_ROOT, cgroup2Root()]) {
+      if (!root) continue;
+      try {
+        rmdirSync(root);
+      } catch {
+        /* not there, or not empty */
+      }
     }
   });
 }
@@ -230,6 +239,14 @@ export async function supernetLeakCount(): Promise<number> {
   const r = await run('nft', ['-j', 'list', 'counter', 'inet', SUPERNET_GUARD, 'leak']);
   const json = JSON.parse(r.stdout) as { nftables: Array<{ counter?: { packets: number } }> };
   return json.nftables.find((x) => x.counter)?.counter?.packets ?? 0;
+}
+
+function cgroup2Root(): string | null {
+  try {
+    return chooseFreezer(readFileSync('/proc/self/mounts', 'utf8'), 'v2').root;
+  } catch {
+    return null;
+  }
 }
 
 async function installGuard(t: Topology): Promise<void> {
@@ -330,14 +347,14 @@ export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise
   const ns = await netnsList();
   const targetNs = state?.targetNs ?? `bo-${name}`;
   const switchNs = state?.switchNs ?? `bo-${name}-sw`;
-  const cgroup = state?.cgroup ?? `${FREEZER_ROOT}/${name}`;
+  const cgroup = state?.cgroup ?? `${detectFreezerRoot()}/${name}`;
 
   // 0. the lab's VM first: its QEMU processes, watchdogs, taps and state files
   if (state) {
     if (readVmState(state)) removed.push(...(await vmDown(state).catch((e: Error) => [`vm down failed: ${e.message}`])));
   }
   // 1. thaw, so frozen processes can receive SIGKILL and exit
-  if (existsSync(`${cgroup}/freezer.state`)) writeFileSync(`${cgroup}/freezer.state`, 'THAWED');
+  thawCgroup(cgroup);
   // 2. end every process of the lab, by PID: the cgroup's and the namespaces'
   const pids = new Set<number>();
   if (existsSync(`${cgroup}/cgroup.procs`)) {
@@ -398,6 +415,14 @@ export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise
   await removeSupernetGuardIfLast();
   log(removed.length ? `lab ${name} down: removed ${removed.join(', ')}` : `lab ${name} was not up`);
   return removed;
+}
+
+function detectFreezerRoot(): string {
+  try {
+    return detectFreezer().root;
+  } catch {
+    return FREEZER_ROOT;
+  }
 }
 
 export interface LabStatus {

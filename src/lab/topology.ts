@@ -17,6 +17,7 @@
  * "unreachable", no RST, no route change — just silence (docs/lab-facts.md).
  */
 export const LAB_RUN_DIR = '/run/blackout/labs';
+/** the labs' parent cgroup on a cgroup v1 host; on cgroup v2 it is under the cgroup2 mount (src/lab/cgroup.ts) */
 export const FREEZER_ROOT = '/sys/fs/cgroup/freezer/blackout';
 /** every nft table the project creates carries this comment prefix: the ownership marker */
 export const OWNER_MARK = 'blackout-lab:';
@@ -47,7 +48,7 @@ export function validateLabName(name: string): string {
   return name;
 }
 
-export function topology(name: string, index: number): Topology {
+export function topology(name: string, index: number, cgroupRoot = FREEZER_ROOT): Topology {
   validateLabName(name);
   if (!Number.isInteger(index) || index < 0 || index > 250) throw new Error(`lab index ${index} out of range 0–250`);
   const prefix = `10.213.${index}`;
@@ -67,6 +68,6 @@ export function topology(name: string, index: number): Topology {
     targetAddress: `${prefix}.2`,
     guardTable: `bo_guard_${index}`,
     cutTable: 'bo_cut',
-    cgroup: `${FREEZER_ROOT}/${name}`,
+    cgroup: `${cgroupRoot}/${name}`,
   };
 }

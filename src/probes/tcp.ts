@@ -1,60 +1,313 @@
 /**
- * tcp: one long-lived TCP connection to the target's echo service. Every
- * interval the application writes a line and waits for it to come back, and
- * checks it. Its policy is explicit: OS keepalive (idle/interval/count),
- * TCP_USER_TIMEOUT, an application read timeout, and a reconnect policy.
+ * tcp: one long-lived TCP connection, in one of three modes:
+ *  - `echo` (the default, for the lab's echo service): every interval the
+ *    application writes a line and waits for it to come back, and checks it;
+ *  - `exchange`: for any line protocol: every interval it sends `send` (a
+ *    command such as Redis `PING\r\n` or SMTP `NOOP\r\n`) and waits for an
+ *    answer matching `expect` (`^\+PONG`, `^250`); `greeting` checks what the
+ *    server says first (SMTP's 220);
+ *  - `hold`: an idle connection to any open port, sending nothing: kernel
+ *    keepalives hold it, and the probe watches the kernel's own view through
+ *    TCP_INFO (last ACK received, retransmissions, unanswered keepalive
+ *    probes, unacknowledged data). A sample is each ACK the peer sent, dated
+ *    when the kernel received it, so the outage is the silence the kernel
+ *    saw; the failure is the kernel's verdict on the connection (ETIMEDOUT
+ *    once its keepalive count runs out).
+ * Its policy is explicit: OS keepalive (idle/interval/count), TCP_USER_TIMEOUT,
+ * an application read timeout, and a reconnect policy.
  */
 import { connect, type Socket } from 'node:net';
 import { z } from 'zod';
 import { duration, probeBase } from '../core/schema-util.ts';
-import { setKeepalive, setUserTimeout } from '../transport/sockopt.ts';
+import { setKeepalive, setUserTimeout, tcpInfo, type TcpInfo } from '../transport/sockopt.ts';
 import { reconnectSchema, SessionLoop, type LoopSession } from './shared/session-loop.ts';
-import { note, request, sessionFacts, userTimeout } from './shared/facts.ts';
-import type { ProbeDefinition } from '../core/probe.ts';
+import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
+import { idleKeepalive, note, request, sessionFacts, userTimeout } from './shared/facts.ts';
 
-const schema = z.strictObject({
-  ...probeBase('tcp', { interval: 100, tolerance: 500 }),
-  port: z.number().int().min(1).max(65535).optional(),
-  connectTimeout: duration({ min: 1 }).default(5000),
-  /** the application gives up on an answer after this long (0: waits forever, like most apps) */
-  readTimeout: duration().default(0),
-  /** TCP_USER_TIMEOUT: the kernel drops the connection when sent data stays unacknowledged this long */
-  userTimeout: duration().optional(),
-  keepalive: z
-    .strictObject({ idle: duration({ min: 1000 }), interval: duration({ min: 1000 }), count: z.number().int().min(1).max(127) })
-    .optional(),
-  reconnect: reconnectSchema,
-});
+const regex = (what: string) =>
+  z.string().min(1).superRefine((v, ctx) => {
+    try {
+      new RegExp(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: `expected a regular expression for ${what}: ${(e as Error).message}` });
+    }
+  });
+
+const keepaliveSchema = z.strictObject({ idle: duration({ min: 1000 }), interval: duration({ min: 1000 }), count: z.number().int().min(1).max(127) });
+
+const schema = z
+  .strictObject({
+    ...probeBase('tcp', { interval: 100, tolerance: 500 }),
+    mode: z.enum(['echo', 'exchange', 'hold']).default('echo'),
+    /** the host to connect to (default: the target's address) */
+    host: z.string().regex(/^[A-Za-z0-9._:[\]-]{1,253}$/, 'expected a host name or an IP address').optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    /** exchange: what to send every interval (YAML escapes: "PING\r\n") */
+    send: z.string().min(1).max(4096).optional(),
+    /** exchange: a regular expression the answer must match */
+    expect: regex('expect').optional(),
+    /** exchange: a regular expression the server's first words must match (an SMTP 220, an FTP 220) */
+    greeting: regex('greeting').optional(),
+    connectTimeout: duration({ min: 1 }).default(5000),
+    /** the application gives up on an answer after this long (0: waits forever, like most apps) */
+    readTimeout: duration().default(0),
+    /** TCP_USER_TIMEOUT: the kernel drops the connection when sent data stays unacknowledged this long */
+    userTimeout: duration().optional(),
+    keepalive: keepaliveSchema.optional(),
+    reconnect: reconnectSchema,
+  })
+  .superRefine((c, ctx) => {
+    if (c.mode === 'exchange') {
+      if (!c.send) ctx.addIssue({ code: 'custom', path: ['send'], message: 'mode exchange needs send (what to send every interval, e.g. "PING\\r\\n")' });
+      if (!c.expect) ctx.addIssue({ code: 'custom', path: ['expect'], message: 'mode exchange needs expect (a regular expression for the answer, e.g. "^\\+PONG")' });
+    } else {
+      for (const f of ['send', 'expect', 'greeting'] as const) if (c[f] !== undefined) ctx.addIssue({ code: 'custom', path: [f], message: `only for mode exchange (this probe's mode is ${c.mode})` });
+    }
+    if (c.mode === 'hold') {
+      if (!c.keepalive) ctx.addIssue({ code: 'custom', path: ['keepalive'], message: 'mode hold needs keepalive { idle, interval, count }: the kernel keepalives are what hold the idle connection' });
+      if (c.readTimeout > 0) ctx.addIssue({ code: 'custom', path: ['readTimeout'], message: 'mode hold sends nothing, so it waits for no answer: no readTimeout' });
+    }
+    if (c.mode !== 'echo' && c.port === undefined) ctx.addIssue({ code: 'custom', path: ['port'], message: `mode ${c.mode} needs a port` });
+  });
 export type TcpConfig = z.infer<typeof schema>;
+
+/** the longest a hold session can stay silent before the kernel's keepalive verdict: idle + count × interval */
+export function holdDeadlineMs(k: { idle: number; interval: number; count: number }): number {
+  return k.idle + k.count * k.interval;
+}
 
 export const tcp: ProbeDefinition<TcpConfig> = {
   kind: 'tcp',
-  summary: 'one long-lived TCP connection to the echo port, a line every interval, echo checked',
+  summary: 'one long-lived TCP connection: echo (lab), exchange (send a command, expect a pattern: PING → +PONG) or hold (idle, kernel keepalives, TCP_INFO)',
   schema,
   policy: (c) => ({
-    readTimeoutMs: c.readTimeout || 'none',
+    mode: c.mode,
+    ...(c.mode === 'hold' ? {} : { readTimeoutMs: c.readTimeout || 'none' }),
     userTimeoutMs: c.userTimeout ?? 'OS default (none: ~15 min of retransmissions)',
     keepalive: c.keepalive ?? 'off',
+    ...(c.mode === 'hold' && c.keepalive ? { keepaliveVerdictAfterMs: holdDeadlineMs(c.keepalive) } : {}),
     connectTimeoutMs: c.connectTimeout,
     reconnect: c.reconnect.mode,
   }),
   facts: (c) =>
-    sessionFacts(
-      [...request(c.readTimeout, 'read timeout'), ...userTimeout(c.userTimeout)],
-      [...note(c.keepalive, 'TCP keepalive only probes an idle connection; with a request outstanding during the blackout it never fires'), `connect timeout ${c.connectTimeout} ms: applies to opening a session only`],
-      c.reconnect.mode !== 'none',
-    ),
+    c.mode === 'hold'
+      ? sessionFacts([...idleKeepalive(c.keepalive), ...userTimeout(c.userTimeout)], [`connect timeout ${c.connectTimeout} ms: applies to opening a session only`], c.reconnect.mode !== 'none')
+      : sessionFacts(
+          [...request(c.readTimeout, c.mode === 'exchange' ? 'answer timeout' : 'read timeout'), ...userTimeout(c.userTimeout)],
+          [...note(c.keepalive, 'TCP keepalive only probes an idle connection; with a request outstanding during the blackout it never fires'), `connect timeout ${c.connectTimeout} ms: applies to opening a session only`],
+          c.reconnect.mode !== 'none',
+        ),
   create(config, ctx) {
+    const host = config.host ?? ctx.target.address;
     const port = config.port ?? (ctx.target.services.echo?.port as number | undefined) ?? 7;
     const loop = new SessionLoop({
       ctx,
       interval: config.interval,
       reconnect: config.reconnect,
-      connect: (signal, onLost) => openEcho(ctx.target.address, port, config, signal, onLost),
+      connect: (signal, onLost) =>
+        config.mode === 'hold'
+          ? openHold(ctx, host, port, config, signal, onLost)
+          : config.mode === 'exchange'
+            ? openExchange(host, port, config, signal, onLost)
+            : openEcho(host, port, config, signal, onLost),
     });
     return { open: () => loop.open(), close: () => loop.close() };
   },
 };
+
+/** Connects with the connect timeout and the socket options; resolves once connected. */
+function connectSocket(host: string, port: number, config: TcpConfig, signal: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, noDelay: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`connect ${host}:${port}: no answer within ${config.connectTimeout} ms`));
+    }, config.connectTimeout);
+    const onAbort = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(new Error('aborted'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('error', (e) => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      reject(e);
+    });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      socket.removeAllListeners('error');
+      try {
+        if (config.keepalive) setKeepalive(socket, config.keepalive);
+        if (config.userTimeout !== undefined) setUserTimeout(socket, config.userTimeout);
+      } catch (e) {
+        socket.destroy();
+        return reject(e as Error);
+      }
+      resolve(socket);
+    });
+  });
+}
+
+const fmtS = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+function infoText(i: TcpInfo): string {
+  return `last ACK ${fmtS(i.lastAckRecvMs)} before, ${i.probes} keepalive probe(s) unanswered, ${i.retransmits} retransmission(s), ${i.unacked} segment(s) unacknowledged`;
+}
+
+/**
+ * hold: nothing is sent; every interval the probe reads TCP_INFO, and each new
+ * ACK from the peer (a keepalive answer) is a sample dated when the kernel got it.
+ */
+async function openHold(ctx: ProbeContext, host: string, port: number, config: TcpConfig, signal: AbortSignal, onLost: (e: Error) => void): Promise<LoopSession> {
+  const socket = await connectSocket(host, port, config, signal);
+  const k = config.keepalive!;
+  let dead = false;
+  let last: TcpInfo | null = null;
+  let lastAckAt = ctx.clock.now();
+  let notedProbes = 0;
+  let received = 0;
+  let wake: (() => void) | null = null;
+  const read = (): TcpInfo | null => {
+    try {
+      return tcpInfo(socket);
+    } catch {
+      return null;
+    }
+  };
+  last = read();
+  const fail = (e: Error) => {
+    if (dead) return;
+    dead = true;
+    const i = read() ?? last;
+    // the kernel's verdict (ETIMEDOUT when the keepalive count ran out), with what it saw before it
+    const err = new Error(`${e.message}${i ? ` (kernel: ${infoText(i)})` : ''}`) as NodeJS.ErrnoException;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code) err.code = code;
+    onLost(err);
+    wake?.();
+  };
+  socket.on('data', (d: Buffer) => (received += d.length)); // a banner (SSH, SMTP) is read and ignored
+  socket.on('error', (e) => fail(e));
+  socket.on('close', () => fail(new Error('connection closed by peer')));
+  signal.addEventListener('abort', () => socket.destroy(), { once: true });
+  ctx.emit({ type: 'probe-note', message: `holding an idle connection to ${host}:${port}; the kernel keepalive gives its verdict after ${fmtS(holdDeadlineMs(k))} of silence`, data: { keepalive: k } });
+  return {
+    request() {
+      // waits for the next ACK the kernel receives; rejects when the connection dies
+      return new Promise((resolve, reject) => {
+        const poll = () => {
+          if (dead) {
+            clearInterval(timer);
+            wake = null;
+            return reject(new Error('connection is closed'));
+          }
+          const i = read();
+          if (!i) return;
+          last = i;
+          const now = ctx.clock.now();
+          const ackAt = now - i.lastAckRecvMs;
+          if (i.probes > notedProbes) {
+            ctx.emit({ type: 'probe-note', message: `kernel: ${infoText(i)}`, data: { ...i } });
+          }
+          notedProbes = i.probes;
+          // jiffies: a new ACK is one more than a few ms after the previous one
+          if (ackAt > lastAckAt + 5) {
+            lastAckAt = ackAt;
+            clearInterval(timer);
+            wake = null;
+            resolve({ t: ackAt, latencyMs: i.rttMs, value: i.lastAckRecvMs });
+          }
+        };
+        const timer = setInterval(poll, Math.min(config.interval, 100));
+        wake = poll;
+        poll();
+      });
+    },
+    alive: () => !dead,
+    async close() {
+      dead = true;
+      wake?.();
+      socket.destroy();
+    },
+  };
+}
+
+/**
+ * exchange: a command, an answer matching a pattern. The first exchange (and
+ * the greeting) happen at connect, so a wrong port or expectation is a
+ * preflight failure.
+ */
+async function openExchange(host: string, port: number, config: TcpConfig, signal: AbortSignal, onLost: (e: Error) => void): Promise<LoopSession> {
+  const socket = await connectSocket(host, port, config, signal);
+  const expect = new RegExp(config.expect!);
+  let buffered = '';
+  let dead = false;
+  let waiting: { re: RegExp; what: string; resolve: () => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } | null = null;
+  const fail = (e: Error) => {
+    if (dead) return;
+    dead = true;
+    waiting?.reject(e);
+    waiting = null;
+    onLost(e);
+  };
+  const check = () => {
+    const w = waiting;
+    if (!w) return;
+    if (w.re.test(buffered)) {
+      waiting = null;
+      clearTimeout(w.timer);
+      buffered = '';
+      w.resolve();
+    } else if (buffered.includes('\n')) {
+      // a complete line that is not the answer: the server said something else (an error, a refusal)
+      waiting = null;
+      clearTimeout(w.timer);
+      const got = buffered.trim().slice(0, 80);
+      buffered = '';
+      w.reject(new Error(`${w.what}: expected /${w.re.source}/, got ${JSON.stringify(got)}`));
+    }
+  };
+  socket.on('data', (d: Buffer) => {
+    buffered = (buffered + d.toString('latin1')).slice(-65536);
+    check();
+  });
+  socket.on('error', (e) => fail(e));
+  socket.on('close', () => fail(new Error('connection closed by peer')));
+  signal.addEventListener('abort', () => socket.destroy(), { once: true });
+  /** waits for `re`; `timeoutMs` 0: forever. A timeout closes the connection, as a client library would. */
+  const await_ = (re: RegExp, what: string, timeoutMs: number, write?: string) =>
+    new Promise<void>((resolve, reject) => {
+      if (dead) return reject(new Error('connection is closed'));
+      waiting = { re, what, resolve, reject };
+      if (timeoutMs > 0) {
+        waiting.timer = setTimeout(() => {
+          const e = new Error(`${what}: no answer matching /${re.source}/ within ${timeoutMs} ms`);
+          socket.destroy();
+          fail(e);
+        }, timeoutMs);
+      }
+      if (write !== undefined) socket.write(write);
+      check();
+    });
+  try {
+    if (config.greeting) await await_(new RegExp(config.greeting), 'greeting', config.readTimeout || config.connectTimeout);
+    await await_(expect, `answer to ${JSON.stringify(config.send)}`, config.readTimeout || config.connectTimeout, config.send);
+  } catch (e) {
+    dead = true;
+    socket.destroy();
+    throw e;
+  }
+  return {
+    request: () => await_(expect, `answer to ${JSON.stringify(config.send)}`, config.readTimeout, config.send).then(() => ({})),
+    alive: () => !dead,
+    async close() {
+      dead = true;
+      socket.destroy();
+    },
+  };
+}
 
 function openEcho(host: string, port: number, config: TcpConfig, signal: AbortSignal, onLost: (e: Error) => void): Promise<LoopSession> {
   return new Promise((resolve, reject) => {

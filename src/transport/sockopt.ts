@@ -52,3 +52,57 @@ export function setKeepalive(socket: Socket, k: KeepalivePolicy): void {
 export function setUserTimeout(socket: Socket, ms: number): void {
   setsockopt(fdOf(socket), IPPROTO_TCP, TCP_USER_TIMEOUT, Math.round(ms));
 }
+
+const TCP_INFO = 11;
+/** the fields of struct tcp_info (linux/tcp.h) up to tcpi_total_retrans */
+const TCP_INFO_LEN = 104;
+
+/** What the kernel knows about a connection (TCP_INFO), the fields a blackout shows in. */
+export interface TcpInfo {
+  /** TCP state (1 ESTABLISHED, 7 CLOSE, …) */
+  state: number;
+  /** retransmissions of the current unacknowledged segment (the backoff count) */
+  retransmits: number;
+  /** keepalive (or zero-window) probes sent without an answer */
+  probes: number;
+  /** segments sent and not yet acknowledged */
+  unacked: number;
+  /** ms since the last ACK received from the peer: the silence the kernel sees */
+  lastAckRecvMs: number;
+  /** ms since the last data received */
+  lastDataRecvMs: number;
+  /** ms since the last data sent */
+  lastDataSentMs: number;
+  /** smoothed round-trip time, ms */
+  rttMs: number;
+  /** the current retransmission timeout, ms */
+  rtoMs: number;
+  /** retransmissions over the connection's life */
+  totalRetrans: number;
+}
+
+let getsockoptFn: ((fd: number, level: number, name: number, value: Buffer, len: number[]) => number) | null = null;
+
+/** Reads TCP_INFO of a connected socket through getsockopt(2). */
+export function tcpInfo(socket: Socket): TcpInfo {
+  if (!getsockoptFn) {
+    const libc = koffi.load('libc.so.6');
+    getsockoptFn = libc.func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *value, _Inout_ uint32_t *len)');
+  }
+  const buf = Buffer.alloc(TCP_INFO_LEN);
+  const len = [TCP_INFO_LEN];
+  const rc = getsockoptFn(fdOf(socket), IPPROTO_TCP, TCP_INFO, buf, len);
+  if (rc !== 0) throw new Error('getsockopt(TCP_INFO) failed');
+  return {
+    state: buf.readUInt8(0),
+    retransmits: buf.readUInt8(2),
+    probes: buf.readUInt8(3),
+    rtoMs: buf.readUInt32LE(8) / 1000,
+    unacked: buf.readUInt32LE(24),
+    lastDataSentMs: buf.readUInt32LE(44),
+    lastDataRecvMs: buf.readUInt32LE(52),
+    lastAckRecvMs: buf.readUInt32LE(56),
+    rttMs: buf.readUInt32LE(68) / 1000,
+    totalRetrans: buf.readUInt32LE(100),
+  };
+}

@@ -1,11 +1,19 @@
 /**
- * The lab target's cgroup v1 freezer, with a detached watchdog that thaws it
- * at the deadline if the harness dies (the freezer has no kernel timeout).
+ * The lab target's cgroup freezer, v1 (`freezer.state`: FROZEN/THAWED) or v2
+ * (`cgroup.freeze`: 1/0, confirmed by `frozen 1` in `cgroup.events`), whichever
+ * the lab's cgroup was made in (src/lab/cgroup.ts), with a detached watchdog
+ * that thaws it at the deadline if the harness dies (neither freezer has a
+ * kernel timeout).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sleep } from '../../core/clock.ts';
+import { cgroupVersion, thawCgroup } from '../../lab/cgroup.ts';
+
+export { thawCgroup };
 import type { LabState } from '../../lab/state.ts';
+
+/** Thaws a lab cgroup of either version (lab down, heal); no-op when it is gone. */
 
 export class Freezer {
   private watchdogPid: number | null = null;
@@ -16,17 +24,32 @@ export class Freezer {
     return `${this.lab.dir}/freezer-watchdog.pid`;
   }
 
-  private get stateFile(): string {
-    return `${this.lab.cgroup}/freezer.state`;
+  /** 1 or 2; null when the lab's cgroup is missing */
+  get version(): 1 | 2 | null {
+    return cgroupVersion(this.lab.cgroup);
   }
 
+  /** the file a write freezes or thaws, and the value that thaws */
+  private get control(): { file: string; thawed: string; frozen: string } {
+    return this.version === 2
+      ? { file: `${this.lab.cgroup}/cgroup.freeze`, thawed: '0', frozen: '1' }
+      : { file: `${this.lab.cgroup}/freezer.state`, thawed: 'THAWED', frozen: 'FROZEN' };
+  }
+
+  /** FROZEN, FREEZING, THAWED or MISSING, for either version */
   state(): string {
-    return existsSync(this.stateFile) ? readFileSync(this.stateFile, 'utf8').trim() : 'MISSING';
+    const v = this.version;
+    if (v === null) return 'MISSING';
+    if (v === 1) return readFileSync(`${this.lab.cgroup}/freezer.state`, 'utf8').trim();
+    const wanted = readFileSync(`${this.lab.cgroup}/cgroup.freeze`, 'utf8').trim() === '1';
+    const frozen = /^frozen 1$/m.test(readFileSync(`${this.lab.cgroup}/cgroup.events`, 'utf8'));
+    return frozen ? 'FROZEN' : wanted ? 'FREEZING' : 'THAWED';
   }
 
   /** Arms the watchdog: a detached `sh` in its own session that thaws after `ms`. */
   armWatchdog(ms: number): void {
-    const child = spawn('sh', ['-c', 'sleep "$0"; echo THAWED > "$1"', (ms / 1000).toFixed(3), this.stateFile], {
+    const { file, thawed } = this.control;
+    const child = spawn('sh', ['-c', 'sleep "$0"; echo "$2" > "$1"', (ms / 1000).toFixed(3), file, thawed], {
       detached: true,
       stdio: 'ignore',
     });
@@ -49,13 +72,14 @@ export class Freezer {
 
   /** Freezes every process of the target; resolves once the kernel reports FROZEN. */
   async freeze(): Promise<void> {
-    if (!existsSync(this.stateFile)) throw new Error(`the lab's freezer cgroup ${this.lab.cgroup} is missing: is the lab up?`);
-    writeFileSync(this.stateFile, 'FROZEN');
+    if (this.version === null) throw new Error(`the lab's freezer cgroup ${this.lab.cgroup} is missing: is the lab up?`);
+    const { file, frozen } = this.control;
+    writeFileSync(file, frozen);
     for (let i = 0; i < 200 && this.state() !== 'FROZEN'; i++) await sleep(5);
   }
 
   thaw(): void {
-    if (existsSync(this.stateFile)) writeFileSync(this.stateFile, 'THAWED');
+    thawCgroup(this.lab.cgroup);
   }
 
   heal(): string[] {
@@ -69,7 +93,7 @@ export class Freezer {
       } catch {
         /* gone */
       }
-      if (cmd.includes(this.stateFile)) {
+      if (cmd.includes(this.lab.cgroup)) {
         process.kill(pid, 'SIGKILL');
         actions.push(`ended the freezer watchdog (pid ${pid}) a dead run left armed`);
       }

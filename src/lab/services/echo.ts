@@ -9,7 +9,8 @@ export const echo: LabService = {
   packages: [],
   async start(lab) {
     startInTarget(lab, 'echo', process.execPath, [script, lab.targetAddress, '7']);
-    await waitForPort(lab.targetAddress, 7, 10_000);
+    // a loaded machine (parallel test files) can take seconds to start node
+    await waitForPort(lab.targetAddress, 7, 30_000);
     return { port: 7 };
   },
 };

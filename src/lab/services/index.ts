@@ -7,5 +7,7 @@ import { rdp } from './rdp.ts';
 import { files } from './files.ts';
 import { smb } from './smb.ts';
 import { web } from './web.ts';
+import { nginx } from './nginx.ts';
+import { redis } from './redis.ts';
 
-export const services: LabService[] = [echo, ssh, postgres, rdp, files, smb, web];
+export const services: LabService[] = [echo, ssh, postgres, rdp, files, smb, web, nginx, redis];

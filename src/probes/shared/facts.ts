@@ -21,6 +21,11 @@ export function keepalive(k: { intervalMs: number; count: number } | undefined, 
   return k ? [{ type: 'keepalive', intervalMs: k.intervalMs, count: k.count, what: `${what} ${s(k.intervalMs)} × ${k.count}` }] : [];
 }
 
+/** the kernel's keepalive on an idle connection (its only traffic); none when unset */
+export function idleKeepalive(k: { idle: number; interval: number; count: number } | undefined, what = 'TCP keepalive'): ClientDeadline[] {
+  return k ? [{ type: 'idle-keepalive', idleMs: k.idle, intervalMs: k.interval, count: k.count, what: `${what} ${s(k.idle)} idle, ${s(k.interval)} × ${k.count}: an idle connection's only traffic is the kernel's keepalive probes` }] : [];
+}
+
 /** a note for a setting that does not bound a blackout; none when unset */
 export function note(set: unknown, text: string): string[] {
   return set ? [text] : [];

@@ -26,7 +26,8 @@ export type ReconnectPolicy = z.infer<typeof reconnectSchema>;
 
 export interface LoopSession {
   /** one request/answer; rejects with the client's own error */
-  request(seq: number, signal: AbortSignal): Promise<{ latencyMs?: number; value?: number }>;
+  /** `t`: when the answer really arrived, when the probe knows better than "now" (the kernel's last ACK) */
+  request(seq: number, signal: AbortSignal): Promise<{ latencyMs?: number; value?: number; t?: number }>;
   /** true when the session is still usable after a request error (e.g. a statement timeout) */
   alive(): boolean;
   close(): Promise<void>;
@@ -84,7 +85,7 @@ export class SessionLoop {
       try {
         const r = await this.session.request(seq, ctx.signal);
         if (ctx.signal.aborted) return;
-        ctx.emit({ type: 'sample', seq, latencyMs: r.latencyMs ?? ctx.clock.now() - sent, lateMs, ...(r.value !== undefined ? { value: r.value } : {}) });
+        ctx.emit({ type: 'sample', seq, latencyMs: r.latencyMs ?? ctx.clock.now() - sent, lateMs, ...(r.value !== undefined ? { value: r.value } : {}), ...(r.t !== undefined ? { t: r.t } : {}) });
       } catch (e) {
         if (ctx.signal.aborted) return;
         if (this.session.alive() && !this.lostError) {
