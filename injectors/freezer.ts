@@ -3,6 +3,7 @@
  * at the deadline if the harness dies (the freezer has no kernel timeout).
  */
 import { spawn } from 'node:child_process';
+import { spawnWithoutSendLease } from '../src/lab/lease.ts';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sleep } from '../src/clock.ts';
 import type { LabState } from '../src/lab/lab.ts';
@@ -26,10 +27,12 @@ export class Freezer {
 
   /** Arms the watchdog: a detached `sh` in its own session that thaws after `ms`. */
   armWatchdog(ms: number): void {
-    const child = spawn('sh', ['-c', 'sleep "$0"; echo THAWED > "$1"', (ms / 1000).toFixed(3), this.stateFile], {
-      detached: true,
-      stdio: 'ignore',
-    });
+    const child = spawnWithoutSendLease(() =>
+      spawn('sh', ['-c', 'sleep "$0"; echo THAWED > "$1"', (ms / 1000).toFixed(3), this.stateFile], {
+        detached: true,
+        stdio: 'ignore',
+      }),
+    );
     child.unref();
     this.watchdogPid = child.pid ?? null;
     if (this.watchdogPid !== null) writeFileSync(this.pidFile, String(this.watchdogPid));

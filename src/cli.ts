@@ -21,6 +21,19 @@ import { injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from './reporters/markdown.ts';
 import { VERSION } from './version.ts';
 import { dryRun } from './dry-run.ts';
+import { LeaseBusyError } from './lease.ts';
+
+/** `--wait SECONDS` → ms; a clear error naming the option otherwise */
+function waitMs(v: string | undefined): number {
+  if (v === undefined) return 0;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 86_400) {
+    const msg = `--wait: expected seconds (0–86400), got "${v}"`;
+    process.stderr.write(pc.red(`${msg}\n`));
+    throw new CommanderError(2, 'blackout.wait', msg);
+  }
+  return Math.round(n * 1000);
+}
 
 const ROOT = resolve(new URL('..', import.meta.url).pathname);
 
@@ -38,6 +51,8 @@ interface RunCliOptions {
   lab?: string;
   live: boolean;
   dryRun?: boolean;
+  /** seconds to wait for another run that holds the same target or lab */
+  wait?: string;
 }
 
 /** Runs a suite with signal handling, the live view and the reports; returns the exit code. */
@@ -80,6 +95,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     result = await runSuite(suite, {
       outDir,
       lab: o.lab,
+      leaseWaitMs: waitMs(o.wait),
       signal: abort.signal,
       clock,
       onEvent: view?.onEvent,
@@ -95,6 +111,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     process.stderr.write(pc.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
     return EXIT.badInput;
   }
+  if (result.exitCode === EXIT.labUnsafe) process.stderr.write(pc.red(`${result.reason}\n`));
   process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n`);
   for (const f of analysis.decision.findings.filter((x) => x.severity !== 'info')) process.stdout.write(pc.yellow(`${f.severity}: ${f.text}\n`));
   for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
@@ -155,7 +172,12 @@ export function buildProgram(): Command {
     .option('--lab <name>', `lab instance for "target: lab" (default: ${DEFAULT_LAB}, or $BLACKOUT_LAB)`)
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
-    .addHelpText('after', '\nExit codes: 0 every expectation held · 1 one did not · 2 bad suite or preflight failure (nothing injected) · 130 interrupted (target restored first)')
+    .option('--wait <seconds>', 'when another run holds the same target (or lab): wait up to this long for it to finish (default: refuse at once, exit 2)')
+    .addHelpText(
+      'after',
+      '\nOne run per target: a run holds a lease on its target (or lab) until it ends (kill -9 included), so two runs never undo each other\'s blackout; a second run is refused (exit 2, naming the run that holds it) or, with --wait, waits.' +
+        '\n\nExit codes: 0 every expectation held · 1 one did not · 2 bad suite, preflight failure or target in use by another run (nothing injected) · 4 the lab\'s guard or blackhole routes vanished mid-run: the run stopped, the target restored · 130 interrupted (target restored first)',
+    )
     .action(async (file: string, o: RunCliOptions) => {
       program.setOptionValue('exitCode', await runCommand(file, o));
     });
@@ -232,9 +254,18 @@ export function buildProgram(): Command {
     .option('--name <name>', 'lab instance name', DEFAULT_LAB)
     .option('--vm', 'also boot the QEMU guest on the lab switch (target: lab-vm; real quick and live migration)')
     .option('--vm-memory <MB>', 'guest memory in MB', '128')
-    .action(async (o: { name: string; vm?: boolean; vmMemory: string }) => {
+    .option('--wait <seconds>', 'when it must be rebuilt while a run holds it: wait up to this long for the run to end (default: refuse at once)')
+    .action(async (o: { name: string; vm?: boolean; vmMemory: string; wait?: string }) => {
       const log = (l: string) => process.stdout.write(`${l}\n`);
-      const s = await labUp(o.name, { log });
+      let s;
+      try {
+        s = await labUp(o.name, { log, waitMs: waitMs(o.wait) });
+      } catch (e) {
+        if (!(e instanceof LeaseBusyError)) throw e;
+        process.stderr.write(pc.red(`lab up refused: ${e.message}\n`));
+        program.setOptionValue('exitCode', EXIT.badInput);
+        return;
+      }
       process.stdout.write(`lab ${s.name} is up: target ${s.targetAddress} (namespace ${s.targetNs}), services ${Object.entries(s.services).map(([k, v]) => `${k}:${v.port}`).join(' ')}\n`);
       if (o.vm) {
         const vm = await vmUp(s, { memoryMB: Number(o.vmMemory), log });
@@ -245,8 +276,24 @@ export function buildProgram(): Command {
     .command('down')
     .description('tear the lab down: no namespace, veth, nft table, cgroup, route or process of it remains')
     .option('--name <name>', 'lab instance name', DEFAULT_LAB)
-    .action(async (o: { name: string }) => {
-      await labDown(o.name, { log: (l) => process.stdout.write(`${l}\n`) });
+    .option('--wait <seconds>', 'while a run uses the lab: wait up to this long for it to finish (default: refuse at once)')
+    .option('--force', 'tear the lab down even under a run that uses it (its probes then fail; the shared guard stays while the run lives)')
+    .addHelpText(
+      'after',
+      '\nA run holds a lease on its lab until it ends (it dies with the run, kill -9 included). While it is held, `lab down` refuses ' +
+        '(exit 2, naming the run: its PID, suite and out dir), or with --wait waits up to that long for the run to end. --force tears the lab down under the run.' +
+        '\n\nThe shared guard of the lab range (the blackhole route for 10.213.0.0/16 and the nft table inet blackout_guard) is removed with the last lab, ' +
+        'but never while a blackout run, or a process a run started (a ping that outlived a killed harness), could still send to the lab range: ' +
+        'then it stays, `lab down` says which processes hold it, and the next `lab down` after they end removes it.',
+    )
+    .action(async (o: { name: string; wait?: string; force?: boolean }) => {
+      try {
+        await labDown(o.name, { log: (l) => process.stdout.write(`${l}\n`), waitMs: waitMs(o.wait), force: o.force });
+      } catch (e) {
+        if (!(e instanceof LeaseBusyError)) throw e;
+        process.stderr.write(pc.red(`lab down refused: ${e.message}\n`));
+        program.setOptionValue('exitCode', EXIT.badInput);
+      }
     });
   lab
     .command('status')
