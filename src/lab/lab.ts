@@ -64,10 +64,10 @@ const ALLOC_WAIT_MS = 300_000;
  * broken by age: a slow holder (a slow `nft`) is waited for, a dead one has
  * already released it.
  */
-export async function withAllocLock<T>(fn: () => Promise<T>): Promise<T> {
+export async function withAllocLock<T>(fn: () => Promise<T>, lockPath = ALLOC_LOCK): Promise<T> {
   mkdirSync(LAB_RUN_DIR, { recursive: true });
-  const lease = await acquireLease(ALLOC_LOCK, 'exclusive', ALLOC_WAIT_MS);
-  if (!lease) throw new Error(`lab index allocation: ${ALLOC_LOCK} has been held by ${describeHolder(ALLOC_LOCK).text} for more than ${ALLOC_WAIT_MS / 1000} s`);
+  const lease = await acquireLease(lockPath, 'exclusive', ALLOC_WAIT_MS);
+  if (!lease) throw new Error(`lab index allocation: ${lockPath} has been held by ${describeHolder(lockPath).text} for more than ${ALLOC_WAIT_MS / 1000} s`);
   writeHolder(lease, 'lab index allocation');
   try {
     return await fn();
@@ -324,12 +324,14 @@ async function unexemptLabIf(clientIf: string): Promise<void> {
  */
 async function removeSupernetGuardIfLast(log: (line: string) => void): Promise<void> {
   await withAllocLock(async () => {
-    if (listLabs().length > 0) return;
-    if ((await netnsList()).some((n) => n.startsWith('bo-'))) return;
     const send = trySendLeaseExclusive();
     if (!send) {
       const pids = sendLeaseHolders();
-      log(`the shared guard (blackhole ${SUPERNET}, nft table inet ${SUPERNET_GUARD}) stays: ${pids.length ? `process(es) ${pids.join(', ')} of a blackout run` : 'a blackout run'} may still send to the lab range; the next \`blackout lab down\` after they end removes it`);
+      log(`the shared guard (blackhole ${SUPERNET}, nft table inet ${SUPERNET_GUARD}) stays: ${pids.length ? `process(es) ${pids.join(', ')} of a blackout run` : 'a blackout run'} may still send to the lab range; a \`blackout lab down\` after they ended removes it with the last lab`);
+      return;
+    }
+    if (listLabs().length > 0 || (await netnsList()).some((n) => n.startsWith('bo-'))) {
+      send.release();
       return;
     }
     try {
