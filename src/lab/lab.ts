@@ -471,7 +471,7 @@ export async function labDown(name = DEFAULT_LAB, opts: DownOptions = {}): Promi
     lease = await acquireLabLease(name, '`blackout lab down`', opts.waitMs ?? 0, `${LAB_BUSY_HINT}; \`--force\` tears it down under the run (the shared guard stays while the run lives)`);
   } catch (e) {
     if (!opts.force) throw e;
-    log(`--force: ${(e as Error).message.replace(/:.*$/, '')}; tearing it down under that run`);
+    log(`--force: ${(e as Error).message.split(LAB_BUSY_HINT)[0]}; tearing it down under that run`);
   }
   try {
     return await labDownLeased(name, opts);
