@@ -177,7 +177,7 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
   const log = opts.log ?? (() => {});
   if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces, nftables, cgroups)');
   const existing = readLabState(name);
-  if (existing && (await labHealth(existing)).up) {
+  if (existing && (await labHealthRepaired(existing, log))) {
     log(`lab ${name} is already up (${existing.targetAddress})`);
     return existing;
   }
@@ -190,15 +190,32 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
   }
 }
 
+/**
+ * Healthy, or made healthy again when only its shared safety net is missing
+ * or of an older form (the shared guard, its entry for this lab, a blackhole
+ * route): that is put back without touching the lab, under the alloc lock.
+ */
+async function labHealthRepaired(state: LabState, log: (line: string) => void): Promise<boolean> {
+  const health = await labHealth(state);
+  if (health.up) return true;
+  const shared = await sharedGuardProblems(state);
+  if (shared.length === 0 || shared.length !== health.problems.length) return false;
+  log(`lab ${state.name}: ${shared.join('; ')}: putting it back`);
+  await withAllocLock(async () => {
+    await run('ip', ['route', 'replace', 'blackhole', state.subnet, 'metric', '4242']);
+    await installSupernetGuard([state.clientIf]);
+  });
+  return (await labHealth(state)).up;
+}
+
 async function labUpLeased(name: string, opts: UpOptions, log: (line: string) => void): Promise<LabState> {
   const existing = readLabState(name);
   if (existing) {
-    const health = await labHealth(existing);
-    if (health.up) {
+    if (await labHealthRepaired(existing, log)) {
       log(`lab ${name} is already up (${existing.targetAddress})`);
       return existing;
     }
-    // (a lab from an older version, whose shared guard had a name wildcard, is rebuilt here too)
+    const health = await labHealth(existing);
     log(`lab ${name} is half up (${health.problems.join('; ')}): tearing it down first`);
     await labDownLeased(name, opts);
   } else if ((await netnsList()).some((n) => n === `bo-${name}` || n === `bo-${name}-sw`)) {
