@@ -80,7 +80,7 @@ function childrenOf(pid: number): number[] {
 /**
  * This test's own view of the leak, for this lab's subnet only (the shared guard's counter also
  * counts other labs' and other tests' packets on a shared machine): a counting chain just before the
- * shared guard's, and a dropping one after every other chain, in case the guard is gone (the leak
+ * guards', and a dropping one after every other chain, in case the guard is gone (the leak
  * this fixes). Returns the reader of the count: packets for the subnet headed out of any interface
  * but the lab link.
  */
@@ -91,7 +91,7 @@ async function installLeakWatch(s: { subnet: string; clientIf: string }): Promis
     input: `table inet ${NET_TABLE} {
   counter seen { }
   chain watch {
-    type filter hook postrouting priority 999; policy accept;
+    type filter hook postrouting priority 998; policy accept;
     ${match} counter name "seen"
   }
   chain stop {

@@ -266,7 +266,12 @@ const LAB_BUSY_HINT = ': wait for that run to finish (or stop it with Ctrl-C), o
 export const SUPERNET = '10.213.0.0/16';
 export const SUPERNET_GUARD = 'blackout_guard';
 
-/** the guard chains' priority: after every other postrouting chain (a NFQUEUE or reroute), when the outgoing interface is final */
+/**
+ * The guard chains' priorities: late in postrouting, after any other chain (a NFQUEUE, a mangle that
+ * rerouted), when the outgoing interface is final. A lab's own guard goes first (its counter is its
+ * own lab's), the shared one last.
+ */
+const LAB_GUARD_PRIORITY = 999;
 const GUARD_PRIORITY = 1000;
 
 /**
@@ -382,7 +387,7 @@ async function installGuard(t: Topology): Promise<void> {
   comment "${OWNER_MARK}${t.name}"
   counter leak { }
   chain guard_postrouting {
-    type filter hook postrouting priority ${GUARD_PRIORITY}; policy accept;
+    type filter hook postrouting priority ${LAB_GUARD_PRIORITY}; policy accept;
     ip daddr ${t.subnet} oifname != { "${t.clientIf}", "lo" } counter name "leak" drop
   }
 }
