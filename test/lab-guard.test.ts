@@ -129,8 +129,12 @@ describe('the lab range must be free', () => {
 });
 
 describe('the lab index lock is an flock: never broken by age, released by its holder dying', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'blackout-alloc-'));
-  const lock = join(dir, 'alloc.lock');
+  let dir = '';
+  let lock = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'blackout-alloc-'));
+    lock = join(dir, 'alloc.lock');
+  });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   function holder(holdMs: number) {
