@@ -24,6 +24,19 @@ import { matrixMarkdown } from '../reporters/markdown.ts';
 import { VERSION } from '../core/version.ts';
 import { dryRun } from '../run/dry-run.ts';
 import { initSuite, InitError } from './init.ts';
+import { LeaseBusyError } from '../transport/lease.ts';
+
+/** `--wait SECONDS` → ms; a clear error naming the option otherwise */
+function waitMs(v: string | undefined): number {
+  if (v === undefined) return 0;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 86_400) {
+    const msg = `--wait: expected seconds (0–86400), got "${v}"`;
+    process.stderr.write(pcErr.red(`${msg}\n`));
+    throw new CommanderError(2, 'blackout.wait', msg);
+  }
+  return Math.round(n * 1000);
+}
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 
@@ -38,6 +51,8 @@ function defaultOutDir(suiteName: string): string {
 
 interface RunCliOptions {
   out?: string;
+  /** seconds to wait for another run that holds the same target or lab */
+  wait?: string;
   lab?: string;
   live: boolean;
   dryRun?: boolean;
@@ -123,6 +138,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
       result = await runSuite(suite, {
         outDir,
         lab: o.lab,
+        leaseWaitMs: waitMs(o.wait),
         signal: abort.signal,
         clock,
         onEvent: sinks.length ? (e) => sinks.forEach((f) => f(e)) : undefined,
@@ -138,6 +154,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
       process.stderr.write(pcErr.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
       return EXIT.badInput;
     }
+    if (result.exitCode === EXIT.labUnsafe) process.stderr.write(pcErr.red(`${result.reason}\n`));
     process.stdout.write(`\n${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n`);
     for (const f of analysis.decision.findings.filter((x) => x.severity !== 'info')) process.stdout.write(pc.yellow(`${f.severity}: ${f.text}\n`));
     for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
@@ -197,6 +214,8 @@ Exit codes:
        lab status: the lab is not up; report --allure: Allure could not build its report
   2    bad input: unknown command or option, invalid suite, preflight failure (nothing was injected)
   3    the injector failed; the target was restored
+  4    the injector failed and so did its restore: check the target (the report says what)
+  5    the lab's guard or blackhole routes vanished mid-run: the run stopped, the target restored
   130  interrupted (Ctrl-C / SIGTERM); the target was restored first
 
 Output is plain (no colour) when it is not a terminal or NO_COLOR is set.`;
@@ -225,9 +244,10 @@ export function buildProgram(): Command {
     .option('--lab <name>', `lab instance for "target: lab" (default: ${DEFAULT_LAB}, or $BLACKOUT_LAB)`)
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
+    .option('--wait <seconds>', 'when another run holds the same target (or lab): wait up to this long for it to finish (default: refuse at once, exit 2)')
     .option('--metrics <host:port>', 'serve live OpenMetrics (Prometheus) at http://HOST:PORT/metrics during the run: probe states, latency, gaps, the cut', parseMetricsAddress)
     .option('--metrics-linger <duration>', 'with --metrics: keep serving the final metrics this long after the run (e.g. 15s, a scrape interval)', parseDurationOption)
-    .addHelpText('after', EXIT_CODES_HELP)
+    .addHelpText('after', "\nOne run per target: a run holds a lease on its target (or lab) until it ends (kill -9 included), so two runs never undo each other's blackout; a second run is refused (exit 2, naming the run that holds it) or, with --wait, waits.\n" + EXIT_CODES_HELP)
     .action(async (file: string, o: RunCliOptions) => {
       program.setOptionValue('exitCode', await runCommand(file, o));
     });
@@ -370,9 +390,18 @@ export function buildProgram(): Command {
     .option('--name <name>', 'lab instance name', DEFAULT_LAB)
     .option('--vm', 'also boot the QEMU guest on the lab switch (target: lab-vm; real quick and live migration)')
     .option('--vm-memory <MB>', 'guest memory in MB', '128')
-    .action(async (o: { name: string; vm?: boolean; vmMemory: string }) => {
+    .option('--wait <seconds>', 'when it must be rebuilt while a run holds it: wait up to this long for the run to end (default: refuse at once)')
+    .action(async (o: { name: string; vm?: boolean; vmMemory: string; wait?: string }) => {
       const log = (l: string) => process.stdout.write(`${l}\n`);
-      const s = await labUp(o.name, { log });
+      let s;
+      try {
+        s = await labUp(o.name, { log, waitMs: waitMs(o.wait) });
+      } catch (e) {
+        if (!(e instanceof LeaseBusyError)) throw e;
+        process.stderr.write(pc.red(`lab up refused: ${e.message}\n`));
+        program.setOptionValue('exitCode', EXIT.badInput);
+        return;
+      }
       process.stdout.write(`lab ${s.name} is up: target ${s.targetAddress} (namespace ${s.targetNs}), services ${Object.entries(s.services).map(([k, v]) => `${k}:${v.port}`).join(' ')}\n`);
       if (o.vm) {
         const vm = await vmUp(s, { memoryMB: Number(o.vmMemory), log });
@@ -383,8 +412,24 @@ export function buildProgram(): Command {
     .command('down')
     .description('tear the lab down: no namespace, veth, nft table, cgroup, route or process of it remains')
     .option('--name <name>', 'lab instance name', DEFAULT_LAB)
-    .action(async (o: { name: string }) => {
-      await labDown(o.name, { log: (l) => process.stdout.write(`${l}\n`) });
+    .option('--wait <seconds>', 'while a run uses the lab: wait up to this long for it to finish (default: refuse at once)')
+    .option('--force', 'tear the lab down even under a run that uses it (its probes then fail; the shared guard stays while the run lives)')
+    .addHelpText(
+      'after',
+      '\nA run holds a lease on its lab until it ends (it dies with the run, kill -9 included). While it is held, `lab down` refuses ' +
+        '(exit 2, naming the run: its PID, suite and out dir), or with --wait waits up to that long for the run to end. --force tears the lab down under the run.' +
+        '\n\nThe shared guard of the lab range (the blackhole route for 10.213.0.0/16 and the nft table inet blackout_guard) is removed with the last lab, ' +
+        'but never while a blackout run, or a process a run started (a ping that outlived a killed harness), could still send to the lab range: ' +
+        'then it stays, `lab down` says which processes hold it, and the next `lab down` after they end removes it.',
+    )
+    .action(async (o: { name: string; wait?: string; force?: boolean }) => {
+      try {
+        await labDown(o.name, { log: (l) => process.stdout.write(`${l}\n`), waitMs: waitMs(o.wait), force: o.force });
+      } catch (e) {
+        if (!(e instanceof LeaseBusyError)) throw e;
+        process.stderr.write(pc.red(`lab down refused: ${e.message}\n`));
+        program.setOptionValue('exitCode', EXIT.badInput);
+      }
     });
   lab
     .command('status')

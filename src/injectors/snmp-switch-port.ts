@@ -17,6 +17,7 @@
  * so if this machine loses power mid-cut the port stays down.
  */
 import { spawn } from 'node:child_process';
+import { spawnWithoutSendLease } from '../lab/lease.ts';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { duration } from '../core/schema-util.ts';
@@ -166,7 +167,7 @@ export const snmpSwitchPort: InjectorDefinition<SnmpSwitchPortConfig> = {
         const delayMs = requestedMs + config.grace;
         if (dry) dry.transcript(`[local] arm watchdog: detached node ${WATCHDOG} (orders on stdin), SET ${oid()} INTEGER 1 after ${delayMs} ms`);
         else {
-          const child = spawn(process.execPath, [WATCHDOG], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+          const child = spawnWithoutSendLease(() => spawn(process.execPath, [WATCHDOG], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] }));
           child.stdin!.end(JSON.stringify({ target: target(), oid: oid(), value: 1, delayMs }));
           child.unref();
           watchdogPid = child.pid ?? null;

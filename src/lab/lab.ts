@@ -11,8 +11,11 @@
  *  - cuts never touch a link: they are nft drops inside the switch namespace.
  * Teardown removes the guard last.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, rmdirSync } from 'node:fs';
 import { run, runIn, pidAlive } from '../transport/exec.ts';
+import { acquireLease, describeHolder, writeHolder, type Lease } from '../transport/lease.ts';
+import { acquireLabLease, sendLeaseHolders, trySendLeaseExclusive } from './lease.ts';
+import { rangeConflicts } from './range.ts';
 import { sleep } from '../core/clock.ts';
 import { services } from './services/index.ts';
 import { DEFAULT_LAB, addSwitchPortChain, listLabs, readLabState, statePath, type LabState } from './state.ts';
@@ -31,30 +34,25 @@ async function netnsList(): Promise<string[]> {
 }
 
 const INDEX_DIR = `${LAB_RUN_DIR}/.index`;
+export const ALLOC_LOCK = `${LAB_RUN_DIR}/.alloc.lock`;
+/** how long a `lab up`/`lab down` waits for another one's index allocation or guard change */
+const ALLOC_WAIT_MS = 300_000;
 
-/** A mkdir lock in the labs folder (atomic across processes); a lock older than 30 s is stale. */
-async function withAllocLock<T>(fn: () => Promise<T>): Promise<T> {
-  const lock = `${LAB_RUN_DIR}/.alloc-lock`;
+/**
+ * The labs' cross-process lock (index allocation, the shared guard): an
+ * flock, so it is held exactly as long as its holder lives. It is never
+ * broken by age: a slow holder (a slow `nft`) is waited for, a dead one has
+ * already released it.
+ */
+export async function withAllocLock<T>(fn: () => Promise<T>, lockPath = ALLOC_LOCK): Promise<T> {
   mkdirSync(LAB_RUN_DIR, { recursive: true });
-  for (let i = 0; ; i++) {
-    try {
-      mkdirSync(lock);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      try {
-        if (Date.now() - statSync(lock).mtimeMs > 30_000) rmdirSync(lock);
-      } catch {
-        /* released meanwhile */
-      }
-      if (i > 600) throw new Error(`lab index allocation: ${lock} is held for too long`);
-      await sleep(50);
-    }
-  }
+  const lease = await acquireLease(lockPath, 'exclusive', ALLOC_WAIT_MS);
+  if (!lease) throw new Error(`lab index allocation: ${lockPath} has been held by ${describeHolder(lockPath).text} for more than ${ALLOC_WAIT_MS / 1000} s`);
+  writeHolder(lease, 'lab index allocation');
   try {
     return await fn();
   } finally {
-    rmdirSync(lock);
+    lease.release();
   }
 }
 
@@ -119,12 +117,38 @@ export async function labHealth(state: LabState): Promise<LabHealth> {
     if (!new RegExp(`\\bdev ${state.clientIf}\\b`).test(route.stdout)) problems.push(`the route to ${state.targetAddress} does not use the lab link ${state.clientIf} (${route.stdout.trim() || route.stderr.trim()})`);
     const guard = await run('nft', ['list', 'table', 'inet', state.guardTable], { allowFail: true });
     if (guard.code !== 0) problems.push(`the leak guard nft table inet ${state.guardTable} is missing`);
+    problems.push(...(await sharedGuardProblems(state)));
   }
   return { up: problems.length === 0, problems };
 }
 
+/**
+ * The second line of defence for this lab: the shared guard (present, in
+ * its current form, exempting this lab's link by its exact name) and both
+ * blackhole routes (the lab's /24 and the whole range).
+ */
+async function sharedGuardProblems(state: Topology): Promise<string[]> {
+  const problems: string[] = [];
+  const shared = await run('nft', ['list', 'table', 'inet', SUPERNET_GUARD], { allowFail: true });
+  if (shared.code !== 0) problems.push(`the shared leak guard nft table inet ${SUPERNET_GUARD} is missing`);
+  else if (!isCurrentSupernetGuard(shared.stdout)) problems.push(`the shared leak guard inet ${SUPERNET_GUARD} is of an older form (a name wildcard on the output hook): \`blackout lab up\` rebuilds it`);
+  else if (!new RegExp(`elements = \\{[^}]*"${state.clientIf}"`).test(shared.stdout)) problems.push(`the shared leak guard does not list the lab link ${state.clientIf}`);
+  const blackholes = (await run('ip', ['-o', 'route', 'show', 'table', 'main', 'type', 'blackhole'], { allowFail: true })).stdout;
+  for (const net of [state.subnet, SUPERNET]) {
+    if (!new RegExp(`^blackhole ${net.replace(/\./g, '\\.')} .*metric 4242\\b`, 'm').test(blackholes)) problems.push(`the blackhole route for ${net} (metric 4242) is missing`);
+  }
+  return problems;
+}
+
 export interface UpOptions {
   log?: (line: string) => void;
+  /** how long to wait for a run that holds the lab (default 0: refuse at once) */
+  waitMs?: number;
+}
+
+export interface DownOptions extends UpOptions {
+  /** tear the lab down even while a run holds it (the shared guard still stays while any run can send) */
+  force?: boolean;
 }
 
 /** Brings the lab up; idempotent: a healthy lab is left as it is. */
@@ -133,25 +157,62 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
   const log = opts.log ?? (() => {});
   if (process.getuid?.() !== 0) throw new Error('the lab needs root (network namespaces, nftables, cgroups)');
   const existing = readLabState(name);
+  if (existing && (await labHealthRepaired(existing, log))) {
+    log(`lab ${name} is already up (${existing.targetAddress})`);
+    return existing;
+  }
+  // rebuilding (or building) it: never under a run that holds the lab
+  const lease = await acquireLabLease(name, '`blackout lab up`', opts.waitMs ?? 0, LAB_BUSY_HINT);
+  try {
+    return await labUpLeased(name, opts, log);
+  } finally {
+    lease.release();
+  }
+}
+
+/**
+ * Healthy, or made healthy again when only its shared safety net is missing
+ * or of an older form (the shared guard, its entry for this lab, a blackhole
+ * route): that is put back without touching the lab, under the alloc lock.
+ */
+async function labHealthRepaired(state: LabState, log: (line: string) => void): Promise<boolean> {
+  const health = await labHealth(state);
+  if (health.up) return true;
+  const shared = await sharedGuardProblems(state);
+  if (shared.length === 0 || shared.length !== health.problems.length) return false;
+  log(`lab ${state.name}: ${shared.join('; ')}: putting it back`);
+  await withAllocLock(async () => {
+    await run('ip', ['route', 'replace', 'blackhole', state.subnet, 'metric', '4242']);
+    await installSupernetGuard([state.clientIf]);
+  });
+  return (await labHealth(state)).up;
+}
+
+async function labUpLeased(name: string, opts: UpOptions, log: (line: string) => void): Promise<LabState> {
+  const existing = readLabState(name);
   if (existing) {
-    const health = await labHealth(existing);
-    if (health.up) {
-      await withAllocLock(installSupernetGuard); // (a lab from before the shared guard existed gets it too)
+    if (await labHealthRepaired(existing, log)) {
       log(`lab ${name} is already up (${existing.targetAddress})`);
       return existing;
     }
+    const health = await labHealth(existing);
     log(`lab ${name} is half up (${health.problems.join('; ')}): tearing it down first`);
-    await labDown(name, opts);
+    await labDownLeased(name, opts);
   } else if ((await netnsList()).some((n) => n === `bo-${name}` || n === `bo-${name}-sw`)) {
     // a lab whose state file is gone (e.g. /run was cleaned): clear it by name
-    await labDown(name, opts);
+    await labDownLeased(name, opts);
   }
   // allocate + write the state under a cross-process lock: two `lab up` at once (parallel test
   // files) must never get the same index, or one's failed `up` tears down the other's guard and link
   const { t, state } = await withAllocLock(async () => {
-    await installSupernetGuard();
+    // the range must be ours to take: routes or addresses of the host in it are refused, with the reason
+    const conflicts = await rangeConflicts(SUPERNET, labClientIfs());
+    if (conflicts.length) throw new Error(`the lab range ${SUPERNET} is in use on this machine, so the lab will not take it: ${conflicts.join('; ')}`);
+    const index = await allocateIndex(name);
+    // the shared guard first, with this lab's link already exempted by its exact name
+    await installSupernetGuard([topology(name, index).clientIf]);
     // the freezer this machine has (cgroup v1 freezer, or v2's cgroup.freeze), decided now
-    const t = topology(name, await allocateIndex(name), detectFreezer().root);
+    const t = topology(name, index, detectFreezer().root);
     mkdirSync(t.dir, { recursive: true, mode: 0o755 });
     mkdirSync(`${t.dir}/secrets`, { recursive: true, mode: 0o700 });
     // write the state early, so a failed `up` can always be torn down by `down`
@@ -179,49 +240,112 @@ export async function labUp(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<L
     return state;
   } catch (e) {
     log(`lab up failed: ${(e as Error).message}; tearing down`);
-    await labDown(name, opts).catch(() => {});
+    await labDownLeased(name, opts).catch(() => {});
     throw e;
   }
 }
+
+const LAB_BUSY_HINT = ': wait for that run to finish (or stop it with Ctrl-C), or give `--wait SECONDS`';
 
 export const SUPERNET = '10.213.0.0/16';
 export const SUPERNET_GUARD = 'blackout_guard';
 
 /**
+ * The guard chains' priorities: late in postrouting, after any other chain (a NFQUEUE, a mangle that
+ * rerouted), when the outgoing interface is final. A lab's own guard goes first (its counter is its
+ * own lab's), the shared one last.
+ */
+const LAB_GUARD_PRIORITY = 999;
+const GUARD_PRIORITY = 1000;
+
+/**
  * The second line of defence, shared by every lab: a blackhole route for the
  * whole lab range and a guard that drops (and counts) any packet for it
- * leaving by an interface that is not a lab client link or lo. It does not
- * depend on any one lab's state: if a lab's own link, route or guard vanish
- * (a crashed teardown, a foreign tool), its traffic still cannot leave the
- * machine. Installed before the first lab, removed after the last one.
+ * leaving by an interface that is not a lab client link (named exactly, from
+ * the `lab_ifs` set that `lab up`/`lab down` keep) or lo. It hooks
+ * postrouting, where the packet's final interface is known (a reroute after
+ * the output hook cannot escape it), and covers forwarded packets there too.
+ * It does not depend on any one lab's state: if a lab's own link, route or
+ * guard vanish (a crashed teardown, a foreign tool, a forced `lab down`), its
+ * traffic still cannot leave the machine. Installed before the first lab,
+ * removed only when no lab exists and no blackout process holds the send
+ * lease (./lease.ts).
  */
-async function installSupernetGuard(): Promise<void> {
-  await run('ip', ['route', 'replace', 'blackhole', SUPERNET, 'metric', '4242']);
-  const exists = (await run('nft', ['list', 'table', 'inet', SUPERNET_GUARD], { allowFail: true })).code === 0;
-  if (exists) return;
-  await run('nft', ['-f', '-'], {
-    input: `table inet ${SUPERNET_GUARD} {
+export function supernetGuardRuleset(labIfs: readonly string[], opts: { replace?: boolean; table?: string } = {}): string {
+  const table = opts.table ?? SUPERNET_GUARD;
+  const elements = labIfs.length ? `\n    elements = { ${labIfs.map((i) => `"${i}"`).join(', ')} }` : '';
+  return `${opts.replace ? `delete table inet ${table}\n` : ''}table inet ${table} {
   comment "${OWNER_MARK}*"
   counter leak { }
-  chain guard_output {
-    type filter hook output priority -301; policy accept;
-    ip daddr ${SUPERNET} oifname != "lo" oifname != "bo*" counter name "leak" drop
+  set lab_ifs {
+    type ifname;${elements}
   }
-  chain guard_forward {
-    type filter hook forward priority -301; policy accept;
-    ip daddr ${SUPERNET} oifname != "lo" oifname != "bo*" counter name "leak" drop
+  chain guard_postrouting {
+    type filter hook postrouting priority ${GUARD_PRIORITY}; policy accept;
+    ip daddr ${SUPERNET} oifname != "lo" oifname != @lab_ifs counter name "leak" drop
   }
 }
-`,
+`;
+}
+
+function isCurrentSupernetGuard(listing: string): boolean {
+  return listing.includes('set lab_ifs') && /hook postrouting/.test(listing) && !/hook output/.test(listing) && !listing.includes('"bo*"');
+}
+
+/** the client links of every lab this machine has (their state files) */
+function labClientIfs(): string[] {
+  return listLabs().flatMap((n) => {
+    const st = readLabState(n);
+    return st ? [st.clientIf] : [];
   });
 }
 
-async function removeSupernetGuardIfLast(): Promise<void> {
+/** Installs (or upgrades, in one transaction: no gap) the shared guard, exempting `addIfs` and every lab's link. Under the alloc lock. */
+async function installSupernetGuard(addIfs: string[] = []): Promise<void> {
+  await run('ip', ['route', 'replace', 'blackhole', SUPERNET, 'metric', '4242']);
+  const ifs = [...new Set([...labClientIfs(), ...addIfs])];
+  const cur = await run('nft', ['list', 'table', 'inet', SUPERNET_GUARD], { allowFail: true });
+  if (cur.code === 0 && !cur.stdout.includes(`comment "${OWNER_MARK}`)) throw new Error(`an nft table inet ${SUPERNET_GUARD} exists that blackout did not make: not touching it, and not bringing a lab up without our guard`);
+  if (cur.code === 0 && isCurrentSupernetGuard(cur.stdout)) {
+    if (ifs.length) await run('nft', ['-f', '-'], { input: `add element inet ${SUPERNET_GUARD} lab_ifs { ${ifs.map((i) => `"${i}"`).join(', ')} }\n` });
+    return;
+  }
+  await run('nft', ['-f', '-'], { input: supernetGuardRuleset(ifs, { replace: cur.code === 0 }) });
+}
+
+/** Takes a lab's link out of the shared guard's exemptions (after the link itself is gone). */
+async function unexemptLabIf(clientIf: string): Promise<void> {
   await withAllocLock(async () => {
-    if (listLabs().length > 0) return;
-    if ((await netnsList()).some((n) => n.startsWith('bo-'))) return;
-    if (await ownedTable('inet', SUPERNET_GUARD, null, '*')) await run('nft', ['delete', 'table', 'inet', SUPERNET_GUARD], { allowFail: true });
-    await run('ip', ['route', 'del', 'blackhole', SUPERNET, 'metric', '4242'], { allowFail: true });
+    // another lab may have been given the same index meanwhile: only when no lab uses that link
+    if (labClientIfs().includes(clientIf) && existsSync(`/sys/class/net/${clientIf}`)) return;
+    await run('nft', ['-f', '-'], { input: `delete element inet ${SUPERNET_GUARD} lab_ifs { "${clientIf}" }\n`, allowFail: true });
+  });
+}
+
+/**
+ * Removes the shared guard when it is not needed any more: no lab is left
+ * AND the machine-wide send lease can be taken exclusively, i.e. no run, and
+ * no process a run spawned (a ping that outlived a kill -9 of its harness),
+ * can still send to the lab range. Otherwise it stays, and says why.
+ */
+async function removeSupernetGuardIfLast(log: (line: string) => void): Promise<void> {
+  await withAllocLock(async () => {
+    const send = trySendLeaseExclusive();
+    if (!send) {
+      const pids = sendLeaseHolders();
+      log(`the shared guard (blackhole ${SUPERNET}, nft table inet ${SUPERNET_GUARD}) stays: ${pids.length ? `process(es) ${pids.join(', ')} of a blackout run` : 'a blackout run'} may still send to the lab range; a \`blackout lab down\` after they ended removes it with the last lab`);
+      return;
+    }
+    if (listLabs().length > 0 || (await netnsList()).some((n) => n.startsWith('bo-'))) {
+      send.release();
+      return;
+    }
+    try {
+      if (await ownedTable('inet', SUPERNET_GUARD, null, '*')) await run('nft', ['delete', 'table', 'inet', SUPERNET_GUARD], { allowFail: true });
+      await run('ip', ['route', 'del', 'blackhole', SUPERNET, 'metric', '4242'], { allowFail: true });
+    } finally {
+      send.release();
+    }
     // the labs' parent freezer cgroup too, of either version (rmdir fails harmlessly while any child remains)
     for (const root of [FREEZER_ROOT, cgroup2Root()]) {
       if (!root) continue;
@@ -257,12 +381,8 @@ async function installGuard(t: Topology): Promise<void> {
     input: `${(await ownedTable('inet', t.guardTable, null, null)) ? `delete table inet ${t.guardTable}\n` : ''}table inet ${t.guardTable} {
   comment "${OWNER_MARK}${t.name}"
   counter leak { }
-  chain guard_output {
-    type filter hook output priority -300; policy accept;
-    ip daddr ${t.subnet} oifname != { "${t.clientIf}", "lo" } counter name "leak" drop
-  }
-  chain guard_forward {
-    type filter hook forward priority -300; policy accept;
+  chain guard_postrouting {
+    type filter hook postrouting priority ${LAB_GUARD_PRIORITY}; policy accept;
     ip daddr ${t.subnet} oifname != { "${t.clientIf}", "lo" } counter name "leak" drop
   }
 }
@@ -338,9 +458,31 @@ async function ownedTable(family: string, table: string, ns: string | null, name
   return name === null ? r.stdout.includes(`comment "${OWNER_MARK}`) : r.stdout.includes(`"${OWNER_MARK}${name}"`);
 }
 
-/** Tears the lab down completely. Only touches what carries this lab's ownership marker or names. */
-export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise<string[]> {
+/**
+ * Tears the lab down completely. Only touches what carries this lab's
+ * ownership marker or names. Never under a run: it takes the lab's lease,
+ * waiting up to `waitMs` for a run that holds it, else refuses
+ * (LeaseBusyError naming the run); `force` tears it down anyway, and the
+ * shared guard then stays as long as that run (or anything it spawned) lives.
+ */
+export async function labDown(name = DEFAULT_LAB, opts: DownOptions = {}): Promise<string[]> {
   validateLabName(name);
+  const log = opts.log ?? (() => {});
+  let lease: Lease | null = null;
+  try {
+    lease = await acquireLabLease(name, '`blackout lab down`', opts.waitMs ?? 0, `${LAB_BUSY_HINT}; \`--force\` tears it down under the run (the shared guard stays while the run lives)`);
+  } catch (e) {
+    if (!opts.force) throw e;
+    log(`--force: ${(e as Error).message.split(LAB_BUSY_HINT)[0]}; tearing it down under that run`);
+  }
+  try {
+    return await labDownLeased(name, opts);
+  } finally {
+    lease?.release();
+  }
+}
+
+async function labDownLeased(name: string, opts: UpOptions): Promise<string[]> {
   const log = opts.log ?? (() => {});
   const state = readLabState(name);
   const removed: string[] = [];
@@ -402,6 +544,8 @@ export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise
       removed.push(`namespace ${n}`);
     }
   }
+  // the shared guard no longer exempts its link (it is gone; a later lab may get that name again)
+  if (state) await unexemptLabIf(state.clientIf);
   // 4. the guard, last
   if (state) {
     if (await ownedTable('inet', state.guardTable, null, name)) {
@@ -412,7 +556,7 @@ export async function labDown(name = DEFAULT_LAB, opts: UpOptions = {}): Promise
   }
   rmSync(`${LAB_RUN_DIR}/${name}`, { recursive: true, force: true });
   releaseIndex(name, state?.index);
-  await removeSupernetGuardIfLast();
+  await removeSupernetGuardIfLast(log);
   log(removed.length ? `lab ${name} down: removed ${removed.join(', ')}` : `lab ${name} was not up`);
   return removed;
 }

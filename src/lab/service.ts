@@ -7,6 +7,7 @@
 import { openSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import type { Topology } from './topology.ts';
+import { spawnWithoutSendLease } from './lease.ts';
 
 export interface ServiceInfo {
   port: number;
@@ -41,10 +42,13 @@ export function startInTarget(lab: Topology, label: string, cmd: string, args: s
   const argv = opts.user ? ['setpriv', `--reuid=${opts.user}`, `--regid=${opts.user}`, '--init-groups', cmd, ...args] : [cmd, ...args];
   // The wrapper runs in the root mount namespace: `ip netns exec` remounts /sys,
   // which hides /sys/fs/cgroup, so the PID is written before entering it.
-  const child = spawn(
-    'sh',
-    ['-c', 'echo $$ > "$0" && exec "$@"', `${lab.cgroup}/cgroup.procs`, 'ip', 'netns', 'exec', lab.targetNs, ...argv],
-    { detached: true, stdio: ['ignore', log, log], env: opts.env ?? process.env },
+  // a server lives as long as the lab: it must not inherit a run's send lease (./lease.ts)
+  const child = spawnWithoutSendLease(() =>
+    spawn('sh', ['-c', 'echo $$ > "$0" && exec "$@"', `${lab.cgroup}/cgroup.procs`, 'ip', 'netns', 'exec', lab.targetNs, ...argv], {
+      detached: true,
+      stdio: ['ignore', log, log],
+      env: opts.env ?? process.env,
+    }),
   );
   child.unref();
   if (child.pid === undefined) throw new Error(`could not start ${label}`);

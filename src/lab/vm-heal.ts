@@ -14,6 +14,7 @@
  * run, to fix what a dead run left.
  */
 import { spawn } from 'node:child_process';
+import { spawnWithoutSendLease } from './lease.ts';
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { pidAlive } from '../transport/exec.ts';
@@ -95,10 +96,12 @@ export async function spawnWatchdog(lab: Topology, driverPid: number, deadlineWa
   try {
     // cwd = the project root, so `--import tsx` resolves from its node_modules;
     // the VM directory is in the argv so vmDown finds (and ends) it by PID
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', watchdogScript, lab.name, String(driverPid), String(Math.round(deadlineWallMs)), `${vmDir(lab)}/`],
-      { cwd: projectRoot, detached: true, stdio: ['ignore', fd, fd] },
+    const child = spawnWithoutSendLease(() =>
+      spawn(process.execPath, ['--import', 'tsx', watchdogScript, lab.name, String(driverPid), String(Math.round(deadlineWallMs)), `${vmDir(lab)}/`], {
+        cwd: projectRoot,
+        detached: true,
+        stdio: ['ignore', fd, fd],
+      }),
     );
     child.unref();
     pid = child.pid;

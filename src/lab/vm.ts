@@ -19,6 +19,7 @@
  * (by PID) even when vm.json is lost.
  */
 import { spawn } from 'node:child_process';
+import { spawnWithoutSendLease } from './lease.ts';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -304,10 +305,13 @@ export async function startInstance(lab: Topology, spec: InstanceSpec, generatio
   const logFd = openSync(inst.log, 'a');
   try {
     // `ip netns exec` execs QEMU: the child's PID is QEMU's
-    const child = spawn('ip', ['netns', 'exec', lab.switchNs, 'qemu-system-x86_64', ...args], {
-      detached: true,
-      stdio: ['ignore', logFd, logFd],
-    });
+    // (a migration's new QEMU is started during a run: it must not inherit the run's send lease)
+    const child = spawnWithoutSendLease(() =>
+      spawn('ip', ['netns', 'exec', lab.switchNs, 'qemu-system-x86_64', ...args], {
+        detached: true,
+        stdio: ['ignore', logFd, logFd],
+      }),
+    );
     child.unref();
     if (child.pid === undefined) throw new Error('could not start qemu-system-x86_64');
     inst.pid = child.pid;

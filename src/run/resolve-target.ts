@@ -1,10 +1,20 @@
 /** Turns a suite's `target:` into a ResolvedTarget, checking that a lab target is up. */
-import { DEFAULT_LAB, readLabState, labHealth } from '../lab/lab.ts';
+import { lookup } from 'node:dns/promises';
+import { DEFAULT_LAB, SUPERNET, readLabState, labHealth } from '../lab/lab.ts';
+import { inRange } from '../lab/range.ts';
 import { readVmState, vmTarget } from '../lab/vm.ts';
 import type { TargetConfig } from './suite.ts';
 import type { ResolvedTarget, SshAccess, PostgresAccess, SmbAccess, WebAccess, FilesAccess } from '../core/target.ts';
 
 export class PreflightError extends Error {}
+
+/** What a run leases for `config`: the lab by name, or the real target by its host (lease.ts). */
+export function leaseTargetOf(config: TargetConfig, opts: { lab?: string } = {}): { kind: 'lab'; name: string } | { kind: 'host'; host: string } {
+  if (config === 'lab' || config === 'lab-vm' || 'lab' in config) {
+    return { kind: 'lab', name: typeof config === 'object' ? config.lab : (opts.lab ?? process.env.BLACKOUT_LAB ?? DEFAULT_LAB) };
+  }
+  return { kind: 'host', host: config.host };
+}
 
 export async function resolveTarget(config: TargetConfig, opts: { lab?: string } = {}): Promise<ResolvedTarget> {
   if (config === 'lab' || config === 'lab-vm' || 'lab' in config) {
@@ -37,9 +47,30 @@ export async function resolveTarget(config: TargetConfig, opts: { lab?: string }
       },
     };
   }
+  await refuseLabRange(config.host);
   const ssh: SshAccess | undefined = config.ssh && { host: config.host, ...config.ssh };
   const postgres: PostgresAccess | undefined = config.postgres && { host: config.host, ...config.postgres };
   return { name: config.host, address: config.host, services: { echo: config.echo, ssh, postgres } };
+}
+
+/**
+ * A real target inside the lab range is refused: the lab blackholes and
+ * guards that range, so such a target is either unreachable or a lab address
+ * mistaken for a real one (and a cut "on the real estate" would hit the lab).
+ * A name is resolved too (bounded: an unresolvable name is the probes' error
+ * to report, not this check's).
+ */
+async function refuseLabRange(host: string): Promise<void> {
+  const addrs = [host];
+  if (!inRange(host, '0.0.0.0/0')) {
+    const found = await Promise.race([
+      lookup(host, { all: true, family: 4 }).then((r) => r.map((a) => a.address)).catch(() => [] as string[]),
+      new Promise<string[]>((res) => setTimeout(() => res([]), 2000).unref()),
+    ]);
+    addrs.push(...found);
+  }
+  const hit = addrs.find((a) => inRange(a, SUPERNET));
+  if (hit) throw new PreflightError(`target host "${host}"${hit !== host ? ` (${hit})` : ''} is inside the lab range ${SUPERNET}, which blackout reserves for its lab: use \`target: lab\` for the lab, or the real target's own address`);
 }
 
 // lab services added by the probes issue (smb, web, files)

@@ -10,7 +10,15 @@
  *
  * One writer appends every fact to events.jsonl as it happens. Exit codes:
  * 0 every expectation held, 1 one did not, 2 bad input or preflight failure
- * (nothing injected), 130 after Ctrl-C (the target restored first).
+ * (nothing injected; also: another run holds the target or lab), 4 the lab's
+ * safety net (its guards or blackhole routes) vanished mid-run and the run
+ * stopped (the target restored), 130 after Ctrl-C (the target restored first).
+ *
+ * Leases (lease.ts, lab/lease.ts): a run holds its target's (or lab's) lease
+ * exclusively from before the heal to the end, so two runs never flush each
+ * other's cut or thaw each other's freeze; and the machine-wide send lease,
+ * shared and inherited by every process it spawns, so the lab's shared guard
+ * stays while any of them could still send to the lab range.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { setMaxListeners } from 'node:events';
@@ -19,7 +27,11 @@ import { join, relative } from 'node:path';
 import { createClock, sleep, type Clock } from '../core/clock.ts';
 import { EventLog } from '../core/event-log.ts';
 import { EVENT_SCHEMA_VERSION, type BlackoutEvent, type ProbeInfo } from '../core/events.ts';
-import { resolveTarget, PreflightError } from './resolve-target.ts';
+import { resolveTarget, leaseTargetOf, PreflightError } from './resolve-target.ts';
+import { labHealth } from '../lab/lab.ts';
+import { labStateOf } from '../lab/state.ts';
+import { acquireLabLease, holdSendLease, releaseSendLease } from '../lab/lease.ts';
+import { LeaseBusyError, acquireLease, describeHolder, targetLeasePath, writeHolder, type Lease } from '../transport/lease.ts';
 import type { Suite } from './suite.ts';
 import type { ResolvedTarget } from '../core/target.ts';
 import { probeDefinition } from '../probes/index.ts';
@@ -32,7 +44,7 @@ import { createPlanner, type PlannedTrial, type Sweep } from '../analysis/search
 import { VERSION } from '../core/version.ts';
 import { installCrashGuards, probeScope } from './containment.ts';
 
-export const EXIT = { ok: 0, expectationFailed: 1, badInput: 2, interrupted: 130 } as const;
+export const EXIT = { ok: 0, expectationFailed: 1, badInput: 2, labUnsafe: 5, interrupted: 130 } as const;
 
 export interface RunOptions {
   outDir: string;
@@ -46,6 +58,8 @@ export interface RunOptions {
   onEvent?: (e: BlackoutEvent) => void;
   /** an externally shared clock (tests) */
   clock?: Clock;
+  /** how long to wait for another run that holds the same target or lab (default 0: refuse at once) */
+  leaseWaitMs?: number;
 }
 
 export interface RunResult {
@@ -67,6 +81,33 @@ export interface ProbeState {
 }
 
 export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResult> {
+  const held: { send: Lease | null; target: Lease | null } = { send: null, target: null };
+  try {
+    return await runSuiteLeased(suite, opts, held);
+  } finally {
+    // whatever happened (an exception included): a lease never outlives the run in this process
+    held.target?.release();
+    releaseSendLease(held.send);
+  }
+}
+
+/** Takes the target's (or lab's) lease for this run; throws LeaseBusyError naming the holder. */
+async function takeTargetLease(suite: Suite, opts: RunOptions): Promise<Lease> {
+  const what = `run of suite "${suite.name}", out dir ${opts.outDir}`;
+  const hint = ': two runs on one target would undo each other\'s blackout; wait for that run to finish, or give `--wait SECONDS`';
+  const t = leaseTargetOf(suite.target, { lab: opts.lab });
+  if (t.kind === 'lab') return acquireLabLease(t.name, what, opts.leaseWaitMs ?? 0, hint);
+  const path = targetLeasePath(t.host);
+  const lease = await acquireLease(path, 'exclusive', opts.leaseWaitMs ?? 0, opts.signal);
+  if (!lease) {
+    const h = describeHolder(path);
+    throw new LeaseBusyError(`target "${t.host}" is in use by ${h.text}${hint}`, h.holder);
+  }
+  writeHolder(lease, what);
+  return lease;
+}
+
+async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Lease | null; target: Lease | null }): Promise<RunResult> {
   const log = opts.log ?? (() => {});
   const clock = opts.clock ?? createClock();
   mkdirSync(opts.outDir, { recursive: true });
@@ -97,6 +138,10 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
 
   let preflightError: string | null = null;
   try {
+    // before anything can send to the target (the probes' children inherit it)
+    held.send = await holdSendLease();
+    // before the heal: it undoes another run's blackout if two runs shared the target
+    held.target = await takeTargetLease(suite, opts);
     target = await resolveTarget(suite.target, { lab: opts.lab });
     const def = injectorDefinition(suite.injector.kind)!;
     injector = def.create(suite.injector, {
@@ -151,6 +196,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
 
   let currentTrial = -1;
   let interrupted = false;
+  let unsafe: string | null = null;
   // an exception no probe owns is a harness bug: record it, keep going, restore as always
   const uninstallGuards = installCrashGuards((err) => log(`internal error (the run continues): ${(err as Error)?.stack ?? String(err)}`));
   const onAbort = () => (interrupted = true);
@@ -163,6 +209,18 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
       if (!step) break;
       if (i > 0 && suite.cooldown > 0) await sleep(suite.cooldown, signal).catch(() => {});
       if (interrupted) break;
+      // the lab's safety net is checked again before every trial after the first (resolveTarget checked
+      // it before the first): a guard or a blackhole route that vanished (a forced `lab down`, a foreign
+      // tool) stops the run here, with the target restored by the trial that just ended
+      if (i > 0 && target.lab) {
+        const health = await labHealth(labStateOf(target.lab));
+        if (!health.up) {
+          unsafe = `lab "${target.lab.name}" is no longer safe to use (${health.problems.join('; ')}); the run stopped before trial ${i + 1}, the target was restored`;
+          emit({ type: 'preflight', t: clock.now(), ok: false, message: unsafe });
+          log(unsafe);
+          break;
+        }
+      }
       currentTrial = i;
       const outcome = await runTrial(i, step);
       if (outcome === 'preflight-failed') return finish(EXIT.badInput, `preflight: ${preflightError}`);
@@ -182,6 +240,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
     uninstallGuards();
   }
   if (interrupted) return finish(EXIT.interrupted, 'interrupted (Ctrl-C / SIGTERM); the target was restored');
+  if (unsafe) return finish(EXIT.labUnsafe, unsafe);
   // expectations are judged by the analysis from the events; the runner only reports completion
   return finish(EXIT.ok, 'completed');
 

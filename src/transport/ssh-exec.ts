@@ -19,6 +19,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { spawnWithoutSendLease } from '../lab/lease.ts';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { scrub } from '../core/secrets.ts';
 import { checkHostKey, preferredHostKeyAlgorithms } from './ssh-trust.ts';
@@ -188,7 +189,8 @@ export class LocalExecutor implements Executor {
     }
     const detach = 'posixScript' in cmd && cmd.detach;
     return new Promise((resolve, reject) => {
-      const child = spawn(file, args, { env, detached: detach, stdio: detach ? 'ignore' : ['pipe', 'pipe', 'pipe'] });
+      // a detached watchdog must not inherit a run's send lease (lab/lease.ts): it may outlive the run
+      const child = detach ? spawnWithoutSendLease(() => spawn(file, args, { env, detached: true, stdio: 'ignore' })) : spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
       if (detach) {
         child.on('error', (e) => reject(fail(this.where, opts.label, e.message, null, secrets)));
         child.unref();

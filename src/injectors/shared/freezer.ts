@@ -6,6 +6,7 @@
  * kernel timeout).
  */
 import { spawn } from 'node:child_process';
+import { spawnWithoutSendLease } from '../../lab/lease.ts';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sleep } from '../../core/clock.ts';
 import { cgroupVersion, thawCgroup } from '../../lab/cgroup.ts';
@@ -49,10 +50,12 @@ export class Freezer {
   /** Arms the watchdog: a detached `sh` in its own session that thaws after `ms`. */
   armWatchdog(ms: number): void {
     const { file, thawed } = this.control;
-    const child = spawn('sh', ['-c', 'sleep "$0"; echo "$2" > "$1"', (ms / 1000).toFixed(3), file, thawed], {
-      detached: true,
-      stdio: 'ignore',
-    });
+    const child = spawnWithoutSendLease(() =>
+      spawn('sh', ['-c', 'sleep "$0"; echo "$2" > "$1"', (ms / 1000).toFixed(3), file, thawed], {
+        detached: true,
+        stdio: 'ignore',
+      }),
+    );
     child.unref();
     this.watchdogPid = child.pid ?? null;
     if (this.watchdogPid !== null) writeFileSync(this.pidFile, String(this.watchdogPid));
