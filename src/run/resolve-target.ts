@@ -9,11 +9,11 @@ import type { ResolvedTarget, SshAccess, PostgresAccess, SmbAccess, WebAccess, F
 export class PreflightError extends Error {}
 
 /** What a run leases for `config`: the lab by name, or the real target by its host (lease.ts). */
-export function leaseTargetOf(config: TargetConfig, opts: { lab?: string } = {}): { kind: 'lab'; name: string } | { kind: 'host'; host: string } {
+export function leaseTargetOf(config: TargetConfig, opts: { lab?: string } = {}): { scope: 'lab'; name: string } | { scope: 'host'; host: string } {
   if (config === 'lab' || config === 'lab-vm' || 'lab' in config) {
-    return { kind: 'lab', name: typeof config === 'object' ? config.lab : (opts.lab ?? process.env.BLACKOUT_LAB ?? DEFAULT_LAB) };
+    return { scope: 'lab', name: typeof config === 'object' ? config.lab : (opts.lab ?? process.env.BLACKOUT_LAB ?? DEFAULT_LAB) };
   }
-  return { kind: 'host', host: config.host };
+  return { scope: 'host', host: config.host };
 }
 
 export async function resolveTarget(config: TargetConfig, opts: { lab?: string } = {}): Promise<ResolvedTarget> {

@@ -96,7 +96,7 @@ async function takeTargetLease(suite: Suite, opts: RunOptions): Promise<Lease> {
   const what = `run of suite "${suite.name}", out dir ${opts.outDir}`;
   const hint = ': two runs on one target would undo each other\'s blackout; wait for that run to finish, or give `--wait SECONDS`';
   const t = leaseTargetOf(suite.target, { lab: opts.lab });
-  if (t.kind === 'lab') return acquireLabLease(t.name, what, opts.leaseWaitMs ?? 0, hint);
+  if (t.scope === 'lab') return acquireLabLease(t.name, what, opts.leaseWaitMs ?? 0, hint);
   const path = targetLeasePath(t.host);
   const lease = await acquireLease(path, 'exclusive', opts.leaseWaitMs ?? 0, opts.signal);
   if (!lease) {

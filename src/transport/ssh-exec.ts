@@ -19,7 +19,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { spawnWithoutSendLease } from '../lab/lease.ts';
+import { spawnWithoutSendLease } from './send-lease.ts';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { scrub } from '../core/secrets.ts';
 import { checkHostKey, preferredHostKeyAlgorithms } from './ssh-trust.ts';
