@@ -21,6 +21,8 @@ import { injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from './reporters/markdown.ts';
 import { VERSION } from './version.ts';
 import { dryRun } from './dry-run.ts';
+import { inShard, resolveShard, ShardError, type Shard } from './fleet/shard.ts';
+import { registerFleetCommands, openRunStore, type RunStoreHandle } from './fleet/commands.ts';
 
 const ROOT = resolve(new URL('..', import.meta.url).pathname);
 
@@ -38,6 +40,11 @@ interface RunCliOptions {
   lab?: string;
   live: boolean;
   dryRun?: boolean;
+  /** `--shard i/n` (or JOB_COMPLETION_INDEX with --shard-count) */
+  shard?: string;
+  shardCount?: string;
+  /** results store (postgres://…), or BLACKOUT_STORE */
+  store?: string;
 }
 
 /** Runs a suite with signal handling, the live view and the reports; returns the exit code. */
@@ -52,8 +59,20 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     }
     throw e;
   }
+  let shard: Shard | null;
+  try {
+    shard = resolveShard(o);
+  } catch (e) {
+    if (!(e instanceof ShardError)) throw e;
+    process.stderr.write(pc.red(`${e.message}\n`));
+    return EXIT.badInput;
+  }
+  if (shard && suite.sweep?.mode === 'search') {
+    process.stderr.write(pc.red('--shard: the suite\'s sweep is an adaptive search (each length depends on every earlier outcome); shard a list of blackouts\n'));
+    return EXIT.badInput;
+  }
   if (o.dryRun) return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
-  const outDir = resolve(o.out ?? defaultOutDir(suite.name));
+  const outDir = resolve(o.out ?? defaultOutDir(shard ? `${suite.name}-shard-${shard.index}-of-${shard.total}` : suite.name));
   if (existsSync(join(outDir, 'events.jsonl'))) {
     process.stderr.write(pc.red(`--out ${outDir}: that folder already holds a run (events.jsonl); choose another folder\n`));
     return EXIT.badInput;
@@ -72,6 +91,17 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   };
   const onInt = () => onSignal('SIGINT');
   const onTerm = () => onSignal('SIGTERM');
+  // the store is a second sink of the event stream: it never blocks or stops the run
+  let store: RunStoreHandle | null = null;
+  const storeUrl = o.store ?? process.env.BLACKOUT_STORE;
+  if (storeUrl) {
+    try {
+      store = openRunStore(storeUrl, { outDir, log: (l) => process.stderr.write(pc.dim(`${l}\n`)) });
+    } catch (e) {
+      process.stderr.write(pc.red(`${(e as Error).message}\n`));
+      return EXIT.badInput;
+    }
+  }
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   view?.start();
@@ -82,13 +112,15 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
       lab: o.lab,
       signal: abort.signal,
       clock,
-      onEvent: view?.onEvent,
+      onEvent: view || store ? (e) => { view?.onEvent(e); store?.onEvent(e); } : undefined,
       log: view ? () => {} : (l) => process.stdout.write(`${l}\n`),
+      ...(shard ? { shard, only: (k: number) => inShard(shard, k) } : {}),
     });
   } finally {
     view?.stop();
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    await store?.close();
   }
   const { analysis, files } = writeReports(outDir);
   if (result.exitCode === EXIT.badInput) {
@@ -155,6 +187,9 @@ export function buildProgram(): Command {
     .option('--lab <name>', `lab instance for "target: lab" (default: ${DEFAULT_LAB}, or $BLACKOUT_LAB)`)
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
+    .option('--shard <i/n>', 'run only shard i of n of the sweep (every n-th planned trial); `blackout merge` joins the shards\' run folders')
+    .option('--shard-count <n>', 'with JOB_COMPLETION_INDEX (a Kubernetes Indexed Job): the number of shards (or $BLACKOUT_SHARD_COUNT)')
+    .option('--store <url>', 'also stream the run into a PostgreSQL results store, postgres://… (or $BLACKOUT_STORE); the run folder stays complete if the database goes away')
     .addHelpText('after', '\nExit codes: 0 every expectation held · 1 one did not · 2 bad suite or preflight failure (nothing injected) · 130 interrupted (target restored first)')
     .action(async (file: string, o: RunCliOptions) => {
       program.setOptionValue('exitCode', await runCommand(file, o));
@@ -162,11 +197,19 @@ export function buildProgram(): Command {
 
   program
     .command('report')
-    .description("rebuild summary.json, junit.xml, summary.md, report.html and allure-results/ from a run folder's events.jsonl (also for a run that died half-way)")
-    .argument('<dir>', 'run folder')
+    .description("rebuild summary.json, junit.xml, summary.md, report.html and allure-results/ from a run folder's events.jsonl (also for a run that died half-way); with --campaign, the fleet report from the results store")
+    .argument('[dir]', 'run folder')
     .option('--allure', 'also build the Allure HTML report into DIR/allure-report (allure-commandline; needs Java)')
     .option('--single-file', 'with --allure: one self-contained index.html')
-    .action(async (dir: string, o: { allure?: boolean; singleFile?: boolean }) => {
+    .option('--campaign <name>', 'the fleet report of a campaign: a row per application, its history across runs (needs --store)')
+    .option('--store <url>', 'results store, postgres://… (or $BLACKOUT_STORE)')
+    .option('-o, --out <dir>', 'with --campaign: where to write fleet-report.html/.json/.md (default: the current folder)', '.')
+    .action(async (dir: string | undefined, o: { allure?: boolean; singleFile?: boolean; campaign?: string; store?: string; out: string }) => {
+      if (o.campaign !== undefined || dir === undefined) {
+        const { fleetReportCommand } = await import('./fleet/commands.ts');
+        program.setOptionValue('exitCode', await fleetReportCommand(o.campaign, o.store ?? process.env.BLACKOUT_STORE, o.out));
+        return;
+      }
       const path = join(dir, 'events.jsonl');
       if (!existsSync(path)) {
         process.stderr.write(pc.red(`${path}: not found\n`));
@@ -287,6 +330,8 @@ export function buildProgram(): Command {
       process.stdout.write(`\ncomparison: ${join(cmp, 'compare.html')}\n`);
       program.setOptionValue('exitCode', code);
     });
+
+  registerFleetCommands(program, { runCommand });
 
   program
     .command('kinds')

@@ -46,6 +46,16 @@ export interface RunOptions {
   onEvent?: (e: BlackoutEvent) => void;
   /** an externally shared clock (tests) */
   clock?: Clock;
+  /**
+   * Runs only the planned trials this accepts (by their position in the sweep's plan): a static
+   * shard's share, or what a retried campaign job has still to do. Trials keep their planned
+   * position as their number, so the shards' run folders merge into the unsharded matrix.
+   * List sweeps only (an adaptive search's next length depends on every earlier outcome).
+   */
+  only?: (plannedIndex: number) => boolean;
+  /** recorded in run-start: which shard of a sweep, which campaign job */
+  shard?: { index: number; total: number };
+  job?: { campaign: string; id: string; attempt: number; target: string; worker: string };
 }
 
 export interface RunResult {
@@ -123,6 +133,8 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
     injector: { kind: suite.injector.kind, ...(injector?.describe() ?? {}) },
     probes: probeInfos,
     version: VERSION,
+    ...(opts.shard ? { shard: opts.shard } : {}),
+    ...(opts.job ? { job: opts.job } : {}),
   });
   if (preflightError || !injector || !target) {
     emit({ type: 'preflight', t: clock.now(), ok: false, message: preflightError ?? 'preflight failed' });
@@ -145,6 +157,10 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
     emit({ type: 'preflight', t: clock.now(), ok: false, message: 'blackouts: no blackout lengths given' });
     return finish(EXIT.badInput, 'no blackout lengths');
   }
+  if (opts.only && sweep.mode === 'search') {
+    emit({ type: 'preflight', t: clock.now(), ok: false, message: 'sweep: an adaptive search cannot be split into shards or resumed; use a list of blackouts' });
+    return finish(EXIT.badInput, 'search sweep with a trial subset');
+  }
   const planner = createPlanner(sweep, suite.probes.map((p) => p.name));
   const total = planner.plannedTrials;
 
@@ -156,14 +172,18 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
   signal.addEventListener('abort', onAbort, { once: true });
 
   try {
-    for (let i = 0; ; i++) {
+    for (let k = 0, ran = 0; ; k++) {
       if (interrupted) break;
       const step = planner.next();
       if (!step) break;
-      if (i > 0 && suite.cooldown > 0) await sleep(suite.cooldown, signal).catch(() => {});
+      // another shard's trial, or one an earlier attempt of this job already finished
+      if (opts.only && !opts.only(k)) continue;
+      const i = opts.only ? k : ran;
+      if (ran > 0 && suite.cooldown > 0) await sleep(suite.cooldown, signal).catch(() => {});
       if (interrupted) break;
       currentTrial = i;
-      const outcome = await runTrial(i, step);
+      const outcome = await runTrial(i, step, ran === 0);
+      ran++;
       if (outcome === 'preflight-failed') return finish(EXIT.badInput, `preflight: ${preflightError}`);
       // the planner sees the finished trial's analysis (folded from the events as they were written)
       const result = analysis.trial(i);
@@ -184,7 +204,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
   // expectations are judged by the analysis from the events; the runner only reports completion
   return finish(EXIT.ok, 'completed');
 
-  async function runTrial(index: number, step: PlannedTrial): Promise<'ok' | 'preflight-failed' | 'skipped'> {
+  async function runTrial(index: number, step: PlannedTrial, first: boolean): Promise<'ok' | 'preflight-failed' | 'skipped'> {
     const inj = injector!;
     const requestedMs = step.lengthMs;
     emit({ type: 'trial-start', t: clock.now(), trial: index, requestedMs, reason: step.reason, ...(step.plan ? { plan: step.plan } : {}) });
@@ -259,7 +279,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
       const failures = opened.flatMap((r, i) => (r.status === 'rejected' ? [`${suite.probes[i]!.name}: ${(r.reason as Error).message}`] : []));
       if (failures.length) {
         for (const f of failures) emit({ type: 'preflight', t: clock.now(), ok: false, probe: f.split(':')[0], message: f });
-        if (index === 0) {
+        if (first) {
           preflightError = failures.join('; ');
           log(`preflight failed: ${preflightError}`);
           return 'preflight-failed';
@@ -279,7 +299,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
       if (unsteady.length) {
         const msg = unsteady.map((c) => `${c.name}: no steady good samples during warm-up${states.get(c.name)!.lastError ? ` (${states.get(c.name)!.lastError})` : ''}`).join('; ');
         emit({ type: 'preflight', t: clock.now(), ok: false, message: msg });
-        if (index === 0) {
+        if (first) {
           preflightError = msg;
           log(`preflight failed: ${msg}`);
           return 'preflight-failed';
@@ -287,7 +307,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
         log(`trial ${index + 1}: ${msg}; skipping its blackout`);
         return 'skipped';
       }
-      if (index === 0) emit({ type: 'preflight', t: clock.now(), ok: true, message: 'every probe has a steady session' });
+      if (first) emit({ type: 'preflight', t: clock.now(), ok: true, message: 'every probe has a steady session' });
 
       // ---- the blackout ----
       emit({ type: 'phase', t: clock.now(), trial: index, phase: 'cut' });
