@@ -90,7 +90,7 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
       for (const d of dirs) {
         try {
           const s = await importRunDir(url, resolve(d), (l) => process.stderr.write(pc.dim(`${l}\n`)));
-          if (s.notStored) return fail(program, `${d}: ${s.notStored} event(s) could not be stored`, 1);
+          if (s.notStored || s.refused) return fail(program, `${d}: ${s.notStored + s.refused} event(s) could not be stored`, 1);
           process.stdout.write(`${d}: run ${s.runId}, ${s.stored} event(s) in the store\n`);
         } catch (e) {
           if (!(e instanceof StoreError)) throw e;

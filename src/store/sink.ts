@@ -45,6 +45,8 @@ export interface SinkStats {
   /** total time the database was unreachable while this run queued */
   downMs: number;
   notStored: number;
+  /** events the database refused (logged) */
+  refused: number;
 }
 
 /** COPY text format: backslash, tab, newline, carriage return escaped; \N is NULL. */
@@ -52,10 +54,24 @@ function esc(s: string): string {
   return /[\\\t\n\r]/.test(s) ? s.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r') : s;
 }
 
+/** JSON for a jsonb column: jsonb refuses the NUL character (an error message may carry one) */
+export function jsonText(v: unknown): string {
+  const s = JSON.stringify(v);
+  return s.includes('\\u0000') ? s.replace(/\\u0000/g, '\\ufffd') : s;
+}
+
+/** text columns refuse NUL too */
+const text = (s: string | null | undefined): string | null => (s == null ? null : s.replace(/\u0000/g, '\ufffd'));
+
+/** connection trouble (retry when it is back) as opposed to a statement the database refuses */
+function isConnectionError(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return true; // ECONNREFUSED, a dropped socket, a timeout
+  return code.startsWith('08') || code.startsWith('57P') || code.startsWith('53') || code === '40001' || code === '40P01';
+}
+
 export function copyRow(runId: string, seq: number, e: BlackoutEvent): string {
-  let body = JSON.stringify(e);
-  // jsonb refuses the NUL character; an error message may carry one
-  if (body.includes('\\u0000')) body = body.replace(/\\u0000/g, '\\ufffd');
+  const body = jsonText(e);
   const trial = 'trial' in e && typeof e.trial === 'number' ? String(e.trial) : '\\N';
   const probe = 'probe' in e && typeof e.probe === 'string' ? esc(e.probe) : '\\N';
   return `${esc(runId)}\t${seq}\t${e.t}\t${e.type}\t${trial}\t${probe}\t${esc(body)}\n`;
@@ -85,7 +101,7 @@ export class RunStoreSink {
   private overflowed = false;
   private closed = false;
   private readonly log: (l: string) => void;
-  readonly stats: SinkStats = { runId: null, events: 0, stored: 0, batches: 0, reconnects: 0, downMs: 0, notStored: 0 };
+  readonly stats: SinkStats = { runId: null, events: 0, stored: 0, batches: 0, reconnects: 0, downMs: 0, notStored: 0, refused: 0 };
 
   constructor(private readonly url: string, private readonly opts: SinkOptions = {}) {
     this.log = opts.log ?? (() => {});
@@ -108,7 +124,7 @@ export class RunStoreSink {
         const r = this.analysis.trial(e.trial);
         if (r) this.trials.push({ seq, result: r });
       } else if (e.type === 'run-end') {
-        this.end = { seq, e, summary: jsonReport(this.analysis.finish()) };
+        this.end = { seq, e, summary: jsonText(JSON.parse(jsonReport(this.analysis.finish()))) };
       }
     } catch (err) {
       this.log(`store: could not fold event ${seq}: ${(err as Error).message}`);
@@ -194,8 +210,19 @@ export class RunStoreSink {
       try {
         await this.writeBatch(this.lines.slice(0, n), from, from + n - 1);
       } catch (e) {
-        this.markDown(e as Error);
-        return;
+        if (isConnectionError(e)) {
+          this.markDown(e as Error);
+          return;
+        }
+        // the database refuses these rows (a bug of ours, or a schema changed under us): retrying
+        // would loop for ever; name it and go on (the run folder holds them; import can retry later)
+        this.log(`store: the database refused events ${from}…${from + n - 1} of run ${this.runId}: ${(e as Error).message}`);
+        this.stats.refused += n;
+        for (let i = 0; i < n; i++) this.bytes -= this.lines[i]!.length;
+        this.lines.splice(0, n);
+        this.firstSeq += n;
+        this.trials = this.trials.filter((t) => t.seq > from + n - 1);
+        continue;
       }
       this.dropThrough(from + n);
       this.stats.batches++;
@@ -214,7 +241,7 @@ export class RunStoreSink {
         const s = JSON.parse(this.end.summary) as { passed?: boolean };
         await c.query(
           `update ${SCHEMA}.runs set ended_at = to_timestamp(($2::float8 + wall_ms) / 1000), exit_code = $3, reason = $4, passed = $5, summary = $6 where run_id = $1`,
-          [this.runId, this.end.e.t, this.end.e.exitCode, this.end.e.reason, s.passed ?? null, this.end.summary],
+          [this.runId, this.end.e.t, this.end.e.exitCode, text(this.end.e.reason), s.passed ?? null, this.end.summary],
         );
       }
       await c.query(`update ${SCHEMA}.runs set events_stored = $2 where run_id = $1`, [this.runId, last + 1]);
@@ -234,7 +261,7 @@ export class RunStoreSink {
       [
         s.runId, s.suite, s.host, s.target.name, s.target.address, s.injector.kind, s.wallMs, this.opts.outDir ?? null,
         s.job?.campaign ?? null, s.job?.id ?? null, s.job?.attempt ?? null, s.job?.target ?? null, s.job?.worker ?? null,
-        s.shard?.index ?? null, s.shard?.total ?? null, JSON.stringify(s),
+        s.shard?.index ?? null, s.shard?.total ?? null, jsonText(s),
       ],
     );
   }
@@ -245,7 +272,7 @@ export class RunStoreSink {
     const slim = { ...r, probes: Object.fromEntries(Object.entries(r.probes).map(([k, p]) => [k, { ...p, segments: undefined }])) };
     const ins = await c.query(
       `insert into ${SCHEMA}.trials (run_id, trial, requested_ms, injected_ms, campaign, job_id, result) values ($1,$2,$3,$4,$5,$6,$7) on conflict do nothing`,
-      [this.runId, r.index, r.requestedMs, r.injected?.durationMs ?? null, job?.campaign ?? null, job?.id ?? null, JSON.stringify(slim)],
+      [this.runId, r.index, r.requestedMs, r.injected?.durationMs ?? null, job?.campaign ?? null, job?.id ?? null, jsonText(slim)],
     );
     if (ins.rowCount === 0) {
       this.log(`store: trial ${r.index} of ${job ? `job ${job.id}` : `run ${this.runId}`} is already stored; not counted again`);
@@ -254,7 +281,7 @@ export class RunStoreSink {
     for (const [name, p] of Object.entries(r.probes)) {
       await c.query(
         `insert into ${SCHEMA}.probe_results (run_id, trial, probe, kind, outcome, observed_outage_ms, reason) values ($1,$2,$3,$4,$5,$6,$7) on conflict do nothing`,
-        [this.runId, r.index, name, p.kind, p.outcome, p.observedOutageMs, p.reason],
+        [this.runId, r.index, name, p.kind, p.outcome, p.observedOutageMs, text(p.reason)],
       );
     }
   }
