@@ -53,6 +53,8 @@ export interface RunOptions {
    * List sweeps only (an adaptive search's next length depends on every earlier outcome).
    */
   only?: (plannedIndex: number) => boolean;
+  /** aborting it drains: the current trial finishes (and restores) as planned, no further trial starts */
+  drain?: AbortSignal;
   /** recorded in run-start: which shard of a sweep, which campaign job */
   shard?: { index: number; total: number };
   job?: { campaign: string; id: string; attempt: number; target: string; worker: string };
@@ -166,6 +168,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
 
   let currentTrial = -1;
   let interrupted = false;
+  let drained = false;
   // an exception no probe owns is a harness bug: record it, keep going, restore as always
   const uninstallGuards = installCrashGuards((err) => log(`internal error (the run continues): ${(err as Error)?.stack ?? String(err)}`));
   const onAbort = () => (interrupted = true);
@@ -174,6 +177,10 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
   try {
     for (let k = 0, ran = 0; ; k++) {
       if (interrupted) break;
+      if (opts.drain?.aborted) {
+        drained = true;
+        break;
+      }
       const step = planner.next();
       if (!step) break;
       // another shard's trial, or one an earlier attempt of this job already finished
@@ -201,6 +208,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
     uninstallGuards();
   }
   if (interrupted) return finish(EXIT.interrupted, 'interrupted (Ctrl-C / SIGTERM); the target was restored');
+  if (drained) return finish(EXIT.interrupted, 'drained: the trial under way finished and restored; the rest was left to another run');
   // expectations are judged by the analysis from the events; the runner only reports completion
   return finish(EXIT.ok, 'completed');
 

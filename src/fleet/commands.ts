@@ -53,7 +53,135 @@ export async function fleetReportCommand(campaign: string | undefined, store: st
   return writeFleetReport(store!, campaign, out);
 }
 
+/** "90s", "2m", "1500ms", "30" (seconds) → ms */
+export function parseDurationOpt(v: string, field: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(v);
+  if (!m) throw new StoreError(`${field}: "${v}" is not a duration (e.g. 30s, 2m, 500ms)`);
+  const n = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000);
+  if (n <= 0) throw new StoreError(`${field}: must be more than 0`);
+  return n;
+}
+
+function positiveInt(v: string, field: string): number {
+  if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new StoreError(`${field}: "${v}" is not a positive integer`);
+  return Number(v);
+}
+
 export function registerFleetCommands(program: Command, _deps: { runCommand: unknown }): void {
+  const campaign = program.command('campaign').description('fleet campaigns: targets × suites as jobs on a PostgreSQL queue (graphile-worker), run by `blackout worker` on any number of machines');
+  campaign
+    .command('plan')
+    .description('expand a fleet file into its jobs and lanes, validating every suite; touches nothing')
+    .argument('<fleet>', 'fleet file (.yaml)')
+    .option('--json', 'machine-readable')
+    .action(async (file: string, o: { json?: boolean }) => {
+      const { loadFleet, FleetError } = await import('./fleet-file.ts');
+      try {
+        const plan = loadFleet(file);
+        if (o.json) process.stdout.write(JSON.stringify(plan.jobs.map(({ suite: _s, ...j }) => j), null, 2) + '\n');
+        else {
+          process.stdout.write(`campaign ${plan.campaign}: ${plan.jobs.length} job(s)\n`);
+          for (const j of plan.jobs) process.stdout.write(`  ${j.jobId.padEnd(40)} lane ${j.lane.padEnd(28)} ${j.plannedTrials} trial(s)\n`);
+        }
+      } catch (e) {
+        if (!(e instanceof FleetError)) throw e;
+        fail(program, e.message);
+      }
+    });
+  campaign
+    .command('submit')
+    .description('submit a fleet file as a campaign: one queue job per target × suite; a target\'s jobs never overlap, and `limits` caps the blackouts per hypervisor or switch')
+    .argument('<fleet>', 'fleet file (.yaml)')
+    .option('--store <url>', 'results store and queue, postgres://… (or $BLACKOUT_STORE)')
+    .option('--max-attempts <n>', 'attempts per job (a crashed or drained attempt counts)', '10')
+    .action(async (file: string, o: { store?: string; maxAttempts: string }) => {
+      const { loadFleet, FleetError } = await import('./fleet-file.ts');
+      const { submitCampaign, CampaignError } = await import('./campaign.ts');
+      let url: string;
+      let plan;
+      let maxAttempts: number;
+      try {
+        url = checkStoreUrl(o.store ?? process.env.BLACKOUT_STORE);
+        maxAttempts = positiveInt(o.maxAttempts, '--max-attempts');
+        plan = loadFleet(file);
+      } catch (e) {
+        if (!(e instanceof FleetError) && !(e instanceof StoreError)) throw e;
+        return fail(program, e.message);
+      }
+      try {
+        const r = await submitCampaign(url, plan, { maxAttempts, log: (l) => process.stderr.write(pc.dim(`${l}\n`)) });
+        process.stdout.write(`campaign ${plan.campaign}: ${r.jobs} job(s) submitted; follow with: blackout campaign status ${plan.campaign}\n`);
+      } catch (e) {
+        if (e instanceof CampaignError) return fail(program, e.message);
+        if (e instanceof StoreError) return fail(program, e.message, 1);
+        throw e;
+      }
+    });
+  campaign
+    .command('status')
+    .description('a campaign\'s progress: done, running where, failed with why, waiting on a target')
+    .argument('<name>', 'campaign name')
+    .option('--store <url>', 'results store, postgres://… (or $BLACKOUT_STORE)')
+    .option('--json', 'machine-readable')
+    .action(async (name: string, o: { store?: string; json?: boolean }) => {
+      const { campaignStatus, statusText, CampaignError } = await import('./campaign.ts');
+      let url: string;
+      try {
+        url = checkStoreUrl(o.store ?? process.env.BLACKOUT_STORE);
+      } catch (e) {
+        return fail(program, (e as Error).message);
+      }
+      try {
+        const s = await campaignStatus(url, name);
+        process.stdout.write(o.json ? JSON.stringify(s, null, 2) + '\n' : statusText(name, s) + '\n');
+      } catch (e) {
+        if (e instanceof CampaignError) return fail(program, e.message);
+        return fail(program, `results store: ${(e as Error).message}`, 1);
+      }
+    });
+
+  program
+    .command('worker')
+    .description('take campaign jobs from the queue and run them (any number of workers on any number of machines); SIGTERM drains')
+    .option('--store <url>', 'results store and queue, postgres://… (or $BLACKOUT_STORE)')
+    .option('--concurrency <n>', 'jobs at once in this process', '1')
+    .option('--retry-after <duration>', 'a worker silent this long (killed, machine lost) has its job retried by another worker', '30s')
+    .option('--poll <duration>', 'idle polling of the queue', '1s')
+    .option('--out-root <dir>', 'where the jobs\' run folders go', 'reports/campaigns')
+    .action(async (o: { store?: string; concurrency: string; retryAfter: string; poll: string; outRoot: string }) => {
+      let url: string;
+      let concurrency: number;
+      let retryAfterMs: number;
+      let pollMs: number;
+      try {
+        url = checkStoreUrl(o.store ?? process.env.BLACKOUT_STORE);
+        concurrency = positiveInt(o.concurrency, '--concurrency');
+        retryAfterMs = parseDurationOpt(o.retryAfter, '--retry-after');
+        pollMs = parseDurationOpt(o.poll, '--poll');
+      } catch (e) {
+        return fail(program, (e as Error).message);
+      }
+      const { FleetWorker } = await import('./worker.ts');
+      const log = (l: string) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${l}\n`);
+      const w = new FleetWorker({ url, concurrency, retryAfterMs, pollMs, outRoot: o.outRoot, log });
+      let stopping: Promise<void> | null = null;
+      const onSignal = (sig: string) => {
+        if (stopping) return log(`${sig} again: still draining (the trial under way finishes and restores)`);
+        log(`${sig}: draining — the trial under way finishes and restores, then its job is released`);
+        stopping = w.stop();
+      };
+      process.on('SIGTERM', () => onSignal('SIGTERM'));
+      process.on('SIGINT', () => onSignal('SIGINT'));
+      try {
+        await w.start();
+      } catch (e) {
+        return fail(program, (e as Error).message, 1);
+      }
+      await w.promise;
+      if (stopping) await stopping;
+      log('worker stopped');
+    });
+
   program
     .command('merge')
     .description("one run folder and every report from the run folders of a sweep's shards (`run --shard i/n`), as if it had run unsharded")

@@ -118,6 +118,21 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'worker heartbeats (a dead worker\'s jobs are released after --retry-after)',
+    sql: `
+      create table ${SCHEMA}.worker_heartbeats (
+        worker_id text primary key,
+        host text not null,
+        pid int not null,
+        campaign text,
+        job_id text,
+        started_at timestamptz not null default now(),
+        last_seen timestamptz not null default now()
+      );
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied; returns the versions applied now. */
