@@ -41,6 +41,8 @@ export interface WorkerOptions {
   /** idle polling of the queue (new jobs also arrive by LISTEN/NOTIFY) */
   pollMs: number;
   log: (line: string) => void;
+  /** the run itself (the benchmark's simulated fleet swaps in stub trials) */
+  runSuiteImpl?: typeof runSuite;
 }
 
 export class FleetWorker {
@@ -149,7 +151,7 @@ export class FleetWorker {
       const healed: string[] = [];
       let result;
       try {
-        result = await runSuite(suite, {
+        result = await (this.o.runSuiteImpl ?? runSuite)(suite, {
           outDir,
           signal: abort.signal,
           drain: this.drain.signal,
