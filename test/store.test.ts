@@ -64,7 +64,7 @@ describe('results store', () => {
     for (const c of clients) await c.end();
     expect(r.map((x) => x.code)).toEqual([2, 2]);
     const rows = await q<{ version: number }>('select version from blackout.schema_migrations order by version');
-    expect(rows.map((x) => x.version)).toEqual([1, 2]);
+    expect(rows.map((x) => x.version)).toEqual([1, 2, 3]);
   });
 
   it('imports a run folder by COPY, idempotently, with the verdict-level rows', async () => {
