@@ -102,8 +102,8 @@ recovery: 6s
 async function cutWindows(campaign: string): Promise<Array<{ target: string; job: string; from: number; to: number; run: string }>> {
   return q(`select r.job_target as target, r.job_id as job, r.run_id as run,
               r.wall_ms + (c.body->>'t')::float8 as "from",
-              r.wall_ms + coalesce((select (x.body->>'t')::float8 from blackout.events x where x.run_id = r.run_id and x.type = 'restore' and x.trial = c.trial limit 1), 1e12) as "to"
-         from blackout.runs r join blackout.events c on c.run_id = r.run_id and c.type = 'cut' where r.campaign = $1`, [campaign]);
+              r.wall_ms + coalesce((select (x.body->>'t')::float8 from blackout.events x where x.run_key = r.run_key and x.type = 'restore' and x.trial = c.trial limit 1), 1e12) as "to"
+         from blackout.runs r join blackout.events c on c.run_key = r.run_key and c.type = 'cut' where r.campaign = $1`, [campaign]);
 }
 
 function answers(host: string, port: number): Promise<boolean> {
@@ -211,7 +211,7 @@ describe('campaigns', () => {
     const b = startWorker(outRoot);
     // mid-cut of the second trial (the first one is then stored and must not run again)
     const cut = await waitFor('the second cut', async () => (await q<{ deadline: number; wall_ms: number; t: number }>(
-      `select (e.body->>'deadline')::float8 deadline, r.wall_ms, (e.body->>'t')::float8 t from blackout.events e join blackout.runs r using (run_id) where r.campaign = $1 and e.type = 'cut' and e.trial = 1`, [campaign]))[0], 120_000, 100);
+      `select (e.body->>'deadline')::float8 deadline, r.wall_ms, (e.body->>'t')::float8 t from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut' and e.trial = 1`, [campaign]))[0], 120_000, 100);
     a.proc.kill('SIGKILL');
     const killedAt = Date.now();
     await a.exited;
@@ -245,11 +245,11 @@ describe('campaigns', () => {
     const outRoot = tempDir();
     dirs.push(outRoot);
     const a = startWorker(outRoot);
-    await waitFor('the first cut', async () => (await q(`select 1 from blackout.events e join blackout.runs r using (run_id) where r.campaign = $1 and e.type = 'cut'`, [campaign])).length > 0, 90_000, 100);
+    await waitFor('the first cut', async () => (await q(`select 1 from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut'`, [campaign])).length > 0, 90_000, 100);
     a.proc.kill('SIGTERM');
     expect(await a.exited).toBe(0);
     // the first trial completed in full (scheduled restore) before the worker left
-    const first = await q<{ reason: string }>(`select e.body->>'reason' reason from blackout.events e join blackout.runs r using (run_id) where r.campaign = $1 and e.type = 'restore'`, [campaign]);
+    const first = await q<{ reason: string }>(`select e.body->>'reason' reason from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'restore'`, [campaign]);
     expect(first.map((f) => f.reason)).toEqual(['scheduled']);
     expect(a.out()).toMatch(/draining/);
     const b = startWorker(outRoot);

@@ -75,10 +75,10 @@ describe('results store', () => {
     expect(r1.code, r1.stderr).toBe(0);
     const r2 = await runCli(['import', dir, '--store', db.url]);
     expect(r2.code, r2.stderr).toBe(0);
-    const [ev] = await q<{ n: string; seqs: string }>(`select count(*) n, count(distinct seq) seqs from blackout.events where run_id = 'synthetic-1'`);
+    const [ev] = await q<{ n: string; seqs: string }>(`select count(*) n, count(distinct seq) seqs from blackout.events join blackout.runs using (run_key) where run_id = 'synthetic-1'`);
     expect(Number(ev!.n)).toBe(n);
     expect(Number(ev!.seqs)).toBe(n);
-    const [err] = await q<{ message: string }>(`select body->>'message' as message from blackout.events where run_id = 'synthetic-1' and type = 'probe-error'`);
+    const [err] = await q<{ message: string }>(`select body->>'message' as message from blackout.events join blackout.runs using (run_key) where run_id = 'synthetic-1' and type = 'probe-error'`);
     expect(err!.message).toBe('tab\there\nnewline \\ backslash \ufffd nul');
     const trials = await q<{ trial: number; requested_ms: number; injected_ms: number }>(`select trial, requested_ms, injected_ms from blackout.trials where run_id = 'synthetic-1'`);
     expect(trials).toHaveLength(1);
@@ -135,7 +135,7 @@ describe('results store', () => {
     expect(summary.trials).toHaveLength(4);
     // the blackouts were not slowed by the outage
     for (const t of summary.trials) expect(t.injected.durationMs).toBeLessThan(2150);
-    const [ev] = await q<{ n: string; distinct_seq: string; max_seq: string }>(`select count(*) n, count(distinct seq) distinct_seq, max(seq) max_seq from blackout.events where run_id = $1`, [summary.runId]);
+    const [ev] = await q<{ n: string; distinct_seq: string; max_seq: string }>(`select count(*) n, count(distinct seq) distinct_seq, max(seq) max_seq from blackout.events join blackout.runs using (run_key) where run_id = $1`, [summary.runId]);
     expect(Number(ev!.n)).toBe(lines.length);
     expect(Number(ev!.distinct_seq)).toBe(lines.length);
     expect(Number(ev!.max_seq)).toBe(lines.length - 1);

@@ -54,7 +54,7 @@ const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_');
 
 /** the job's run, rebuilt from the store into dir (events of every attempt; only counted trials) */
 async function rebuildJobRun(c: pg.Client, jobId: string, dir: string): Promise<boolean> {
-  const runs = (await c.query<{ run_id: string; wall_ms: number; run_start: BlackoutEvent }>(`select run_id, wall_ms, run_start from ${SCHEMA}.runs where job_id = $1 order by started_at`, [jobId])).rows;
+  const runs = (await c.query<{ run_id: string; run_key: string; wall_ms: number; run_start: BlackoutEvent }>(`select run_id, run_key, wall_ms, run_start from ${SCHEMA}.runs where job_id = $1 order by started_at`, [jobId])).rows;
   if (!runs.length) return false;
   const counted = (await c.query<{ run_id: string; trial: number }>(`select run_id, trial from ${SCHEMA}.trials where job_id = $1`, [jobId])).rows;
   const keep = new Set(counted.map((r) => `${r.run_id}/${r.trial}`));
@@ -67,7 +67,7 @@ async function rebuildJobRun(c: pg.Client, jobId: string, dir: string): Promise<
   let lastEnd: Extract<BlackoutEvent, { type: 'run-end' }> | null = null;
   for (const r of runs) {
     const shift = r.wall_ms - origin;
-    const { rows } = await c.query<{ body: BlackoutEvent }>(`select body from ${SCHEMA}.events where run_id = $1 order by seq`, [r.run_id]);
+    const { rows } = await c.query<{ body: BlackoutEvent }>(`select body from ${SCHEMA}.events where run_key = $1 order by seq`, [r.run_key]);
     for (const { body: e } of rows) {
       if (e.type === 'run-start') continue;
       if (e.type === 'run-end') {

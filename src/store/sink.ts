@@ -70,11 +70,12 @@ function isConnectionError(e: unknown): boolean {
   return code.startsWith('08') || code.startsWith('57P') || code.startsWith('53') || code === '40001' || code === '40P01';
 }
 
-export function copyRow(runId: string, seq: number, e: BlackoutEvent): string {
+/** one events row without its run key (prefixed at COPY time, once the run's key is known) */
+export function copyRow(seq: number, e: BlackoutEvent): string {
   const body = jsonText(e);
   const trial = 'trial' in e && typeof e.trial === 'number' ? String(e.trial) : '\\N';
   const probe = 'probe' in e && typeof e.probe === 'string' ? esc(e.probe) : '\\N';
-  return `${esc(runId)}\t${seq}\t${e.t}\t${e.type}\t${trial}\t${probe}\t${esc(body)}\n`;
+  return `${seq}\t${e.t}\t${e.type}\t${trial}\t${probe}\t${esc(body)}\n`;
 }
 
 interface PendingTrial {
@@ -89,6 +90,8 @@ export class RunStoreSink {
   private firstSeq = 0;
   private seq = 0;
   private runId: string | null = null;
+  /** runs.run_key, once the run's row exists */
+  private runKey: string | null = null;
   private start: EventOf<'run-start'> | null = null;
   private analysis = new AnalysisBuilder();
   private trials: PendingTrial[] = [];
@@ -130,7 +133,7 @@ export class RunStoreSink {
       this.log(`store: could not fold event ${seq}: ${(err as Error).message}`);
     }
     if (this.overflowed) return;
-    const line = copyRow(this.runId, seq, e);
+    const line = copyRow(seq, e);
     this.lines.push(line);
     this.bytes += line.length;
     if (this.bytes > (this.opts.maxQueueBytes ?? 256 << 20)) {
@@ -177,8 +180,9 @@ export class RunStoreSink {
       }
       this.backoffMs = 0;
       // resume after what the store already holds (a batch that committed as the connection died)
-      const { rows } = await c.query<{ n: string }>(`select events_stored as n from ${SCHEMA}.runs where run_id = $1`, [this.runId]);
+      const { rows } = await c.query<{ n: string; k: string }>(`select events_stored as n, run_key as k from ${SCHEMA}.runs where run_id = $1`, [this.runId]);
       const stored = rows[0] ? Number(rows[0].n) : 0;
+      this.runKey = rows[0] ? rows[0].k : null;
       this.dropThrough(stored);
       return true;
     } catch (e) {
@@ -233,9 +237,9 @@ export class RunStoreSink {
     const c = this.client!;
     await c.query('begin');
     try {
-      if (from === 0) await this.insertRun(c);
-      const stream = c.query(copyFrom(`copy ${SCHEMA}.events (run_id, seq, t, type, trial, probe, body) from stdin`));
-      await pipeline(Readable.from(chunks(rows)), stream);
+      if (from === 0 || this.runKey === null) this.runKey = await this.insertRun(c);
+      const stream = c.query(copyFrom(`copy ${SCHEMA}.events (run_key, seq, t, type, trial, probe, body) from stdin`));
+      await pipeline(Readable.from(chunks(rows, this.runKey)), stream);
       for (const t of this.trials) if (t.seq <= last) await this.insertTrial(c, t.result);
       if (this.end && this.end.seq <= last) {
         const s = JSON.parse(this.end.summary) as { passed?: boolean };
@@ -252,18 +256,20 @@ export class RunStoreSink {
     }
   }
 
-  private async insertRun(c: pg.Client): Promise<void> {
+  private async insertRun(c: pg.Client): Promise<string> {
     const s = this.start!;
-    await c.query(
+    const { rows } = await c.query<{ k: string }>(
       `insert into ${SCHEMA}.runs (run_id, suite, host, target_name, target_address, injector_kind, started_at, wall_ms, out_dir,
          campaign, job_id, attempt, job_target, worker, shard_index, shard_total, run_start)
-       values ($1,$2,$3,$4,$5,$6,to_timestamp($7::float8/1000),$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) on conflict (run_id) do nothing`,
+       values ($1,$2,$3,$4,$5,$6,to_timestamp($7::float8/1000),$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
+       on conflict (run_id) do update set run_id = excluded.run_id returning run_key as k`,
       [
         s.runId, s.suite, s.host, s.target.name, s.target.address, s.injector.kind, s.wallMs, this.opts.outDir ?? null,
         s.job?.campaign ?? null, s.job?.id ?? null, s.job?.attempt ?? null, s.job?.target ?? null, s.job?.worker ?? null,
         s.shard?.index ?? null, s.shard?.total ?? null, jsonText(s),
       ],
     );
+    return rows[0]!.k;
   }
 
   private async insertTrial(c: pg.Client, r: TrialResult): Promise<void> {
@@ -329,16 +335,17 @@ export class RunStoreSink {
     this.firstSeq = from;
     let seq = 0;
     foldEvents(join(this.opts.outDir!, 'events.jsonl'), (e) => {
-      if (seq >= from && this.runId) this.lines.push(copyRow(this.runId, seq, e));
+      if (seq >= from) this.lines.push(copyRow(seq, e));
       seq++;
     });
     this.overflowed = false;
   }
 }
 
-function* chunks(rows: string[]): Generator<string> {
+function* chunks(rows: string[], key: string): Generator<string> {
   // a few hundred KB per write: fewer stream callbacks than one per row
-  for (let i = 0; i < rows.length; i += 2000) yield rows.slice(i, i + 2000).join('');
+  const prefix = `${key}\t`;
+  for (let i = 0; i < rows.length; i += 2000) yield prefix + rows.slice(i, i + 2000).join(prefix);
 }
 
 /**
