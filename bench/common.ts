@@ -38,9 +38,9 @@ export function saveResult(r: BenchResult): void {
 /** RESULTS.md is rebuilt from every result on disk, so one benchmark can run alone. */
 export function writeResultsMd(): void {
   const files = existsSync(RESULTS_DIR) ? readdirSync(RESULTS_DIR).filter((f) => f.endsWith('.json')).sort() : [];
-  const order = ['accuracy', 'scale', 'search', 'report-speed'];
+  const order = ['accuracy', 'scale', 'search', 'report-speed', 'fleet'];
   const results = files.map((f) => JSON.parse(readFileSync(join(RESULTS_DIR, f), 'utf8')) as BenchResult).sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
-  const out = ['# blackout benchmarks', '', 'Written by `npm run bench` (one benchmark: `npm run bench -- accuracy|scale|search|report-speed`). Raw figures: `bench/results/*.json`.', ''];
+  const out = ['# blackout benchmarks', '', 'Written by `npm run bench` (one benchmark: `npm run bench -- accuracy|scale|search|report-speed|fleet`). Raw figures: `bench/results/*.json`.', ''];
   for (const r of results) {
     out.push(`## ${r.title}`, '', `${r.date} · ${r.machine}`, '', ...r.table, '');
     for (const g of r.goals) out.push(`- ${g.met ? '✅ met' : '❌ not met'}: ${g.goal} — ${g.figure}`);

@@ -6,12 +6,14 @@ import { accuracy } from './accuracy.ts';
 import { scale } from './scale.ts';
 import { reportSpeed } from './report-speed.ts';
 import { search } from './search.ts';
+import { fleet } from './fleet.ts';
 
 const all: Record<string, () => Promise<void>> = {
   accuracy: () => accuracy(),
   scale: () => scale(),
   search: () => search(),
   'report-speed': () => reportSpeed(),
+  fleet: () => fleet(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

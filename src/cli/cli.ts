@@ -21,6 +21,8 @@ import { EventLogError } from '../core/event-log.ts';
 import { probes } from '../probes/index.ts';
 import { injectorDefinition, injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from '../reporters/markdown.ts';
+import { inShard, resolveShard, ShardError, type Shard } from '../fleet/shard.ts';
+import { registerFleetCommands, openRunStore, type RunStoreHandle } from '../fleet/commands.ts';
 import { VERSION } from '../core/version.ts';
 import { dryRun } from '../run/dry-run.ts';
 import { initSuite, InitError } from './init.ts';
@@ -50,6 +52,11 @@ function defaultOutDir(suiteName: string): string {
 }
 
 interface RunCliOptions {
+  /** `--shard i/n` (or JOB_COMPLETION_INDEX with --shard-count) */
+  shard?: string;
+  shardCount?: string;
+  /** results store (postgres://…), or BLACKOUT_STORE */
+  store?: string;
   out?: string;
   /** seconds to wait for another run that holds the same target or lab */
   wait?: string;
@@ -95,8 +102,20 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     }
     throw e;
   }
+  let shard: Shard | null;
+  try {
+    shard = resolveShard(o);
+  } catch (e) {
+    if (!(e instanceof ShardError)) throw e;
+    process.stderr.write(pc.red(`${e.message}\n`));
+    return EXIT.badInput;
+  }
+  if (shard && suite.sweep?.mode === 'search') {
+    process.stderr.write(pc.red('--shard: the suite\'s sweep is an adaptive search (each length depends on every earlier outcome); shard a list of blackouts\n'));
+    return EXIT.badInput;
+  }
   if (o.dryRun) return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
-  const outDir = resolve(o.out ?? defaultOutDir(suite.name));
+  const outDir = resolve(o.out ?? defaultOutDir(shard ? `${suite.name}-shard-${shard.index}-of-${shard.total}` : suite.name));
   if (existsSync(join(outDir, 'events.jsonl'))) {
     process.stderr.write(pcErr.red(`--out ${outDir}: that folder already holds a run (events.jsonl); choose another folder\n`));
     return EXIT.badInput;
@@ -116,9 +135,20 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
       return EXIT.badInput;
     }
   }
+  // the store is a second sink of the event stream: it never blocks or stops the run
+  let store: RunStoreHandle | null = null;
+  const storeUrl = o.store ?? process.env.BLACKOUT_STORE;
+  if (storeUrl) {
+    try {
+      store = openRunStore(storeUrl, { outDir, log: (l) => process.stderr.write(pcErr.dim(`${l}\n`)) });
+    } catch (e) {
+      process.stderr.write(pcErr.red(`${(e as Error).message}\n`));
+      return EXIT.badInput;
+    }
+  }
   // the metrics endpoint serves until the reports are written (and the linger is over), and closes whatever happens
   const runAndReport = async (): Promise<number> => {
-    const sinks = [view?.onEvent, metrics?.onEvent].filter((f): f is NonNullable<typeof f> => f !== undefined);
+    const sinks = [view?.onEvent, metrics?.onEvent, store?.onEvent].filter((f): f is NonNullable<typeof f> => f !== undefined);
     const abort = new AbortController();
     let signals = 0;
     const onSignal = (sig: string) => {
@@ -143,11 +173,13 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
         clock,
         onEvent: sinks.length ? (e) => sinks.forEach((f) => f(e)) : undefined,
         log: view ? () => {} : (l) => process.stdout.write(`${l}\n`),
+        ...(shard ? { shard, only: (k: number) => inShard(shard, k) } : {}),
       });
     } finally {
       view?.stop();
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
+      await store?.close();
     }
     const { analysis, files } = writeReports(outDir);
     if (result.exitCode === EXIT.badInput) {
@@ -245,6 +277,9 @@ export function buildProgram(): Command {
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
     .option('--wait <seconds>', 'when another run holds the same target (or lab): wait up to this long for it to finish (default: refuse at once, exit 2)')
+    .option('--shard <i/n>', 'run only shard i of n of the sweep (every n-th planned trial); `blackout merge` joins the shards\' run folders')
+    .option('--shard-count <n>', 'with JOB_COMPLETION_INDEX (a Kubernetes Indexed Job): the number of shards (or $BLACKOUT_SHARD_COUNT)')
+    .option('--store <url>', 'also stream the run into a PostgreSQL results store, postgres://… (or $BLACKOUT_STORE); the run folder stays complete if the database goes away')
     .option('--metrics <host:port>', 'serve live OpenMetrics (Prometheus) at http://HOST:PORT/metrics during the run: probe states, latency, gaps, the cut', parseMetricsAddress)
     .option('--metrics-linger <duration>', 'with --metrics: keep serving the final metrics this long after the run (e.g. 15s, a scrape interval)', parseDurationOption)
     .addHelpText('after', "\nOne run per target: a run holds a lease on its target (or lab) until it ends (kill -9 included), so two runs never undo each other's blackout; a second run is refused (exit 2, naming the run that holds it) or, with --wait, waits.\n" + EXIT_CODES_HELP)
@@ -254,11 +289,19 @@ export function buildProgram(): Command {
 
   program
     .command('report')
-    .description("rebuild summary.json, junit.xml, summary.md, report.html and allure-results/ from a run folder's events.jsonl (also for a run that died half-way)")
-    .argument('<dir>', 'run folder')
+    .description("rebuild summary.json, junit.xml, summary.md, report.html and allure-results/ from a run folder's events.jsonl (also for a run that died half-way); with --campaign, the fleet report from the results store")
+    .argument('[dir]', 'run folder')
     .option('--allure', 'also build the Allure HTML report into DIR/allure-report (allure-commandline; needs Java)')
     .option('--single-file', 'with --allure: one self-contained index.html')
-    .action(async (dir: string, o: { allure?: boolean; singleFile?: boolean }) => {
+    .option('--campaign <name>', 'the fleet report of a campaign: a row per application, its history across runs (needs --store)')
+    .option('--store <url>', 'results store, postgres://… (or $BLACKOUT_STORE)')
+    .option('-o, --out <dir>', 'with --campaign: where to write fleet-report.html/.json/.md (default: the current folder)', '.')
+    .action(async (dir: string | undefined, o: { allure?: boolean; singleFile?: boolean; campaign?: string; store?: string; out: string }) => {
+      if (o.campaign !== undefined || dir === undefined) {
+        const { fleetReportCommand } = await import('../fleet/commands.ts');
+        program.setOptionValue('exitCode', await fleetReportCommand(o.campaign, o.store ?? process.env.BLACKOUT_STORE, o.out));
+        return;
+      }
       const path = join(dir, 'events.jsonl');
       if (!existsSync(path)) {
         process.stderr.write(pcErr.red(`${path}: not found\n`));
@@ -470,6 +513,8 @@ export function buildProgram(): Command {
       process.stdout.write(`\ncomparison: ${join(cmp, 'compare.html')}\n`);
       program.setOptionValue('exitCode', code);
     });
+
+  registerFleetCommands(program, { runCommand });
 
   program
     .command('kinds')

@@ -63,6 +63,12 @@ export const EventSchema = z.discriminatedUnion('type', [
     injector: z.object({ kind: z.string(), migration: MigrationKindSchema.optional() }).loose(),
     probes: z.array(ProbeInfoSchema),
     version: z.string(),
+    /** a static shard of the sweep (`run --shard i/n`): its trials keep their planned numbers */
+    shard: z.object({ index: z.number().int(), total: z.number().int() }).optional(),
+    /** a campaign job run by `blackout worker` */
+    job: z.object({ campaign: z.string(), id: z.string(), attempt: z.number().int(), target: z.string(), worker: z.string() }).optional(),
+    /** a run folder built by `blackout merge` from these runs */
+    merged: z.array(z.object({ runId: z.string(), host: z.string(), shard: z.object({ index: z.number().int(), total: z.number().int() }).optional() })).optional(),
   }),
   z.object({ type: z.literal('heal'), ...base, actions: z.array(z.string()) }),
   z.object({

@@ -60,6 +60,18 @@ export interface RunOptions {
   clock?: Clock;
   /** how long to wait for another run that holds the same target or lab (default 0: refuse at once) */
   leaseWaitMs?: number;
+  /**
+   * Runs only the planned trials this accepts (by their position in the sweep's plan): a static
+   * shard's share, or what a retried campaign job has still to do. Trials keep their planned
+   * position as their number, so the shards' run folders merge into the unsharded matrix.
+   * List sweeps only (an adaptive search's next length depends on every earlier outcome).
+   */
+  only?: (plannedIndex: number) => boolean;
+  /** aborting it drains: the current trial finishes (and restores) as planned, no further trial starts */
+  drain?: AbortSignal;
+  /** recorded in run-start: which shard of a sweep, which campaign job */
+  shard?: { index: number; total: number };
+  job?: { campaign: string; id: string; attempt: number; target: string; worker: string };
 }
 
 export interface RunResult {
@@ -169,6 +181,8 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
     injector: { kind: suite.injector.kind, ...(injector?.describe() ?? {}), migration: injector?.migration ?? 'none' },
     probes: probeInfos,
     version: VERSION,
+    ...(opts.shard ? { shard: opts.shard } : {}),
+    ...(opts.job ? { job: opts.job } : {}),
   });
   if (preflightError || !injector || !target) {
     emit({ type: 'preflight', t: clock.now(), ok: false, message: preflightError ?? 'preflight failed' });
@@ -191,23 +205,35 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
     emit({ type: 'preflight', t: clock.now(), ok: false, message: 'blackouts: no blackout lengths given' });
     return finish(EXIT.badInput, 'no blackout lengths');
   }
+  if (opts.only && sweep.mode === 'search') {
+    emit({ type: 'preflight', t: clock.now(), ok: false, message: 'sweep: an adaptive search cannot be split into shards or resumed; use a list of blackouts' });
+    return finish(EXIT.badInput, 'search sweep with a trial subset');
+  }
   const planner = createPlanner(sweep, suite.probes.map((p) => p.name));
   const total = planner.plannedTrials;
 
   let currentTrial = -1;
   let interrupted = false;
   let unsafe: string | null = null;
+  let drained = false;
   // an exception no probe owns is a harness bug: record it, keep going, restore as always
   const uninstallGuards = installCrashGuards((err) => log(`internal error (the run continues): ${(err as Error)?.stack ?? String(err)}`));
   const onAbort = () => (interrupted = true);
   signal.addEventListener('abort', onAbort, { once: true });
 
   try {
-    for (let i = 0; ; i++) {
+    for (let k = 0, ran = 0; ; k++) {
       if (interrupted) break;
+      if (opts.drain?.aborted) {
+        drained = true;
+        break;
+      }
       const step = planner.next();
       if (!step) break;
-      if (i > 0 && suite.cooldown > 0) await sleep(suite.cooldown, signal).catch(() => {});
+      // another shard's trial, or one an earlier attempt of this job already finished
+      if (opts.only && !opts.only(k)) continue;
+      const i = opts.only ? k : ran;
+      if (ran > 0 && suite.cooldown > 0) await sleep(suite.cooldown, signal).catch(() => {});
       if (interrupted) break;
       // the lab's safety net is checked again before every trial after the first (resolveTarget checked
       // it before the first): a guard or a blackhole route that vanished (a forced `lab down`, a foreign
@@ -222,7 +248,8 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
         }
       }
       currentTrial = i;
-      const outcome = await runTrial(i, step);
+      const outcome = await runTrial(i, step, ran === 0);
+      ran++;
       if (outcome === 'preflight-failed') return finish(EXIT.badInput, `preflight: ${preflightError}`);
       // the planner sees the finished trial's analysis (folded from the events as they were written)
       const result = analysis.trial(i);
@@ -241,10 +268,11 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
   }
   if (interrupted) return finish(EXIT.interrupted, 'interrupted (Ctrl-C / SIGTERM); the target was restored');
   if (unsafe) return finish(EXIT.labUnsafe, unsafe);
+  if (drained) return finish(EXIT.interrupted, 'drained: the trial under way finished and restored; the rest was left to another run');
   // expectations are judged by the analysis from the events; the runner only reports completion
   return finish(EXIT.ok, 'completed');
 
-  async function runTrial(index: number, step: PlannedTrial): Promise<'ok' | 'preflight-failed' | 'skipped'> {
+  async function runTrial(index: number, step: PlannedTrial, first: boolean): Promise<'ok' | 'preflight-failed' | 'skipped'> {
     const inj = injector!;
     const requestedMs = step.lengthMs;
     emit({ type: 'trial-start', t: clock.now(), trial: index, requestedMs, reason: step.reason, ...(step.plan ? { plan: step.plan } : {}) });
@@ -319,7 +347,7 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
       const failures = opened.flatMap((r, i) => (r.status === 'rejected' ? [`${suite.probes[i]!.name}: ${(r.reason as Error).message}`] : []));
       if (failures.length) {
         for (const f of failures) emit({ type: 'preflight', t: clock.now(), ok: false, probe: f.split(':')[0], message: f });
-        if (index === 0) {
+        if (first) {
           preflightError = failures.join('; ');
           log(`preflight failed: ${preflightError}`);
           return 'preflight-failed';
@@ -339,7 +367,7 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
       if (unsteady.length) {
         const msg = unsteady.map((c) => `${c.name}: no steady good samples during warm-up${states.get(c.name)!.lastError ? ` (${states.get(c.name)!.lastError})` : ''}`).join('; ');
         emit({ type: 'preflight', t: clock.now(), ok: false, message: msg });
-        if (index === 0) {
+        if (first) {
           preflightError = msg;
           log(`preflight failed: ${msg}`);
           return 'preflight-failed';
@@ -347,7 +375,7 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
         log(`trial ${index + 1}: ${msg}; skipping its blackout`);
         return 'skipped';
       }
-      if (index === 0) emit({ type: 'preflight', t: clock.now(), ok: true, message: 'every probe has a steady session' });
+      if (first) emit({ type: 'preflight', t: clock.now(), ok: true, message: 'every probe has a steady session' });
 
       // ---- the blackout ----
       emit({ type: 'phase', t: clock.now(), trial: index, phase: 'cut' });

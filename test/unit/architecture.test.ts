@@ -20,7 +20,11 @@ const DEPS: Record<string, string[]> = {
   analysis: ['core', 'analysis'],
   reporters: ['core', 'analysis', 'reporters'],
   run: ['core', 'transport', 'analysis', 'probes', 'injectors', 'lab', 'run', 'reporters'],
-  cli: ['core', 'transport', 'analysis', 'probes', 'injectors', 'lab', 'run', 'reporters', 'cli'],
+  // the results store: a sink of the event stream, and what the fleet reads back
+  store: ['core', 'analysis', 'reporters', 'store'],
+  // campaigns, workers, shards and merges: many runs
+  fleet: ['core', 'transport', 'analysis', 'probes', 'injectors', 'lab', 'run', 'reporters', 'store', 'fleet'],
+  cli: ['core', 'transport', 'analysis', 'probes', 'injectors', 'lab', 'run', 'reporters', 'store', 'fleet', 'cli'],
 };
 
 function sourceFiles(dir: string): string[] {

@@ -1,0 +1,229 @@
+/**
+ * The fleet commands (merge, import, campaign, worker, the fleet report),
+ * registered on the CLI from here so src/cli.ts only gains one call.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import pc from 'picocolors';
+import { EXIT } from '../run/runner.ts';
+import { writeReports } from '../reporters/index.ts';
+import { matrixMarkdown } from '../reporters/markdown.ts';
+import { mergeRunDirs, MergeError } from './merge.ts';
+import { RunStoreSink } from '../store/sink.ts';
+import { checkStoreUrl, StoreError } from '../store/db.ts';
+import type { BlackoutEvent } from '../core/events.ts';
+
+export interface RunStoreHandle {
+  onEvent: (e: BlackoutEvent) => void;
+  close(): Promise<unknown>;
+}
+
+/** The store sink of `run --store` (the URL checked here: a bad one is bad input, nothing injected). */
+export function openRunStore(url: string, opts: { outDir: string; log: (l: string) => void }): RunStoreHandle {
+  checkStoreUrl(url, process.env.BLACKOUT_STORE === url ? 'BLACKOUT_STORE' : '--store');
+  const sink = new RunStoreSink(url, { outDir: opts.outDir, log: opts.log, closeWaitMs: Number(process.env.BLACKOUT_STORE_WAIT_MS ?? 60_000) });
+  return {
+    onEvent: sink.onEvent,
+    close: async () => {
+      const s = await sink.close();
+      if (s.notStored === 0) opts.log(`store: ${s.stored} events of run ${s.runId} stored${s.reconnects ? ` (the database was away ${(s.downMs / 1000).toFixed(1)} s; caught up)` : ''}`);
+      return s;
+    },
+  };
+}
+
+function fail(program: Command, message: string, code: number = EXIT.badInput): void {
+  process.stderr.write(pc.red(`${message}\n`));
+  program.setOptionValue('exitCode', code);
+}
+
+export async function fleetReportCommand(campaign: string | undefined, store: string | undefined, out: string): Promise<number> {
+  if (campaign === undefined) {
+    process.stderr.write(pc.red('report: give a run folder, or --campaign NAME with --store\n'));
+    return EXIT.badInput;
+  }
+  try {
+    checkStoreUrl(store);
+  } catch (e) {
+    process.stderr.write(pc.red(`${(e as Error).message}\n`));
+    return EXIT.badInput;
+  }
+  const { writeFleetReport } = await import('./fleet-report.ts');
+  return writeFleetReport(store!, campaign, out);
+}
+
+/** "90s", "2m", "1500ms", "30" (seconds) → ms */
+export function parseDurationOpt(v: string, field: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(v);
+  if (!m) throw new StoreError(`${field}: "${v}" is not a duration (e.g. 30s, 2m, 500ms)`);
+  const n = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000);
+  if (n <= 0) throw new StoreError(`${field}: must be more than 0`);
+  return n;
+}
+
+function positiveInt(v: string, field: string): number {
+  if (!/^\d+$/.test(v.trim()) || Number(v) < 1) throw new StoreError(`${field}: "${v}" is not a positive integer`);
+  return Number(v);
+}
+
+export function registerFleetCommands(program: Command, _deps: { runCommand: unknown }): void {
+  const campaign = program.command('campaign').description('fleet campaigns: targets × suites as jobs on a PostgreSQL queue (graphile-worker), run by `blackout worker` on any number of machines');
+  campaign
+    .command('plan')
+    .description('expand a fleet file into its jobs and lanes, validating every suite; touches nothing')
+    .argument('<fleet>', 'fleet file (.yaml)')
+    .option('--json', 'machine-readable')
+    .action(async (file: string, o: { json?: boolean }) => {
+      const { loadFleet, FleetError } = await import('./fleet-file.ts');
+      try {
+        const plan = loadFleet(file);
+        if (o.json) process.stdout.write(JSON.stringify(plan.jobs.map(({ suite: _s, ...j }) => j), null, 2) + '\n');
+        else {
+          process.stdout.write(`campaign ${plan.campaign}: ${plan.jobs.length} job(s)\n`);
+          for (const j of plan.jobs) process.stdout.write(`  ${j.jobId.padEnd(40)} lane ${j.lane.padEnd(28)} ${j.plannedTrials} trial(s)\n`);
+        }
+      } catch (e) {
+        if (!(e instanceof FleetError)) throw e;
+        fail(program, e.message);
+      }
+    });
+  campaign
+    .command('submit')
+    .description('submit a fleet file as a campaign: one queue job per target × suite; a target\'s jobs never overlap, and `limits` caps the blackouts per hypervisor or switch')
+    .argument('<fleet>', 'fleet file (.yaml)')
+    .option('--store <url>', 'results store and queue, postgres://… (or $BLACKOUT_STORE)')
+    .option('--max-attempts <n>', 'attempts per job (a crashed or drained attempt counts)', '10')
+    .action(async (file: string, o: { store?: string; maxAttempts: string }) => {
+      const { loadFleet, FleetError } = await import('./fleet-file.ts');
+      const { submitCampaign, CampaignError } = await import('./campaign.ts');
+      let url: string;
+      let plan;
+      let maxAttempts: number;
+      try {
+        url = checkStoreUrl(o.store ?? process.env.BLACKOUT_STORE);
+        maxAttempts = positiveInt(o.maxAttempts, '--max-attempts');
+        plan = loadFleet(file);
+      } catch (e) {
+        if (!(e instanceof FleetError) && !(e instanceof StoreError)) throw e;
+        return fail(program, e.message);
+      }
+      try {
+        const r = await submitCampaign(url, plan, { maxAttempts, log: (l) => process.stderr.write(pc.dim(`${l}\n`)) });
+        process.stdout.write(`campaign ${plan.campaign}: ${r.jobs} job(s) submitted; follow with: blackout campaign status ${plan.campaign}\n`);
+      } catch (e) {
+        if (e instanceof CampaignError) return fail(program, e.message);
+        if (e instanceof StoreError) return fail(program, e.message, 1);
+        throw e;
+      }
+    });
+  campaign
+    .command('status')
+    .description('a campaign\'s progress: done, running where, failed with why, waiting on a target')
+    .argument('<name>', 'campaign name')
+    .option('--store <url>', 'results store, postgres://… (or $BLACKOUT_STORE)')
+    .option('--json', 'machine-readable')
+    .action(async (name: string, o: { store?: string; json?: boolean }) => {
+      const { campaignStatus, statusText, CampaignError } = await import('./campaign.ts');
+      let url: string;
+      try {
+        url = checkStoreUrl(o.store ?? process.env.BLACKOUT_STORE);
+      } catch (e) {
+        return fail(program, (e as Error).message);
+      }
+      try {
+        const s = await campaignStatus(url, name);
+        process.stdout.write(o.json ? JSON.stringify(s, null, 2) + '\n' : statusText(name, s) + '\n');
+      } catch (e) {
+        if (e instanceof CampaignError) return fail(program, e.message);
+        return fail(program, `results store: ${(e as Error).message}`, 1);
+      }
+    });
+
+  program
+    .command('worker')
+    .description('take campaign jobs from the queue and run them (any number of workers on any number of machines); SIGTERM drains')
+    .option('--store <url>', 'results store and queue, postgres://… (or $BLACKOUT_STORE)')
+    .option('--concurrency <n>', 'jobs at once in this process', '1')
+    .option('--retry-after <duration>', 'a worker silent this long (killed, machine lost) has its job retried by another worker', '30s')
+    .option('--poll <duration>', 'idle polling of the queue', '1s')
+    .option('--out-root <dir>', 'where the jobs\' run folders go', 'reports/campaigns')
+    .action(async (o: { store?: string; concurrency: string; retryAfter: string; poll: string; outRoot: string }) => {
+      let url: string;
+      let concurrency: number;
+      let retryAfterMs: number;
+      let pollMs: number;
+      try {
+        url = checkStoreUrl(o.store ?? process.env.BLACKOUT_STORE);
+        concurrency = positiveInt(o.concurrency, '--concurrency');
+        retryAfterMs = parseDurationOpt(o.retryAfter, '--retry-after');
+        pollMs = parseDurationOpt(o.poll, '--poll');
+      } catch (e) {
+        return fail(program, (e as Error).message);
+      }
+      const { FleetWorker } = await import('./worker.ts');
+      const log = (l: string) => process.stdout.write(`${new Date().toISOString().slice(11, 23)} ${l}\n`);
+      const w = new FleetWorker({ url, concurrency, retryAfterMs, pollMs, outRoot: o.outRoot, log });
+      let stopping: Promise<void> | null = null;
+      const onSignal = (sig: string) => {
+        if (stopping) return log(`${sig} again: still draining (the trial under way finishes and restores)`);
+        log(`${sig}: draining — the trial under way finishes and restores, then its job is released`);
+        stopping = w.stop();
+      };
+      process.on('SIGTERM', () => onSignal('SIGTERM'));
+      process.on('SIGINT', () => onSignal('SIGINT'));
+      try {
+        await w.start();
+      } catch (e) {
+        return fail(program, (e as Error).message, 1);
+      }
+      await w.promise;
+      if (stopping) await stopping;
+      log('worker stopped');
+    });
+
+  program
+    .command('merge')
+    .description("one run folder and every report from the run folders of a sweep's shards (`run --shard i/n`), as if it had run unsharded")
+    .argument('<dirs...>', 'the shards\' run folders')
+    .requiredOption('-o, --out <dir>', 'the merged run folder')
+    .action((dirs: string[], o: { out: string }) => {
+      try {
+        const r = mergeRunDirs(dirs, o.out);
+        const { analysis, files } = writeReports(r.outDir);
+        process.stdout.write(`${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n\nmerged ${r.runs} run(s), ${r.trials} trial(s)\n${files.join('\n')}\n`);
+        if (r.missingShards.length) fail(program, `shard(s) ${r.missingShards.join(', ')} of ${dirs.length + r.missingShards.length} missing: the merged report lacks their trials`, 1);
+      } catch (e) {
+        if (!(e instanceof MergeError)) throw e;
+        fail(program, e.message);
+      }
+    });
+
+  program
+    .command('import')
+    .description('add a run folder to the results store (a run made without --store, or one whose database went away); resumes after what is stored')
+    .argument('<dirs...>', 'run folders')
+    .option('--store <url>', 'results store, postgres://… (or $BLACKOUT_STORE)')
+    .action(async (dirs: string[], o: { store?: string }) => {
+      let url: string;
+      try {
+        url = checkStoreUrl(o.store ?? process.env.BLACKOUT_STORE);
+      } catch (e) {
+        return fail(program, (e as Error).message);
+      }
+      for (const d of dirs) {
+        if (!existsSync(join(d, 'events.jsonl'))) return fail(program, `${join(resolve(d), 'events.jsonl')}: not found`);
+      }
+      const { importRunDir } = await import('../store/sink.ts');
+      for (const d of dirs) {
+        try {
+          const s = await importRunDir(url, resolve(d), (l) => process.stderr.write(pc.dim(`${l}\n`)));
+          if (s.notStored || s.refused) return fail(program, `${d}: ${s.notStored + s.refused} event(s) could not be stored`, 1);
+          process.stdout.write(`${d}: run ${s.runId}, ${s.stored} event(s) in the store\n`);
+        } catch (e) {
+          if (!(e instanceof StoreError)) throw e;
+          return fail(program, e.message, 1);
+        }
+      }
+    });
+}

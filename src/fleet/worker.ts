@@ -1,0 +1,205 @@
+/**
+ * `blackout worker`: takes campaign jobs from the graphile-worker queue and
+ * runs each as a suite run (in this process; the run folder under --out-root,
+ * the events streamed into the store).
+ *
+ *  - One blackout per target, N per hypervisor: the queue's lanes (named
+ *    queues run one job at a time), see fleet-file.ts.
+ *  - kill -9: the target is restored by the injector's own kernel-side
+ *    deadline, as for any run. graphile-worker itself only frees a dead
+ *    worker's lock after 4 hours, so every worker heartbeats the jobs it holds
+ *    and releases the locks of a worker silent for --retry-after with
+ *    graphile-worker's forceUnlockWorkers; another worker then takes the job
+ *    and runs the planned trials not yet stored (a trial counts when its
+ *    trial-end reached the store; the store's unique (job, trial) index makes
+ *    a second count impossible). A worker that cannot heartbeat for half of
+ *    --retry-after stops its own blackout first (fencing), so a database
+ *    outage never lets two workers cut one target.
+ *  - SIGTERM drains: the trial under way finishes and restores, then the job
+ *    is released to the queue (graphile-worker's graceful shutdown) and
+ *    resumed elsewhere after the trials already done.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { run, makeWorkerUtils, type Task, type Runner, type WorkerUtils } from 'graphile-worker';
+import { runSuite, EXIT } from '../run/runner.ts';
+import { validateSuite } from '../run/suite.ts';
+import { writeReports } from '../reporters/index.ts';
+import { RunStoreSink } from '../store/sink.ts';
+import { connectStore } from '../store/db.ts';
+import { SCHEMA } from '../store/migrations.ts';
+import { TASK, queueLogger, type JobPayload } from './campaign.ts';
+
+export interface WorkerOptions {
+  url: string;
+  concurrency: number;
+  /** a worker silent this long has its jobs released to others */
+  retryAfterMs: number;
+  outRoot: string;
+  /** idle polling of the queue (new jobs also arrive by LISTEN/NOTIFY) */
+  pollMs: number;
+  log: (line: string) => void;
+  /** the run itself (the benchmark's simulated fleet swaps in stub trials) */
+  runSuiteImpl?: typeof runSuite;
+}
+
+export class FleetWorker {
+  private runner: Runner | null = null;
+  private utils: WorkerUtils | null = null;
+  private pool: pg.Pool;
+  private drain = new AbortController();
+  private active = new Map<string, { abort: AbortController; lastBeat: number; jobId: string; campaign: string }>();
+  private timers: NodeJS.Timeout[] = [];
+  readonly name = `${hostname()}:${process.pid}`;
+
+  constructor(private readonly o: WorkerOptions) {
+    this.o = { ...o, outRoot: resolve(o.outRoot) };
+    this.pool = new pg.Pool({ connectionString: o.url, max: Math.max(4, o.concurrency + 2), connectionTimeoutMillis: 5000 });
+    this.pool.on('error', () => {});
+  }
+
+  private async note(campaign: string, jobId: string | null, message: string): Promise<void> {
+    this.o.log(`${jobId ? `${jobId}: ` : ''}${message}`);
+    await this.pool.query(`insert into ${SCHEMA}.campaign_log (campaign, job_id, worker, message) values ($1,$2,$3,$4)`, [campaign, jobId, this.name, message]).catch(() => {});
+  }
+
+  async start(): Promise<void> {
+    (await connectStore(this.o.url)).end();
+    this.utils = await makeWorkerUtils({ connectionString: this.o.url, logger: queueLogger(this.o.log) });
+    await this.utils.migrate();
+    const task: Task = (payload, helpers) => this.runJob(payload as JobPayload, helpers.job.locked_by ?? 'unknown', helpers.job.attempts, helpers.job.max_attempts);
+    this.runner = await run({
+      connectionString: this.o.url,
+      concurrency: this.o.concurrency,
+      noHandleSignals: true,
+      pollInterval: this.o.pollMs,
+      taskList: { [TASK]: task },
+      logger: queueLogger(this.o.log),
+    });
+    const beatEvery = Math.max(200, Math.min(2000, this.o.retryAfterMs / 4));
+    this.timers.push(setInterval(() => void this.heartbeat(), beatEvery));
+    this.timers.push(setInterval(() => void this.sweep(), beatEvery));
+    this.o.log(`worker ${this.name}: concurrency ${this.o.concurrency}, a silent worker's jobs released after ${this.o.retryAfterMs / 1000} s`);
+  }
+
+  /** Resolves when the runner stops (after drain()). */
+  get promise(): Promise<void> {
+    return this.runner?.promise ?? Promise.resolve();
+  }
+
+  private async heartbeat(): Promise<void> {
+    const ids = [...this.active.keys()];
+    if (!ids.length) return;
+    try {
+      await this.pool.query(`update ${SCHEMA}.worker_heartbeats set last_seen = now() where worker_id = any($1)`, [ids]);
+      const now = Date.now();
+      for (const a of this.active.values()) a.lastBeat = now;
+    } catch {
+      // fencing: past half of --retry-after another worker may soon be given this job
+      for (const [id, a] of this.active) {
+        if (Date.now() - a.lastBeat > this.o.retryAfterMs / 2 && !a.abort.signal.aborted) {
+          this.o.log(`${a.jobId}: no heartbeat for ${((Date.now() - a.lastBeat) / 1000).toFixed(1)} s (store unreachable): stopping this blackout before the job can be given to another worker (${id})`);
+          a.abort.abort(new Error('heartbeat lost'));
+        }
+      }
+    }
+  }
+
+  /** release the jobs of workers that stopped heartbeating (killed, machine gone) */
+  private async sweep(): Promise<void> {
+    if (!this.utils) return;
+    try {
+      const { rows } = await this.pool.query<{ worker_id: string; host: string; pid: number; campaign: string | null; job_id: string | null }>(
+        `delete from ${SCHEMA}.worker_heartbeats h where h.last_seen < now() - ($1::float8 * interval '1 millisecond') returning worker_id, host, pid, campaign, job_id`,
+        [this.o.retryAfterMs],
+      );
+      if (!rows.length) return;
+      await this.utils.forceUnlockWorkers(rows.map((r) => r.worker_id));
+      for (const r of rows) {
+        await this.note(r.campaign ?? '', r.job_id, `heal: worker ${r.host}:${r.pid} (${r.worker_id}) silent for ${this.o.retryAfterMs / 1000} s; its job is released for another worker (the injector's own deadline restored the target)`);
+      }
+    } catch {
+      /* the store is away: try at the next tick */
+    }
+  }
+
+  private async runJob(p: JobPayload, workerId: string, attempt: number, maxAttempts: number): Promise<void> {
+    if (this.drain.signal.aborted) throw new Error('drained before the job started');
+    const abort = new AbortController();
+    this.active.set(workerId, { abort, lastBeat: Date.now(), jobId: p.jobId, campaign: p.campaign });
+    try {
+      await this.pool.query(
+        `insert into ${SCHEMA}.worker_heartbeats (worker_id, host, pid, campaign, job_id) values ($1,$2,$3,$4,$5)
+         on conflict (worker_id) do update set host = excluded.host, pid = excluded.pid, campaign = excluded.campaign, job_id = excluded.job_id, started_at = now(), last_seen = now()`,
+        [workerId, hostname(), process.pid, p.campaign, p.jobId],
+      );
+      const done = new Set((await this.pool.query<{ trial: number }>(`select trial from ${SCHEMA}.trials where job_id = $1`, [p.jobId])).rows.map((r) => r.trial));
+      await this.pool.query(`update ${SCHEMA}.campaign_jobs set state = 'running', worker = $2, attempt = $3, updated_at = now() where job_id = $1`, [p.jobId, this.name, attempt]);
+      await this.note(p.campaign, p.jobId, `attempt ${attempt}/${maxAttempts} started${done.size ? `; ${done.size} of ${p.plannedTrials} trial(s) already stored by an earlier attempt, resuming after them` : ''}`);
+      if (done.size >= p.plannedTrials) {
+        await this.finishJob(p, 'done', null);
+        return;
+      }
+      const suite = validateSuite(p.suite, `job ${p.jobId}`);
+      const base = join(this.o.outRoot, p.campaign.replace(/[^A-Za-z0-9._-]/g, '_'), `${p.jobId.slice(p.campaign.length + 1).replace(/[^A-Za-z0-9._-]/g, '_')}-attempt-${attempt}`);
+      let outDir = base;
+      for (let i = 2; existsSync(outDir); i++) outDir = `${base}-${i}`;
+      mkdirSync(outDir, { recursive: true });
+      const sink = new RunStoreSink(this.o.url, { outDir, log: (l) => this.o.log(`${p.jobId}: ${l}`), closeWaitMs: 60_000 });
+      const healed: string[] = [];
+      let result;
+      try {
+        result = await (this.o.runSuiteImpl ?? runSuite)(suite, {
+          outDir,
+          signal: abort.signal,
+          drain: this.drain.signal,
+          onEvent: (e) => {
+            sink.onEvent(e);
+            if (e.type === 'heal') healed.push(...e.actions);
+          },
+          log: (l) => this.o.log(`${p.jobId}: ${l}`),
+          only: (k) => k < p.plannedTrials && !done.has(k),
+          job: { campaign: p.campaign, id: p.jobId, attempt, target: p.target, worker: this.name },
+        });
+      } finally {
+        await sink.close();
+      }
+      writeReports(outDir);
+      await this.pool.query(`update ${SCHEMA}.campaign_jobs set run_ids = array_append(run_ids, (select run_id from ${SCHEMA}.runs where out_dir = $2 limit 1)), out_dirs = array_append(out_dirs, $2) where job_id = $1`, [p.jobId, resolve(outDir)]);
+      if (healed.length) await this.note(p.campaign, p.jobId, `heal before the first trial: ${healed.join('; ')}`);
+      if (result.exitCode === EXIT.interrupted) {
+        await this.finishJob(p, 'waiting', result.reason);
+        throw new Error(`released: ${result.reason}`);
+      }
+      if (result.exitCode === EXIT.badInput) {
+        await this.finishJob(p, 'failed', result.reason);
+        throw new Error(result.reason);
+      }
+      const stored = Number((await this.pool.query<{ n: string }>(`select count(*) n from ${SCHEMA}.trials where job_id = $1`, [p.jobId])).rows[0]!.n);
+      if (stored < p.plannedTrials) {
+        await this.finishJob(p, 'failed', `${stored} of ${p.plannedTrials} trial(s) in the store`);
+        throw new Error(`${p.plannedTrials - stored} trial(s) not stored (the store was unreachable?); the job is retried`);
+      }
+      await this.finishJob(p, 'done', null);
+    } finally {
+      this.active.delete(workerId);
+      await this.pool.query(`delete from ${SCHEMA}.worker_heartbeats where worker_id = $1`, [workerId]).catch(() => {});
+    }
+  }
+
+  private async finishJob(p: JobPayload, state: string, error: string | null): Promise<void> {
+    await this.pool.query(`update ${SCHEMA}.campaign_jobs set state = $2, error = $3, updated_at = now() where job_id = $1`, [p.jobId, state, error]);
+    await this.note(p.campaign, p.jobId, state === 'done' ? 'done' : `${state}: ${error}`);
+  }
+
+  /** SIGTERM: finish the trials under way, release their jobs, stop. */
+  async stop(): Promise<void> {
+    this.drain.abort(new Error('SIGTERM'));
+    await this.runner?.stop();
+    for (const t of this.timers) clearInterval(t);
+    await this.utils?.release();
+    await this.pool.end().catch(() => {});
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * Campaigns on the real queue (graphile-worker on a private PostgreSQL) with
+ * real worker processes against real lab instances:
+ *  - 8 jobs (4 lab targets × 2 suite templates) over 3 workers: every job done
+ *    exactly once, the cut windows of one target never overlap, at most
+ *    `limits.hypervisor` blackouts at once on one hypervisor, and the fleet
+ *    report lists every application with its runs' own verdicts;
+ *  - kill -9 of the worker mid-cut: the target answers again by the cut's
+ *    deadline + 1 s (the injector's own kernel-side timeout), another worker
+ *    completes the job after --retry-after, the heal is logged, and the store
+ *    holds each planned trial exactly once;
+ *  - SIGTERM drains: the trial under way finishes and restores, the job is
+ *    released and completed by another worker after the trials done.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import pg from 'pg';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.ts';
+import { labName, ROOT, runCli, tempDir } from '../helpers/lab.ts';
+import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
+
+const LABS = [1, 2, 3, 4].map((i) => labName(`tcamp${i}`));
+let db: PgCluster;
+const dirs: string[] = [];
+const workers: ChildProcess[] = [];
+beforeAll(async () => {
+  db = await startPgCluster();
+  // four labs, one after the other; on a machine shared with other checkouts one `lab up` may
+  // lose a race for its subnet: that one is brought up again (at most twice)
+  for (const l of LABS) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await labDown(l).catch(() => {});
+        await labUp(l);
+        break;
+      } catch (e) {
+        if (attempt >= 3) throw e;
+      }
+    }
+  }
+}, 600_000);
+afterAll(async () => {
+  for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
+  for (const l of LABS) await labDown(l).catch(() => {});
+  await db?.destroy();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}, 300_000);
+
+async function q<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
+  const c = new pg.Client({ connectionString: db.url });
+  await c.connect();
+  try {
+    return (await c.query<T>(sql, params)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+function startWorker(outRoot: string, extra: string[] = []): { proc: ChildProcess; out: () => string; exited: Promise<number | null> } {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/blackout.mjs'), 'worker', '--store', db.url, '--concurrency', '1', '--retry-after', '4s', '--poll', '300ms', '--out-root', outRoot, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  workers.push(proc);
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((res) => proc.on('close', (code) => res(code)));
+  return { proc, out: () => out, exited };
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number, everyMs = 250): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => null);
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+function writeFleet(fleet: unknown): string {
+  const d = tempDir('blackout-fleet-');
+  dirs.push(d);
+  const p = join(d, 'fleet.yaml');
+  writeFileSync(p, stringify(fleet));
+  return p;
+}
+
+const suiteTemplate = (label: string, lengths: string[]) => `name: "{{application}} ${label}"
+probes:
+  - { name: echo, kind: tcp, interval: 100ms }
+  - { name: echo-ut1s, kind: tcp, interval: 100ms, userTimeout: 1s }
+injector: { kind: cable-pull }
+blackouts: [${lengths.join(', ')}]
+warmup: 1s
+recovery: 6s
+`;
+
+/** cut windows (wall ms) per run from the store's raw events */
+async function cutWindows(campaign: string): Promise<Array<{ target: string; job: string; from: number; to: number; run: string }>> {
+  return q(`select r.job_target as target, r.job_id as job, r.run_id as run,
+              r.wall_ms + (c.body->>'t')::float8 as "from",
+              r.wall_ms + coalesce((select (x.body->>'t')::float8 from blackout.events x where x.run_key = r.run_key and x.type = 'restore' and x.trial = c.trial limit 1), 1e12) as "to"
+         from blackout.runs r join blackout.events c on c.run_key = r.run_key and c.type = 'cut' where r.campaign = $1`, [campaign]);
+}
+
+function answers(host: string, port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = connect({ host, port, timeout: 200 });
+    s.once('connect', () => {
+      s.destroy();
+      res(true);
+    });
+    s.once('timeout', () => {
+      s.destroy();
+      res(false);
+    });
+    s.once('error', () => res(false));
+  });
+}
+
+describe('campaigns', () => {
+  it('8 jobs over 4 lab targets and 3 workers: each once, no overlapping cuts per target, ≤ 2 per hypervisor; the fleet report', async () => {
+    const campaign = 'camp-8';
+    const fleet = writeFleet({
+      campaign,
+      limits: { hypervisor: 2 },
+      targets: LABS.map((l, i) => ({ name: `t${i + 1}`, application: `app-${i + 1}`, hypervisor: i < 3 ? 'hv-a' : 'hv-b', target: { lab: l } })),
+      suites: [{ template: suiteTemplate('short', ['600ms']) }, { template: suiteTemplate('long', ['2s']) }],
+    });
+    const sub = await runCli(['campaign', 'submit', fleet, '--store', db.url]);
+    expect(sub.code, sub.stderr + sub.stdout).toBe(0);
+    // submitting the same campaign again is refused, nothing queued twice
+    const again = await runCli(['campaign', 'submit', fleet, '--store', db.url]);
+    expect(again.code).toBe(2);
+    const outRoot = tempDir();
+    dirs.push(outRoot);
+    const ws = [1, 2, 3].map(() => startWorker(outRoot));
+    const t0 = Date.now();
+    await waitFor('8 jobs done', async () => {
+      const r = await q<{ n: string }>(`select count(*) n from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign]);
+      return Number(r[0]!.n) === 8;
+    }, 300_000, 1000);
+    const elapsed = Date.now() - t0;
+    const st = await runCli(['campaign', 'status', campaign, '--store', db.url]);
+    expect(st.code, st.stderr).toBe(0);
+    expect(st.stdout).toMatch(/8 job\(s\) — 8 done/);
+    for (const w of ws) w.proc.kill('SIGTERM');
+    const codes = await Promise.all(ws.map((w) => w.exited));
+    expect(codes).toEqual([0, 0, 0]);
+
+    // every job exactly once: one run per job, its one planned trial stored once
+    const runs = await q<{ job_id: string; n: string; done: string }>(`select job_id, count(*) n, count(*) filter (where exit_code = 0) done from blackout.runs where campaign = $1 group by job_id`, [campaign]);
+    expect(runs).toHaveLength(8);
+    for (const r of runs) expect([r.job_id, Number(r.n), Number(r.done)]).toEqual([r.job_id, 1, 1]);
+    const trials = await q<{ job_id: string; n: string }>(`select job_id, count(*) n from blackout.trials where campaign = $1 group by job_id`, [campaign]);
+    expect(trials.map((t) => Number(t.n))).toEqual(Array(8).fill(1));
+    // the three workers shared the work
+    const byWorker = await q<{ worker: string }>(`select distinct worker from blackout.runs where campaign = $1`, [campaign]);
+    expect(byWorker.length).toBeGreaterThanOrEqual(2);
+
+    // the cut windows of one target never overlap; at most 2 at once on hv-a
+    const win = await cutWindows(campaign);
+    expect(win).toHaveLength(8);
+    for (const target of ['t1', 't2', 't3', 't4']) {
+      const w = win.filter((x) => x.target === target).sort((a, b) => a.from - b.from);
+      expect(w).toHaveLength(2);
+      expect(w[1]!.from, `${target}: ${JSON.stringify(w)}`).toBeGreaterThanOrEqual(w[0]!.to);
+    }
+    const hvA = win.filter((x) => ['t1', 't2', 't3'].includes(x.target));
+    for (const w of hvA) expect(hvA.filter((o) => o.from <= w.from && o.to > w.from).length).toBeLessThanOrEqual(2);
+
+    // the fleet report: every application, each suite with the verdict its own run report gives
+    const rep = tempDir();
+    dirs.push(rep);
+    const fr = await runCli(['report', '--store', db.url, '--campaign', campaign, '--out', rep]);
+    expect(fr.code, fr.stderr).toBe(0);
+    for (const f of ['fleet-report.html', 'fleet-report.json', 'fleet-report.md']) expect(existsSync(join(rep, f))).toBe(true);
+    const fj = JSON.parse(readFileSync(join(rep, 'fleet-report.json'), 'utf8')) as { applications: Array<{ application: string; weakest: { probe: string } | null; jobs: Array<{ job: string; verdict: { headline: string } | null; report: string }> }> };
+    expect(fj.applications.map((a) => a.application).sort()).toEqual(['app-1', 'app-2', 'app-3', 'app-4']);
+    const outDirs = await q<{ job_id: string; out_dir: string }>(`select job_id, out_dir from blackout.runs where campaign = $1`, [campaign]);
+    for (const a of fj.applications) {
+      expect(a.weakest?.probe).toBe('echo-ut1s');
+      expect(a.jobs).toHaveLength(2);
+      for (const j of a.jobs) {
+        const own = JSON.parse(readFileSync(join(outDirs.find((o) => o.job_id === `${campaign}:${j.job}`)!.out_dir, 'summary.json'), 'utf8')) as { verdict: { headline: string } };
+        expect(j.verdict?.headline).toBe(own.verdict.headline);
+        expect(existsSync(join(rep, j.report))).toBe(true);
+      }
+    }
+    process.stdout.write(`campaign of 8 jobs on 3 workers: ${(elapsed / 1000).toFixed(1)} s\n`);
+  }, 420_000);
+
+  it('kill -9 of the worker mid-cut: target back by deadline + 1 s, job completed elsewhere, no trial twice', async () => {
+    const campaign = 'camp-kill';
+    const fleet = writeFleet({
+      campaign,
+      targets: [{ name: 'k1', application: 'app-k', target: { lab: LABS[0] } }],
+      suites: [{ template: suiteTemplate('kill', ['3s', '3s']) }],
+    });
+    const sub = await runCli(['campaign', 'submit', fleet, '--store', db.url]);
+    expect(sub.code, sub.stderr).toBe(0);
+    const outRoot = tempDir();
+    dirs.push(outRoot);
+    const a = startWorker(outRoot);
+    // the first worker takes the job before the second one starts
+    const running = await waitFor('the job running', async () => (await q<{ worker: string }>(`select worker from blackout.campaign_jobs where campaign = $1 and state = 'running'`, [campaign]))[0], 90_000);
+    expect(running.worker).toMatch(new RegExp(`:${a.proc.pid}$`));
+    const b = startWorker(outRoot);
+    // mid-cut of the second trial (the first one is then stored and must not run again)
+    const cut = await waitFor('the second cut', async () => (await q<{ deadline: number; wall_ms: number; t: number }>(
+      `select (e.body->>'deadline')::float8 deadline, r.wall_ms, (e.body->>'t')::float8 t from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut' and e.trial = 1`, [campaign]))[0], 120_000, 100);
+    a.proc.kill('SIGKILL');
+    const killedAt = Date.now();
+    await a.exited;
+    const lab = readLabState(LABS[0]!)!;
+    const back = await waitFor('the target to answer', async () => ((await answers(lab.targetAddress, lab.services.echo!.port)) ? Date.now() : null), 30_000, 100);
+    const deadlineWall = cut.wall_ms + cut.deadline;
+    expect(back, `answered ${back - deadlineWall} ms after the deadline`).toBeLessThanOrEqual(deadlineWall + 1000);
+    await waitFor('the job done', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign])).length > 0, 150_000, 500);
+    const retriedAfter = Date.now() - killedAt;
+    const trials = await q<{ trial: number; worker: string }>(`select t.trial, r.worker from blackout.trials t join blackout.runs r using (run_id) where t.campaign = $1 order by t.trial`, [campaign]);
+    expect(trials.map((t) => t.trial)).toEqual([0, 1]);
+    expect(trials[1]!.worker).toMatch(new RegExp(`:${b.proc.pid}$`));
+    // the dead attempt's stored trial was not run again
+    expect(trials[0]!.worker).toMatch(new RegExp(`:${a.proc.pid}$`));
+    const log = await q<{ message: string }>(`select message from blackout.campaign_log where campaign = $1`, [campaign]);
+    expect(log.some((l) => /^heal: worker .* silent for 4 s/.test(l.message))).toBe(true);
+    expect(log.some((l) => /attempt 2\/10 started; 1 of 2 trial\(s\) already stored/.test(l.message))).toBe(true);
+    b.proc.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+    process.stdout.write(`kill -9: target answered ${(back - deadlineWall).toFixed(0)} ms vs deadline; job completed ${(retriedAfter / 1000).toFixed(1)} s after the kill\n`);
+  }, 300_000);
+
+  it('SIGTERM drains: the trial under way finishes and restores, the job is released and finished elsewhere', async () => {
+    const campaign = 'camp-drain';
+    const fleet = writeFleet({
+      campaign,
+      targets: [{ name: 'd1', application: 'app-d', target: { lab: LABS[1] } }],
+      suites: [{ template: suiteTemplate('drain', ['2s', '2s']) }],
+    });
+    expect((await runCli(['campaign', 'submit', fleet, '--store', db.url])).code).toBe(0);
+    const outRoot = tempDir();
+    dirs.push(outRoot);
+    const a = startWorker(outRoot);
+    await waitFor('the first cut', async () => (await q(`select 1 from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut'`, [campaign])).length > 0, 90_000, 100);
+    a.proc.kill('SIGTERM');
+    expect(await a.exited).toBe(0);
+    // the first trial completed in full (scheduled restore) before the worker left
+    const first = await q<{ reason: string }>(`select e.body->>'reason' reason from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'restore'`, [campaign]);
+    expect(first.map((f) => f.reason)).toEqual(['scheduled']);
+    expect(a.out()).toMatch(/draining/);
+    const b = startWorker(outRoot);
+    await waitFor('the job done', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign])).length > 0, 120_000, 500);
+    const trials = await q<{ trial: number }>(`select trial from blackout.trials where campaign = $1 order by trial`, [campaign]);
+    expect(trials.map((t) => t.trial)).toEqual([0, 1]);
+    b.proc.kill('SIGTERM');
+    expect(await b.exited).toBe(0);
+  }, 300_000);
+});
