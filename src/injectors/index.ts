@@ -1,7 +1,8 @@
 /** The injector registry: every injector kind, registered explicitly. */
 import type { InjectorDefinition } from '../core/injector.ts';
 import { cablePull } from './cable-pull.ts';
-import { quickMigration, liveMigration } from './quick-migration.ts';
+import { quickMigration } from './quick-migration.ts';
+import { liveMigration } from './live-migration.ts';
 import { qemuQuick } from './qemu-quick.ts';
 import { qemuLive } from './qemu-live.ts';
 import { command } from './command.ts';
