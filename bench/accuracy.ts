@@ -206,7 +206,6 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
   const n = opts.cuts ?? (Number(process.env.BENCH_CUTS) || 20);
   const lab = benchLab('bench-acc');
   const loadBefore = load();
-  const state = await labUp(lab);
   const started = Date.now();
   const perRun: Array<{ rows: Row[]; fpingPeriod: number; wallS: number; cost: Record<string, number> }> = [];
   // a fixed seed: the same lengths on every run, comparable across machines
@@ -214,6 +213,7 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
   const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   const lengths = Array.from({ length: n }, () => Math.round(300 + rnd() * 4700));
   try {
+    const state = await labUp(lab);
     for (let i = 0; i < runs(); i++) {
       const r = await once(lab, state.targetAddress, lengths, (l) => process.stdout.write(`  [${i + 1}] ${l}\n`));
       r.cost = await cost(lab);

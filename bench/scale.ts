@@ -164,10 +164,10 @@ export async function scale(opts: { sizes?: number[] } = {}): Promise<void> {
   const withPg = probeDefinition('postgres') !== undefined;
   const lab = benchLab('bench-scale');
   const loadBefore = load();
-  const state = await labUp(lab);
-  const niced = niceLab(state);
   const all: Row[][] = sizes.map(() => []);
+  let niced = 0;
   try {
+    niced = niceLab(await labUp(lab));
     // the sizes interleaved, run after run: a change in the machine's load falls on every size alike
     for (let r = 0; r < runs(); r++) {
       for (const [i, n] of sizes.entries()) {

@@ -5,22 +5,19 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import pc from 'picocolors';
-import { loadSuite, SuiteError } from './suite.ts';
-import { runSuite, EXIT } from './runner.ts';
+// the suite, the runner, the probes and injectors (and their client libraries) load only for the commands
+// that use them: `blackout report` of a long run must not pay for Playwright, ssh2, pg, … at start-up
+import { EXIT } from './exit-codes.ts';
 import { analyzeRunDir, writeReports } from './reporters/index.ts';
 import { AllureError, generateAllureReport } from './reporters/allure.ts';
 import { compareHtml, compareMarkdown } from './reporters/compare.ts';
 import { linearSweepTrials } from './search.ts';
 import { labUp, labDown, labStatus, DEFAULT_LAB } from './lab/lab.ts';
-import { vmUp } from './lab/vm.ts';
 import { LiveView } from './live-view.ts';
 import { createClock } from './clock.ts';
 import { EventLogError } from './event-log.ts';
-import { probes } from '../probes/index.ts';
-import { injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from './reporters/markdown.ts';
 import { VERSION } from './version.ts';
-import { dryRun } from './dry-run.ts';
 
 const ROOT = resolve(new URL('..', import.meta.url).pathname);
 
@@ -42,6 +39,8 @@ interface RunCliOptions {
 
 /** Runs a suite with signal handling, the live view and the reports; returns the exit code. */
 export async function runCommand(file: string, o: RunCliOptions): Promise<number> {
+  const { loadSuite, SuiteError } = await import('./suite.ts');
+  const { runSuite } = await import('./runner.ts');
   let suite;
   try {
     suite = await loadSuite(file);
@@ -52,7 +51,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     }
     throw e;
   }
-  if (o.dryRun) return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
+  if (o.dryRun) return (await import('./dry-run.ts')).dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
   const outDir = resolve(o.out ?? defaultOutDir(suite.name));
   if (existsSync(join(outDir, 'events.jsonl'))) {
     process.stderr.write(pc.red(`--out ${outDir}: that folder already holds a run (events.jsonl); choose another folder\n`));
@@ -90,7 +89,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
   }
-  const { analysis, files } = writeReports(outDir);
+  const { analysis, files } = await writeReports(outDir);
   if (result.exitCode === EXIT.badInput) {
     process.stderr.write(pc.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
     return EXIT.badInput;
@@ -174,7 +173,7 @@ export function buildProgram(): Command {
         return;
       }
       try {
-        const { analysis, files, tornTail } = writeReports(dir);
+        const { analysis, files, tornTail } = await writeReports(dir);
         if (tornTail) process.stderr.write(pc.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
         if (!analysis.complete) process.stderr.write(pc.yellow('the run did not finish: the reports are marked incomplete\n'));
         process.stdout.write(`${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n\n${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);
@@ -209,6 +208,7 @@ export function buildProgram(): Command {
     .description('check a suite file without running it; names every wrong field')
     .argument('<suite>')
     .action(async (file: string) => {
+      const { loadSuite, SuiteError } = await import('./suite.ts');
       try {
         const s = await loadSuite(file);
         const sw = s.sweep;
@@ -237,7 +237,7 @@ export function buildProgram(): Command {
       const s = await labUp(o.name, { log });
       process.stdout.write(`lab ${s.name} is up: target ${s.targetAddress} (namespace ${s.targetNs}), services ${Object.entries(s.services).map(([k, v]) => `${k}:${v.port}`).join(' ')}\n`);
       if (o.vm) {
-        const vm = await vmUp(s, { memoryMB: Number(o.vmMemory), log });
+        const vm = await (await import('./lab/vm.ts')).vmUp(s, { memoryMB: Number(o.vmMemory), log });
         process.stdout.write(`VM is up: ${vm.address} (booted in ${(vm.bootMs / 1000).toFixed(1)} s), services ${Object.entries(vm.ports).map(([k, p]) => `${k}:${p}`).join(' ')}\n`);
       }
     });
@@ -275,7 +275,7 @@ export function buildProgram(): Command {
         program.setOptionValue('exitCode', code);
         return;
       }
-      await vmUp(lab, { log });
+      await (await import('./lab/vm.ts')).vmUp(lab, { log });
       const dirs: string[] = [];
       for (const s of ['suites/vm-live.yaml', 'suites/vm-quick.yaml']) {
         const out = defaultOutDir(basename(s, '.yaml'));
@@ -291,7 +291,9 @@ export function buildProgram(): Command {
   program
     .command('kinds')
     .description('list the probe and injector kinds')
-    .action(() => {
+    .action(async () => {
+      const { probes } = await import('../probes/index.ts');
+      const { injectors } = await import('../injectors/index.ts');
       process.stdout.write('probes:\n' + probes.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');
       process.stdout.write('injectors:\n' + injectors.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');
     });

@@ -32,7 +32,9 @@ import { createPlanner, type PlannedTrial, type Sweep } from './search.ts';
 import { VERSION } from './version.ts';
 import { installCrashGuards, probeScope } from './containment.ts';
 
-export const EXIT = { ok: 0, expectationFailed: 1, badInput: 2, interrupted: 130 } as const;
+import { EXIT } from './exit-codes.ts';
+
+export { EXIT };
 
 export interface RunOptions {
   outDir: string;
