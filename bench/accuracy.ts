@@ -16,14 +16,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createClock } from '../src/clock.ts';
-import { labUp, labDown } from '../src/lab/lab.ts';
+import { labDown } from '../src/lab/lab.ts';
 import { runSuite } from '../src/runner.ts';
 import { validateSuite } from '../src/suite.ts';
 import { foldEvents } from '../src/event-log.ts';
 import { analyze, median } from '../src/analysis.ts';
 import { writeReports } from '../src/reporters/index.ts';
 import type { BlackoutEvent } from '../src/events.ts';
-import { stats, machine, saveResult, f1, benchLab, load, runs, spread, fs1, ratio, baseline } from './common.ts';
+import { stats, machine, saveResult, f1, benchLab, benchLabUp, load, runs, spread, fs1, ratio, baseline } from './common.ts';
 
 const TICK = 100; // clock ticks per second (USER_HZ) for /proc/PID/stat
 
@@ -213,7 +213,7 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
   const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   const lengths = Array.from({ length: n }, () => Math.round(300 + rnd() * 4700));
   try {
-    const state = await labUp(lab);
+    const state = await benchLabUp(lab);
     for (let i = 0; i < runs(); i++) {
       const r = await once(lab, state.targetAddress, lengths, (l) => process.stdout.write(`  [${i + 1}] ${l}\n`));
       r.cost = await cost(lab);

@@ -2,6 +2,7 @@
 import { cpus, totalmem, release, loadavg } from 'node:os';
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { labUp, labDown, type LabState } from '../src/lab/lab.ts';
 
 export const BENCH_DIR = new URL('.', import.meta.url).pathname;
 export const RESULTS_DIR = join(BENCH_DIR, 'results');
@@ -108,4 +109,21 @@ export function ratio(a: number, b: number): string {
 export function baseline(): Record<string, number> {
   const p = join(BENCH_DIR, 'baseline.json');
   return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as { figures: Record<string, number> }).figures : {};
+}
+
+/**
+ * labUp, tried up to three times: on a loaded machine a lab server can take
+ * longer than the lab's start-up wait to answer (a failed attempt leaves
+ * nothing behind: labUp cleans up after itself, and labDown makes sure).
+ */
+export async function benchLabUp(name: string): Promise<LabState> {
+  for (let i = 1; ; i++) {
+    try {
+      return await labUp(name);
+    } catch (e) {
+      if (i >= 3) throw e;
+      process.stdout.write(`  lab ${name} did not come up (${(e as Error).message}); again\n`);
+      await labDown(name).catch(() => {});
+    }
+  }
 }
