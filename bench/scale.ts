@@ -1,6 +1,7 @@
 /**
  * Session scale: 500 and 2 000 concurrent tcp sessions (100 ms) plus 50
- * postgres sessions (200 ms, when that probe is registered) through one 5 s
+ * postgres sessions (200 ms, when that probe is registered; 30 s to connect:
+ * 50 connection start-ups at once on a loaded 2-core machine) through one 5 s
  * cut: harness CPU and RSS (per session too), how late each request left
  * against its schedule, the main thread's event-loop delay beside it, events
  * written per second, whether every outcome was the right one (stalled) and
@@ -52,7 +53,7 @@ interface Row {
 
 async function once(lab: string, n: number, withPg: boolean): Promise<Row> {
   const probes: unknown[] = Array.from({ length: n }, (_, i) => ({ name: `tcp${i}`, kind: 'tcp', interval: '100ms' }));
-  if (withPg) for (let i = 0; i < 50; i++) probes.push({ name: `pg${i}`, kind: 'postgres', interval: '200ms' });
+  if (withPg) for (let i = 0; i < 50; i++) probes.push({ name: `pg${i}`, kind: 'postgres', interval: '200ms', connectionTimeout: '30s' });
   const suite = validateSuite({
     name: `bench scale ${n}`,
     target: { lab },

@@ -5,7 +5,7 @@
  * notable event. After each trial: the per-probe outcomes.
  */
 import pc from 'picocolors';
-import { analyze } from './analysis.ts';
+import { AnalysisBuilder } from './analysis.ts';
 import type { BlackoutEvent, EventOf } from './events.ts';
 import { formatMs } from './clock.ts';
 
@@ -19,7 +19,8 @@ interface Row {
 
 export class LiveView {
   private runStart: EventOf<'run-start'> | null = null;
-  private trialEvents: BlackoutEvent[] = [];
+  /** the current trial, folded as its events come (at a 1 ms probe interval a trial has tens of thousands: none is kept) */
+  private trialFold: AnalysisBuilder | null = null;
   private rows = new Map<string, Row>();
   private trial: EventOf<'trial-start'> | null = null;
   private cut: EventOf<'cut'> | null = null;
@@ -100,29 +101,30 @@ export class LiveView {
       case 'trial-start':
         this.trial = e;
         this.cut = null;
-        this.trialEvents = [e];
+        this.trialFold = new AnalysisBuilder();
+        if (this.runStart) this.trialFold.add(this.runStart);
+        this.trialFold.add(e);
         this.rows.clear();
         for (const p of this.runStart?.probes ?? []) this.rows.set(p.name, { kind: p.kind, lastOk: null, latency: null, lost: null, error: null });
         this.print(pc.bold(`trial ${e.trial + 1}${this.totalTrials ? `/${this.totalTrials}` : ''}: ${formatMs(e.requestedMs)} blackout`));
         break;
       case 'phase':
         this.phase = e.phase;
-        this.trialEvents.push(e);
+        this.trialFold?.add(e);
         break;
       case 'cut':
         this.cut = e;
-        this.trialEvents.push(e);
+        this.trialFold?.add(e);
         this.print(pc.red(`  cut at ${(e.t / 1000).toFixed(3)} s (took ${(e.t - e.before).toFixed(1)} ms; the kernel restores by itself at +${formatMs(e.deadline - e.t)})`));
         break;
       case 'restore':
-        this.trialEvents.push(e);
+        this.trialFold?.add(e);
         this.print(pc.green(`  restored after ${formatMs(e.t - (this.cut?.t ?? e.t))} (${e.reason})`));
         break;
       case 'trial-end': {
-        this.trialEvents.push(e);
-        if (this.runStart) {
-          const a = analyze([this.runStart, ...this.trialEvents]);
-          const t = a.trials[0];
+        this.trialFold?.add(e);
+        if (this.runStart && this.trialFold) {
+          const t = this.trialFold.trial(e.trial);
           for (const [name, r] of Object.entries(t?.probes ?? {})) {
             const color = r.outcome === 'transparent' ? pc.green : r.outcome === 'stalled' ? pc.yellow : r.outcome === 'unknown' ? pc.dim : pc.red;
             // the reason goes last and is cut to the terminal's width, so each probe stays one line
@@ -132,6 +134,7 @@ export class LiveView {
           }
         }
         this.trial = null;
+        this.trialFold = null;
         break;
       }
       case 'run-end':
@@ -139,7 +142,7 @@ export class LiveView {
         break;
       default:
         if ('probe' in e && typeof e.probe === 'string' && 'trial' in e) {
-          this.trialEvents.push(e);
+          this.trialFold?.add(e);
           const r = this.rows.get(e.probe);
           if (!r) break;
           if (e.type === 'sample') {
