@@ -1,114 +1,282 @@
 /**
- * Outage accuracy: 20 cuts of random lengths (0.3–5 s) on the lab; the icmp
- * probe at 10 ms and fping at the same period (`fping -l -p 10 -D`) watch the
- * same target at the same time; each one's outage against the injector's
- * window. Also the tcp probe's detection edge: cut → first missed interval.
+ * Outage accuracy: 20 cuts of random lengths (0.3–5 s) on the lab, watched at
+ * the same time by the icmp probe at 10 ms and at 1 ms, fping at 10 ms
+ * (`fping -l -p 10 -D`, which sends no faster on this machine) and the tcp
+ * probe at 10 ms: each one's outage against the injector's window, on the
+ * same cuts. The icmp figures are given twice, by the analysis's send-time
+ * bracket and by the former estimate (longest gap between replies minus one
+ * period), computed from the same events. Then the 1 ms probe alone for a
+ * while: its CPU cost (ping and the harness) and the events it writes, and how
+ * long the reports of a log at that rate take. Repeated BENCH_RUNS times.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { createClock } from '../src/core/clock.ts';
-import { labUp, labDown } from '../src/lab/lab.ts';
+import { labDown } from '../src/lab/lab.ts';
 import { runSuite } from '../src/run/runner.ts';
 import { validateSuite } from '../src/run/suite.ts';
-import { readEvents } from '../src/core/event-log.ts';
+import { foldEvents } from '../src/core/event-log.ts';
 import { analyze, median } from '../src/analysis/analysis.ts';
-import { stats, machine, saveResult, f1 } from './common.ts';
+import { writeReports } from '../src/reporters/index.ts';
+import type { BlackoutEvent } from '../src/core/events.ts';
+import { stats, machine, saveResult, f1, benchLab, benchLabUp, load, runs, spread, fs1, ratio, baseline } from './common.ts';
 
-export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
-  const n = opts.cuts ?? 20;
-  const lab = await labUp('bench-acc');
+const TICK = 100; // clock ticks per second (USER_HZ) for /proc/PID/stat
+
+/** CPU seconds used so far by this process's child `ping`s, by the interval they were given */
+function pingCpu(into: Map<number, { arg: string; secs: number }>): void {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (!stat.includes('(ping)') || Number(f[1]) !== process.pid) continue;
+      const args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      const arg = args[args.indexOf('-i') + 1] ?? '?';
+      into.set(Number(d), { arg, secs: (Number(f[11]) + Number(f[12])) / TICK });
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}
+
+interface Row {
+  trial: number;
+  injectedMs: number;
+  injectWindowMs: number;
+  ping10: number | null;
+  ping10Gap: number | null;
+  ping1: number | null;
+  ping1Gap: number | null;
+  fping: number;
+  ping10IntervalMs: number;
+  ping1IntervalMs: number;
+  tcpDetectedAfterMs: number | null;
+  tcpOutcome: string;
+}
+
+/** The former estimate from the same events: longest gap between replies across the window, minus the median gap before it. */
+function gapEstimate(samples: number[], cutAt: number, restoredAt: number): number | null {
+  let worst = 0;
+  const before: number[] = [];
+  let after = false;
+  for (let i = 1; i < samples.length; i++) {
+    const a = samples[i - 1]!;
+    const b = samples[i]!;
+    if (b <= cutAt) before.push(b - a);
+    if (b > cutAt && a < restoredAt) worst = Math.max(worst, b - a);
+    if (b > restoredAt) after = true;
+  }
+  if (!after) return null;
+  return Math.max(0, worst - (median(before.slice(-256)) ?? 0));
+}
+
+async function once(lab: string, address: string, lengths: number[], log: (l: string) => void): Promise<{ rows: Row[]; fpingPeriod: number; wallS: number; cost: Record<string, number> }> {
+  const suite = validateSuite({
+    name: 'bench accuracy',
+    target: { lab },
+    probes: [
+      { name: 'ping10', kind: 'icmp', interval: '10ms' },
+      { name: 'ping1', kind: 'icmp', interval: '1ms' },
+      { name: 'tcp', kind: 'tcp', interval: '10ms' },
+    ],
+    injector: { kind: 'cable-pull' },
+    blackouts: lengths,
+    warmup: '700ms',
+    recovery: '8s',
+    cooldown: '300ms',
+  });
+  const clock = createClock();
+  const fpingReplies: number[] = [];
+  const fping = spawn('fping', ['-l', '-p', '10', '-D', address], { stdio: ['ignore', 'pipe', 'pipe'] });
+  createInterface({ input: fping.stdout }).on('line', (line) => {
+    const m = /^\[(\d+\.\d+)\] \S+ : \[\d+\], \d+ bytes/.exec(line);
+    if (m) fpingReplies.push(clock.fromWallMs(Number(m[1]) * 1000));
+  });
+  const out = mkdtempSync(join(tmpdir(), 'bench-acc-'));
   try {
-    // a fixed seed: the same lengths on every run, comparable across machines
-    let seed = 42;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const lengths = Array.from({ length: n }, () => Math.round(300 + rnd() * 4700));
-    const suite = validateSuite({
-      name: 'bench accuracy',
-      target: { lab: 'bench-acc' },
-      probes: [
-        { name: 'ping', kind: 'icmp', interval: '10ms' },
-        { name: 'tcp', kind: 'tcp', interval: '10ms' },
-      ],
-      injector: { kind: 'cable-pull' },
-      blackouts: lengths,
-      warmup: '700ms',
-      recovery: '8s',
-      cooldown: '300ms',
-    });
-    const clock = createClock();
-    const fpingReplies: number[] = [];
-    const fping = spawn('fping', ['-l', '-p', '10', '-D', lab.targetAddress], { stdio: ['ignore', 'pipe', 'pipe'] });
-    createInterface({ input: fping.stdout }).on('line', (line) => {
-      const m = /^\[(\d+\.\d+)\] \S+ : \[\d+\], \d+ bytes/.exec(line);
-      if (m) fpingReplies.push(clock.fromWallMs(Number(m[1]) * 1000));
-    });
-    const out = mkdtempSync(join(tmpdir(), 'bench-acc-'));
     const started = Date.now();
-    await runSuite(suite, { outDir: out, clock, log: (l) => process.stdout.write(`  ${l}\n`) });
+    await runSuite(suite, { outDir: out, clock, log });
     fping.kill('SIGINT');
-    const a = analyze(readEvents(join(out, 'events.jsonl')).events);
+    const events: BlackoutEvent[] = [];
+    foldEvents(join(out, 'events.jsonl'), (e) => events.push(e));
+    const a = analyze(events);
+    const samples: Record<string, number[]> = { ping10: [], ping1: [] };
     const gaps: number[] = [];
     for (let i = 1; i < fpingReplies.length; i++) gaps.push(fpingReplies[i]! - fpingReplies[i - 1]!);
     const fpingPeriod = median(gaps.filter((g) => g < 100)) ?? 10;
-    const rows = a.trials.flatMap((t) => {
-      if (!t.injected) return [];
+    const rows: Row[] = [];
+    for (const t of a.trials) {
+      if (!t.injected) continue;
       const { cutAt, restoredAt, durationMs } = t.injected;
+      samples.ping10 = [];
+      samples.ping1 = [];
+      for (const e of events) if (e.type === 'sample' && e.trial === t.index && (e.probe === 'ping10' || e.probe === 'ping1')) samples[e.probe]!.push(e.t);
       let worst = 0;
       for (let i = 1; i < fpingReplies.length; i++) {
         const from = fpingReplies[i - 1]!;
         const to = fpingReplies[i]!;
         if (to > cutAt && from < restoredAt) worst = Math.max(worst, to - from);
       }
-      const ping = t.probes.ping!;
-      return [{
+      const err = (v: number | null | undefined) => (v === null || v === undefined ? null : v - durationMs);
+      rows.push({
         trial: t.index,
-        requestedMs: t.requestedMs,
         injectedMs: durationMs,
         injectWindowMs: (t.injected.cutAt - t.injected.cutBefore) + (t.injected.restoredAt - t.injected.restoreBefore),
-        pingOutageMs: ping.observedOutageMs,
-        pingIntervalMs: ping.effectiveIntervalMs,
-        pingErrorMs: (ping.observedOutageMs ?? NaN) - durationMs,
-        fpingOutageMs: worst - fpingPeriod,
-        fpingErrorMs: worst - fpingPeriod - durationMs,
+        ping10: err(t.probes.ping10!.observedOutageMs),
+        ping10Gap: err(gapEstimate(samples.ping10!, cutAt, restoredAt)),
+        ping1: err(t.probes.ping1!.observedOutageMs),
+        ping1Gap: err(gapEstimate(samples.ping1!, cutAt, restoredAt)),
+        fping: worst - fpingPeriod - durationMs,
+        ping10IntervalMs: t.probes.ping10!.effectiveIntervalMs,
+        ping1IntervalMs: t.probes.ping1!.effectiveIntervalMs,
         tcpDetectedAfterMs: t.probes.tcp!.detectedAfterMs,
         tcpOutcome: t.probes.tcp!.outcome,
-      }];
-    });
-    const pe = stats(rows.map((r) => Math.abs(r.pingErrorMs)));
-    const fe = stats(rows.map((r) => Math.abs(r.fpingErrorMs)));
-    const pm = stats(rows.map((r) => r.pingErrorMs));
-    const fm = stats(rows.map((r) => r.fpingErrorMs));
-    const det = stats(rows.map((r) => r.tcpDetectedAfterMs ?? NaN).filter(Number.isFinite));
-    const win = stats(rows.map((r) => r.injectWindowMs));
-    saveResult({
-      name: 'accuracy',
-      title: `Outage accuracy: ${rows.length} cuts of 0.3–5 s, icmp probe vs fping at 10 ms`,
-      date: new Date().toISOString(),
-      machine: machine(),
-      table: [
-        '| measure | mean | p95 | max |',
-        '|---|---|---|---|',
-        `| blackout icmp probe: \\|outage − injected\\| (ms) | ${f1(pe.mean)} | ${f1(pe.p95)} | ${f1(pe.max)} |`,
-        `| fping -l -p 10: \\|outage − injected\\| (ms) | ${f1(fe.mean)} | ${f1(fe.p95)} | ${f1(fe.max)} |`,
-        `| blackout icmp probe: signed error (ms) | ${f1(pm.mean)} | ${f1(pm.p95)} | ${f1(pm.max)} |`,
-        `| fping: signed error (ms) | ${f1(fm.mean)} | ${f1(fm.p95)} | ${f1(fm.max)} |`,
-        `| tcp probe (10 ms): cut → first missed interval (ms) | ${f1(det.mean)} | ${f1(det.p95)} | ${f1(det.max)} |`,
-        `| injector: width of [before, t] of cut + restore (ms) | ${f1(win.mean)} | ${f1(win.p95)} | ${f1(win.max)} |`,
-      ],
-      goals: [
-        { goal: 'icmp probe p95 error ≤ 10 ms', met: pe.p95 <= 10, figure: `p95 ${f1(pe.p95)} ms` },
-        { goal: 'never worse than fping (p95)', met: pe.p95 <= fe.p95 + 0.05, figure: `${f1(pe.p95)} ms vs fping ${f1(fe.p95)} ms` },
-      ],
-      notes: [
-        `ping's effective interval: ${f1(median(rows.map((r) => r.pingIntervalMs)) ?? NaN)} ms (asked 10 ms; HZ=250 rounds it up), fping's: ${f1(fpingPeriod)} ms. Both are quantised by their send period: the error of one outage is bounded by one period.`,
-        `Wall time ${((Date.now() - started) / 1000).toFixed(0)} s. Every tcp outcome: ${[...new Set(rows.map((r) => r.tcpOutcome))].join(', ')}.`,
-      ],
-      raw: { lengths, rows, fpingPeriod },
-    });
+      });
+    }
+    return { rows, fpingPeriod, wallS: (Date.now() - started) / 1000, cost: {} };
   } finally {
-    await labDown('bench-acc');
+    if (fping.exitCode === null) fping.kill('SIGKILL');
+    rmSync(out, { recursive: true, force: true });
   }
 }
+
+/**
+ * The 1 ms probe alone through one short cut: ping's CPU and the harness's
+ * (which parses ~1 000 lines/s and writes as many events), the events per
+ * second and bytes per event, and the reports of that log (its charts draw
+ * steady spans, not each sample).
+ */
+async function cost(lab: string): Promise<Record<string, number>> {
+  const suite = validateSuite({
+    name: 'bench icmp 1 ms cost',
+    target: { lab },
+    probes: [{ name: 'ping1', kind: 'icmp', interval: '1ms' }],
+    injector: { kind: 'cable-pull' },
+    blackouts: ['1s'],
+    warmup: '6s',
+    recovery: '3s',
+  });
+  const out = mkdtempSync(join(tmpdir(), 'bench-acc-cost-'));
+  const pings = new Map<number, { arg: string; secs: number }>();
+  const poll = setInterval(() => pingCpu(pings), 250);
+  try {
+    const clock = createClock();
+    const cpu0 = process.cpuUsage();
+    const t0 = clock.now();
+    await runSuite(suite, { outDir: out, clock });
+    const wall = clock.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    clearInterval(poll);
+    let samples = 0;
+    let first = Infinity;
+    let last = -Infinity;
+    foldEvents(join(out, 'events.jsonl'), (e) => {
+      if (e.type === 'sample') {
+        samples++;
+        first = Math.min(first, e.t);
+        last = Math.max(last, e.t);
+      }
+    });
+    const bytes = statSync(join(out, 'events.jsonl')).size;
+    const r0 = performance.now();
+    await writeReports(out);
+    const reportMs = performance.now() - r0;
+    const pingSecs = [...pings.values()].reduce((s, p) => s + p.secs, 0);
+    return {
+      // the ping process's CPU over the time it ran (≈ the sampling span), % of one core
+      pingCpuPct: (pingSecs / ((last - first) / 1000)) * 100,
+      harnessCpuPct: ((cpu.user + cpu.system) / 1000 / wall) * 100,
+      samplesPerSec: samples / ((last - first) / 1000),
+      bytesPerEvent: bytes / samples,
+      reportMs,
+      reportSamples: samples,
+    };
+  } finally {
+    clearInterval(poll);
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
+  const n = opts.cuts ?? (Number(process.env.BENCH_CUTS) || 20);
+  const lab = benchLab('bench-acc');
+  const loadBefore = load();
+  const started = Date.now();
+  const perRun: Array<{ rows: Row[]; fpingPeriod: number; wallS: number; cost: Record<string, number> }> = [];
+  // a fixed seed: the same lengths on every run, comparable across machines
+  let seed = 42;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const lengths = Array.from({ length: n }, () => Math.round(300 + rnd() * 4700));
+  try {
+    const state = await benchLabUp(lab);
+    for (let i = 0; i < runs(); i++) {
+      const r = await once(lab, state.targetAddress, lengths, (l) => process.stdout.write(`  [${i + 1}] ${l}\n`));
+      r.cost = await cost(lab);
+      perRun.push(r);
+      const p95 = (k: keyof Row) => stats(r.rows.map((x) => Math.abs(Number(x[k] ?? NaN))).filter(Number.isFinite)).p95;
+      process.stdout.write(`  run ${i + 1}: p95 |error| ping10 ${f1(p95('ping10'))} ms, fping ${f1(p95('fping'))} ms, ping1 ${f1(p95('ping1'))} ms; ping1 cpu ${f1(r.cost.pingCpuPct!)} % + harness ${f1(r.cost.harnessCpuPct!)} %\n`);
+    }
+  } finally {
+    await labDown(lab);
+  }
+  // per run: p95 / mean of |error| for each watcher; then the median of the runs, with min and max
+  const per = (k: keyof Row, f: 'p95' | 'mean' | 'max') => spread(perRun.map((r) => stats(r.rows.map((x) => Math.abs(Number(x[k] ?? NaN))).filter(Number.isFinite))[f]));
+  const signed = (k: keyof Row) => spread(perRun.map((r) => stats(r.rows.map((x) => Number(x[k] ?? NaN)).filter(Number.isFinite)).mean));
+  const base = baseline();
+  const p10 = per('ping10', 'p95');
+  const pf = per('fping', 'p95');
+  const p1 = per('ping1', 'p95');
+  const row = (label: string, k: keyof Row, vsFping: boolean, baseKey?: string) => {
+    const p = per(k, 'p95');
+    return `| ${label} | ${fs1(per(k, 'mean'))} | ${fs1(p)} | ${fs1(per(k, 'max'))} | ${fs1(signed(k))} | ${vsFping ? ratio(p.median, pf.median) : ''} | ${baseKey && base[baseKey] ? `${base[baseKey]} → ${ratio(p.median, base[baseKey]!)}` : ''} |`;
+  };
+  const cst = (k: string) => spread(perRun.map((r) => r.cost[k] ?? NaN));
+  const det = spread(perRun.map((r) => stats(r.rows.map((x) => x.tcpDetectedAfterMs ?? NaN).filter(Number.isFinite)).p95));
+  const win = spread(perRun.map((r) => stats(r.rows.map((x) => x.injectWindowMs)).p95));
+  const ivl = (k: 'ping10IntervalMs' | 'ping1IntervalMs') => spread(perRun.map((r) => median(r.rows.map((x) => x[k])) ?? NaN));
+  const fpPeriod = spread(perRun.map((r) => r.fpingPeriod));
+  const cuts = perRun[0]?.rows.length ?? 0;
+  saveResult({
+    name: 'accuracy',
+    title: `Outage accuracy: ${cuts} cuts of 0.3–5 s, icmp probe at 10 ms and 1 ms vs fping at 10 ms, on the same cuts`,
+    date: new Date().toISOString(),
+    machine: machine(),
+    load: `${loadBefore} at the start, ${load()} at the end`,
+    table: [
+      `| \\|outage − injected\\| (ms), median of ${perRun.length} runs (min–max) | mean | p95 | max | signed mean | p95 vs fping | p95 before → ratio |`,
+      '|---|---|---|---|---|---|---|',
+      row('icmp probe, 10 ms: send-time bracket (the analysis)', 'ping10', true, 'accuracy.ping10.p95'),
+      row('icmp probe, 10 ms: gap − period (former estimate, same events)', 'ping10Gap', true),
+      row('fping -l -p 10', 'fping', false, 'accuracy.fping.p95'),
+      row('icmp probe, 1 ms: send-time bracket (the analysis)', 'ping1', true),
+      row('icmp probe, 1 ms: gap − period (former estimate, same events)', 'ping1Gap', true),
+      '',
+      '| icmp probe at 1 ms, alone | median (min–max) |',
+      '|---|---|',
+      `| effective interval (ms): 10 ms probe / 1 ms probe / fping | ${fs1(ivl('ping10IntervalMs'), 2)} / ${fs1(ivl('ping1IntervalMs'), 2)} / ${fs1(fpPeriod, 2)} |`,
+      `| ping process CPU (% of one core) | ${fs1(cst('pingCpuPct'))} |`,
+      `| harness CPU while it runs alone (% of one core) | ${fs1(cst('harnessCpuPct'))} |`,
+      `| events written per second | ${fs1(cst('samplesPerSec'), 0)} |`,
+      `| bytes of events.jsonl per sample | ${fs1(cst('bytesPerEvent'), 0)} |`,
+      `| every report of that log (${fs1(cst('reportSamples'), 0)} samples), ms | ${fs1(cst('reportMs'), 0)} |`,
+      `| tcp probe (10 ms): cut → first missed interval, p95 (ms) | ${fs1(det)} |`,
+      `| injector: width of [before, t] of cut + restore, p95 (ms) | ${fs1(win)} |`,
+    ],
+    goals: [
+      { goal: 'icmp probe at 10 ms: p95 error ≤ 10 ms', met: p10.median <= 10, figure: `p95 ${fs1(p10)} ms` },
+      { goal: 'icmp probe at 10 ms never worse than fping at the same rate (p95, median of runs)', met: p10.median <= pf.median + 0.05, figure: `${f1(p10.median)} ms vs fping ${f1(pf.median)} ms (${ratio(p10.median, pf.median)})` },
+      { goal: 'icmp probe at 1 ms: p95 |outage − injected| ≤ 2 ms', met: p1.median <= 2, figure: `p95 ${fs1(p1)} ms over ${cuts} cuts (${ratio(p1.median, pf.median)} fping's)` },
+    ],
+    notes: [
+      'Send-time bracket: each reply\'s send time is its receive time minus its round trip; the outage lies between the last answered request before the cut and the first answered one after the restore (ping -O: lost requests still advance the sequence), less half the send period at each edge (the period before the last answered request, the one after the first). Its error is within one send period, the round trip and receive-side delays drop out, and so does the pace ping keeps while nothing comes back. ping runs at real-time priority below 10 ms (chrt -f 10) and the injector\'s nft thread too, so a loaded machine does not stretch their periods or timestamps; the 10 ms probe and fping run at normal priority.',
+      `Every tcp outcome: ${[...new Set(perRun.flatMap((r) => r.rows.map((x) => x.tcpOutcome)))].join(', ')}. Wall time ${((Date.now() - started) / 1000).toFixed(0)} s for ${perRun.length} run(s).`,
+    ],
+    raw: { lengths, runs: perRun },
+  });
+}
+

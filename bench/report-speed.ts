@@ -2,11 +2,11 @@
  * Report speed: a synthetic event log of 1 M events (a long run with many
  * probes); analysis plus every reporter, wall time and peak memory.
  */
-import { mkdtempSync, openSync, writeSync, closeSync, statSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, openSync, writeSync, closeSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { machine, saveResult, f1 } from './common.ts';
+import { machine, saveResult, f1, load, runs, spread, fs1, ratio, baseline } from './common.ts';
 
 export function writeSyntheticLog(path: string, target: number): number {
   const fd = openSync(path, 'w');
@@ -46,37 +46,91 @@ export function writeSyntheticLog(path: string, target: number): number {
   return count;
 }
 
-/** Builds every report of a synthetic log of `n` events in a separate process (its peak RSS is the report's alone). */
-function measure(n: number): { count: number; size: number; secs: number; kb: number; ok: boolean; stderr: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-report-'));
-  const count = writeSyntheticLog(join(dir, 'events.jsonl'), n);
-  const size = statSync(join(dir, 'events.jsonl')).size;
+/** Builds every report of a synthetic log (`blackout report DIR`, a fresh process: its peak RSS is the report's alone). */
+function measure(dir: string): { secs: number; cpuSecs: number; kb: number; ok: boolean; stderr: string } {
+  rmSync(join(dir, 'allure-results'), { recursive: true, force: true });
   const bin = new URL('../bin/blackout.mjs', import.meta.url).pathname;
-  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', process.execPath, bin, 'report', dir], { encoding: 'utf8' });
-  const [secs, kb] = (r.stderr.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
-  return { count, size, secs: secs ?? NaN, kb: kb ?? NaN, ok: r.status === 0, stderr: r.stderr.slice(-1000) };
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', process.execPath, bin, 'report', dir], { encoding: 'utf8' });
+  const [secs, kb, user, sys] = (r.stderr.trim().split('\n').at(-1) ?? '').split(' ').map(Number);
+  return { secs: secs ?? NaN, cpuSecs: (user ?? NaN) + (sys ?? NaN), kb: kb ?? NaN, ok: r.status === 0, stderr: r.stderr.slice(-1000) };
+}
+
+function phases(dir: string): Array<{ phase: string; wallMs: number; cpuMs: number }> {
+  rmSync(join(dir, 'allure-results'), { recursive: true, force: true });
+  const script = new URL('./report-phases.ts', import.meta.url).pathname;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script, dir], { encoding: 'utf8' });
+  try {
+    return (JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as { phases: Array<{ phase: string; wallMs: number; cpuMs: number }> }).phases;
+  } catch {
+    return [];
+  }
 }
 
 export async function reportSpeed(): Promise<void> {
-  // a quarter-size log beside the full one: memory that does not grow with the log stays flat between them
-  const small = measure(250_000);
-  const big = measure(1_000_000);
-  const row = (m: typeof big) => `| ${m.count} | ${f1(m.size / 2 ** 20)} MiB | ${f1(m.secs)} | ${f1(m.kb / 1024)} | ${m.ok ? 0 : 'failed'} |`;
-  const growth = big.kb / small.kb;
-  saveResult({
-    name: 'report-speed',
-    title: 'Report speed: analysis + every reporter (summary, JUnit, Markdown, HTML, Allure results) on synthetic logs',
-    date: new Date().toISOString(),
-    machine: machine(),
-    table: ['| events | log size | wall time (s) | peak RSS (MiB) | exit |', '|---|---|---|---|---|', row(small), row(big)],
-    goals: [
-      { goal: '≤ 3 s for analysis + every reporter on 1 M events', met: big.ok && big.secs <= 3, figure: `${f1(big.secs)} s` },
-      { goal: 'memory does not grow with the log (streamed)', met: big.ok && growth < 1.5, figure: `${f1(small.kb / 1024)} MiB at ${small.count} events, ${f1(big.kb / 1024)} MiB at ${big.count} (×${growth.toFixed(2)} for ×4 the log)` },
-    ],
-    notes: [
-      'The 1 M-event log is 50 probes × ~300 trials: besides the analysis (one JSON.parse per line, a fold into per-trial accumulators) the reporters write ~15 000 Allure results, one file per probe per trial; Node and the TypeScript loader take ~0.7 s to start.',
-      ...(big.ok ? [] : [`blackout report failed: ${big.stderr}`]),
-    ],
-    raw: { small, big },
-  });
+  const loadBefore = load();
+  const root = mkdtempSync(join(tmpdir(), 'bench-report-'));
+  try {
+    // a quarter-size log beside the full one: memory that does not grow with the log stays flat between them
+    const logs = [250_000, 1_000_000].map((n) => {
+      const dir = join(root, String(n));
+      mkdirSync(dir);
+      const count = writeSyntheticLog(join(dir, 'events.jsonl'), n);
+      return { n, dir, count, size: statSync(join(dir, 'events.jsonl')).size };
+    });
+    // the sizes interleaved, run after run: a change in the machine's load falls on both alike
+    const all = logs.map(() => [] as ReturnType<typeof measure>[]);
+    for (let r = 0; r < runs(); r++) {
+      for (const [i, l] of logs.entries()) {
+        const m = measure(l.dir);
+        all[i]!.push(m);
+        process.stdout.write(`  [${r + 1}] ${l.count} events: ${f1(m.secs)} s wall, ${f1(m.cpuSecs)} s CPU, ${f1(m.kb / 1024)} MiB${m.ok ? '' : ' FAILED'}\n`);
+      }
+    }
+    const ph = phases(logs[1]!.dir);
+    const base = baseline();
+    const [small, big] = all.map((ms) => ({
+      secs: spread(ms.map((m) => m.secs)),
+      cpu: spread(ms.map((m) => m.cpuSecs)),
+      mib: spread(ms.map((m) => m.kb / 1024)),
+      ok: ms.every((m) => m.ok),
+      stderr: ms.find((m) => !m.ok)?.stderr ?? '',
+    }));
+    const key = (i: number) => (i === 0 ? '250k' : '1M');
+    const row = (i: number) => {
+      const l = logs[i]!;
+      const m = i === 0 ? small! : big!;
+      const b = base[`report.${key(i)}.secs`];
+      const bm = base[`report.${key(i)}.rssMiB`];
+      return `| ${l.count} | ${f1(l.size / 2 ** 20)} MiB | ${fs1(m.secs)} | ${b ? `${b} → ${ratio(m.secs.median, b)}` : '–'} | ${fs1(m.cpu)} | ${fs1(m.mib)} | ${bm ? `${bm} → ${ratio(m.mib.median, bm)}` : '–'} | ${m.ok ? 0 : 'failed'} |`;
+    };
+    const growth = big!.mib.median / small!.mib.median;
+    saveResult({
+      name: 'report-speed',
+      title: 'Report speed: analysis + every reporter (summary, JUnit, Markdown, HTML, Allure results) on synthetic logs',
+      date: new Date().toISOString(),
+      machine: machine(),
+      load: `${loadBefore} at the start, ${load()} at the end`,
+      table: [
+        `| events | log size | wall time (s), median of ${runs()} (min–max) | wall before → ratio | CPU time, user + system (s) | peak RSS (MiB) | RSS before → ratio | exit |`,
+        '|---|---|---|---|---|---|---|---|',
+        row(0),
+        row(1),
+        '',
+        `| where the time goes, 1 M events (one run, in one process) | wall ms | CPU ms |`,
+        '|---|---|---|',
+        ...ph.map((p) => `| ${p.phase} | ${p.wallMs.toFixed(0)} | ${p.cpuMs.toFixed(0)} |`),
+      ],
+      goals: [
+        { goal: '≤ 3 s for analysis + every reporter on 1 M events', met: big!.ok && big!.secs.median <= 3, figure: `${fs1(big!.secs)} s wall (${fs1(big!.cpu)} s CPU)` },
+        { goal: 'memory does not grow with the log (within 20 % at 250 k and 1 M events)', met: big!.ok && growth <= 1.2, figure: `${f1(small!.mib.median)} MiB at ${logs[0]!.count} events, ${f1(big!.mib.median)} MiB at ${logs[1]!.count} (×${growth.toFixed(2)} for ×4 the log)` },
+      ],
+      notes: [
+        'The 1 M-event log is 50 probes × ~300 trials: besides the analysis (one JSON.parse per line, a hand check of each sample, zod for every other event, a fold into per-trial accumulators) the reporters write ~15 000 Allure results, one file per probe per trial (Allure\'s format), 32 at a time in libuv\'s thread pool while the other reporters render. The CLI loads the runner, the probes and their client libraries only for the commands that run suites. Wall time counts the whole `blackout report` process, Node and the TypeScript loader included; CPU time is user + system of that process (its thread pool included), which a loaded machine inflates less than wall time.',
+        ...(big!.ok ? [] : [`blackout report failed: ${big!.stderr}`]),
+      ],
+      raw: { logs: logs.map(({ n, count, size }) => ({ n, count, size })), runs: all, phases: ph },
+    });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }

@@ -1,109 +1,206 @@
 /**
- * Session scale: 100, 250, 500, 1000 concurrent tcp sessions (100 ms) plus 50
- * postgres sessions (when that probe is registered) through one 5 s cut:
- * harness CPU, RSS, sample-schedule jitter, events written per second, and
- * whether every session's outcome was the right one (stalled).
+ * Session scale: 500 and 2 000 concurrent tcp sessions (100 ms) plus 50
+ * postgres sessions (200 ms, when that probe is registered; 30 s to connect:
+ * 50 connection start-ups at once on a loaded 2-core machine) through one 5 s
+ * cut: harness CPU and RSS (per session too), how late each request left
+ * against its schedule, the main thread's event-loop delay beside it, events
+ * written per second, whether every outcome was the right one (stalled) and
+ * whether every event handed to the log was read back from it.
+ *
+ * The lab's servers run at a lower CPU weight than the harness: the harness's
+ * main thread (and the threads and processes it starts after the lab is up)
+ * at nice HARNESS_NICE, the lab's servers at 0. In real use the servers the
+ * sessions talk to are on another machine, while here one Node echo process
+ * answering thousands of round trips a second and 50 PostgreSQL backends share
+ * the harness's 2 cores. (Raising the harness rather than lowering the lab: on
+ * a machine shared with other work a lab at nice 10 is starved outright, and
+ * PostgreSQL's connection start-up times out.)
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createClock } from '../src/core/clock.ts';
-import { labUp, labDown } from '../src/lab/lab.ts';
+import { labDown } from '../src/lab/lab.ts';
 import { runSuite } from '../src/run/runner.ts';
 import { validateSuite } from '../src/run/suite.ts';
-import { readEvents } from '../src/core/event-log.ts';
-import { analyze } from '../src/analysis/analysis.ts';
+import { foldEvents } from '../src/core/event-log.ts';
+import { AnalysisBuilder } from '../src/analysis/analysis.ts';
 import { probeDefinition } from '../src/probes/index.ts';
-import { stats, machine, saveResult, f1 } from './common.ts';
+import type { BlackoutEvent } from '../src/core/events.ts';
+import { stats, machine, saveResult, f1, benchLab, benchLabUp, load, runs, spread, fs1, ratio, baseline } from './common.ts';
+
+export const HARNESS_NICE = -5;
+
+interface Row {
+  tcp: number;
+  pg: number;
+  cpuPct: number;
+  rssMiB: number;
+  rssPerSessionKiB: number;
+  cpuPerSessionPct: number;
+  lateP50: number;
+  lateP99: number;
+  loopDelayP99: number;
+  jitterP99: number;
+  eventsPerSec: number;
+  right: number;
+  total: number;
+  handed: number;
+  read: number;
+}
+
+async function once(lab: string, n: number, withPg: boolean): Promise<Row> {
+  const probes: unknown[] = Array.from({ length: n }, (_, i) => ({ name: `tcp${i}`, kind: 'tcp', interval: '100ms' }));
+  if (withPg) for (let i = 0; i < 50; i++) probes.push({ name: `pg${i}`, kind: 'postgres', interval: '200ms', connectionTimeout: '30s' });
+  const suite = validateSuite({
+    name: `bench scale ${n}`,
+    target: { lab },
+    probes,
+    injector: { kind: 'cable-pull' },
+    blackouts: ['5s'],
+    warmup: '3s',
+    recovery: '20s',
+  });
+  const out = mkdtempSync(join(tmpdir(), 'bench-scale-'));
+  try {
+    const clock = createClock();
+    global.gc?.();
+    const rss0 = process.memoryUsage().rss;
+    let rssMax = 0;
+    const sampler = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 100);
+    // the main thread's event-loop delay (10 ms resolution is the default; 1 ms here), over the steady window only
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    let cutAt = Infinity;
+    let handed = 0;
+    let steadyFrom = Infinity;
+    const cpu0 = process.cpuUsage();
+    const t0 = clock.now();
+    const res = await runSuite(suite, {
+      outDir: out,
+      clock,
+      log: (l) => process.stdout.write(`    ${l}\n`),
+      onEvent: (e) => {
+        handed++;
+        if (e.type === 'phase' && e.phase === 'warmup') {
+          // the steady window: from 1 s into the warm-up (after the connect storm) to the cut
+          steadyFrom = e.t + 1000;
+          setTimeout(() => loop.enable(), 1000);
+        }
+        if (e.type === 'cut') {
+          cutAt = e.t;
+          loop.disable();
+        }
+      },
+    });
+    const wall = clock.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    clearInterval(sampler);
+    if (res.exitCode !== 0) process.stdout.write(`    run ended with ${res.exitCode}: ${res.reason}\n`);
+    const b = new AnalysisBuilder();
+    const late: number[] = [];
+    const jitter: number[] = [];
+    const last = new Map<string, number>();
+    let read = 0;
+    const from = Math.max(steadyFrom, cutAt - 2000);
+    foldEvents(join(out, 'events.jsonl'), (e: BlackoutEvent) => {
+      read++;
+      b.add(e);
+      if (e.type !== 'sample' || e.t >= cutAt || e.t < from) return;
+      if (e.lateMs !== undefined) late.push(e.lateMs);
+      if (!e.probe.startsWith('tcp')) return;
+      const prev = last.get(e.probe);
+      if (prev !== undefined) jitter.push(Math.abs(e.t - prev - 100));
+      last.set(e.probe, e.t);
+    });
+    const a = b.finish();
+    const outcomes = Object.values(a.trials[0]!.probes).map((p) => p.outcome);
+    const sessions = n + (withPg ? 50 : 0);
+    const cpuPct = ((cpu.user + cpu.system) / 1000 / wall) * 100;
+    const l = stats(late);
+    return {
+      tcp: n,
+      pg: withPg ? 50 : 0,
+      cpuPct,
+      rssMiB: rssMax / 2 ** 20,
+      rssPerSessionKiB: (rssMax - rss0) / 1024 / sessions,
+      cpuPerSessionPct: cpuPct / sessions,
+      lateP50: l.p50,
+      lateP99: l.p99,
+      loopDelayP99: loop.percentile(99) / 1e6,
+      jitterP99: stats(jitter).p99,
+      eventsPerSec: read / (wall / 1000),
+      right: outcomes.filter((o) => o === 'stalled').length,
+      total: outcomes.length,
+      handed,
+      read,
+    };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
 
 export async function scale(opts: { sizes?: number[] } = {}): Promise<void> {
-  const sizes = opts.sizes ?? [100, 250, 500, 1000];
+  const sizes = opts.sizes ?? (process.env.BENCH_SCALE_SIZES ? process.env.BENCH_SCALE_SIZES.split(',').map(Number) : [500, 2000]);
   const withPg = probeDefinition('postgres') !== undefined;
-  await labUp('bench-scale');
-  const rows: Array<Record<string, number | string | boolean>> = [];
+  const lab = benchLab('bench-scale');
+  const loadBefore = load();
+  const all: Row[][] = sizes.map(() => []);
+  const prio = getPriority();
   try {
-    for (const n of sizes) {
-      const probes: unknown[] = Array.from({ length: n }, (_, i) => ({ name: `tcp${i}`, kind: 'tcp', interval: '100ms' }));
-      if (withPg) for (let i = 0; i < 50; i++) probes.push({ name: `pg${i}`, kind: 'postgres', interval: '200ms' });
-      const suite = validateSuite({
-        name: `bench scale ${n}`,
-        target: { lab: 'bench-scale' },
-        probes,
-        injector: { kind: 'cable-pull' },
-        blackouts: ['5s'],
-        warmup: '3s',
-        recovery: '20s',
-      });
-      const out = mkdtempSync(join(tmpdir(), 'bench-scale-'));
-      const clock = createClock();
-      let rssMax = 0;
-      const sampler = setInterval(() => (rssMax = Math.max(rssMax, process.memoryUsage().rss)), 100);
-      const cpu0 = process.cpuUsage();
-      const t0 = clock.now();
-      await runSuite(suite, { outDir: out, clock });
-      const wall = clock.now() - t0;
-      const cpu = process.cpuUsage(cpu0);
-      clearInterval(sampler);
-      const { events } = readEvents(join(out, 'events.jsonl'));
-      const a = analyze(events);
-      const trial = a.trials[0]!;
-      // jitter: how far consecutive good samples of one session stray from its interval, before the cut
-      const cutAt = trial.injected!.cutAt;
-      const last = new Map<string, number>();
-      const jitter: number[] = [];
-      // steady state only: the last 2 s before the cut (the first second after hundreds of
-      // sessions open at once is a connect storm, not the schedule)
-      for (const e of events) {
-        if (e.type !== 'sample' || e.t >= cutAt || e.t < cutAt - 2000 || !e.probe.startsWith('tcp')) continue;
-        const prev = last.get(e.probe);
-        if (prev !== undefined) jitter.push(Math.abs(e.t - prev - 100));
-        last.set(e.probe, e.t);
+    await benchLabUp(lab);
+    // after the lab is up: its servers, started by this process, keep nice 0
+    setPriority(HARNESS_NICE);
+    // the sizes interleaved, run after run: a change in the machine's load falls on every size alike
+    for (let r = 0; r < runs(); r++) {
+      for (const [i, n] of sizes.entries()) {
+        const row = await once(lab, n, withPg);
+        all[i]!.push(row);
+        process.stdout.write(`  [${r + 1}] ${n} tcp${withPg ? ' + 50 pg' : ''}: cpu ${f1(row.cpuPct)} %, lateness p99 ${f1(row.lateP99)} ms, loop delay p99 ${f1(row.loopDelayP99)} ms, ${row.right}/${row.total} stalled, events ${row.read}/${row.handed}\n`);
       }
-      const j = stats(jitter);
-      // the harness's own schedule: how late each request went out (SessionLoop's lateMs), same window
-      const late = stats(
-        events.flatMap((e) => (e.type === 'sample' && e.lateMs !== undefined && e.t < cutAt && e.t >= cutAt - 2000 ? [e.lateMs] : [])),
-      );
-      const outcomes = Object.values(trial.probes).map((p) => p.outcome);
-      const right = outcomes.filter((o) => o === 'stalled').length;
-      rows.push({
-        sessions: n + (withPg ? 50 : 0),
-        tcp: n,
-        pg: withPg ? 50 : 0,
-        cpuPct: ((cpu.user + cpu.system) / 1000 / wall) * 100,
-        rssMiB: rssMax / 2 ** 20,
-        jitterP50: j.p50,
-        jitterP99: j.p99,
-        lateP50: late.p50,
-        lateP99: late.p99,
-        eventsPerSec: events.length / (wall / 1000),
-        rightOutcomes: right,
-        total: outcomes.length,
-      });
-      process.stdout.write(`  ${n} tcp${withPg ? ' + 50 pg' : ''}: cpu ${f1(rows.at(-1)!.cpuPct as number)} %, jitter p99 ${f1(j.p99)} ms, ${right}/${outcomes.length} stalled\n`);
     }
   } finally {
-    await labDown('bench-scale');
+    setPriority(prio);
+    await labDown(lab);
   }
-  const target = rows.find((r) => r.tcp === 500);
+  const base = baseline();
+  const sp = (rows: Row[], k: keyof Row) => spread(rows.map((r) => r[k]));
+  const goal = (n: number, limit: number) => {
+    const i = sizes.indexOf(n);
+    const rows = all[i] ?? [];
+    const p99 = sp(rows, 'lateP99');
+    const right = rows.every((r) => r.right === r.total);
+    const lost = rows.reduce((s, r) => s + (r.handed - r.read), 0);
+    return {
+      goal: `${n} tcp + 50 pg: schedule lateness p99 ≤ ${limit} ms, every outcome right, no event lost`,
+      met: rows.length > 0 && withPg && p99.median <= limit && right && lost === 0,
+      figure: rows.length
+        ? `p99 ${fs1(p99)} ms; outcomes ${rows.map((r) => `${r.right}/${r.total}`).join(', ')}; events lost ${lost}${withPg ? '' : ' (postgres probe not available in this build: tcp only)'}`
+        : 'not run',
+    };
+  };
   saveResult({
     name: 'scale',
-    title: 'Session scale: concurrent sessions through one 5 s cut (2 cores)',
+    title: `Session scale: concurrent sessions through one 5 s cut (2 cores), harness at nice ${HARNESS_NICE}, lab servers at 0`,
     date: new Date().toISOString(),
     machine: machine(),
+    load: `${loadBefore} at the start, ${load()} at the end`,
     table: [
-      '| sessions (tcp + pg) | harness CPU % | RSS MiB | schedule lateness p50 / p99 (ms) | echo-gap jitter p50 / p99 (ms) | events/s written | right outcomes |',
-      '|---|---|---|---|---|---|---|',
-      ...rows.map((r) => `| ${r.tcp} + ${r.pg} | ${f1(r.cpuPct as number)} | ${f1(r.rssMiB as number)} | ${f1(r.lateP50 as number)} / ${f1(r.lateP99 as number)} | ${f1(r.jitterP50 as number)} / ${f1(r.jitterP99 as number)} | ${f1(r.eventsPerSec as number)} | ${r.rightOutcomes}/${r.total} |`),
+      `| sessions (tcp + pg), median of ${runs()} (min–max) | harness CPU % | CPU % per session | RSS MiB | RSS KiB per session | schedule lateness p50 / p99 (ms) | lateness p99 before → ratio | event-loop delay p99 (ms) | echo-gap jitter p99 (ms) | events/s | right outcomes | events read / handed to the log |`,
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+      ...all.map((rows, i) => {
+        const n = sizes[i]!;
+        const p99 = sp(rows, 'lateP99');
+        const b = base[`scale.${n}.lateP99`];
+        return `| ${n} + ${withPg ? 50 : 0} | ${fs1(sp(rows, 'cpuPct'))} | ${fs1(sp(rows, 'cpuPerSessionPct'), 3)} | ${fs1(sp(rows, 'rssMiB'))} | ${fs1(sp(rows, 'rssPerSessionKiB'))} | ${fs1(sp(rows, 'lateP50'))} / ${fs1(p99)} | ${b ? `${b} → ${ratio(p99.median, b)}` : '–'} | ${fs1(sp(rows, 'loopDelayP99'))} | ${fs1(sp(rows, 'jitterP99'))} | ${fs1(sp(rows, 'eventsPerSec'), 0)} | ${rows.map((r) => `${r.right}/${r.total}`).join(', ')} | ${rows.map((r) => `${r.read}/${r.handed}`).join(', ')} |`;
+      }),
     ],
-    goals: [
-      {
-        goal: '500 tcp + 50 pg with p99 sample-schedule jitter ≤ 5 ms',
-        met: !!target && withPg && (target.lateP99 as number) <= 5 && target.rightOutcomes === target.total,
-        figure: target ? `schedule lateness p99 ${f1(target.lateP99 as number)} ms (gap between echoes, round trip included: p99 ${f1(target.jitterP99 as number)} ms), ${target.rightOutcomes}/${target.total} right${withPg ? '' : ' (postgres probe not available in this build: tcp only)'}` : 'not run',
-      },
+    goals: [goal(500, 5), goal(2000, 10)],
+    notes: [
+      `The harness runs at nice ${HARNESS_NICE} (CPU weight 3121) and the lab's servers (the echo server, PostgreSQL and its backends, sshd) at nice 0 (weight 1024): that models servers on another machine, which is how the harness is used; on this 2-core machine they would otherwise take the harness's CPU while it is loading them. The harness is raised rather than the lab lowered because the machine is shared with other work: a lab at nice 10 was starved outright (PostgreSQL's connection start-up timed out).`,
+      'CPU % is of one core (100 % = one core busy); per session: divided by the sessions. RSS per session: the peak RSS of the run minus the RSS before it, divided by the sessions. Schedule lateness: how late each request left the harness against its tick (the sampling schedule itself), over the steady window (1 s into the warm-up to the cut, at most 2 s). Event-loop delay: perf_hooks.monitorEventLoopDelay over the same window: the main thread\'s own delay in running a due timer; when lateness follows it, what delays the schedule is the main thread\'s load (or the CPU it waits for), not the timers themselves. Echo-gap jitter adds the round trip through the lab\'s echo server.',
     ],
-    notes: ['What limits the schedule at 500 + 50 is not the harness\'s CPU: a CPU profile of that run (node --cpu-prof) shows the main thread idle 74 % of the time, the rest spread thin (event-log writes 3 %, GC 1.3 %; child-process spawns only during lab up/down). The harness shares the 2 cores with the lab\'s servers it is loading — one Node echo process answering 5 000 round trips/s, 50 PostgreSQL backends, sshd — and a request is late when the OS runs those first.', 'CPU % is of one core (100 % = one core busy). Schedule lateness: how late each request left the harness against its tick (the sampling schedule itself). Echo-gap jitter: |gap between consecutive echoes of one session − 100 ms|, which adds the round trip through the lab\'s single-process echo server sharing the same 2 cores. Both over the last 2 s before the cut (steady state).'],
-    raw: rows,
+    raw: { sizes, runs: all, harnessNice: HARNESS_NICE },
   });
 }

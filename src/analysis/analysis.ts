@@ -72,6 +72,12 @@ class ProbeAcc {
   private estimate: number;
   segments: Array<[number, number]> = [];
   private topGaps: Array<{ from: number; to: number }> = [];
+  /** icmp: the answered requests' send times (reply − round trip) and sequence numbers */
+  private lastSend: { s: number; seq: number } | null = null;
+  private sendBefore: number | null = null;
+  private sendGaps: Array<{ from: number; to: number; before: number; after: number }> = [];
+  /** the bracket just recorded, waiting for the send after it (its restore-side period) */
+  private sendAfter: { after: number } | null = null;
   lastBeforeCut: number | null = null;
   firstAfterCut: number | null = null;
   firstAfterRestore: number | null = null;
@@ -99,6 +105,46 @@ class ProbeAcc {
     while (i > 0 && r[i - 1]! > t) i--;
     r.splice(i, 0, t);
     if (r.length > REORDER) this.process(r.shift()!);
+  }
+
+  /**
+   * An answered echo request, by its send time and sequence number (ping's
+   * own counter, which advances for every request sent, answered or not).
+   * The outage is bracketed by send times: it began after the last answered
+   * request before the cut and before the next request was sent, and ended
+   * after the request before the first answered one after the restore was
+   * sent. The send periods at the two edges (the period before the last
+   * answered request, the one after the first) place those unanswered sends:
+   * outage = bracket − (period at the cut + period at the restore) / 2,
+   * without the reply's round trip or the receive side's scheduling in it,
+   * and without assuming ping kept its pace while nothing came back.
+   */
+  sent(s: number, seq: number): void {
+    const p = this.lastSend;
+    if (this.sendAfter && p) this.sendAfter.after = s - p.s;
+    this.sendAfter = null;
+    if (p !== null && s > p.s) {
+      // iputils' icmp_seq is 16 bits: at 1 ms it wraps every 65 s
+      const n = (((seq - p.seq) % 65536) + 65536) % 65536;
+      if (n >= 2) {
+        const g = this.sendGaps;
+        const x = { from: p.s, to: s, before: this.sendBefore === null ? NaN : p.s - this.sendBefore, after: NaN };
+        const len = s - p.s;
+        let put = true;
+        if (g.length < TOP_GAPS) g.push(x);
+        else {
+          let mi = 0;
+          for (let i = 1; i < g.length; i++) if (g[i]!.to - g[i]!.from < g[mi]!.to - g[mi]!.from) mi = i;
+          if (len > g[mi]!.to - g[mi]!.from) g[mi] = x;
+          else put = false;
+        }
+        if (put) this.sendAfter = x;
+      }
+    }
+    if (p === null || s > p.s) {
+      this.sendBefore = p?.s ?? null;
+      this.lastSend = { s, seq };
+    }
   }
 
   flush(): void {
@@ -229,6 +275,17 @@ class ProbeAcc {
     if (firstAfter !== null) base.recoveryMs = firstAfter - restoredAt;
     // no good sample after the restore: the outage never ended (within this trial), so it has no length
     if (worst && firstAfter !== null) base.observedOutageMs = Math.max(0, worst.to - worst.from - effectiveIntervalMs);
+    // icmp: the send-time bracket (see sent()), when it covers the window
+    let bracket: { from: number; to: number; before: number; after: number } | null = null;
+    for (const g of this.sendGaps) {
+      if (!(g.to > cutAt && g.from < restoredAt)) continue;
+      if (!bracket || g.to - g.from > bracket.to - bracket.from) bracket = g;
+    }
+    if (bracket && firstAfter !== null) {
+      // each edge's own send period (a missing or implausible one: the interval seen before the cut)
+      const edge = (p: number) => (Number.isFinite(p) && p > 0 && p < 4 * effectiveIntervalMs ? p : effectiveIntervalMs);
+      base.observedOutageMs = Math.max(0, bracket.to - bracket.from - (edge(bracket.before) + edge(bracket.after)) / 2);
+    }
     if (base.lastOkBeforeMs !== null) base.detectedAfterMs = Math.max(0, base.lastOkBeforeMs + effectiveIntervalMs - cutAt);
 
     const gap = worst ? worst.to - worst.from : 0;
@@ -377,6 +434,7 @@ export class AnalysisBuilder {
     switch (e.type) {
       case 'sample':
         p.sample(e.t);
+        if (e.seq !== undefined && e.latencyMs !== undefined && p.info.facts?.sendTimes) p.sent(e.t - e.latencyMs, e.seq);
         return;
       case 'probe-error':
         p.error(e);

@@ -181,7 +181,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
       process.off('SIGTERM', onTerm);
       await store?.close();
     }
-    const { analysis, files } = writeReports(outDir);
+    const { analysis, files } = await writeReports(outDir);
     if (result.exitCode === EXIT.badInput) {
       process.stderr.write(pcErr.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
       return EXIT.badInput;
@@ -309,7 +309,7 @@ export function buildProgram(): Command {
         return;
       }
       try {
-        const { analysis, files, tornTail } = writeReports(dir);
+        const { analysis, files, tornTail } = await writeReports(dir);
         if (tornTail) process.stderr.write(pcErr.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
         if (!analysis.complete) process.stderr.write(pcErr.yellow('the run did not finish: the reports are marked incomplete\n'));
         process.stdout.write(`${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n\n${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);

@@ -28,6 +28,7 @@ export const ClientFactsSchema = z.object({
   deadlines: z.array(ClientDeadlineSchema),
   notes: z.array(z.string()),
   reconnect: z.boolean(),
+  sendTimes: z.boolean().optional(),
 });
 
 /** What an injector mode does to the target: a live or a quick migration, or no migration at all (a cut, a pause). */

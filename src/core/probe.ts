@@ -83,6 +83,12 @@ export interface ClientFacts {
   notes: string[];
   /** true when the probe reopens a lost session (the outcome is then "recovered", which is not surviving) */
   reconnect: boolean;
+  /**
+   * true when every sample carries its request's `seq` and round trip, so the analysis can date each
+   * request's sending and bracket the outage by send times (the last answered request before the cut,
+   * the first after the restore) rather than by the gap between answers (ping -O)
+   */
+  sendTimes?: boolean;
 }
 
 export interface ProbeDefinition<C extends ProbeConfigBase> {

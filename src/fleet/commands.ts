@@ -187,10 +187,10 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
     .description("one run folder and every report from the run folders of a sweep's shards (`run --shard i/n`), as if it had run unsharded")
     .argument('<dirs...>', 'the shards\' run folders')
     .requiredOption('-o, --out <dir>', 'the merged run folder')
-    .action((dirs: string[], o: { out: string }) => {
+    .action(async (dirs: string[], o: { out: string }) => {
       try {
         const r = mergeRunDirs(dirs, o.out);
-        const { analysis, files } = writeReports(r.outDir);
+        const { analysis, files } = await writeReports(r.outDir);
         process.stdout.write(`${matrixMarkdown(analysis)}\n\n${analysis.decision.verdict.headline}\n\nmerged ${r.runs} run(s), ${r.trials} trial(s)\n${files.join('\n')}\n`);
         if (r.missingShards.length) fail(program, `shard(s) ${r.missingShards.join(', ')} of ${dirs.length + r.missingShards.length} missing: the merged report lacks their trials`, 1);
       } catch (e) {

@@ -87,7 +87,7 @@ async function rebuildJobRun(c: pg.Client, jobId: string, dir: string): Promise<
   if (complete) lines.push(JSON.stringify({ type: 'run-end', t: Math.max(endT, lastEnd!.t), exitCode: lastEnd!.exitCode === EXIT.interrupted ? 0 : lastEnd!.exitCode, reason: runs.length > 1 ? `${runs.length} attempts; ${lastEnd!.reason}` : lastEnd!.reason }));
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'events.jsonl'), lines.join('\n') + '\n');
-  writeReports(dir);
+  await writeReports(dir);
   return true;
 }
 

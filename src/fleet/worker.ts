@@ -166,7 +166,7 @@ export class FleetWorker {
       } finally {
         await sink.close();
       }
-      writeReports(outDir);
+      await writeReports(outDir);
       await this.pool.query(`update ${SCHEMA}.campaign_jobs set run_ids = array_append(run_ids, (select run_id from ${SCHEMA}.runs where out_dir = $2 limit 1)), out_dirs = array_append(out_dirs, $2) where job_id = $1`, [p.jobId, resolve(outDir)]);
       if (healed.length) await this.note(p.campaign, p.jobId, `heal before the first trial: ${healed.join('; ')}`);
       if (result.exitCode === EXIT.interrupted) {

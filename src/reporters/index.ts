@@ -4,7 +4,8 @@
  * `blackout report DIR` rebuilds exactly what the run wrote. The log is
  * folded in one streaming pass (src/analysis/analysis.ts), never held whole.
  */
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { AnalysisBuilder, type Analysis } from '../analysis/analysis.ts';
 import { foldEvents } from '../core/event-log.ts';
@@ -59,14 +60,23 @@ export function loadAssets(runDir: string, a: Analysis): Assets {
   return { images };
 }
 
-export function writeReports(runDir: string): WrittenReports {
+/**
+ * Every report of a run folder. Allure's files are written while the other
+ * reporters render (their writes run in libuv's thread pool), and each
+ * report is written as soon as it is rendered, so only one is held at a time.
+ */
+export async function writeReports(runDir: string): Promise<WrittenReports> {
   const { analysis, tornTail } = analyzeRunDir(runDir);
   const assets = loadAssets(runDir, analysis);
-  const files = reporters.map((r) => {
+  const allure = writeAllureResults(runDir, analysis);
+  const files: string[] = [];
+  for (const r of reporters) {
+    // let the Allure writer hand the thread pool its next files before the main thread renders again
+    await new Promise((res) => setImmediate(res));
     const path = join(runDir, r.file);
-    writeFileSync(path, r.render(analysis, assets));
-    return path;
-  });
-  files.push(writeAllureResults(runDir, analysis));
+    await writeFile(path, r.render(analysis, assets));
+    files.push(path);
+  }
+  files.push(await allure);
   return { analysis, files, tornTail: tornTail !== null };
 }

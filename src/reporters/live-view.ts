@@ -5,14 +5,15 @@
  * notable event. After each trial: the per-probe outcomes.
  */
 import { pc } from '../core/color.ts';
-import { analyze } from '../analysis/analysis.ts';
+import { AnalysisBuilder } from '../analysis/analysis.ts';
 import type { BlackoutEvent, EventOf } from '../core/events.ts';
 import { formatMs, outcomeColour, sessionStateText } from '../core/format.ts';
 import { LiveState } from '../core/live-state.ts';
 
 export class LiveView {
   private runStart: EventOf<'run-start'> | null = null;
-  private trialEvents: BlackoutEvent[] = [];
+  /** the current trial, folded as its events come (at a 1 ms probe interval a trial has tens of thousands: none is kept) */
+  private trialFold: AnalysisBuilder | null = null;
   private readonly live = new LiveState();
   private trial: EventOf<'trial-start'> | null = null;
   private cut: EventOf<'cut'> | null = null;
@@ -86,27 +87,28 @@ export class LiveView {
       case 'trial-start':
         this.trial = e;
         this.cut = null;
-        this.trialEvents = [e];
+        this.trialFold = new AnalysisBuilder();
+        if (this.runStart) this.trialFold.add(this.runStart);
+        this.trialFold.add(e);
         this.print(pc.bold(`trial ${e.trial + 1}${this.totalTrials ? `/${this.totalTrials}` : ''}: ${formatMs(e.requestedMs)} blackout`));
         break;
       case 'phase':
         this.phase = e.phase;
-        this.trialEvents.push(e);
+        this.trialFold?.add(e);
         break;
       case 'cut':
         this.cut = e;
-        this.trialEvents.push(e);
+        this.trialFold?.add(e);
         this.print(pc.red(`  cut at ${(e.t / 1000).toFixed(3)} s (took ${(e.t - e.before).toFixed(1)} ms; the kernel restores by itself at +${formatMs(e.deadline - e.t)})`));
         break;
       case 'restore':
-        this.trialEvents.push(e);
+        this.trialFold?.add(e);
         this.print(pc.green(`  restored after ${formatMs(e.t - (this.cut?.t ?? e.t))} (${e.reason})`));
         break;
       case 'trial-end': {
-        this.trialEvents.push(e);
-        if (this.runStart) {
-          const a = analyze([this.runStart, ...this.trialEvents]);
-          const t = a.trials[0];
+        this.trialFold?.add(e);
+        if (this.runStart && this.trialFold) {
+          const t = this.trialFold.trial(e.trial);
           for (const [name, r] of Object.entries(t?.probes ?? {})) {
             const color = outcomeColour(r.outcome);
             // the reason goes last and is cut to the terminal's width, so each probe stays one line
@@ -116,6 +118,7 @@ export class LiveView {
           }
         }
         this.trial = null;
+        this.trialFold = null;
         break;
       }
       case 'run-end':
@@ -123,7 +126,7 @@ export class LiveView {
         break;
       default:
         if ('probe' in e && typeof e.probe === 'string' && 'trial' in e) {
-          this.trialEvents.push(e);
+          this.trialFold?.add(e);
           if (e.type === 'session-lost') this.print(pc.red(`  ${e.probe}: session lost — ${e.message}`));
           else if (e.type === 'session-open' && e.reconnect) this.print(pc.cyan(`  ${e.probe}: reconnected`));
           else if (e.type === 'probe-error' && e.fatal) this.print(pc.red(`  ${e.probe}: ${e.message}`));

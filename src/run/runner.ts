@@ -44,7 +44,9 @@ import { createPlanner, type PlannedTrial, type Sweep } from '../analysis/search
 import { VERSION } from '../core/version.ts';
 import { installCrashGuards, probeScope } from './containment.ts';
 
-export const EXIT = { ok: 0, expectationFailed: 1, badInput: 2, labUnsafe: 5, interrupted: 130 } as const;
+import { EXIT } from './exit-codes.ts';
+
+export { EXIT };
 
 export interface RunOptions {
   outDir: string;

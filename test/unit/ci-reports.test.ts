@@ -64,7 +64,7 @@ beforeAll(async () => {
     // each scenario its own suite (Allure groups by it) and run id (allure-results file names derive from it)
     events = events.map((e) => (e.type === 'run-start' ? { ...e, suite: s.name, runId: `ci-${i}` } : e));
     writeFileSync(join(dir, 'events.jsonl'), events.map((e) => JSON.stringify(e)).join('\n') + '\n');
-    writeReports(dir);
+    await writeReports(dir);
     const junit = readFileSync(join(dir, 'junit.xml'), 'utf8');
     runs.set(s.name, { dir, summary: JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as Summary, junit });
     writeFileSync(join(junits, `run${i}.xml`), junit);

@@ -17,7 +17,7 @@ import { formatMs } from '../../src/core/format.ts';
 describe('report.html in Chromium', () => {
   it('loads with no console error, renders every chart and shows the key numbers', async () => {
     const dir = fixtureRun('list-run');
-    const { analysis: a } = writeReports(dir);
+    const { analysis: a } = await writeReports(dir);
     mkdirSync(TEST_OUTPUT, { recursive: true });
     await withBrowser(async (ctx) => {
       const page = await ctx.newPage();

@@ -59,7 +59,7 @@ describe('analysis of the fixtures', () => {
     expect(a.decision.migration.live).toMatchObject({ pauseMs: 300, status: 'safe' });
   });
 
-  it('a log cut off mid-trial with a torn last line: incomplete, the open trial unknown, reports still build', () => {
+  it('a log cut off mid-trial with a torn last line: incomplete, the open trial unknown, reports still build', async () => {
     const dir = fixtureRun('cut-mid-trial');
     const { analysis: a, tornTail } = analyzeRunDir(dir);
     expect(tornTail).toMatch(/^\{"type":"sample"/);
@@ -69,7 +69,7 @@ describe('analysis of the fixtures', () => {
     expect(Object.values(a.trials[2]!.probes).every((r) => r.outcome === 'unknown')).toBe(true);
     expect(a.trials[0]!.probes.echo!.outcome).toBe('stalled');
     expect(a.decision.findings.map((f) => f.text).join('\n')).toMatch(/did not finish/);
-    const { files } = writeReports(dir);
+    const { files } = await writeReports(dir);
     expect(files.map((f) => f.split('/').at(-1))).toEqual(['summary.json', 'junit.xml', 'summary.md', 'report.html', 'allure-results']);
     expect(readFileSync(join(dir, 'summary.md'), 'utf8')).toMatch(/INCOMPLETE RUN/);
   });
@@ -86,9 +86,9 @@ describe('a live-migration run', () => {
   });
 });
 
-describe('reporters', () => {
+describe('reporters', async () => {
   const dir = fixtureRun('list-run');
-  const { analysis: a } = writeReports(dir);
+  const { analysis: a } = await writeReports(dir);
 
   it('summary.json keeps the docs/architecture.md contract and adds the verdict', () => {
     const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));

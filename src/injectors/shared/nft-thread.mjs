@@ -17,6 +17,17 @@ const rc = setns(fd, CLONE_NEWNET);
 closeSync(fd);
 if (rc !== 0) throw new Error(`setns(${workerData.netnsPath}) failed`);
 
+// Real-time priority for this thread alone (pid 0 = the calling thread): on a
+// loaded machine a runnable thread can wait tens of milliseconds for a CPU, and
+// a wait between the kernel's commit and the clock reading after it would
+// widen [before, t]. The thread runs one short command at a time and sleeps
+// otherwise; the kernel's RT throttling bounds it regardless. Without the
+// privilege it stays a normal thread.
+const SchedParam = koffi.struct('blackout_sched_param', { sched_priority: 'int' });
+const schedSetscheduler = libc.func('int sched_setscheduler(int pid, int policy, const blackout_sched_param *param)');
+const SCHED_FIFO = 1;
+schedSetscheduler(0, SCHED_FIFO, { sched_priority: 10 });
+
 const lib = koffi.load('libnftables.so.1');
 const nftCtxNew = lib.func('void *nft_ctx_new(uint32_t flags)');
 const nftBufferError = lib.func('int nft_ctx_buffer_error(void *ctx)');

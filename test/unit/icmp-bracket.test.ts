@@ -1,0 +1,68 @@
+/**
+ * The icmp probe's outage is bracketed by send times (reply − round trip):
+ * the last answered request before the cut and the first after the restore,
+ * less half a send period at each edge; requests lost in between are counted
+ * by ping's sequence numbers. A round trip that varies, or ping sending at
+ * another pace while nothing comes back, does not move the figure.
+ */
+import { describe, expect, it } from 'vitest';
+import { analyze } from '../../src/analysis/analysis.ts';
+import type { BlackoutEvent } from '../../src/core/events.ts';
+
+const probes = [{ name: 'ping', kind: 'icmp', intervalMs: 1, toleranceMs: 500, policy: {}, facts: { session: false, deadlines: [], notes: [], reconnect: false, sendTimes: true } }];
+const start: BlackoutEvent = {
+  type: 'run-start', t: 0, schema: 1, runId: 'r', suite: 's', config: {}, wallMs: Date.UTC(2026, 0, 1), host: 'h',
+  target: { name: 'lab', address: '10.213.0.2' }, injector: { kind: 'cable-pull' }, probes, version: '0',
+};
+
+/** ping every `period` ms from 0 to 3000, a cut at `cut` for `len` ms; replies take `rtt(seq)` ms */
+function run(period: number, cut: number, len: number, rtt: (seq: number) => number, seq0 = 0, kind = 'icmp', pace = 1): BlackoutEvent[] {
+  const restore = cut + len;
+  const ev: BlackoutEvent[] = [
+    { ...start, probes: [{ ...probes[0]!, kind, intervalMs: period, facts: { ...probes[0]!.facts, sendTimes: kind === 'icmp' } }] } as BlackoutEvent,
+    { type: 'trial-start', t: 0, trial: 0, requestedMs: len },
+    { type: 'cut', t: cut, before: cut - 0.1, deadline: restore + 500, trial: 0 },
+    { type: 'restore', t: restore, before: restore - 0.1, trial: 0, reason: 'scheduled' },
+  ];
+  let seq = seq0;
+  // pace: how much faster ping sends while the link is dead (nothing to read in between)
+  for (let s = 0; s <= 3000; s += s > cut && s < restore ? period / pace : period, seq = (seq + 1) % 65536) {
+    const r = rtt(seq);
+    // lost when the request or its reply would cross the dead link
+    if (s + r / 2 > cut && s + r / 2 < restore) continue;
+    ev.push({ type: 'sample', t: s + r, probe: 'ping', trial: 0, seq, latencyMs: r });
+  }
+  ev.push({ type: 'trial-end', t: 3100, trial: 0 });
+  ev.push({ type: 'run-end', t: 3200, exitCode: 0, reason: 'completed' });
+  return [ev[0]!, ...ev.slice(1).sort((a, b) => a.t - b.t)];
+}
+
+describe('icmp outage: send-time bracket', () => {
+  it('is within one period of the injected window, whatever the round trip does', () => {
+    // round trips from 0.2 to 9 ms: the gap between replies would be off by up to 9 ms
+    const rtt = (seq: number) => 0.2 + ((seq * 7919) % 89) / 10;
+    const a = analyze(run(1, 1000.3, 1500, rtt));
+    const out = a.trials[0]!.probes.ping!.observedOutageMs!;
+    expect(Math.abs(out - 1500)).toBeLessThanOrEqual(1);
+    expect(a.trials[0]!.probes.ping!.outcome).toBe('stalled');
+  });
+
+  it('uses the send periods at the edges, not the pace of the unanswered requests', () => {
+    const a = analyze(run(10, 1003, 1500, () => 0.3, 0, 'icmp', 2));
+    expect(Math.abs(a.trials[0]!.probes.ping!.observedOutageMs! - 1500)).toBeLessThanOrEqual(10);
+  });
+
+  it('keeps working across the 16-bit sequence wrap', () => {
+    const a = analyze(run(1, 1000.3, 700, () => 0.3, 65536 - 1200));
+    expect(Math.abs(a.trials[0]!.probes.ping!.observedOutageMs! - 700)).toBeLessThanOrEqual(1);
+  });
+
+  it('is not used for probes that do not declare send times (their seq is their own counter, which stalls with the session)', () => {
+    const rtt = (seq: number) => (seq % 2 ? 9 : 0.2);
+    const icmp = analyze(run(10, 1000.3, 1500, rtt)).trials[0]!.probes.ping!.observedOutageMs!;
+    const tcp = analyze(run(10, 1000.3, 1500, rtt, 0, 'tcp')).trials[0]!.probes.ping!.observedOutageMs!;
+    // tcp keeps the gap between replies minus one period, round trips included
+    expect(Math.abs(icmp - 1500)).toBeLessThanOrEqual(10);
+    expect(tcp).not.toBe(icmp);
+  });
+});
