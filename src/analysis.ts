@@ -77,6 +77,8 @@ export interface TrialResult {
   endedAt: number | null;
   injected: { cutAt: number; restoredAt: number; durationMs: number; cutBefore: number; restoreBefore: number; deadline: number; restoreReason: string } | null;
   injectorInfo: Array<Record<string, unknown>>;
+  /** the injector failed in this trial (the run ended after it) */
+  injectorError: { step: 'cut' | 'restore'; message: string; restored: boolean; restoreError?: string } | null;
   probes: Record<string, ProbeTrialResult>;
 }
 
@@ -348,6 +350,7 @@ class TrialAcc {
   cut: EventOf<'cut'> | null = null;
   restore: EventOf<'restore'> | null = null;
   info: Array<Record<string, unknown>> = [];
+  injectorError: TrialResult['injectorError'] = null;
   phases: Partial<Record<Phase, number>> = {};
   readonly win = { cutAt: Infinity, restoredAt: Infinity };
   readonly probes = new Map<string, ProbeAcc>();
@@ -386,6 +389,7 @@ class TrialAcc {
       endedAt: tr.end?.t ?? null,
       injected,
       injectorInfo: tr.info,
+      injectorError: tr.injectorError,
       probes,
     };
   }
@@ -451,6 +455,9 @@ export class AnalysisBuilder {
         return;
       case 'injector-info':
         tr.info.push(e.data);
+        return;
+      case 'injector-error':
+        tr.injectorError = { step: e.step, message: e.message, restored: e.restored, ...(e.restoreError ? { restoreError: e.restoreError } : {}) };
         return;
       case 'phase':
         tr.phases[e.phase] ??= e.t;

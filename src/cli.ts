@@ -100,6 +100,8 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
   process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
   process.stdout.write(pc.dim(`also: ${files.filter((f) => !f.endsWith('.html')).map((f) => f.slice(outDir.length + 1)).join(', ')}, events.jsonl\n`));
+  if (result.exitCode === EXIT.injectorFailed) process.stderr.write(pc.red(`the injector failed (exit ${EXIT.injectorFailed}); the target was restored: ${result.reason.replace(/^the injector failed; the target was restored: /, '')}\n`));
+  if (result.exitCode === EXIT.restoreFailed) process.stderr.write(pc.red(`the injector failed and the restore failed too (exit ${EXIT.restoreFailed}): ${result.reason}\n`));
   if (result.exitCode !== EXIT.ok) return result.exitCode;
   return analysis.expectations.every((e) => e.passed) ? EXIT.ok : EXIT.expectationFailed;
 }
@@ -155,7 +157,13 @@ export function buildProgram(): Command {
     .option('--lab <name>', `lab instance for "target: lab" (default: ${DEFAULT_LAB}, or $BLACKOUT_LAB)`)
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
-    .addHelpText('after', '\nExit codes: 0 every expectation held · 1 one did not · 2 bad suite or preflight failure (nothing injected) · 130 interrupted (target restored first)')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 every expectation held · 1 one did not · 2 bad suite or preflight failure (nothing injected) · ' +
+        '3 the injector failed mid-run (a cut or restore command failed); the target was restored, the run stopped with its reports · ' +
+        '4 the injector failed and so did the restore: the target is restored by its kernel timeout / watchdog at the deadline at the latest · ' +
+        '130 interrupted (target restored first)',
+    )
     .action(async (file: string, o: RunCliOptions) => {
       program.setOptionValue('exitCode', await runCommand(file, o));
     });

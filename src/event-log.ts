@@ -17,7 +17,7 @@ import { EventSchema, EVENT_SCHEMA_VERSION, type BlackoutEvent } from './events.
 
 const FLUSH_MS = 50;
 const IMMEDIATE = new Set<BlackoutEvent['type']>([
-  'run-start', 'cut', 'restore', 'trial-start', 'trial-end', 'run-end', 'preflight', 'heal', 'session-lost',
+  'run-start', 'cut', 'restore', 'trial-start', 'trial-end', 'run-end', 'preflight', 'heal', 'session-lost', 'injector-error',
 ]);
 
 export type Listener = (event: BlackoutEvent) => void;

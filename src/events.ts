@@ -82,6 +82,15 @@ export const EventSchema = z.discriminatedUnion('type', [
     reason: z.string(),
     detail: z.record(z.string(), z.unknown()).optional(),
   }),
+  /** the injector failed mid-run (the run ends after this trial); restored: whether the target was restored after it */
+  z.object({
+    type: z.literal('injector-error'), ...base,
+    trial: z.number().int(),
+    step: z.enum(['cut', 'restore']),
+    message: z.string(),
+    restored: z.boolean(),
+    restoreError: z.string().optional(),
+  }),
   z.object({
     type: z.literal('injector-info'), ...base,
     trial: z.number().int(),

@@ -10,7 +10,11 @@
  *
  * One writer appends every fact to events.jsonl as it happens. Exit codes:
  * 0 every expectation held, 1 one did not, 2 bad input or preflight failure
- * (nothing injected), 130 after Ctrl-C (the target restored first).
+ * (nothing injected), 3 the injector failed mid-run (a cut or restore command
+ * failed) and the target was restored, 4 the injector failed and the restore
+ * failed too (the target is restored by the kernel timeout / watchdog at its
+ * deadline at the latest), 130 after Ctrl-C (the target restored first).
+ * Whatever happens, the run ends with run-end and its reports.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { setMaxListeners } from 'node:events';
@@ -32,7 +36,17 @@ import { createPlanner, type PlannedTrial, type Sweep } from './search.ts';
 import { VERSION } from './version.ts';
 import { installCrashGuards, probeScope } from './containment.ts';
 
-export const EXIT = { ok: 0, expectationFailed: 1, badInput: 2, interrupted: 130 } as const;
+export const EXIT = { ok: 0, expectationFailed: 1, badInput: 2, injectorFailed: 3, restoreFailed: 4, interrupted: 130 } as const;
+
+/** The injector failed mid-run: the run stops after this trial and says whether the target was restored. */
+export class InjectorFailure extends Error {
+  constructor(
+    message: string,
+    readonly restored: boolean,
+  ) {
+    super(message);
+  }
+}
 
 export interface RunOptions {
   outDir: string;
@@ -150,6 +164,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
 
   let currentTrial = -1;
   let interrupted = false;
+  let failure: InjectorFailure | null = null;
   // an exception no probe owns is a harness bug: record it, keep going, restore as always
   const uninstallGuards = installCrashGuards((err) => log(`internal error (the run continues): ${(err as Error)?.stack ?? String(err)}`));
   const onAbort = () => (interrupted = true);
@@ -163,7 +178,15 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
       if (i > 0 && suite.cooldown > 0) await sleep(suite.cooldown, signal).catch(() => {});
       if (interrupted) break;
       currentTrial = i;
-      const outcome = await runTrial(i, step);
+      let outcome: Awaited<ReturnType<typeof runTrial>>;
+      try {
+        outcome = await runTrial(i, step);
+      } catch (e) {
+        // an injector that failed mid-run ends the run, recorded and reported like any other
+        if (!(e instanceof InjectorFailure)) throw e;
+        failure = e;
+        break;
+      }
       if (outcome === 'preflight-failed') return finish(EXIT.badInput, `preflight: ${preflightError}`);
       // the planner sees the finished trial's analysis (folded from the events as they were written)
       const result = analysis.trial(i);
@@ -179,6 +202,12 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
     signal.removeEventListener('abort', onAbort);
     await injector.dispose?.().catch(() => {});
     uninstallGuards();
+  }
+  if (failure) {
+    log(failure.message);
+    return failure.restored
+      ? finish(EXIT.injectorFailed, `the injector failed; the target was restored: ${failure.message}`)
+      : finish(EXIT.restoreFailed, `the injector failed and so did the restore; the target is restored by its kernel timeout / watchdog at the deadline at the latest: ${failure.message}`);
   }
   if (interrupted) return finish(EXIT.interrupted, 'interrupted (Ctrl-C / SIGTERM); the target was restored');
   // expectations are judged by the analysis from the events; the runner only reports completion
@@ -295,10 +324,19 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
       try {
         cut = await inj.cut(requestedMs);
       } catch (e) {
-        // a half-done cut must still be undone
-        const r = await inj.restore('error').catch(() => null);
-        if (r) emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason: 'error', detail: { error: (e as Error).message, ...r.detail } });
-        throw e;
+        // a half-done cut must still be undone; a restore that fails too is never swallowed
+        const cutError = (e as Error).message;
+        try {
+          const r = await inj.restore('error');
+          restoredAt = r.t;
+          emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason: 'error', detail: { error: cutError, ...r.detail } });
+        } catch (re) {
+          const restoreError = (re as Error).message;
+          emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'cut', message: cutError, restored: false, restoreError });
+          throw new InjectorFailure(`trial ${index + 1}: the cut failed (${cutError}), and the restore after it failed too (${restoreError})`, false);
+        }
+        emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'cut', message: cutError, restored: true });
+        throw new InjectorFailure(`trial ${index + 1}: the cut failed (${cutError}); the target was restored`, true);
       }
       emit({ type: 'cut', t: cut.t, before: cut.before, deadline: cut.deadline, trial: index, detail: cut.detail });
       let reason = 'scheduled';
@@ -309,11 +347,16 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
         if (!inj.selfTimed) await sleep(cut.t + requestedMs - clock.now(), signal);
       } catch {
         reason = 'signal';
-      } finally {
+      }
+      try {
         const r = await inj.restore(reason);
         restoredAt = r.t;
         emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason, detail: r.detail });
         log(`restored after ${(r.t - cut.t).toFixed(1)} ms (${reason})`);
+      } catch (e) {
+        const message = (e as Error).message;
+        emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'restore', message, restored: false });
+        throw new InjectorFailure(`trial ${index + 1}: the restore failed (${message}); the deadline restore (kernel timeout / watchdog) is due at ${(cut.deadline / 1000).toFixed(1)} s on the run clock`, false);
       }
       if (interrupted) return 'ok';
 
