@@ -25,7 +25,7 @@ import type { Executor } from '../src/ssh-exec.ts';
 import { armPosixWatchdog, describeSsh, executorFor, remoteFields, secretSchema, timed, type Watchdog } from './remote.ts';
 import type { CutInstant, Instant, InjectorDefinition } from './types.ts';
 
-const argv = z.array(z.string()).min(1, 'expected a command as a list: [program, arg, …]');
+const argv = z.array(z.string().max(4096)).min(1, 'expected a command as a list: [program, arg, …]').max(256, 'expected at most 256 arguments');
 
 const schema = z.strictObject({
   kind: z.literal('command'),

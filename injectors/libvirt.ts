@@ -44,7 +44,7 @@ const schema = z
     saveFile: z.string().regex(/^\/[^\0]*$/, 'expected an absolute path').optional(),
     bypassCache: z.boolean().default(false),
     destination: z.string().regex(/^[a-z0-9+]+:\/\/[^\s]*$/, 'expected a destination libvirt URI').optional(),
-    migrateFlags: z.array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, 'expected a virsh migrate flag such as --persistent')).default([]),
+    migrateFlags: z.array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, 'expected a virsh migrate flag such as --persistent')).max(32).default([]),
     migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
   })
   .refine((c) => c.mode !== 'migrate-live' || c.destination, { message: 'mode migrate-live needs destination: (a libvirt URI)', path: ['destination'] });

@@ -43,7 +43,7 @@ const schema = z
         privKey: secretSchema.optional(),
       })
       .optional(),
-    ifIndex: z.number().int().min(1).optional(),
+    ifIndex: z.number().int().min(1).max(2 ** 31 - 1).optional(),
     ifName: z.string().min(1).max(255).optional(),
     timeout: duration({ min: 100, max: 60_000 }).default(3000),
     retries: z.number().int().min(0).max(10).default(1),
