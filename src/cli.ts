@@ -182,8 +182,10 @@ export function buildProgram(): Command {
         return;
       }
       try {
-        const { analysis, files, tornTail } = writeReports(dir);
+        const { analysis, files, tornTail, tornLines } = writeReports(dir);
         if (tornTail) process.stderr.write(pc.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
+        const inner = tornLines - (tornTail ? 1 : 0);
+        if (inner > 0) process.stderr.write(pc.yellow(`${inner} torn line${inner > 1 ? 's' : ''} inside events.jsonl (a write failed half-way) ${inner > 1 ? 'were' : 'was'} skipped\n`));
         if (!analysis.complete) process.stderr.write(pc.yellow('the run did not finish: the reports are marked incomplete\n'));
         process.stdout.write(`${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n\n${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);
         if (o.allure) {

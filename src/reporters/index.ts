@@ -30,13 +30,15 @@ export interface WrittenReports {
   analysis: Analysis;
   files: string[];
   tornTail: boolean;
+  /** torn lines skipped anywhere in events.jsonl */
+  tornLines: number;
 }
 
 /** Folds a run folder's events.jsonl into its analysis, streaming. */
-export function analyzeRunDir(runDir: string): { analysis: Analysis; tornTail: string | null } {
+export function analyzeRunDir(runDir: string): { analysis: Analysis; tornTail: string | null; tornLines: number } {
   const b = new AnalysisBuilder();
-  const { tornTail } = foldEvents(join(runDir, 'events.jsonl'), (e) => b.add(e));
-  return { analysis: b.finish(), tornTail };
+  const { tornTail, tornLines } = foldEvents(join(runDir, 'events.jsonl'), (e) => b.add(e));
+  return { analysis: b.finish(), tornTail, tornLines };
 }
 
 const MAX_IMAGE = 4 << 20;
@@ -60,7 +62,7 @@ export function loadAssets(runDir: string, a: Analysis): Assets {
 }
 
 export function writeReports(runDir: string): WrittenReports {
-  const { analysis, tornTail } = analyzeRunDir(runDir);
+  const { analysis, tornTail, tornLines } = analyzeRunDir(runDir);
   const assets = loadAssets(runDir, analysis);
   const files = reporters.map((r) => {
     const path = join(runDir, r.file);
@@ -68,5 +70,5 @@ export function writeReports(runDir: string): WrittenReports {
     return path;
   });
   files.push(writeAllureResults(runDir, analysis));
-  return { analysis, files, tornTail: tornTail !== null };
+  return { analysis, files, tornTail: tornTail !== null, tornLines };
 }
