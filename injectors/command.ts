@@ -108,11 +108,13 @@ export const command: InjectorDefinition<CommandConfig> = {
           return { before: now, t: now, detail: { nothingToRestore: true } };
         }
         let last: Error | null = null;
+        // the watchdog's deadline passed before the harness got here: it restored first, at its deadline
+        const watchdogFired = dog !== null && ctx.clock.now() >= dog.firesAt;
         for (let i = 1; i <= RESTORE_TRIES; i++) {
           try {
             const r = await timed(get(), ctx.clock, { argv: config.restore, env }, { timeoutMs: config.timeout, label: 'restore' });
             cutActive = false;
-            const detail: Record<string, unknown> = { restoreTookMs: r.t - r.before, attempts: i };
+            const detail: Record<string, unknown> = { restoreTookMs: r.t - r.before, attempts: i, ...(watchdogFired ? { watchdogFired } : {}) };
             if (config.verifyRestore) {
               const v = await run(config.verifyRestore, 'verifyRestore', true);
               detail.verifyRestore = v.code === 0 ? 'ok' : `failed (exit ${v.code})`;

@@ -161,10 +161,12 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
       }
       const steps = p.restore(started, completed);
       let last: Error | null = null;
+      // the watchdog's deadline passed before the harness got here: it restored first, at its deadline
+      const watchdogFired = dog !== null && clock.now() >= dog.firesAt;
       for (let i = 1; i <= RESTORE_TRIES; i++) {
         try {
           let instant: { before: number; t: number; fixed: boolean } | null = null;
-          const detail: Record<string, unknown> = { attempts: i, reason };
+          const detail: Record<string, unknown> = { attempts: i, reason, ...(watchdogFired ? { watchdogFired } : {}) };
           for (const step of steps) {
             const r = await timed(get(), clock, step.cmd, { timeoutMs: spec.timeoutMs, label: step.label });
             detail[`${step.label}Ms`] = r.t - r.before;

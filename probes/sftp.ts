@@ -15,6 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Client, SFTPWrapper } from 'ssh2';
 import { z } from 'zod';
 import { byteSize, duration, probeBase } from '../src/schema-util.ts';
+import { UNFINISHED } from '../src/events.ts';
 import { CopyProgress, settledWithin } from './copy-progress.ts';
 import { errorText } from './session-loop.ts';
 import { scrubbed } from './secrets.ts';
@@ -234,7 +235,7 @@ export const sftp: ProbeDefinition<SftpConfig> = {
         if (copy && progress && !progress.done && !lostEmitted) {
           const finished = await settledWithin(copy, config.closeWait);
           if (!finished) {
-            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified`, fatal: false });
+            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`, code: UNFINISHED, fatal: false });
           }
         }
         progress?.stop();

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../src/schema-util.ts';
+import { UNFINISHED } from '../src/events.ts';
 import { CopyProgress, settledWithin } from './copy-progress.ts';
 import { readSecret } from './secrets.ts';
 import type { ProbeContext, ProbeDefinition } from './types.ts';
@@ -193,7 +194,7 @@ export const smb: ProbeDefinition<SmbConfig> = {
       async close() {
         if (copy && progress && !progress.done && !lostEmitted) {
           if (!(await settledWithin(copy, config.closeWait))) {
-            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified`, fatal: false });
+            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`, code: UNFINISHED, fatal: false });
           }
         }
         progress?.stop();

@@ -14,6 +14,9 @@ export const EVENT_SCHEMA_VERSION = 1;
 const base = { t: z.number() };
 const probeRef = { ...base, probe: z.string(), trial: z.number().int() };
 
+/** probe-error code: the probe's operation (a copy) was still running when the trial ended, so its result is unknown */
+export const UNFINISHED = 'UNFINISHED';
+
 export const OutcomeSchema = z.enum(['transparent', 'stalled', 'recovered', 'failed', 'unknown']);
 export type Outcome = z.infer<typeof OutcomeSchema>;
 
