@@ -2,6 +2,7 @@
  * The lab target's cgroup v1 freezer, with a detached watchdog that thaws it
  * at the deadline if the harness dies (the freezer has no kernel timeout).
  */
+import { childEnv } from '../src/child-env.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sleep } from '../src/clock.ts';
@@ -29,6 +30,7 @@ export class Freezer {
     const child = spawn('sh', ['-c', 'sleep "$0"; echo THAWED > "$1"', (ms / 1000).toFixed(3), this.stateFile], {
       detached: true,
       stdio: 'ignore',
+      env: childEnv(),
     });
     child.unref();
     this.watchdogPid = child.pid ?? null;

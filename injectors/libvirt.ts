@@ -34,16 +34,29 @@ import { armPosixWatchdog, remoteFields } from './remote.ts';
 import { hypervisorInjector, type Step } from './hypervisor.ts';
 import type { InjectorDefinition } from './types.ts';
 
+/**
+ * A libvirt URI. `no_verify=1` turns off the TLS / SSH host verification of the
+ * connection to the hypervisor (anyone in the path can then pause every guest
+ * in its name): refused, as is anything that is not one plain token.
+ */
+function libvirtUri(message: string) {
+  return z
+    .string()
+    .max(1024)
+    .regex(/^[a-z0-9+]+:\/\/[^\s"'`;\\]*$/, message)
+    .refine((u) => !/[?&]no_verify=(?!0(&|$))/i.test(u), { message: 'no_verify is refused: the hypervisor\'s identity must be verified (fix its certificate or known_hosts instead)' });
+}
+
 const schema = z
   .strictObject({
     kind: z.literal('libvirt'),
     ...remoteFields,
-    uri: z.string().regex(/^[a-z0-9+]+:\/\/[^\s]*$/, 'expected a libvirt URI such as qemu:///system').optional(),
+    uri: libvirtUri('expected a libvirt URI such as qemu:///system').optional(),
     domain: z.string().min(1).max(200),
     mode: z.enum(['save', 'suspend', 'migrate-live']),
     saveFile: z.string().regex(/^\/[^\0]*$/, 'expected an absolute path').optional(),
     bypassCache: z.boolean().default(false),
-    destination: z.string().regex(/^[a-z0-9+]+:\/\/[^\s]*$/, 'expected a destination libvirt URI').optional(),
+    destination: libvirtUri('expected a destination libvirt URI').optional(),
     migrateFlags: z.array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, 'expected a virsh migrate flag such as --persistent')).max(32).default([]),
     migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
   })

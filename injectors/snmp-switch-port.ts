@@ -17,6 +17,7 @@
  * so if this machine loses power mid-cut the port stays down.
  */
 import { spawn } from 'node:child_process';
+import { childEnv } from '../src/child-env.ts';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { duration } from '../src/schema-util.ts';
@@ -165,7 +166,7 @@ export const snmpSwitchPort: InjectorDefinition<SnmpSwitchPortConfig> = {
         const delayMs = requestedMs + config.grace;
         if (dry) dry.transcript(`[local] arm watchdog: detached node ${WATCHDOG} (orders on stdin), SET ${oid()} INTEGER 1 after ${delayMs} ms`);
         else {
-          const child = spawn(process.execPath, [WATCHDOG], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] });
+          const child = spawn(process.execPath, [WATCHDOG], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], env: childEnv() });
           child.stdin!.end(JSON.stringify({ target: target(), oid: oid(), value: 1, delayMs }));
           child.unref();
           watchdogPid = child.pid ?? null;

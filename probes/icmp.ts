@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { probeBase } from '../src/schema-util.ts';
 import { atMost } from '../src/clock.ts';
+import { childEnv } from '../src/child-env.ts';
 import type { ProbeDefinition } from './types.ts';
 
 const schema = z.strictObject({
@@ -46,7 +47,7 @@ export const icmp: ProbeDefinition<IcmpConfig> = {
       open() {
         return new Promise((resolve, reject) => {
           const args = ['-D', '-O', '-n', '-i', (pingInterval(config.interval) / 1000).toFixed(4), '-W', '1', ctx.target.address];
-          child = spawn('ping', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+          child = spawn('ping', args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
           const timer = setTimeout(() => reject(new Error(`ping ${ctx.target.address}: no reply within 3 s`)), 3000);
           child.on('error', (e) => {
             clearTimeout(timer);

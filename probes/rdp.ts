@@ -36,6 +36,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { sleep } from '../src/clock.ts';
+import { childEnv } from '../src/child-env.ts';
 import { pidAlive } from '../src/exec.ts';
 import { scrub } from '../src/redact.ts';
 import { duration, probeBase, secretRef } from '../src/schema-util.ts';
@@ -258,7 +259,7 @@ class RdpProbe {
     const child = spawn(
       'setpriv',
       ['--pdeathsig', 'SIGKILL', '--', 'Xvfb', '-displayfd', '3', '-screen', '0', `${this.width}x${this.height}x24`, '-fbdir', fbdir, '-nolisten', 'tcp', '-noreset'],
-      { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: childEnv() },
     );
     this.xvfb = child;
     let err = '';
@@ -311,7 +312,7 @@ class RdpProbe {
     // stdbuf: FreeRDP's log goes through stdio, block-buffered into a pipe otherwise
     const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'stdbuf', '-oL', '-eL', 'xfreerdp', ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, DISPLAY: `:${this.display}`, HOME: home, XAUTHORITY: '' },
+      env: childEnv({ DISPLAY: `:${this.display}`, HOME: home, XAUTHORITY: '' }),
     });
     this.client = child;
     // the password goes in on stdin, never on the command line

@@ -22,6 +22,7 @@
  */
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { z } from 'zod';
+import { scrub } from '../src/redact.ts';
 import { duration, probeBase, secretRef } from '../src/schema-util.ts';
 import { readSecret } from './secrets.ts';
 import type { ProbeDefinition } from './types.ts';
@@ -112,6 +113,10 @@ export const web: ProbeDefinition<WebConfig> = {
     reconnect: 'page',
   }),
   create(config, ctx) {
+    // what the page or the browser says may echo the password (a login page repeating what was typed,
+    // Playwright's call log): every message leaves through scrub
+    const secrets: string[] = [];
+    const emit: typeof ctx.emit = (e) => ctx.emit('message' in e && typeof e.message === 'string' ? { ...e, message: scrub(e.message, secrets) } : e);
     let context: BrowserContext | null = null;
     let acquired = false;
     let timer: NodeJS.Timeout | null = null;
@@ -125,6 +130,7 @@ export const web: ProbeDefinition<WebConfig> = {
         const user = config.user ?? t?.user;
         if (!base || !user) throw new Error(`${config.name}: no web app (the lab's web service or the probe's url and user)`);
         const password = readSecret(config.passwordEnv || config.passwordFile ? config : (t ?? {}), `${config.name}: web password`);
+        secrets.push(password);
         acquired = true;
         const browser = await acquireBrowser(config.browser);
         context = await browser.newContext({ viewport: { width: 900, height: 500 } });
@@ -143,9 +149,9 @@ export const web: ProbeDefinition<WebConfig> = {
           await p.waitForFunction(() => (window as unknown as { __bo?: { state: string; seq: number | null } }).__bo?.seq != null, undefined, { timeout: config.navigationTimeout });
         } catch (e) {
           const where = await p.evaluate(() => `${location.pathname}: ${document.getElementById('reason')?.textContent ?? ''}`).catch(() => '');
-          throw new Error(`${config.name}: login at ${loginUrl.split('?')[0]} failed: ${(e as Error).message.split('\n')[0]}${where ? ` (page ${where})` : ''}`);
+          throw new Error(scrub(`${config.name}: login at ${loginUrl.split('?')[0]} failed: ${(e as Error).message.split('\n')[0]}${where ? ` (page ${where})` : ''}`, secrets));
         }
-        ctx.emit({ type: 'session-open', reconnect: false, message: `logged in as ${user}` });
+        emit({ type: 'session-open', reconnect: false, message: `logged in as ${user}` });
 
         let lastSeq: number | null = null;
         let lost = false;
@@ -168,11 +174,11 @@ export const web: ProbeDefinition<WebConfig> = {
             s = await readState(p);
           } catch (e) {
             // a navigation in progress (e.g. the page sending the user to the login form)
-            if (!/context was destroyed|navigat/i.test((e as Error).message)) ctx.emit({ type: 'probe-error', message: (e as Error).message.split('\n')[0]!, fatal: false });
+            if (!/context was destroyed|navigat/i.test((e as Error).message)) emit({ type: 'probe-error', message: (e as Error).message.split('\n')[0]!, fatal: false });
             return;
           }
           if (stopped) return;
-          while (reportedErrors < pageErrors.length) ctx.emit({ type: 'probe-error', message: `script error on the page: ${pageErrors[reportedErrors++]}`, fatal: true });
+          while (reportedErrors < pageErrors.length) emit({ type: 'probe-error', message: `script error on the page: ${pageErrors[reportedErrors++]}`, fatal: true });
           const bad = s.path !== '/app' || s.state === 'failed' || s.state === 'logged-out';
           if (bad) {
             terminal = true;
@@ -181,8 +187,8 @@ export const web: ProbeDefinition<WebConfig> = {
               await shot('first-failure.png');
             }
             const text = s.path !== '/app' ? `sent to ${s.path}: ${s.reason || 'logged out'}` : s.message;
-            if (!lost) ctx.emit({ type: 'session-lost', message: text });
-            else ctx.emit({ type: 'probe-error', message: text, fatal: true });
+            if (!lost) emit({ type: 'session-lost', message: text });
+            else emit({ type: 'probe-error', message: text, fatal: true });
             return;
           }
           const fresh = s.seq !== null && s.seq !== lastSeq && s.state === 'live';
@@ -190,9 +196,9 @@ export const web: ProbeDefinition<WebConfig> = {
             lastSeq = s.seq;
             if (lost) {
               lost = false;
-              ctx.emit({ type: 'session-open', reconnect: true, message: `the page reconnected its websocket (reconnect #${s.reconnects})` });
+              emit({ type: 'session-open', reconnect: true, message: `the page reconnected its websocket (reconnect #${s.reconnects})` });
             }
-            ctx.emit({ type: 'sample', seq: s.seq!, value: s.seq!, latencyMs: s.receivedAt !== null ? Math.max(0, s.now - s.receivedAt) : undefined });
+            emit({ type: 'sample', seq: s.seq!, value: s.seq!, latencyMs: s.receivedAt !== null ? Math.max(0, s.now - s.receivedAt) : undefined });
             if (inTrouble && !recoveryShot) {
               recoveryShot = true;
               inTrouble = false;
@@ -202,7 +208,7 @@ export const web: ProbeDefinition<WebConfig> = {
           }
           if (s.state === 'reconnecting' && !lost) {
             lost = true;
-            ctx.emit({ type: 'session-lost', message: `the page's websocket is down: ${s.message}` });
+            emit({ type: 'session-lost', message: `the page's websocket is down: ${s.message}` });
           }
           // trouble the user can see: the page is no longer live (reconnecting, an error, logged out)
           if (!inTrouble && (lost || s.state !== 'live')) {

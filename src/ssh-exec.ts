@@ -22,7 +22,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { spawn } from 'node:child_process';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
-import { scrub } from './redact.ts';
+import { scrub, isSecretName } from './redact.ts';
+import { childEnv } from './child-env.ts';
 
 // ---------------------------------------------------------------- secrets
 
@@ -141,6 +142,7 @@ export function renderPosix(cmd: Exclude<Command, { powershell: string }>, forTr
   const secrets: string[] = [];
   const values = envNames.map((n) => {
     const v = cmd.env![n]!;
+    if (forTranscript && !isSecret(v) && isSecretName(n)) return `<value of ${n} withheld>`;
     if (isSecret(v)) {
       if (forTranscript) return secretPlaceholder(v);
       const s = readSecret(v, `${n}`);
@@ -149,6 +151,8 @@ export function renderPosix(cmd: Exclude<Command, { powershell: string }>, forTr
       return s;
     }
     if (/[\r\n]/.test(v)) throw new Error(`${n}: an environment value must be one line`);
+    // a literal under a secret's name (API_KEY: "…") is kept out of error texts like a referenced one
+    if (isSecretName(n)) secrets.push(v);
     return v;
   });
   // values arrive on stdin, one per line, read into variables before anything else runs
@@ -199,11 +203,12 @@ export class LocalExecutor implements Executor {
     let file: string;
     let args: string[];
     let stdin = '';
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    // a minimal environment plus the command's own variables: never the harness's whole env (its secrets)
+    const env: NodeJS.ProcessEnv = childEnv();
     const secrets: string[] = [];
     for (const [k, v] of Object.entries(cmd.env ?? {})) {
       const val = isSecret(v) ? readSecret(v, k) : v;
-      if (isSecret(v)) secrets.push(val);
+      if (isSecret(v) || isSecretName(k)) secrets.push(val);
       env[k] = val;
     }
     if ('argv' in cmd) {
