@@ -24,11 +24,11 @@
 import { z } from 'zod';
 import { duration } from '../src/schema-util.ts';
 import { psQuote } from '../src/ssh-exec.ts';
-import { armPowershellWatchdog, psStrict, PS_TASK_PREFIX, remoteFields, sshSchema } from './remote.ts';
+import { armPowershellWatchdog, psStrict, PS_TASK_PREFIX, remoteFields, sshSchema, exactName } from './remote.ts';
 import { hypervisorInjector, type Step } from './hypervisor.ts';
 import type { InjectorDefinition } from './types.ts';
 
-const name = z.string().min(1).max(256).regex(/^[^\0\r\n]+$/, 'expected a name on one line');
+const name = exactName(256);
 
 const schema = z.strictObject({
   kind: z.literal('hyperv'),
@@ -97,7 +97,8 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
         selfTimed,
         describe: { vm: config.vm, node: config.node, cluster: config.cluster, adapter: config.adapter, switch: config.switch },
         preflight: [
-          ps('VM state', `(Get-VM -Name ${vm}).State`, false),
+          // exactly one VM by that name (-Name matches case-insensitively; the schema refused wildcards)
+          ps('VM state', `$v = @(Get-VM -Name ${vm} | Where-Object { $_.Name -eq ${vm} })\nif ($v.Count -ne 1) { throw ('expected exactly one VM named ' + ${vm} + ', found ' + $v.Count) }\n($v[0]).State`, false),
           ...(selfTimed ? [ps('cluster role', `(Get-ClusterGroup -Name ${vm}${cluster}).State`)] : []),
         ].map((p, i) => (i === 0 ? { ...p, expect: /Running/, hint: `VM ${config.vm} must be Running` } : p)),
         async prepare(ex) {

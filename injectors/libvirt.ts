@@ -30,7 +30,7 @@
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { duration } from '../src/schema-util.ts';
-import { armPosixWatchdog, remoteFields } from './remote.ts';
+import { armPosixWatchdog, remoteFields, exactName } from './remote.ts';
 import { hypervisorInjector, type Step } from './hypervisor.ts';
 import type { InjectorDefinition } from './types.ts';
 
@@ -52,7 +52,7 @@ const schema = z
     kind: z.literal('libvirt'),
     ...remoteFields,
     uri: libvirtUri('expected a libvirt URI such as qemu:///system').optional(),
-    domain: z.string().min(1).max(200),
+    domain: exactName(200),
     mode: z.enum(['save', 'suspend', 'migrate-live']),
     saveFile: z.string().regex(/^\/[^\0]*$/, 'expected an absolute path').optional(),
     bypassCache: z.boolean().default(false),
@@ -67,7 +67,7 @@ export type LibvirtConfig = z.infer<typeof schema>;
 const ENSURE_RUNNING = `tries=$1; file=$2; dom=$3; shift 3
 i=0
 while [ "$i" -lt "$tries" ]; do
-  st=$("$@" domstate "$dom" 2>/dev/null)
+  st=$("$@" domstate -- "$dom" 2>/dev/null)
   case "$st" in
     running*)
       # a save file of a running domain is stale (restoring it would roll the guest back)
@@ -77,12 +77,12 @@ while [ "$i" -lt "$tries" ]; do
       # right after a completed save the domain lingers, paused, while QEMU exits: the
       # file is the state to come back to, so wait for the domain to go (15 s at most)
       if [ -n "$file" ] && [ -f "$file" ] && [ "$i" -lt 15 ]; then :
-      elif "$@" resume "$dom" >/dev/null 2>&1; then
+      elif "$@" resume -- "$dom" >/dev/null 2>&1; then
         echo "healed: resumed paused domain $dom"
         [ -n "$file" ] && rm -f "$file"
       fi ;;
     *) if [ -n "$file" ] && [ -f "$file" ]; then
-         "$@" restore "$file" --running >/dev/null && rm -f "$file" && echo "healed: restored domain $dom from $file"
+         "$@" restore --running -- "$file" >/dev/null && rm -f "$file" && echo "healed: restored domain $dom from $file"
        elif [ -n "$st" ]; then echo "domain $dom is $st and there is no saved state to restore" >&2; exit 1
        fi ;;
   esac
@@ -119,7 +119,7 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
           ...(config.mode === 'migrate-live' ? { destination: config.destination, migrateFlags: config.migrateFlags } : {}),
         },
         preflight: [
-          { label: 'domain state', cmd: { argv: [...virsh, 'domstate', dom] }, expect: /^running/m, hint: `domain ${dom} must be running` },
+          { label: 'domain state', cmd: { argv: [...virsh, 'domstate', '--', dom] }, expect: /^running/m, hint: `domain ${dom} must be running` },
           ...(config.mode === 'save' ? [{ label: 'save folder', cmd: { argv: ['test', '-d', dirname(file)] } }] : []),
         ],
         heal: { label: 'heal', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, config.mode === 'save').args } },
@@ -127,8 +127,8 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
           if (config.mode === 'migrate-live') {
             return {
               selfTimed: true,
-              migrate: step('migrate', 'migrate', '--live', ...config.migrateFlags, dom, config.destination!),
-              abort: step('abort', 'domjobabort', dom),
+              migrate: step('migrate', 'migrate', '--live', ...config.migrateFlags, '--', dom, config.destination!),
+              abort: step('abort', 'domjobabort', '--', dom),
               migrationTimeoutMs: config.migrationTimeout,
             };
           }
@@ -136,19 +136,19 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
             armPosixWatchdog(ex, ctx.clock, delayMs, ensure(120, config.mode === 'save'), undefined, config.timeout);
           if (config.mode === 'suspend') {
             return {
-              cut: [step('suspend', 'suspend', dom)],
-              restore: (started: number, completed: number) => (completed ? [step('resume', 'resume', dom)] : started ? [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, false).args } }] : []),
+              cut: [step('suspend', 'suspend', '--', dom)],
+              restore: (started: number, completed: number) => (completed ? [step('resume', 'resume', '--', dom)] : started ? [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, false).args } }] : []),
               watchdog,
             };
           }
           return {
             // suspend first: the guest stops at a precise instant; the save then writes the paused guest
-            cut: [step('suspend', 'suspend', dom), step('save', 'save', dom, file, ...cache)],
+            cut: [step('suspend', 'suspend', '--', dom), step('save', 'save', ...cache, '--', dom, file)],
             restore: (started: number, completed: number) =>
               started === 0
                 ? []
                 : completed === 2
-                  ? [{ ...step('restore', 'restore', file, '--running', ...cache), instant: true }, { label: 'remove save file', cmd: { argv: ['rm', '-f', file] } }]
+                  ? [{ ...step('restore', 'restore', '--running', ...cache, '--', file), instant: true }, { label: 'remove save file', cmd: { argv: ['rm', '-f', file] } }]
                   : // the suspend or the save failed half-way: resume, or restore from the file if the save did complete
                     [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, true).args } }],
             watchdog,

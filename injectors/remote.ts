@@ -38,6 +38,23 @@ export const sshSchema = z
   .refine((s) => s.hostKey || s.knownHostsFile, { message: 'give hostKey: "SHA256:…" or knownHostsFile: the host key must be verified' });
 export type SshConfig = z.infer<typeof sshSchema>;
 
+/**
+ * The name of one VM (or host, switch, adapter) on a hypervisor: exactly one
+ * object. Hyper-V's -Name takes wildcards (`*` would pause every VM on the
+ * host) and govc / virsh read a positional name starting with "-" as a flag:
+ * glob characters and a leading "-" are refused; the adapters also put "--"
+ * before positional names.
+ */
+export function exactName(max: number) {
+  return z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[^\0\r\n]+$/, 'expected a name on one line')
+    .regex(/^[^-]/, 'expected a name that does not start with "-" (it would be read as an option)')
+    .regex(/^[^*?[\]]+$/, 'expected an exact name: the wildcard characters * ? [ ] would match other VMs too');
+}
+
 /** A secret reference in an injector block: { env: NAME } or { file: PATH }. */
 export const secretSchema = z.union([z.strictObject({ env: envName }), z.strictObject({ file: z.string().min(1) })]);
 

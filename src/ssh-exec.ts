@@ -171,6 +171,26 @@ export function renderPosix(cmd: Exclude<Command, { powershell: string }>, forTr
   return { line: prelude + body, stdin, secrets };
 }
 
+/**
+ * The fixed line a remote login shell gets for a POSIX command: whatever that
+ * shell is (fish, where \\' escapes inside single quotes; csh; zsh), it parses
+ * the same thing: a single-quoted literal without a quote or backslash inside,
+ * and one base64 word. /bin/sh decodes the word and runs the real command line,
+ * so only /bin/sh ever parses what posixQuote made.
+ */
+const BOOTSTRAP = `/bin/sh -c 'eval "$(printf %s "$0" | base64 -d)"' `;
+
+export function posixBootstrap(line: string): string {
+  return BOOTSTRAP + Buffer.from(line, 'utf8').toString('base64');
+}
+
+/** The command line inside a bootstrap (tests and the recording server use it); null when it is not one. */
+export function decodePosixBootstrap(sent: string): string | null {
+  if (!sent.startsWith(BOOTSTRAP)) return null;
+  const b64 = sent.slice(BOOTSTRAP.length);
+  return /^[A-Za-z0-9+/]*={0,2}$/.test(b64) ? Buffer.from(b64, 'base64').toString('utf8') : null;
+}
+
 /** One line for the transcript; never holds a secret value. */
 export function describeCommand(cmd: Command): string {
   if ('powershell' in cmd) return `${powershellCommandLine(cmd.powershell)}\n      # PowerShell: ${cmd.powershell.replace(/\n/g, '\n      #   ')}`;
@@ -494,7 +514,7 @@ export class SshExecutor implements Executor {
     if ('powershell' in cmd) line = powershellCommandLine(cmd.powershell);
     else {
       const r = renderPosix(cmd, false);
-      line = r.line;
+      line = posixBootstrap(r.line);
       stdin = r.stdin;
       secrets = [...secrets, ...r.secrets];
     }

@@ -37,7 +37,8 @@ describe('hyperv over SSH (PowerShell)', () => {
     const cmds = fake.recorded.map((r) => r.powershell);
     expect(cmds.every((c) => c !== null)).toBe(true); // every call went as -EncodedCommand
     const bodies = cmds.map((c) => body(c!));
-    expect(bodies[0]).toBe(`(Get-VM -Name 'app''01 $(evil)').State`);
+    // exactly one VM by that name, or the preflight refuses
+    expect(bodies[0]).toBe(`$v = @(Get-VM -Name 'app''01 $(evil)' | Where-Object { $_.Name -eq 'app''01 $(evil)' })\nif ($v.Count -ne 1) { throw ('expected exactly one VM named ' + 'app''01 $(evil)' + ', found ' + $v.Count) }\n($v[0]).State`);
     expect(bodies[1]).toContain(`if ($vm.State -eq 'Saved') { Start-VM -Name 'app''01 $(evil)'`);
     expect(bodies[2]).toMatch(/Register-ScheduledTask -TaskName 'blackout-restore-[0-9a-f]{8}'.*-User 'SYSTEM'/);
     expect(bodies[2]).toContain('AddSeconds(61)');
@@ -113,12 +114,12 @@ describe('vsphere (govc) over SSH', () => {
     const all = fake.recorded.map((r) => r.command).join('\n');
     expect(all).not.toContain('Vc-p@ss');
     const info = fake.recorded[0]!;
-    expect(info.command).toBe('IFS= read -r GOVC_URL && export GOVC_URL && IFS= read -r GOVC_USERNAME && export GOVC_USERNAME && IFS= read -r GOVC_PASSWORD && export GOVC_PASSWORD && exec govc vm.info app01');
+    expect(info.command).toBe('IFS= read -r GOVC_URL && export GOVC_URL && IFS= read -r GOVC_USERNAME && export GOVC_USERNAME && IFS= read -r GOVC_PASSWORD && export GOVC_PASSWORD && exec govc vm.info -- app01');
     expect(info.stdin).toBe('https://vc.example.internal/sdk\nops@vsphere.local\nVc-p@ss w0rd\n');
     const cmds = fake.recorded.map((r) => r.command);
-    expect(cmds.some((c) => c.includes('nohup sh -c') && c.includes('govc device.connect -vm app01 ethernet-0'))).toBe(true);
-    expect(cmds.some((c) => c.endsWith('exec govc device.disconnect -vm app01 ethernet-0'))).toBe(true);
-    expect(cmds.filter((c) => c.endsWith('exec govc device.connect -vm app01 ethernet-0')).length).toBe(3);
+    expect(cmds.some((c) => c.includes('nohup sh -c') && c.includes('govc device.connect -vm app01 -- ethernet-0'))).toBe(true);
+    expect(cmds.some((c) => c.endsWith('exec govc device.disconnect -vm app01 -- ethernet-0'))).toBe(true);
+    expect(cmds.filter((c) => c.endsWith('exec govc device.connect -vm app01 -- ethernet-0')).length).toBe(3);
     // the watchdog was not disarmed: it is the restore of last resort
     expect(cmds.some((c) => c.startsWith('kill '))).toBe(false);
     await injector.dispose?.();
@@ -171,9 +172,9 @@ describe('libvirt live migration over SSH', () => {
     await injector.cut(0);
     await expect(injector.restore('scheduled')).rejects.toThrow(/migrate-live failed after \d+ ms.*\(aborted\)/);
     expect(fake.commands()).toEqual([
-      'virsh -c qemu:///system domstate app01',
-      'virsh -c qemu:///system migrate --live --persistent --undefinesource app01 qemu+ssh://kvm02.example.internal/system',
-      'virsh -c qemu:///system domjobabort app01',
+      'virsh -c qemu:///system domstate -- app01',
+      'virsh -c qemu:///system migrate --live --persistent --undefinesource -- app01 qemu+ssh://kvm02.example.internal/system',
+      'virsh -c qemu:///system domjobabort -- app01',
     ]);
     await injector.dispose?.();
   });
@@ -201,8 +202,8 @@ describe('blackout run --dry-run', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain('never-printed-secret');
     expect(r.stdout).toContain('<secret from env A_DRY_PW>');
-    expect(r.stdout).toContain(`exec govc vm.power -suspend 'app 01'`);
-    expect(r.stdout).toMatch(/t\+2\.0\d\ds \[ssh ops@192\.0\.2\.77:22 hostkey SHA256:A+\] restore: .*exec govc vm\.power -on 'app 01'/);
+    expect(r.stdout).toContain(`exec govc vm.power -suspend -- 'app 01'`);
+    expect(r.stdout).toMatch(/t\+2\.0\d\ds \[ssh ops@192\.0\.2\.77:22 hostkey SHA256:A+\] restore: .*exec govc vm\.power -on -- 'app 01'/);
     expect(r.stdout.match(/trial \d\/2/g)).toEqual(['trial 1/2', 'trial 2/2']);
     expect(r.stdout).toContain('nothing was executed');
   });
