@@ -24,7 +24,7 @@
 import { z } from 'zod';
 import { duration } from '../src/schema-util.ts';
 import { psQuote } from '../src/ssh-exec.ts';
-import { armPowershellWatchdog, psStrict, PS_TASK_PREFIX, remoteFields, sshSchema, exactName } from './remote.ts';
+import { armPowershellWatchdog, psStrict, remoteFields, runTag, sshSchema, exactName } from './remote.ts';
 import { hypervisorInjector, type Step } from './hypervisor.ts';
 import type { InjectorDefinition } from './types.ts';
 
@@ -77,7 +77,7 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
         ...(config.mode === 'cable' ? [`Get-VMNetworkAdapter -VMName ${vm}${adapterArg()} | Where-Object { -not $_.SwitchName } | ForEach-Object { Connect-VMNetworkAdapter -VMNetworkAdapter $_ -SwitchName ${psQuote(sw ?? '')} }`] : []),
       ].join('\n');
     const selfTimed = config.mode === 'quick-migration' || config.mode === 'live-migration';
-    // heal: bring a Saved/Paused VM back, reconnect a disconnected adapter, drop stale watchdog tasks
+    // heal: bring a Saved/Paused VM back, reconnect a disconnected adapter (a dead run's own watchdog task is ended by name, from the journal)
     const healBody = [
       `$vm = Get-VM -Name ${vm}`,
       `if ($vm.State -eq 'Saved') { Start-VM -Name ${vm}; 'healed: started saved VM ' + $vm.Name }`,
@@ -85,7 +85,6 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
       ...(config.mode === 'cable' && config.switch
         ? [`Get-VMNetworkAdapter -VMName ${vm}${config.adapter ? ` -Name ${psQuote(config.adapter)}` : ''} | Where-Object { -not $_.SwitchName } | ForEach-Object { Connect-VMNetworkAdapter -VMNetworkAdapter $_ -SwitchName ${psQuote(config.switch)}; 'healed: reconnected adapter ' + $_.Name }`]
         : []),
-      `Get-ScheduledTask -TaskName '${PS_TASK_PREFIX}*' -ErrorAction SilentlyContinue | Unregister-ScheduledTask -Confirm:$false`,
     ].join('\n');
     return hypervisorInjector(
       {
@@ -133,7 +132,7 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
           return {
             cut: [ps(label, cut)],
             restore: (started: number, completed: number) => (completed ? [ps('restore', restoreBody()!)] : started ? [ps('ensure restored', ensureBody())] : []),
-            watchdog: (ex, delayMs) => armPowershellWatchdog(ex, ctx.clock, delayMs, psStrict(restoreBody()!), config.timeout),
+            watchdog: (ex, delayMs) => armPowershellWatchdog(ex, ctx.clock, delayMs, restoreBody()!, config.timeout, runTag(ctx.runDir)),
           };
         },
       },

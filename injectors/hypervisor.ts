@@ -15,7 +15,8 @@
  */
 import { sleep } from '../src/clock.ts';
 import type { Command, ExecResult, Executor } from '../src/ssh-exec.ts';
-import { describeSsh, executorFor, timed, type SshConfig, type Watchdog } from './remote.ts';
+import { describeSsh, disarmPosixWatchdog, executorFor, forgetWatchdog, orphanedWatchdogs, recordWatchdog, timed, type SshConfig, type Watchdog } from './remote.ts';
+import { psQuote } from '../src/ssh-exec.ts';
 import type { CutInstant, Injector, InjectorContext, Instant } from './types.ts';
 
 export interface Step {
@@ -81,6 +82,12 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
   let dog: Watchdog | null = null;
   let active = false;
   let migration: { start: number; promise: Promise<{ t: number; result: ExecResult | null; error: Error | null }> } | null = null;
+  // the journal of armed watchdogs is per target: this adapter, where it runs, and what it acts on
+  const journalKey = () => `${spec.kind} ${get().where} ${JSON.stringify(spec.describe)}`;
+  const disarm = async (d: Watchdog) => {
+    await d.disarm().catch((e: Error) => ctx.log(`could not disarm the watchdog (${e.message}); it restores again at its deadline`));
+    if (!get().isDryRun) forgetWatchdog(journalKey(), d.id);
+  };
 
   return {
     kind: spec.kind,
@@ -100,9 +107,20 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
       getPlan();
     },
     async heal() {
-      if (!spec.heal) return [];
+      const lines: string[] = [];
+      // first end the watchdogs a dead run left armed: else one fires inside this run's trial
+      if (!get().isDryRun) {
+        for (const o of orphanedWatchdogs(journalKey())) {
+          const ended = o.id.startsWith('blackout-restore-')
+            ? (await get().exec({ powershell: `Unregister-ScheduledTask -TaskName ${psQuote(o.id)} -Confirm:$false -ErrorAction SilentlyContinue` }, { timeoutMs: spec.timeoutMs, allowFail: true, label: 'heal: end a dead run\'s watchdog' })).code === 0
+            : await disarmPosixWatchdog(get(), o.id, spec.timeoutMs);
+          forgetWatchdog(journalKey(), o.id);
+          lines.push(`${ended ? 'ended' : 'found already gone'} the watchdog ${o.mechanism} armed by a dead run (${o.runDir})`);
+        }
+      }
+      if (!spec.heal) return lines;
       const r = await run(spec.heal, { allowFail: true, timeoutMs: Math.max(spec.timeoutMs, 120_000) });
-      const lines = r.stdout.split('\n').filter((l) => l.startsWith('healed: ')).map((l) => `${l.slice(8)} (${get().where})`);
+      lines.push(...r.stdout.split('\n').filter((l) => l.startsWith('healed: ')).map((l) => `${l.slice(8)} (${get().where})`));
       if (r.code !== 0 && !r.dryRun) lines.push(`heal on ${get().where} exited ${r.code}: ${(r.stderr.trim() || r.stdout.trim()).slice(0, 300)}`);
       return lines;
     },
@@ -123,9 +141,14 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
         migration = { start, promise };
         return { before: start, t: start, deadline: start + p.migrationTimeoutMs, detail: { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, selfTimed: 'the migration command runs from cut to restore; the real pause lies inside and is what the probes measure' } };
       }
-      dog = await p.watchdog(get(), requestedMs + spec.graceMs);
+      // the watchdog is armed before the cut (a kill -9 during a slow cut step is covered too) and fires only
+      // after every cut step could have run to its timeout, plus the requested length and the grace: it never
+      // tries to restore while a Save-VM or a hibernate is still under way
+      const cutBudgetMs = p.cut.length * spec.timeoutMs;
+      dog = await p.watchdog(get(), requestedMs + spec.graceMs + cutBudgetMs);
+      if (!get().isDryRun) recordWatchdog(journalKey(), { id: dog.id, mechanism: dog.mechanism, pid: process.pid, runDir: ctx.runDir, armedAtWallMs: Date.now() });
       active = true;
-      const detail: Record<string, unknown> = { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, watchdog: dog.id };
+      const detail: Record<string, unknown> = { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, watchdog: dog.id, watchdogMechanism: dog.mechanism, watchdogCoversCutStepsMs: cutBudgetMs };
       let first: { before: number; t: number } | null = null;
       for (const step of p.cut) {
         started++;
@@ -176,7 +199,7 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
           if (dog) {
             const d = dog;
             dog = null;
-            await d.disarm().catch((e: Error) => ctx.log(`could not disarm the watchdog (${e.message}); it restores again at its deadline`));
+            await disarm(d);
           }
           const now = clock.now();
           return { before: instant?.before ?? now, t: instant?.t ?? now, detail };

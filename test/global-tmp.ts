@@ -12,8 +12,11 @@ export default function setup(): () => void {
   const outer = process.env.TMPDIR;
   const dir = mkdtempSync(join(tmpdir(), 'blackout-test-'));
   process.env.TMPDIR = dir;
+  // the watchdog journal (injectors/remote.ts) of the runs the tests make stays inside too
+  process.env.BLACKOUT_STATE_DIR = join(dir, 'state');
   return () => {
     rmSync(dir, { recursive: true, force: true });
+    delete process.env.BLACKOUT_STATE_DIR;
     if (outer === undefined) delete process.env.TMPDIR;
     else process.env.TMPDIR = outer;
   };
