@@ -88,6 +88,8 @@ export interface TrialResult {
     restoredBy: string;
     /** the harness's own restore instant (later than restoredAt when something restored before it) */
     harnessRestoredAt: number;
+    /** what would have restored the target had the harness died: a systemd timer, a detached process, a scheduled task, the kernel's nft timeout */
+    guardedBy: string | null;
   } | null;
   injectorInfo: Array<Record<string, unknown>>;
   /** the injector failed in this trial (the run ended after it) */
@@ -164,6 +166,13 @@ export function restoreInstant(cut: EventOf<'cut'> | null, restore: EventOf<'res
   const early = d.restoredEarlierAt;
   if (typeof early === 'number' && Number.isFinite(early) && early < best.t && (!cut || early >= cut.t)) best = { t: early, by: typeof d.restoredEarlierBy === 'string' ? d.restoredEarlierBy : 'watchdog' };
   return best;
+}
+
+function guardOf(d: Record<string, unknown> | undefined): string | null {
+  if (typeof d?.watchdogMechanism === 'string') return `watchdog: ${d.watchdogMechanism}`;
+  if (typeof d?.kernelTimeoutMs === 'number') return `kernel nft timeout (${d.kernelTimeoutMs} ms)`;
+  if (typeof d?.watchdog === 'string') return `watchdog ${d.watchdog}`;
+  return null;
 }
 
 const MAX_ERRORS = 200;
@@ -412,6 +421,7 @@ class TrialAcc {
             restoreReason: tr.restore.reason,
             restoredBy: restored.by,
             harnessRestoredAt: tr.restore.t,
+            guardedBy: guardOf(tr.cut.detail),
           }
         : null;
     const probes: Record<string, ProbeTrialResult> = {};

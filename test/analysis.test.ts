@@ -123,6 +123,11 @@ describe('restore evidence and unfinished copies', () => {
     expect(a.decision.findings.some((f) => /the watchdog restored the target 3\.5 s before the harness/.test(f.text))).toBe(true);
   });
 
+  it('says what guarded each restore (the watchdog mechanism the cut recorded)', () => {
+    const ev = run({}).map((e) => (e.type === 'cut' ? { ...e, detail: { watchdog: 'systemd:blackout-watchdog-0a1b2c3d', watchdogMechanism: 'systemd timer blackout-watchdog-0a1b2c3d on local' } } : e));
+    expect(analyze(ev).trials[0]!.injected!.guardedBy).toBe('watchdog: systemd timer blackout-watchdog-0a1b2c3d on local');
+  });
+
   it('without evidence the harness restore counts', () => {
     const t = analyze(run({})).trials[0]!;
     expect(t.injected).toMatchObject({ restoredAt: 6000, durationMs: 5000, restoredBy: 'harness' });
