@@ -14,6 +14,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../src/schema-util.ts';
 import { UNFINISHED } from '../src/events.ts';
@@ -57,9 +60,11 @@ interface Smb {
 }
 
 /**
- * smbclient's arguments. The authentication file is fd 3, a pipe the harness
- * writes and closes (spawnSmb): the password never lands in a file that a
- * kill -9 of the harness would leave behind, nor on a command line.
+ * smbclient's arguments. The authentication file is fd 3 (spawnSmb): a file
+ * unlinked the moment it was written, open only as that descriptor, so the
+ * password never stays on disk (a kill -9 of the harness leaves nothing), nor
+ * appears on a command line. (Node's stdio "pipe" is a socket, which
+ * /dev/fd/3 cannot open.)
  */
 function smbArgs(s: Smb, config: SmbConfig, command: string): string[] {
   return [`//${s.host}/${s.share}`, '-p', String(s.port), '-A', '/dev/fd/3', '-E', '-t', String(Math.round(config.timeout / 1000)), '-m', config.maxProtocol, '-c', command];
@@ -67,11 +72,20 @@ function smbArgs(s: Smb, config: SmbConfig, command: string): string[] {
 
 /** smbclient with its authentication on fd 3 and a minimal environment */
 function spawnSmb(s: Smb, config: SmbConfig, command: string): ChildProcess {
-  const child = spawn('smbclient', smbArgs(s, config, command), { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: childEnv() });
-  const fd3 = child.stdio[3] as NodeJS.WritableStream & { on(e: 'error', l: () => void): void };
-  fd3.on('error', () => {}); // smbclient died before reading it: its exit says why
-  fd3.end(s.auth);
-  return child;
+  const dir = mkdtempSync(join(tmpdir(), 'blackout-smb-'));
+  const path = join(dir, 'auth');
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx+', 0o600);
+    writeSync(fd, s.auth);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  try {
+    return spawn('smbclient', smbArgs(s, config, command), { stdio: ['ignore', 'pipe', 'pipe', fd], env: childEnv() });
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** the NT_STATUS line smbclient printed, or its last line */
