@@ -130,3 +130,41 @@ describe('libvirt URIs', () => {
     expect(() => suiteFor({ kind: 'tcp' }, { kind: 'libvirt', domain: 'app01', mode: 'suspend', uri: 'qemu:///system' })).not.toThrow();
   });
 });
+
+describe('the SMB password never stays on disk', () => {
+  it('a probe that opened (and was never closed, as after kill -9) leaves no file holding the password', async () => {
+    const { smb } = await import('../probes/smb.ts');
+    const { readdirSync, readFileSync: read, statSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { createClock } = await import('../src/clock.ts');
+    const filesUnder = (d: string): string[] =>
+      readdirSync(d).flatMap((f) => {
+        const p = join(d, f);
+        try {
+          return statSync(p).isDirectory() ? filesUnder(p) : [p];
+        } catch {
+          return [];
+        }
+      });
+    process.env.BO_SMB_SENTINEL = SENTINEL;
+    try {
+      const config = smb.schema.parse({ name: 'cp', kind: 'smb', host: '127.0.0.1', port: 1, share: 'files', user: 'ops', passwordEnv: 'BO_SMB_SENTINEL', file: 'big.bin', timeout: '1s' });
+      const probe = smb.create(config, {
+        name: 'cp', trial: 0, clock: createClock(), target: { name: 't', address: '127.0.0.1', services: {} }, runDir: dir,
+        signal: new AbortController().signal, emit: () => {}, attach: () => '',
+      });
+      // smbclient really starts, reads its authentication from fd 3, and fails to connect
+      await expect(probe.open()).rejects.toThrow(/smbclient/);
+      const holding = filesUnder(tmpdir()).filter((f) => {
+        try {
+          return read(f).includes(SENTINEL);
+        } catch {
+          return false;
+        }
+      });
+      expect(holding.filter((f) => !f.startsWith(dir))).toEqual([]);
+    } finally {
+      delete process.env.BO_SMB_SENTINEL;
+    }
+  });
+});
