@@ -145,8 +145,12 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
       // after every cut step could have run to its timeout, plus the requested length and the grace: it never
       // tries to restore while a Save-VM or a hibernate is still under way
       const cutBudgetMs = p.cut.length * spec.timeoutMs;
-      dog = await p.watchdog(get(), requestedMs + spec.graceMs + cutBudgetMs);
-      if (!get().isDryRun) recordWatchdog(journalKey(), { id: dog.id, mechanism: dog.mechanism, pid: process.pid, runDir: ctx.runDir, armedAtWallMs: Date.now() });
+      const arm = async (delayMs: number) => {
+        const d = await p.watchdog(get(), delayMs);
+        if (!get().isDryRun) recordWatchdog(journalKey(), { id: d.id, mechanism: d.mechanism, pid: process.pid, runDir: ctx.runDir, armedAtWallMs: Date.now() });
+        return d;
+      };
+      dog = await arm(requestedMs + spec.graceMs + cutBudgetMs);
       active = true;
       const detail: Record<string, unknown> = { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, watchdog: dog.id, watchdogMechanism: dog.mechanism, watchdogCoversCutStepsMs: cutBudgetMs };
       let first: { before: number; t: number } | null = null;
@@ -156,6 +160,19 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
         completed++;
         detail[`${step.label}Ms`] = r.t - r.before;
         first ??= { before: r.before, t: r.t };
+      }
+      // the cut took effect: re-arm for the requested length + grace from now, then end the early watchdog
+      // (if the re-arm fails, the early one stays: later, but still a restore)
+      try {
+        const tight = await arm(Math.max(0, first!.t + requestedMs - clock.now()) + spec.graceMs);
+        const early = dog;
+        dog = tight;
+        await disarm(early);
+        detail.watchdog = tight.id;
+        detail.watchdogMechanism = tight.mechanism;
+        detail.watchdogRearmedAfterCut = true;
+      } catch (e) {
+        ctx.log(`could not re-arm the watchdog after the cut (${(e as Error).message}); the one armed before it restores at its later deadline`);
       }
       return { before: first!.before, t: first!.t, deadline: dog.firesAt, detail };
     },

@@ -32,6 +32,7 @@ describe('hyperv over SSH (PowerShell)', () => {
     await injector.heal();
     const cut = await injector.cut(1000);
     expect(cut.deadline - cut.before).toBeGreaterThanOrEqual(60_500); // 1 s + the task scheduler's 60 s grace
+    expect(cut.detail!.watchdogRearmedAfterCut).toBe(true);
     await injector.restore('scheduled');
     await injector.dispose?.();
     const cmds = fake.recorded.map((r) => r.powershell);
@@ -45,8 +46,11 @@ describe('hyperv over SSH (PowerShell)', () => {
     expect(bodies[2]).toMatch(/Register-ScheduledTask -TaskName 'blackout-restore-[0-9a-f]{8}-[0-9a-f]{8}'.*-User 'SYSTEM'/);
     expect(bodies[2]).toContain('AddSeconds(91)');
     expect(bodies[3]).toBe(`Save-VM -Name 'app''01 $(evil)'`);
-    expect(bodies[4]).toBe(`Start-VM -Name 'app''01 $(evil)'`);
+    // once the save took effect: a watchdog for the requested 1 s + 60 s grace from now, then the early one ends
+    expect(bodies[4]).toContain('AddSeconds(61)');
     expect(bodies[5]).toMatch(/^Unregister-ScheduledTask -TaskName 'blackout-restore-[0-9a-f]{8}-[0-9a-f]{8}' -Confirm:\$false/);
+    expect(bodies[6]).toBe(`Start-VM -Name 'app''01 $(evil)'`);
+    expect(bodies[7]).toMatch(/^Unregister-ScheduledTask -TaskName 'blackout-restore-[0-9a-f]{8}-[0-9a-f]{8}' -Confirm:\$false/);
     // heal no longer removes every blackout task on the host (another run's included)
     expect(bodies[1]).not.toContain('blackout-restore-*');
     // the task's own action is an encoded Start-VM of the same VM
@@ -127,8 +131,9 @@ describe('vsphere (govc) over SSH', () => {
     expect(cmds.some((c) => c.includes('systemd-run') && c.includes('nohup $s /bin/sh') && c.includes('until "$@"') && c.includes('govc device.connect -vm app01 -- ethernet-0'))).toBe(true);
     expect(cmds.some((c) => c.endsWith('exec govc device.disconnect -vm app01 -- ethernet-0'))).toBe(true);
     expect(cmds.filter((c) => c.endsWith('exec govc device.connect -vm app01 -- ethernet-0')).length).toBe(3);
-    // the watchdog was not disarmed: it is the restore of last resort
-    expect(cmds.some((c) => c.startsWith('kill '))).toBe(false);
+    // only the early watchdog (armed before the cut) was ended, once the cut took effect; the one armed
+    // after it was not disarmed: it is the restore of last resort
+    expect(cmds.filter((c) => c.startsWith('kill '))).toEqual(['kill 4242']);
     await injector.dispose?.();
   });
 });
@@ -148,6 +153,7 @@ describe('proxmox (qm) over SSH', () => {
       'qm status 101',
       'qm config 101',
       'qm set 101 --net0 virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1,link_down=1',
+      'kill 777', // the early watchdog, once the cut took effect and the next one was armed
       'qm set 101 --net0 virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1',
       'kill 777',
     ]);
