@@ -32,8 +32,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/blackout-apt.log 2>&1 || {
-    tail -20 /tmp/blackout-apt.log >&2; exit 1; }
+  # apt's chatter is kept in memory, not in a file left behind: shown (its tail) only when it failed
+  if ! apt_out=$(apt-get install -y -qq --no-install-recommends "${missing[@]}" 2>&1); then
+    printf '%s\n' "$apt_out" | tail -20 >&2; exit 1
+  fi
 fi
 
 # npm dependencies: install when node_modules is missing or older than the lock file

@@ -23,7 +23,7 @@
  *    before the recovery window closed), unknown (the trial never finished).
  *  - a probe survives a trial when it is transparent or stalled.
  */
-import type { BlackoutEvent, EventOf, Outcome, ProbeInfo } from '../core/events.ts';
+import { type BlackoutEvent, type EventOf, type Outcome, type ProbeInfo, UNFINISHED } from '../core/events.ts';
 import { decide, type Decision } from './decision.ts';
 import type { Phase, ProbeErrorSummary, ProbeTrialResult, TrialResult, ProbeRunResult, ExpectationResult, RunFold } from './results.ts';
 
@@ -47,6 +47,30 @@ export function median(values: number[]): number | null {
 }
 
 
+
+/**
+ * When the target was restored: the harness's restore instant, unless the restore
+ * event carries evidence that something restored it earlier: the kernel timeout
+ * removed the cut (`expiredByKernelTimeout`: at the cut's deadline), the
+ * watchdog fired before the harness got to it (`watchdogFired`: at the
+ * deadline), or an injector's own `restoredEarlierAt` instant.
+ */
+export function restoreInstant(cut: EventOf<'cut'> | null, restore: EventOf<'restore'>): { t: number; by: string } {
+  const d = restore.detail ?? {};
+  let best = { t: restore.t, by: 'harness' };
+  if (cut && d.expiredByKernelTimeout === true && cut.deadline < best.t) best = { t: Math.max(cut.t, cut.deadline), by: 'kernel timeout' };
+  if (cut && d.watchdogFired === true && cut.deadline < best.t) best = { t: Math.max(cut.t, cut.deadline), by: 'watchdog' };
+  const early = d.restoredEarlierAt;
+  if (typeof early === 'number' && Number.isFinite(early) && early < best.t && (!cut || early >= cut.t)) best = { t: early, by: typeof d.restoredEarlierBy === 'string' ? d.restoredEarlierBy : 'watchdog' };
+  return best;
+}
+
+function guardOf(d: Record<string, unknown> | undefined): string | null {
+  if (typeof d?.watchdogMechanism === 'string') return `watchdog: ${d.watchdogMechanism}`;
+  if (typeof d?.kernelTimeoutMs === 'number') return `kernel nft timeout (${d.kernelTimeoutMs} ms)`;
+  if (typeof d?.watchdog === 'string') return `watchdog ${d.watchdog}`;
+  return null;
+}
 
 const MAX_ERRORS = 200;
 const MAX_LIST = 200;
@@ -90,6 +114,8 @@ class ProbeAcc {
   reopened: number[] = [];
   verifications: ProbeTrialResult['verifications'] = [];
   failedVerify: string | null = null;
+  /** the operation was still running at the end of the trial (code UNFINISHED): its result was never checked */
+  unfinished: string | null = null;
 
   constructor(
     readonly info: ProbeInfo,
@@ -221,6 +247,7 @@ class ProbeAcc {
     if (this.errors.length < MAX_ERRORS) this.errors.push(x);
     else this.errorsDropped++;
     if (e.fatal && this.fatal.length < MAX_LIST) this.fatal.push(x);
+    if (e.code === UNFINISHED && this.unfinished === null) this.unfinished = e.message;
   }
 
   lost(e: EventOf<'session-lost'>): void {
@@ -306,6 +333,8 @@ class ProbeAcc {
       return result('failed', `session lost: ${firstLost.message}${this.reopened.length ? '; reconnect did not bring a working session' : ''}`);
     }
     if (fatal) return result('failed', `error reached the application: ${fatal.message}`);
+    // a copy still running when the trial ended was never verified: it did not survive, nor fail, as far as anyone knows
+    if (this.unfinished !== null) return result('unknown', this.unfinished);
     if (firstAfter === null) {
       return result(complete ? 'failed' : 'unknown', complete ? 'no good sample after the restore before the recovery window closed' : 'the run ended during recovery');
     }
@@ -319,6 +348,7 @@ class TrialAcc {
   cut: EventOf<'cut'> | null = null;
   restore: EventOf<'restore'> | null = null;
   info: Array<Record<string, unknown>> = [];
+  injectorError: TrialResult['injectorError'] = null;
   phases: Partial<Record<Phase, number>> = {};
   readonly win = { cutAt: Infinity, restoredAt: Infinity };
   readonly probes = new Map<string, ProbeAcc>();
@@ -332,16 +362,20 @@ class TrialAcc {
 
   result(): TrialResult {
     const tr = this;
+    const restored = tr.restore ? restoreInstant(tr.cut, tr.restore) : null;
     const injected =
-      tr.cut && tr.restore
+      tr.cut && tr.restore && restored
         ? {
             cutAt: tr.cut.t,
-            restoredAt: tr.restore.t,
-            durationMs: tr.restore.t - tr.cut.t,
+            restoredAt: restored.t,
+            durationMs: restored.t - tr.cut.t,
             cutBefore: tr.cut.before,
-            restoreBefore: tr.restore.before,
+            restoreBefore: Math.min(tr.restore.before, restored.t),
             deadline: tr.cut.deadline,
             restoreReason: tr.restore.reason,
+            restoredBy: restored.by,
+            harnessRestoredAt: tr.restore.t,
+            guardedBy: guardOf(tr.cut.detail),
           }
         : null;
     const probes: Record<string, ProbeTrialResult> = {};
@@ -357,6 +391,7 @@ class TrialAcc {
       endedAt: tr.end?.t ?? null,
       injected,
       injectorInfo: tr.info,
+      injectorError: tr.injectorError,
       probes,
     };
   }
@@ -417,11 +452,14 @@ export class AnalysisBuilder {
         return;
       case 'restore':
         tr.restore = e;
-        tr.win.restoredAt = e.t;
+        tr.win.restoredAt = restoreInstant(tr.cut, e).t;
         for (const p of tr.probes.values()) p.windowChanged();
         return;
       case 'injector-info':
         tr.info.push(e.data);
+        return;
+      case 'injector-error':
+        tr.injectorError = { step: e.step, message: e.message, restored: e.restored, ...(e.restoreError ? { restoreError: e.restoreError } : {}) };
         return;
       case 'phase':
         tr.phases[e.phase] ??= e.t;

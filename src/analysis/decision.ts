@@ -79,6 +79,19 @@ export function decide(a: PartialAnalysis): Decision {
   // the harness's own health, as findings
   if (!a.complete) findings.push({ severity: 'warning', text: 'the run did not finish (no run-end): the figures cover the trials recorded up to its last event' });
   for (const t of a.trials) {
+    const ie = t.injectorError;
+    if (ie) {
+      findings.push({
+        severity: 'problem',
+        trials: [t.index],
+        text: ie.restored
+          ? `trial ${t.index}: the injector failed (${ie.step}: ${ie.message}); the target was restored and the run stopped`
+          : `trial ${t.index}: the injector failed (${ie.step}: ${ie.message})${ie.restoreError ? `, and the restore after it failed too (${ie.restoreError})` : ''}; the target was NOT verified restored (its kernel timeout / watchdog restores it at the deadline) and the run stopped`,
+      });
+    }
+    if (t.injected && t.injected.restoredBy !== 'harness') {
+      findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index}: the ${t.injected.restoredBy} restored the target ${formatLength(t.injected.harnessRestoredAt - t.injected.restoredAt)} before the harness did; the blackout is measured to that earlier restore` });
+    }
     if (t.injected && t.injected.restoreReason !== 'scheduled') findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index}: the blackout was ended early (${t.injected.restoreReason})` });
     if (!t.complete) findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index} (${formatLength(t.requestedMs)}) did not finish; its outcomes are unknown where not yet decided` });
     if (t.injected && Math.abs(t.injected.durationMs - t.requestedMs) > Math.max(200, 0.05 * t.requestedMs) && t.injected.restoreReason === 'scheduled') {

@@ -39,7 +39,7 @@ export function normalizeLink(s: string): LinkName | null {
 }
 
 /** A link in a suite: one of LINKS by name, or a throughput in MB/s. */
-export const linkSchema = z.union([z.string(), z.number().positive()]).transform((v, ctx) => {
+export const linkSchema = z.union([z.string().max(40), z.number().positive().max(1e7)]).transform((v, ctx) => {
   if (typeof v === 'number') return { name: `${v} MB/s`, bytesPerSec: v * MiB };
   const n = normalizeLink(v);
   if (!n) {
@@ -63,7 +63,7 @@ export function maxMemoryFor(toleranceMs: number, link: { bytesPerSec: number })
 // ---------------------------------------------------------------- suite block
 
 /** A throughput: a number of MB/s, or "125MB/s", "1.5GB/s", "1Gbit/s", "800Mbit/s". */
-export const throughput = z.union([z.number().positive(), z.string()]).transform((v, ctx) => {
+export const throughput = z.union([z.number().positive().max(1e7), z.string().max(40)]).transform((v, ctx) => {
   if (typeof v === 'number') return v;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(MB|MiB|GB|GiB|Mbit|Gbit|Mb|Gb)\/s\s*$/i.exec(v);
   if (!m) {
@@ -86,7 +86,7 @@ export const throughput = z.union([z.number().positive(), z.string()]).transform
  */
 export const migrationSchema = z
   .strictObject({
-    links: z.record(z.string().min(1).max(40), throughput).optional(),
+    links: z.record(z.string().min(1).max(40), throughput).refine((r) => Object.keys(r).length <= 20, { message: 'expected at most 20 links' }).optional(),
     memory: z.array(byteSize()).min(1).max(20).optional(),
     livePause: duration({ min: 1, max: 60_000 }).optional(),
   })

@@ -54,8 +54,25 @@ export interface TrialResult {
   complete: boolean;
   startedAt: number;
   endedAt: number | null;
-  injected: { cutAt: number; restoredAt: number; durationMs: number; cutBefore: number; restoreBefore: number; deadline: number; restoreReason: string } | null;
+  injected: {
+    cutAt: number;
+    /** the earliest evidence of the restore: the harness's, or the kernel timeout's / watchdog's when they came first */
+    restoredAt: number;
+    durationMs: number;
+    cutBefore: number;
+    restoreBefore: number;
+    deadline: number;
+    restoreReason: string;
+    /** who restored first: 'harness', 'kernel timeout', 'watchdog' */
+    restoredBy: string;
+    /** the harness's own restore instant (later than restoredAt when something restored before it) */
+    harnessRestoredAt: number;
+    /** what would have restored the target had the harness died: a systemd timer, a detached process, a scheduled task, the kernel's nft timeout */
+    guardedBy: string | null;
+  } | null;
   injectorInfo: Array<Record<string, unknown>>;
+  /** the injector failed in this trial (the run ended after it) */
+  injectorError: { step: 'cut' | 'restore'; message: string; restored: boolean; restoreError?: string } | null;
   probes: Record<string, ProbeTrialResult>;
 }
 

@@ -193,6 +193,8 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
     process.stdout.write(pc.dim(`also: ${files.filter((f) => !f.endsWith('.html')).map((f) => f.slice(outDir.length + 1)).join(', ')}, events.jsonl\n`));
     process.stdout.write(`${testsSummaryText(analysis.tests.counts, analysis.exitCode)}\n`);
+    if (result.exitCode === EXIT.injectorFailed) process.stderr.write(pcErr.red(`the injector failed (exit ${EXIT.injectorFailed}); the target was restored: ${result.reason.replace(/^the injector failed; the target was restored: /, '')}\n`));
+    if (result.exitCode === EXIT.restoreFailed) process.stderr.write(pcErr.red(`the injector failed and the restore failed too (exit ${EXIT.restoreFailed}): ${result.reason}\n`));
     if (result.exitCode !== EXIT.ok) return result.exitCode;
     // the analysis' exit code is the one junit.xml, Allure and summary.json count (src/analysis/test-cases.ts)
     return analysis.exitCode ?? EXIT.expectationFailed;
@@ -309,8 +311,10 @@ export function buildProgram(): Command {
         return;
       }
       try {
-        const { analysis, files, tornTail } = await writeReports(dir);
+        const { analysis, files, tornTail, tornLines } = await writeReports(dir);
         if (tornTail) process.stderr.write(pcErr.yellow('the last line of events.jsonl was torn (the run died while writing it); it was skipped\n'));
+        const inner = tornLines - (tornTail ? 1 : 0);
+        if (inner > 0) process.stderr.write(pcErr.yellow(`${inner} torn line${inner > 1 ? 's' : ''} inside events.jsonl (a write failed half-way) ${inner > 1 ? 'were' : 'was'} skipped\n`));
         if (!analysis.complete) process.stderr.write(pcErr.yellow('the run did not finish: the reports are marked incomplete\n'));
         process.stdout.write(`${analysis.decision.verdict.headline}\n${analysis.decision.verdict.second}\n\n${matrixMarkdown(analysis)}\n\n${files.join('\n')}\n`);
         if (o.allure) {

@@ -39,18 +39,29 @@ export function createClock(originNs: bigint = process.hrtime.bigint()): Clock {
   };
 }
 
+/** setTimeout fires at once for a delay of 2^31 ms or more: longer sleeps are chained */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Resolves after `ms`, or rejects with the signal's reason when aborted. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, Math.max(0, ms));
+    let left = Math.max(0, ms);
+    let timer: NodeJS.Timeout;
+    const arm = () => {
+      const step = Math.min(left, MAX_TIMER_MS);
+      left -= step;
+      timer = setTimeout(() => {
+        if (left > 0) return arm();
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, step);
+    };
     const onAbort = () => {
       clearTimeout(timer);
       reject(signal?.reason);
     };
+    arm();
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

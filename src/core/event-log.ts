@@ -7,9 +7,15 @@
  * FLUSH_MS of events (the kernel keeps what was written). Structural events
  * (cut, restore, trial boundaries) are written at once.
  *
- * Reader: validates every line against the schema; a torn last line (the
- * process died mid-write) is tolerated and reported, anything else is an error
- * naming the line.
+ * write(2) may write less than asked (a full disk, a signal, a pipe or a
+ * network filesystem): the writer loops until every byte is out, and if a
+ * write fails half-way it starts the next chunk on a fresh line, so one torn
+ * line never swallows the events after it.
+ *
+ * Reader: validates every line against the schema; a torn line (not JSON: the
+ * process died mid-write, or a write failed half-way) is skipped and counted,
+ * wherever it is; a JSON line that is not a valid event is an error naming the
+ * line, except the last (the writer died while writing it).
  */
 import { closeSync, openSync, readSync, writeSync, fsyncSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
@@ -17,19 +23,29 @@ import { EventSchema, EVENT_SCHEMA_VERSION, type BlackoutEvent } from './events.
 
 const FLUSH_MS = 50;
 const IMMEDIATE = new Set<BlackoutEvent['type']>([
-  'run-start', 'cut', 'restore', 'trial-start', 'trial-end', 'run-end', 'preflight', 'heal', 'session-lost',
+  'run-start', 'cut', 'restore', 'trial-start', 'trial-end', 'run-end', 'preflight', 'heal', 'session-lost', 'injector-error',
 ]);
 
 export type Listener = (event: BlackoutEvent) => void;
+
+/** write(2) as fs.writeSync: may write fewer bytes than asked (tests substitute a stingy one) */
+export type WriteFn = (fd: number, buffer: Buffer, offset: number, length: number) => number;
 
 export class EventLog {
   private fd: number | null;
   private buffer: string[] = [];
   private timer: NodeJS.Timeout | null = null;
   private listeners: Listener[] = [];
+  /** a write failed half-way: the file may end mid-line */
+  private midLine = false;
+  private readonly write: WriteFn;
   count = 0;
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    opts: { write?: WriteFn } = {},
+  ) {
+    this.write = opts.write ?? ((fd, b, o, l) => writeSync(fd, b, o, l));
     // 'wx': a run folder holds one run; a second writer must never append to another run's record
     this.fd = openSync(path, 'wx');
   }
@@ -63,9 +79,22 @@ export class EventLog {
       this.timer = null;
     }
     if (this.fd === null || this.buffer.length === 0) return;
-    const chunk = this.buffer.join('\n') + '\n';
+    const chunk = Buffer.from((this.midLine ? '\n' : '') + this.buffer.join('\n') + '\n');
     this.buffer = [];
-    writeSync(this.fd, chunk);
+    let off = 0;
+    try {
+      while (off < chunk.length) {
+        const n = this.write(this.fd, chunk, off, chunk.length - off);
+        // 0 bytes for a non-empty write: the file cannot take more; throw rather than spin
+        if (!(n > 0)) throw new Error(`events.jsonl: write(2) wrote nothing (${n})`);
+        off += n;
+      }
+      this.midLine = false;
+    } catch (e) {
+      // part of the chunk may be in the file: the next chunk starts on a fresh line (a blank line is harmless)
+      this.midLine = true;
+      throw e;
+    }
   }
 
   close(): void {
@@ -86,6 +115,8 @@ export interface ReadResult {
   events: BlackoutEvent[];
   /** a last line that did not parse: the writer died mid-line */
   tornTail: string | null;
+  /** torn lines skipped anywhere in the log (the torn tail included) */
+  tornLines: number;
   /** run-end missing: the run died or is still going */
   incomplete: boolean;
 }
@@ -97,8 +128,8 @@ function parseLine(line: string, lineNo: number, isLast: boolean): BlackoutEvent
   try {
     raw = JSON.parse(line);
   } catch {
-    if (isLast) return 'torn';
-    throw new EventLogError(`events.jsonl line ${lineNo}: not valid JSON`);
+    // not JSON: a line torn by a write that failed half-way, wherever it is
+    return 'torn';
   }
   const parsed = EventSchema.safeParse(raw);
   if (!parsed.success) {
@@ -119,8 +150,8 @@ function parseLine(line: string, lineNo: number, isLast: boolean): BlackoutEvent
 /** The whole log in memory (tests, small runs); the same reader as foldEvents. */
 export function readEvents(path: string): ReadResult {
   const events: BlackoutEvent[] = [];
-  const { tornTail } = foldEvents(path, (e) => events.push(e));
-  return { events, tornTail, incomplete: !events.some((e) => e.type === 'run-end') };
+  const { tornTail, tornLines } = foldEvents(path, (e) => events.push(e));
+  return { events, tornTail, tornLines, incomplete: !events.some((e) => e.type === 'run-end') };
 }
 
 
@@ -139,7 +170,10 @@ function quickSample(raw: unknown): BlackoutEvent | null {
 
 export interface FoldResult {
   count: number;
+  /** the last line, when it was torn */
   tornTail: string | null;
+  /** torn lines skipped anywhere (the tail included) */
+  tornLines: number;
 }
 
 /**
@@ -155,6 +189,7 @@ export function foldEvents(path: string, onEvent: (e: BlackoutEvent) => void): F
   let lineNo = 0;
   let count = 0;
   let tornTail: string | null = null;
+  let tornLines = 0;
   let pending: string | null = null;
   let pendingNo = 0;
   const handle = (line: string, no: number, isLast: boolean) => {
@@ -169,7 +204,8 @@ export function foldEvents(path: string, onEvent: (e: BlackoutEvent) => void): F
     }
     ev ??= parseLine(line, no, isLast);
     if (ev === 'torn') {
-      tornTail = line;
+      tornLines++;
+      if (isLast) tornTail = line;
       return;
     }
     if (count === 0 && ev.type !== 'run-start') throw new EventLogError('events.jsonl: the first event is not run-start');
@@ -200,5 +236,5 @@ export function foldEvents(path: string, onEvent: (e: BlackoutEvent) => void): F
     handle(rest, lineNo + 1, true);
   } else if (pending !== null) handle(pending, pendingNo, true);
   if (count === 0) throw new EventLogError('events.jsonl: the first event is not run-start');
-  return { count, tornTail };
+  return { count, tornTail, tornLines };
 }

@@ -14,6 +14,9 @@ export const EVENT_SCHEMA_VERSION = 1;
 const base = { t: z.number() };
 const probeRef = { ...base, probe: z.string(), trial: z.number().int() };
 
+/** probe-error code: the probe's operation (a copy) was still running when the trial ended, so its result is unknown */
+export const UNFINISHED = 'UNFINISHED';
+
 export const OutcomeSchema = z.enum(['transparent', 'stalled', 'recovered', 'failed', 'unknown']);
 export type Outcome = z.infer<typeof OutcomeSchema>;
 
@@ -108,6 +111,15 @@ export const EventSchema = z.discriminatedUnion('type', [
     /** why: 'scheduled', 'error', 'signal', 'heal' */
     reason: z.string(),
     detail: z.record(z.string(), z.unknown()).optional(),
+  }),
+  /** the injector failed mid-run (the run ends after this trial); restored: whether the target was restored after it */
+  z.object({
+    type: z.literal('injector-error'), ...base,
+    trial: z.number().int(),
+    step: z.enum(['cut', 'restore']),
+    message: z.string(),
+    restored: z.boolean(),
+    restoreError: z.string().optional(),
   }),
   z.object({
     type: z.literal('injector-info'), ...base,

@@ -2,9 +2,19 @@
 import { z } from 'zod';
 import { parseDuration } from './clock.ts';
 
-/** A duration: "250ms", "10s", "2m", or a number of ms; ≥ 0. Parsed to ms. */
+/**
+ * The longest duration any field takes unless it says otherwise: 24 h. Node's
+ * timers fire at once for 2^31 ms (24.8 days) or more, so an unbounded
+ * `blackouts: [600h]` would restore immediately.
+ */
+export const MAX_DURATION_MS = 24 * 3_600_000;
+/** The largest byte size any field takes unless it says otherwise: 1 TiB. */
+export const MAX_BYTES = 1024 ** 4;
+
+/** A duration: "250ms", "10s", "2m", or a number of ms; ≥ 0 and ≤ max (default 24 h). Parsed to ms. */
 export function duration(opts: { min?: number; max?: number } = {}) {
   const min = opts.min ?? 0;
+  const max = Math.min(opts.max ?? MAX_DURATION_MS, MAX_DURATION_MS);
   return z.union([z.string(), z.number()]).transform((v, ctx) => {
     let ms: number;
     try {
@@ -17,26 +27,39 @@ export function duration(opts: { min?: number; max?: number } = {}) {
       ctx.addIssue({ code: 'custom', message: `expected a duration ≥ ${min} ms, got ${JSON.stringify(v)}` });
       return z.NEVER;
     }
-    if (opts.max !== undefined && ms > opts.max) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration ≤ ${opts.max} ms, got ${JSON.stringify(v)}` });
+    if (!(ms <= max)) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration ≤ ${max} ms (${fmtMax(max)}), got ${JSON.stringify(v)}` });
       return z.NEVER;
     }
     return ms;
   });
 }
 
-/** A byte size: "64MB", "2GB", "512KiB", or a number of bytes. MB = 2^20 like the seeds' tables. */
-export function byteSize() {
+function fmtMax(ms: number): string {
+  return ms % 3_600_000 === 0 ? `${ms / 3_600_000} h` : ms % 60_000 === 0 ? `${ms / 60_000} min` : ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
+
+/** A byte size: "64MB", "2GB", "512KiB", or a number of bytes; ≤ max (default 1 TiB). MB = 2^20 like the seeds' tables. */
+export function byteSize(opts: { max?: number } = {}) {
+  const max = Math.min(opts.max ?? MAX_BYTES, MAX_BYTES);
   return z.union([z.string(), z.number()]).transform((v, ctx) => {
-    if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$/i.exec(String(v));
-    if (!m) {
-      ctx.addIssue({ code: 'custom', message: `expected a size like 64MB or 2GB, got ${JSON.stringify(v)}` });
+    let bytes: number;
+    if (typeof v === 'number' && Number.isFinite(v) && v >= 0) bytes = v;
+    else {
+      const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?\s*$/i.exec(String(v));
+      if (!m) {
+        ctx.addIssue({ code: 'custom', message: `expected a size like 64MB or 2GB, got ${JSON.stringify(v)}` });
+        return z.NEVER;
+      }
+      const unit = (m[2] ?? 'B').toLowerCase();
+      const f = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : unit.startsWith('t') ? 1024 ** 4 : 1;
+      bytes = Math.round(Number(m[1]) * f);
+    }
+    if (bytes > max) {
+      ctx.addIssue({ code: 'custom', message: `expected a size ≤ ${max} bytes (${max / 1024 ** 3} GiB), got ${JSON.stringify(v)}` });
       return z.NEVER;
     }
-    const unit = (m[2] ?? 'B').toLowerCase();
-    const f = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1;
-    return Math.round(Number(m[1]) * f);
+    return bytes;
   });
 }
 

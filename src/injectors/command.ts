@@ -23,10 +23,10 @@ import { z } from 'zod';
 import { MigrationKindSchema } from '../core/events.ts';
 import { sleep } from '../core/clock.ts';
 import type { Executor } from '../transport/ssh-exec.ts';
-import { armPosixWatchdog, describeSsh, executorFor, remoteFields, secretSchema, timed, type Watchdog } from './shared/remote.ts';
-import type { CutInstant, Instant, InjectorDefinition } from '../core/injector.ts';
+import { armPosixWatchdog, describeSsh, disarmPosixWatchdog, executorFor, forgetWatchdog, orphanedWatchdogs, recordWatchdog, remoteFields, secretSchema, timed, type Watchdog } from './shared/remote.ts';
+import type { CutInstant, InjectorDefinition, Instant } from '../core/injector.ts';
 
-const argv = z.array(z.string()).min(1, 'expected a command as a list: [program, arg, …]');
+const argv = z.array(z.string().max(4096)).min(1, 'expected a command as a list: [program, arg, …]').max(256, 'expected at most 256 arguments');
 
 const schema = z.strictObject({
   kind: z.literal('command'),
@@ -57,6 +57,7 @@ export const command: InjectorDefinition<CommandConfig> = {
     const env = config.env;
     let dog: Watchdog | null = null;
     let cutActive = false;
+    const journalKey = () => `command ${get().where} ${JSON.stringify(config.restore)}`;
     const run = (cmd: string[], label: string, allowFail = false) => get().exec({ argv: cmd, env }, { timeoutMs: config.timeout, label, allowFail });
 
     return {
@@ -79,6 +80,14 @@ export const command: InjectorDefinition<CommandConfig> = {
       },
       async heal() {
         const actions: string[] = [];
+        // a dead run's watchdog would run the restore inside this run's trial: end it first
+        if (!get().isDryRun) {
+          for (const o of orphanedWatchdogs(journalKey())) {
+            const ended = await disarmPosixWatchdog(get(), o.id, config.timeout);
+            forgetWatchdog(journalKey(), o.id);
+            actions.push(`${ended ? 'ended' : 'found already gone'} the watchdog ${o.mechanism} armed by a dead run (${o.runDir})`);
+          }
+        }
         if (config.heal) {
           await run(config.heal, 'heal', true);
           actions.push(`ran the heal command ${config.heal.join(' ')} on ${get().where}`);
@@ -95,6 +104,7 @@ export const command: InjectorDefinition<CommandConfig> = {
         const clock = ctx.clock;
         const armed = await armPosixWatchdog(get(), clock, requestedMs + grace, { argv: config.restore }, env, config.timeout);
         dog = armed;
+        if (!get().isDryRun) recordWatchdog(journalKey(), { id: armed.id, mechanism: armed.mechanism, pid: process.pid, runDir: ctx.runDir, armedAtWallMs: Date.now() });
         cutActive = true; // before: a failure half-way must still be restored
         const c = await timed(get(), clock, { argv: config.cut, env }, { timeoutMs: config.timeout, label: 'cut' });
         const detail: Record<string, unknown> = { mechanism: `command on ${get().where}`, cutTookMs: c.t - c.before };
@@ -104,6 +114,7 @@ export const command: InjectorDefinition<CommandConfig> = {
           if (v.code !== 0) throw new Error(`verifyCut failed after the cut (exit ${v.code}): ${(v.stderr.trim() || v.stdout.trim()).slice(0, 300)}`);
         }
         detail.watchdog = armed.id;
+        detail.watchdogMechanism = armed.mechanism;
         return { before: c.before, t: c.t, deadline: armed.firesAt, detail };
       },
       async restore(): Promise<Instant> {
@@ -112,11 +123,13 @@ export const command: InjectorDefinition<CommandConfig> = {
           return { before: now, t: now, detail: { nothingToRestore: true } };
         }
         let last: Error | null = null;
+        // the watchdog's deadline passed before the harness got here: it restored first, at its deadline
+        const watchdogFired = dog !== null && ctx.clock.now() >= dog.firesAt;
         for (let i = 1; i <= RESTORE_TRIES; i++) {
           try {
             const r = await timed(get(), ctx.clock, { argv: config.restore, env }, { timeoutMs: config.timeout, label: 'restore' });
             cutActive = false;
-            const detail: Record<string, unknown> = { restoreTookMs: r.t - r.before, attempts: i };
+            const detail: Record<string, unknown> = { restoreTookMs: r.t - r.before, attempts: i, ...(watchdogFired ? { watchdogFired } : {}) };
             if (config.verifyRestore) {
               const v = await run(config.verifyRestore, 'verifyRestore', true);
               detail.verifyRestore = v.code === 0 ? 'ok' : `failed (exit ${v.code})`;
@@ -124,6 +137,7 @@ export const command: InjectorDefinition<CommandConfig> = {
             }
             if (dog) {
               await dog.disarm().catch((e: Error) => ctx.log(`could not disarm the watchdog (${e.message}); it will run the restore again at its deadline`));
+              if (!get().isDryRun) forgetWatchdog(journalKey(), dog.id);
               dog = null;
             }
             return { before: r.before, t: r.t, detail };

@@ -25,11 +25,11 @@ import { z } from 'zod';
 import type { MigrationKind } from '../core/events.ts';
 import { duration } from '../core/schema-util.ts';
 import { psQuote } from '../transport/ssh-exec.ts';
-import { armPowershellWatchdog, psStrict, PS_TASK_PREFIX, remoteFields, sshSchema } from './shared/remote.ts';
+import { armPowershellWatchdog, exactName, psStrict, remoteFields, runTag, sshSchema } from './shared/remote.ts';
 import { hypervisorInjector, type Step } from './shared/hypervisor.ts';
 import type { InjectorDefinition } from '../core/injector.ts';
 
-const name = z.string().min(1).max(256).regex(/^[^\0\r\n]+$/, 'expected a name on one line');
+const name = exactName(256);
 
 const schema = z.strictObject({
   kind: z.literal('hyperv'),
@@ -81,7 +81,7 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
         ...(config.mode === 'cable' ? [`Get-VMNetworkAdapter -VMName ${vm}${adapterArg()} | Where-Object { -not $_.SwitchName } | ForEach-Object { Connect-VMNetworkAdapter -VMNetworkAdapter $_ -SwitchName ${psQuote(sw ?? '')} }`] : []),
       ].join('\n');
     const selfTimed = config.mode === 'quick-migration' || config.mode === 'live-migration';
-    // heal: bring a Saved/Paused VM back, reconnect a disconnected adapter, drop stale watchdog tasks
+    // heal: bring a Saved/Paused VM back, reconnect a disconnected adapter (a dead run's own watchdog task is ended by name, from the journal)
     const healBody = [
       `$vm = Get-VM -Name ${vm}`,
       `if ($vm.State -eq 'Saved') { Start-VM -Name ${vm}; 'healed: started saved VM ' + $vm.Name }`,
@@ -89,7 +89,6 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
       ...(config.mode === 'cable' && config.switch
         ? [`Get-VMNetworkAdapter -VMName ${vm}${config.adapter ? ` -Name ${psQuote(config.adapter)}` : ''} | Where-Object { -not $_.SwitchName } | ForEach-Object { Connect-VMNetworkAdapter -VMNetworkAdapter $_ -SwitchName ${psQuote(config.switch)}; 'healed: reconnected adapter ' + $_.Name }`]
         : []),
-      `Get-ScheduledTask -TaskName '${PS_TASK_PREFIX}*' -ErrorAction SilentlyContinue | Unregister-ScheduledTask -Confirm:$false`,
     ].join('\n');
     return hypervisorInjector(
       {
@@ -102,7 +101,8 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
         selfTimed,
         describe: { vm: config.vm, node: config.node, cluster: config.cluster, adapter: config.adapter, switch: config.switch },
         preflight: [
-          ps('VM state', `(Get-VM -Name ${vm}).State`, false),
+          // exactly one VM by that name (-Name matches case-insensitively; the schema refused wildcards)
+          ps('VM state', `$v = @(Get-VM -Name ${vm} | Where-Object { $_.Name -eq ${vm} })\nif ($v.Count -ne 1) { throw ('expected exactly one VM named ' + ${vm} + ', found ' + $v.Count) }\n($v[0]).State`, false),
           ...(selfTimed ? [ps('cluster role', `(Get-ClusterGroup -Name ${vm}${cluster}).State`)] : []),
         ].map((p, i) => (i === 0 ? { ...p, expect: /Running/, hint: `VM ${config.vm} must be Running` } : p)),
         async prepare(ex) {
@@ -137,7 +137,7 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
           return {
             cut: [ps(label, cut)],
             restore: (started: number, completed: number) => (completed ? [ps('restore', restoreBody()!)] : started ? [ps('ensure restored', ensureBody())] : []),
-            watchdog: (ex, delayMs) => armPowershellWatchdog(ex, ctx.clock, delayMs, psStrict(restoreBody()!), config.timeout),
+            watchdog: (ex, delayMs) => armPowershellWatchdog(ex, ctx.clock, delayMs, restoreBody()!, config.timeout, runTag(ctx.runDir)),
           };
         },
       },

@@ -31,21 +31,34 @@ import { dirname } from 'node:path';
 import { z } from 'zod';
 import type { MigrationKind } from '../core/events.ts';
 import { duration } from '../core/schema-util.ts';
-import { armPosixWatchdog, remoteFields } from './shared/remote.ts';
+import { armPosixWatchdog, exactName, remoteFields } from './shared/remote.ts';
 import { hypervisorInjector, type Step } from './shared/hypervisor.ts';
 import type { InjectorDefinition } from '../core/injector.ts';
+
+/**
+ * A libvirt URI. `no_verify=1` turns off the TLS / SSH host verification of the
+ * connection to the hypervisor (anyone in the path can then pause every guest
+ * in its name): refused, as is anything that is not one plain token.
+ */
+function libvirtUri(message: string) {
+  return z
+    .string()
+    .max(1024)
+    .regex(/^[a-z0-9+]+:\/\/[^\s"'`;\\]*$/, message)
+    .refine((u) => !/[?&]no_verify=(?!0(&|$))/i.test(u), { message: 'no_verify is refused: the hypervisor\'s identity must be verified (fix its certificate or known_hosts instead)' });
+}
 
 const schema = z
   .strictObject({
     kind: z.literal('libvirt'),
     ...remoteFields,
-    uri: z.string().regex(/^[a-z0-9+]+:\/\/[^\s]*$/, 'expected a libvirt URI such as qemu:///system').optional(),
-    domain: z.string().min(1).max(200),
+    uri: libvirtUri('expected a libvirt URI such as qemu:///system').optional(),
+    domain: exactName(200),
     mode: z.enum(['save', 'suspend', 'migrate-live']),
     saveFile: z.string().regex(/^\/[^\0]*$/, 'expected an absolute path').optional(),
     bypassCache: z.boolean().default(false),
-    destination: z.string().regex(/^[a-z0-9+]+:\/\/[^\s]*$/, 'expected a destination libvirt URI').optional(),
-    migrateFlags: z.array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, 'expected a virsh migrate flag such as --persistent')).default([]),
+    destination: libvirtUri('expected a destination libvirt URI').optional(),
+    migrateFlags: z.array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, 'expected a virsh migrate flag such as --persistent')).max(32).default([]),
     migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
   })
   .refine((c) => c.mode !== 'migrate-live' || c.destination, { message: 'mode migrate-live needs destination: (a libvirt URI)', path: ['destination'] });
@@ -55,7 +68,7 @@ export type LibvirtConfig = z.infer<typeof schema>;
 const ENSURE_RUNNING = `tries=$1; file=$2; dom=$3; shift 3
 i=0
 while [ "$i" -lt "$tries" ]; do
-  st=$("$@" domstate "$dom" 2>/dev/null)
+  st=$("$@" domstate -- "$dom" 2>/dev/null)
   case "$st" in
     running*)
       # a save file of a running domain is stale (restoring it would roll the guest back)
@@ -65,12 +78,12 @@ while [ "$i" -lt "$tries" ]; do
       # right after a completed save the domain lingers, paused, while QEMU exits: the
       # file is the state to come back to, so wait for the domain to go (15 s at most)
       if [ -n "$file" ] && [ -f "$file" ] && [ "$i" -lt 15 ]; then :
-      elif "$@" resume "$dom" >/dev/null 2>&1; then
+      elif "$@" resume -- "$dom" >/dev/null 2>&1; then
         echo "healed: resumed paused domain $dom"
         [ -n "$file" ] && rm -f "$file"
       fi ;;
     *) if [ -n "$file" ] && [ -f "$file" ]; then
-         "$@" restore "$file" --running >/dev/null && rm -f "$file" && echo "healed: restored domain $dom from $file"
+         "$@" restore --running -- "$file" >/dev/null && rm -f "$file" && echo "healed: restored domain $dom from $file"
        elif [ -n "$st" ]; then echo "domain $dom is $st and there is no saved state to restore" >&2; exit 1
        fi ;;
   esac
@@ -111,7 +124,7 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
           ...(config.mode === 'migrate-live' ? { destination: config.destination, migrateFlags: config.migrateFlags } : {}),
         },
         preflight: [
-          { label: 'domain state', cmd: { argv: [...virsh, 'domstate', dom] }, expect: /^running/m, hint: `domain ${dom} must be running` },
+          { label: 'domain state', cmd: { argv: [...virsh, 'domstate', '--', dom] }, expect: /^running/m, hint: `domain ${dom} must be running` },
           ...(config.mode === 'save' ? [{ label: 'save folder', cmd: { argv: ['test', '-d', dirname(file)] } }] : []),
         ],
         heal: { label: 'heal', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, config.mode === 'save').args } },
@@ -119,8 +132,8 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
           if (config.mode === 'migrate-live') {
             return {
               selfTimed: true,
-              migrate: step('migrate', 'migrate', '--live', ...config.migrateFlags, dom, config.destination!),
-              abort: step('abort', 'domjobabort', dom),
+              migrate: step('migrate', 'migrate', '--live', ...config.migrateFlags, '--', dom, config.destination!),
+              abort: step('abort', 'domjobabort', '--', dom),
               migrationTimeoutMs: config.migrationTimeout,
             };
           }
@@ -128,19 +141,19 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
             armPosixWatchdog(ex, ctx.clock, delayMs, ensure(120, config.mode === 'save'), undefined, config.timeout);
           if (config.mode === 'suspend') {
             return {
-              cut: [step('suspend', 'suspend', dom)],
-              restore: (started: number, completed: number) => (completed ? [step('resume', 'resume', dom)] : started ? [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, false).args } }] : []),
+              cut: [step('suspend', 'suspend', '--', dom)],
+              restore: (started: number, completed: number) => (completed ? [step('resume', 'resume', '--', dom)] : started ? [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, false).args } }] : []),
               watchdog,
             };
           }
           return {
             // suspend first: the guest stops at a precise instant; the save then writes the paused guest
-            cut: [step('suspend', 'suspend', dom), step('save', 'save', dom, file, ...cache)],
+            cut: [step('suspend', 'suspend', '--', dom), step('save', 'save', ...cache, '--', dom, file)],
             restore: (started: number, completed: number) =>
               started === 0
                 ? []
                 : completed === 2
-                  ? [{ ...step('restore', 'restore', file, '--running', ...cache), instant: true }, { label: 'remove save file', cmd: { argv: ['rm', '-f', file] } }]
+                  ? [{ ...step('restore', 'restore', '--running', ...cache, '--', file), instant: true }, { label: 'remove save file', cmd: { argv: ['rm', '-f', file] } }]
                   : // the suspend or the save failed half-way: resume, or restore from the file if the save did complete
                     [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, true).args } }],
             watchdog,

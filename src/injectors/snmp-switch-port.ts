@@ -18,6 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import { spawnWithoutSendLease } from '../lab/lease.ts';
+import { childEnv } from '../transport/child-env.ts';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { duration } from '../core/schema-util.ts';
@@ -44,7 +45,7 @@ const schema = z
         privKey: secretSchema.optional(),
       })
       .optional(),
-    ifIndex: z.number().int().min(1).optional(),
+    ifIndex: z.number().int().min(1).max(2 ** 31 - 1).optional(),
     ifName: z.string().min(1).max(255).optional(),
     timeout: duration({ min: 100, max: 60_000 }).default(3000),
     retries: z.number().int().min(0).max(10).default(1),
@@ -167,7 +168,7 @@ export const snmpSwitchPort: InjectorDefinition<SnmpSwitchPortConfig> = {
         const delayMs = requestedMs + config.grace;
         if (dry) dry.transcript(`[local] arm watchdog: detached node ${WATCHDOG} (orders on stdin), SET ${oid()} INTEGER 1 after ${delayMs} ms`);
         else {
-          const child = spawnWithoutSendLease(() => spawn(process.execPath, [WATCHDOG], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] }));
+          const child = spawnWithoutSendLease(() => spawn(process.execPath, [WATCHDOG], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], env: childEnv() }));
           child.stdin!.end(JSON.stringify({ target: target(), oid: oid(), value: 1, delayMs }));
           child.unref();
           watchdogPid = child.pid ?? null;

@@ -25,11 +25,11 @@ import { z } from 'zod';
 import type { MigrationKind } from '../core/events.ts';
 import { duration } from '../core/schema-util.ts';
 import type { SecretRef } from '../transport/ssh-exec.ts';
-import { armPosixWatchdog, remoteFields, secretSchema } from './shared/remote.ts';
+import { armPosixWatchdog, exactName, remoteFields, secretSchema } from './shared/remote.ts';
 import { hypervisorInjector, type Step } from './shared/hypervisor.ts';
 import type { InjectorDefinition } from '../core/injector.ts';
 
-const name = z.string().min(1).max(512).regex(/^[^\0\r\n]+$/, 'expected a name on one line');
+const name = exactName(512);
 
 const schema = z
   .strictObject({
@@ -54,9 +54,9 @@ export type VsphereConfig = z.infer<typeof schema>;
 /** heal: reconnect a disconnected NIC, power on a suspended VM; `healed:` lines. */
 const HEAL = `vm=$1; dev=$2; mode=$3
 if [ "$mode" = cable ]; then
-  if govc device.info -vm "$vm" "$dev" | grep -Eq 'Connected: +false'; then govc device.connect -vm "$vm" "$dev" && echo "healed: reconnected $dev of $vm"; fi
+  if govc device.info -vm "$vm" -- "$dev" | grep -Eq 'Connected: +false'; then govc device.connect -vm "$vm" -- "$dev" && echo "healed: reconnected $dev of $vm"; fi
 fi
-if govc vm.info "$vm" | grep -Eq 'Power state: +suspended'; then govc vm.power -on "$vm" >/dev/null && echo "healed: powered on suspended $vm"; fi
+if govc vm.info -- "$vm" | grep -Eq 'Power state: +suspended'; then govc vm.power -on -- "$vm" >/dev/null && echo "healed: powered on suspended $vm"; fi
 exit 0
 `;
 
@@ -76,8 +76,8 @@ export const vsphere: InjectorDefinition<VsphereConfig> = {
       ...(config.datacenter ? { GOVC_DATACENTER: config.datacenter } : {}),
     };
     const govc = (label: string, ...args: string[]): Step => ({ label, cmd: { argv: ['govc', ...args], env } });
-    const cutStep = config.mode === 'cable' ? govc('device.disconnect', 'device.disconnect', '-vm', config.vm, config.device) : govc('suspend', 'vm.power', '-suspend', config.vm);
-    const restoreArgv = config.mode === 'cable' ? ['govc', 'device.connect', '-vm', config.vm, config.device] : ['govc', 'vm.power', '-on', config.vm];
+    const cutStep = config.mode === 'cable' ? govc('device.disconnect', 'device.disconnect', '-vm', config.vm, '--', config.device) : govc('suspend', 'vm.power', '-suspend', '--', config.vm);
+    const restoreArgv = config.mode === 'cable' ? ['govc', 'device.connect', '-vm', config.vm, '--', config.device] : ['govc', 'vm.power', '-on', '--', config.vm];
     const healStep: Step = { label: 'heal', cmd: { posixScript: HEAL, args: [config.vm, config.device, config.mode], env } };
     return hypervisorInjector(
       {
@@ -89,11 +89,11 @@ export const vsphere: InjectorDefinition<VsphereConfig> = {
         graceMs: config.grace ?? 10_000,
         selfTimed: config.mode === 'vmotion',
         describe: { url: config.url, vm: config.vm, device: config.mode === 'cable' ? config.device : undefined, host: config.host, datastore: config.datastore, insecure: config.insecure },
-        preflight: [{ ...govc('vm.info', 'vm.info', config.vm), expect: /Power state: +poweredOn/, hint: `VM ${config.vm} must exist and be powered on` }],
+        preflight: [{ ...govc('vm.info', 'vm.info', '--', config.vm), expect: /Power state: +poweredOn/, hint: `VM ${config.vm} must exist and be powered on` }],
         heal: healStep,
         plan() {
           if (config.mode === 'vmotion') {
-            const args = ['vm.migrate', ...(config.host ? ['-host', config.host] : []), ...(config.datastore ? ['-ds', config.datastore] : []), ...(config.pool ? ['-pool', config.pool] : []), config.vm];
+            const args = ['vm.migrate', ...(config.host ? ['-host', config.host] : []), ...(config.datastore ? ['-ds', config.datastore] : []), ...(config.pool ? ['-pool', config.pool] : []), '--', config.vm];
             return { selfTimed: true, migrate: govc('vmotion', ...args), migrationTimeoutMs: config.migrationTimeout };
           }
           return {

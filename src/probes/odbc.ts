@@ -16,6 +16,7 @@
  * blocked on a dead network cannot be cancelled from JavaScript, but a process
  * can always be ended by its PID.
  */
+import { childEnv } from '../transport/child-env.ts';
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,17 +33,23 @@ import { tableName, WriteLedger } from './shared/write-ledger.ts';
 const CLIENT = fileURLToPath(new URL('./shared/odbc-client.mjs', import.meta.url));
 const DRIVERS = ['/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so', '/usr/lib/aarch64-linux-gnu/odbc/psqlodbcw.so', '/usr/lib/odbc/psqlodbcw.so'];
 
+const ODBC_VALUE = /^[^;{}[\]=\x00-\x1f\x7f]{1,63}$/;
+const ODBC_VALUE_MESSAGE = 'expected 1–63 characters without ;, =, braces, brackets or control characters (newlines)';
+
 const seconds = (ms: number) => Math.max(1, Math.round(ms / 1000));
 
 const schema = z.strictObject({
   ...probeBase('odbc', { interval: 200, tolerance: 500 }),
-  host: z.string().min(1).optional(),
+  // host, database, user and driver become lines of a private odbc.ini, the password a value of the
+  // connection string: a newline would add a line (a setting of the caller's choosing), ";" or a brace a
+  // connection attribute
+  host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/, 'expected a host name or an IP address').optional(),
   port: z.number().int().min(1).max(65535).optional(),
-  database: z.string().min(1).optional(),
-  user: z.string().min(1).optional(),
+  database: z.string().regex(ODBC_VALUE, ODBC_VALUE_MESSAGE).optional(),
+  user: z.string().regex(ODBC_VALUE, ODBC_VALUE_MESSAGE).optional(),
   ...secretRef,
   /** the ODBC driver library (default: Debian's psqlodbcw.so) */
-  driver: z.string().min(1).optional(),
+  driver: z.string().regex(/^\/[^;{}\x00-\x1f\x7f]{1,4095}$/, 'expected an absolute path without ;, braces or control characters').optional(),
   /** SQL_ATTR_LOGIN_TIMEOUT (whole seconds) */
   loginTimeout: duration({ min: 1000 }).default(5000),
   /** SQL_ATTR_CONNECTION_TIMEOUT (whole seconds; 0: none) */
@@ -191,6 +198,10 @@ export const odbc: ProbeDefinition<OdbcConfig> = {
       const user = config.user ?? t?.user;
       if (!database || !user) throw new Error(`${config.name}: no database/user (target.postgres or the probe's database and user)`);
       password = readSecret(passwordRef(config.passwordEnv || config.passwordFile ? config : (t ?? {})), `${config.name}: database password`);
+      if (/[\x00-\x1f\x7f]/.test(password)) throw new Error(`${config.name}: the database password holds a control character (a newline?): refused`);
+      for (const [field, v] of [['database', database], ['user', user]] as const) {
+        if (!ODBC_VALUE.test(v)) throw new Error(`${config.name}: ${field} from the target: ${ODBC_VALUE_MESSAGE}`);
+      }
       const driver = config.driver ?? DRIVERS.find((d) => existsSync(d));
       if (!driver || !existsSync(driver)) throw new Error(`${config.name}: the PostgreSQL ODBC driver (psqlodbcw.so, Debian package odbc-postgresql) was not found`);
       dir = mkdtempSync(join(tmpdir(), 'blackout-odbc-'));
@@ -209,7 +220,7 @@ export const odbc: ProbeDefinition<OdbcConfig> = {
       ];
       writeFileSync(join(dir, 'odbc.ini'), lines.join('\n'), { mode: 0o600 });
       writeFileSync(join(dir, 'odbcinst.ini'), '', { mode: 0o600 });
-      env = { ...process.env, ODBCINI: join(dir, 'odbc.ini'), ODBCSYSINI: dir };
+      env = childEnv({ ODBCINI: join(dir, 'odbc.ini'), ODBCSYSINI: dir });
       const pqopt = config.tcpUserTimeout !== undefined ? `;pqopt={tcp_user_timeout=${Math.round(config.tcpUserTimeout)}}` : '';
       connectionString = `DSN=${dsn};PWD={${password.replace(/}/g, '}}')}}${pqopt}`;
       ctx.emit({ type: 'probe-note', message: `DSN ${dsn} in a private odbc.ini (driver ${driver}); writing to table ${table}`, data: { dsn, driver, table } });

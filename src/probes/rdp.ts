@@ -42,7 +42,8 @@ import { duration, probeBase, secretRef } from '../core/schema-util.ts';
 import { request, sessionFacts, userTimeout } from './shared/facts.ts';
 import type { RdpAccess } from '../core/target.ts';
 import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
-import { isBlank, parseXwdHeader, pixels, xwdToPng, type XwdLayout } from './shared/xwd-frame.ts';
+import { isBlank, parseXwdHeader, pixels, type XwdLayout, xwdToPng } from './shared/xwd-frame.ts';
+import { childEnv } from '../transport/child-env.ts';
 
 /** FreeRDP 2 defaults that its command line cannot change */
 export const FREERDP_DEFAULTS = { tcpAckTimeoutMs: 9000, keepaliveIdleMs: 5000, keepaliveIntervalMs: 2000, connectTimeoutMs: 15000 } as const;
@@ -268,7 +269,7 @@ class RdpProbe {
     const child = spawn(
       'setpriv',
       ['--pdeathsig', 'SIGKILL', '--', 'Xvfb', '-displayfd', '3', '-screen', '0', `${this.width}x${this.height}x24`, '-fbdir', fbdir, '-nolisten', 'tcp', '-noreset'],
-      { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: childEnv() },
     );
     this.xvfb = child;
     let err = '';
@@ -321,7 +322,7 @@ class RdpProbe {
     // stdbuf: FreeRDP's log goes through stdio, block-buffered into a pipe otherwise
     const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'stdbuf', '-oL', '-eL', 'xfreerdp', ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, DISPLAY: `:${this.display}`, HOME: home, XAUTHORITY: '' },
+      env: childEnv({ DISPLAY: `:${this.display}`, HOME: home, XAUTHORITY: '' }),
     });
     this.client = child;
     // the password goes in on stdin, never on the command line

@@ -21,6 +21,7 @@ import { scrubbed } from '../core/secrets.ts';
 import { connectSsh, sshFields, sshPolicy, sshTarget } from './shared/ssh-util.ts';
 import { keepalive, request, sessionFacts } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
+import { UNFINISHED } from '../core/events.ts';
 
 const schema = z.strictObject({
   ...probeBase('sftp', { interval: 250, tolerance: 750 }),
@@ -241,7 +242,7 @@ export const sftp: ProbeDefinition<SftpConfig> = {
         if (copy && progress && !progress.done && !lostEmitted) {
           const finished = await settledWithin(copy, config.closeWait);
           if (!finished) {
-            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified`, fatal: false });
+            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`, code: UNFINISHED, fatal: false });
           }
         }
         progress?.stop();

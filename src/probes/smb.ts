@@ -15,7 +15,7 @@
 import { request, sessionFacts } from './shared/facts.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -23,17 +23,23 @@ import { duration, probeBase, secretRef } from '../core/schema-util.ts';
 import { CopyProgress, settledWithin } from './shared/copy-progress.ts';
 import { passwordRef, readSecret } from '../core/secrets.ts';
 import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
+import { UNFINISHED } from '../core/events.ts';
+import { childEnv } from '../transport/child-env.ts';
 
 const schema = z.strictObject({
   ...probeBase('smb', { interval: 250, tolerance: 750 }),
-  host: z.string().min(1).optional(),
+  host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/, 'expected a host name or an IP address').optional(),
   port: z.number().int().min(1).max(65535).optional(),
-  share: z.string().min(1).optional(),
-  user: z.string().min(1).optional(),
-  domain: z.string().min(1).default('WORKGROUP'),
+  share: z.string().regex(/^[^\\/;"'\x00-\x1f\x7f]{1,80}$/, 'expected a share name without /, \\, ;, quotes or control characters').optional(),
+  // user and domain become lines of smbclient's authentication file: one line each
+  user: z.string().regex(/^[^;"'\x00-\x1f\x7f]{1,104}$/, 'expected a user name without ;, quotes or control characters').optional(),
+  domain: z.string().regex(/^[^;"'\x00-\x1f\x7f]{1,64}$/, 'expected a domain without ;, quotes or control characters').default('WORKGROUP'),
   ...secretRef,
-  /** the file on the share (default: the lab's large file) */
-  file: z.string().regex(/^[^"\n]+$/, 'expected a file name without quotes').optional(),
+  /**
+   * the file on the share (default: the lab's large file). It goes into smbclient's own command
+   * language (-c), which splits commands on ";" and quotes with '"': neither may appear
+   */
+  file: z.string().regex(/^[^;"'\x00-\x1f\x7f]{1,1024}$/, 'expected a file name without ;, quotes or control characters').optional(),
   /** the expected sha256 (hex); default: read from FILE.sha256 on the share */
   sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   /** smbclient -t: its timeout for each SMB request (default 20 s, smbclient's own) */
@@ -50,12 +56,37 @@ interface Smb {
   host: string;
   port: number;
   share: string;
-  authFile: string;
-  dir: string;
+  /** smbclient's authentication file text (the password in it): never written to disk */
+  auth: string;
 }
 
+/**
+ * smbclient's arguments. The authentication file is fd 3 (spawnSmb): a file
+ * unlinked the moment it was written, open only as that descriptor, so the
+ * password never stays on disk (a kill -9 of the harness leaves nothing), nor
+ * appears on a command line. (Node's stdio "pipe" is a socket, which
+ * /dev/fd/3 cannot open.)
+ */
 function smbArgs(s: Smb, config: SmbConfig, command: string): string[] {
-  return [`//${s.host}/${s.share}`, '-p', String(s.port), '-A', s.authFile, '-E', '-t', String(Math.round(config.timeout / 1000)), '-m', config.maxProtocol, '-c', command];
+  return [`//${s.host}/${s.share}`, '-p', String(s.port), '-A', '/dev/fd/3', '-E', '-t', String(Math.round(config.timeout / 1000)), '-m', config.maxProtocol, '-c', command];
+}
+
+/** smbclient with its authentication on fd 3 and a minimal environment */
+function spawnSmb(s: Smb, config: SmbConfig, command: string): ChildProcess {
+  const dir = mkdtempSync(join(tmpdir(), 'blackout-smb-'));
+  const path = join(dir, 'auth');
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx+', 0o600);
+    writeSync(fd, s.auth);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  try {
+    return spawn('smbclient', smbArgs(s, config, command), { stdio: ['ignore', 'pipe', 'pipe', fd], env: childEnv() });
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** the NT_STATUS line smbclient printed, or its last line */
@@ -68,12 +99,12 @@ function smbError(stderr: string, code: number | null, signal: NodeJS.Signals | 
 
 function fetchSmall(s: Smb, config: SmbConfig, file: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn('smbclient', smbArgs(s, config, `get "${file}" -`), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnSmb(s, config, `get "${file}" -`);
     let out = '';
     let err = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), config.timeout + 5000);
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', (e) => {
       clearTimeout(timer);
       reject(new Error(`smbclient: ${e.message}`));
@@ -93,10 +124,9 @@ function smbTarget(config: SmbConfig, ctx: ProbeContext): Smb & { password: stri
   if (!share || !user) throw new Error(`${config.name}: no SMB share/user (the lab's smb service or the probe's share and user)`);
   const ref = config.passwordEnv || config.passwordFile ? config : (t ?? {});
   const password = readSecret(passwordRef(ref), `${config.name}: SMB password`);
-  const dir = mkdtempSync(join(tmpdir(), 'blackout-smb-'));
-  const authFile = join(dir, 'auth');
-  writeFileSync(authFile, `username = ${user}\npassword = ${password}\ndomain = ${config.domain}\n`, { mode: 0o600 });
-  return { host: config.host ?? t?.host ?? ctx.target.address, port: config.port ?? t?.port ?? 445, share, authFile, dir, password };
+  if (/[\r\n]/.test(password)) throw new Error(`${config.name}: the SMB password must be one line`);
+  const auth = `username = ${user}\npassword = ${password}\ndomain = ${config.domain}\n`;
+  return { host: config.host ?? t?.host ?? ctx.target.address, port: config.port ?? t?.port ?? 445, share, auth, password };
 }
 
 export const smb: ProbeDefinition<SmbConfig> = {
@@ -139,7 +169,7 @@ export const smb: ProbeDefinition<SmbConfig> = {
         const smbc = s;
         const hash = createHash('sha256');
         let stderr = '';
-        child = spawn('smbclient', smbArgs(smbc, config, `get "${file}" -`), { stdio: ['ignore', 'pipe', 'pipe'] });
+        child = spawnSmb(smbc, config, `get "${file}" -`);
         const c = child;
         stderrTail = () => stderr;
         let opened = false;
@@ -196,7 +226,7 @@ export const smb: ProbeDefinition<SmbConfig> = {
       async close() {
         if (copy && progress && !progress.done && !lostEmitted) {
           if (!(await settledWithin(copy, config.closeWait))) {
-            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified`, fatal: false });
+            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`, code: UNFINISHED, fatal: false });
           }
         }
         progress?.stop();
@@ -204,7 +234,6 @@ export const smb: ProbeDefinition<SmbConfig> = {
           if (stderrTail().trim()) ctx.emit({ type: 'probe-note', message: `smbclient still running at close (ended); it had said: ${stderrTail().trim().split('\n').slice(-3).join(' | ')}` });
           child.kill('SIGKILL');
         }
-        if (s) rmSync(s.dir, { recursive: true, force: true });
       },
     };
   },

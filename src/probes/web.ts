@@ -23,7 +23,7 @@
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
-import { passwordRef, readSecret } from '../core/secrets.ts';
+import { passwordRef, readSecret, scrub } from '../core/secrets.ts';
 import { request, sessionFacts } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
 
@@ -115,6 +115,10 @@ export const web: ProbeDefinition<WebConfig> = {
   // the page treats a socket silent for staleAfter as dead and opens a new one (recovered, not survived)
   facts: (c) => sessionFacts(request(c.staleAfter, 'page staleness limit'), [`navigation timeout ${c.navigationTimeout} ms: applies to loading the page only`, `gives up after ${c.giveUp} ms without a working socket`], true),
   create(config, ctx) {
+    // what the page or the browser says may echo the password (a login page repeating what was typed,
+    // Playwright's call log): every message leaves through scrub
+    const secrets: string[] = [];
+    const emit: typeof ctx.emit = (e) => ctx.emit('message' in e && typeof e.message === 'string' ? { ...e, message: scrub(e.message, secrets) } : e);
     let context: BrowserContext | null = null;
     let acquired = false;
     let timer: NodeJS.Timeout | null = null;
@@ -128,6 +132,7 @@ export const web: ProbeDefinition<WebConfig> = {
         const user = config.user ?? t?.user;
         if (!base || !user) throw new Error(`${config.name}: no web app (the lab's web service or the probe's url and user)`);
         const password = readSecret(passwordRef(config.passwordEnv || config.passwordFile ? config : (t ?? {})), `${config.name}: web password`);
+        secrets.push(password);
         acquired = true;
         const browser = await acquireBrowser(config.browser);
         context = await browser.newContext({ viewport: { width: 900, height: 500 } });
@@ -146,9 +151,9 @@ export const web: ProbeDefinition<WebConfig> = {
           await p.waitForFunction(() => (window as unknown as { __bo?: { state: string; seq: number | null } }).__bo?.seq != null, undefined, { timeout: config.navigationTimeout });
         } catch (e) {
           const where = await p.evaluate(() => `${location.pathname}: ${document.getElementById('reason')?.textContent ?? ''}`).catch(() => '');
-          throw new Error(`${config.name}: login at ${loginUrl.split('?')[0]} failed: ${(e as Error).message.split('\n')[0]}${where ? ` (page ${where})` : ''}`);
+          throw new Error(scrub(`${config.name}: login at ${loginUrl.split('?')[0]} failed: ${(e as Error).message.split('\n')[0]}${where ? ` (page ${where})` : ''}`, secrets));
         }
-        ctx.emit({ type: 'session-open', reconnect: false, message: `logged in as ${user}` });
+        emit({ type: 'session-open', reconnect: false, message: `logged in as ${user}` });
 
         let lastSeq: number | null = null;
         let lost = false;
@@ -171,11 +176,11 @@ export const web: ProbeDefinition<WebConfig> = {
             s = await readState(p);
           } catch (e) {
             // a navigation in progress (e.g. the page sending the user to the login form)
-            if (!/context was destroyed|navigat/i.test((e as Error).message)) ctx.emit({ type: 'probe-error', message: (e as Error).message.split('\n')[0]!, fatal: false });
+            if (!/context was destroyed|navigat/i.test((e as Error).message)) emit({ type: 'probe-error', message: (e as Error).message.split('\n')[0]!, fatal: false });
             return;
           }
           if (stopped) return;
-          while (reportedErrors < pageErrors.length) ctx.emit({ type: 'probe-error', message: `script error on the page: ${pageErrors[reportedErrors++]}`, fatal: true });
+          while (reportedErrors < pageErrors.length) emit({ type: 'probe-error', message: `script error on the page: ${pageErrors[reportedErrors++]}`, fatal: true });
           const bad = s.path !== '/app' || s.state === 'failed' || s.state === 'logged-out';
           if (bad) {
             terminal = true;
@@ -184,8 +189,8 @@ export const web: ProbeDefinition<WebConfig> = {
               await shot('first-failure.png');
             }
             const text = s.path !== '/app' ? `sent to ${s.path}: ${s.reason || 'logged out'}` : s.message;
-            if (!lost) ctx.emit({ type: 'session-lost', message: text });
-            else ctx.emit({ type: 'probe-error', message: text, fatal: true });
+            if (!lost) emit({ type: 'session-lost', message: text });
+            else emit({ type: 'probe-error', message: text, fatal: true });
             return;
           }
           const fresh = s.seq !== null && s.seq !== lastSeq && s.state === 'live';
@@ -193,9 +198,9 @@ export const web: ProbeDefinition<WebConfig> = {
             lastSeq = s.seq;
             if (lost) {
               lost = false;
-              ctx.emit({ type: 'session-open', reconnect: true, message: `the page reconnected its websocket (reconnect #${s.reconnects})` });
+              emit({ type: 'session-open', reconnect: true, message: `the page reconnected its websocket (reconnect #${s.reconnects})` });
             }
-            ctx.emit({ type: 'sample', seq: s.seq!, value: s.seq!, latencyMs: s.receivedAt !== null ? Math.max(0, s.now - s.receivedAt) : undefined });
+            emit({ type: 'sample', seq: s.seq!, value: s.seq!, latencyMs: s.receivedAt !== null ? Math.max(0, s.now - s.receivedAt) : undefined });
             if (inTrouble && !recoveryShot) {
               recoveryShot = true;
               inTrouble = false;
@@ -205,7 +210,7 @@ export const web: ProbeDefinition<WebConfig> = {
           }
           if (s.state === 'reconnecting' && !lost) {
             lost = true;
-            ctx.emit({ type: 'session-lost', message: `the page's websocket is down: ${s.message}` });
+            emit({ type: 'session-lost', message: `the page's websocket is down: ${s.message}` });
           }
           // trouble the user can see: the page is no longer live (reconnecting, an error, logged out)
           if (!inTrouble && (lost || s.state !== 'live')) {

@@ -31,13 +31,15 @@ export interface WrittenReports {
   analysis: Analysis;
   files: string[];
   tornTail: boolean;
+  /** torn lines skipped anywhere in events.jsonl */
+  tornLines: number;
 }
 
 /** Folds a run folder's events.jsonl into its analysis, streaming. */
-export function analyzeRunDir(runDir: string): { analysis: Analysis; tornTail: string | null } {
+export function analyzeRunDir(runDir: string): { analysis: Analysis; tornTail: string | null; tornLines: number } {
   const b = new AnalysisBuilder();
-  const { tornTail } = foldEvents(join(runDir, 'events.jsonl'), (e) => b.add(e));
-  return { analysis: b.finish(), tornTail };
+  const { tornTail, tornLines } = foldEvents(join(runDir, 'events.jsonl'), (e) => b.add(e));
+  return { analysis: b.finish(), tornTail, tornLines };
 }
 
 const MAX_IMAGE = 4 << 20;
@@ -66,7 +68,7 @@ export function loadAssets(runDir: string, a: Analysis): Assets {
  * report is written as soon as it is rendered, so only one is held at a time.
  */
 export async function writeReports(runDir: string): Promise<WrittenReports> {
-  const { analysis, tornTail } = analyzeRunDir(runDir);
+  const { analysis, tornTail, tornLines } = analyzeRunDir(runDir);
   const assets = loadAssets(runDir, analysis);
   const allure = writeAllureResults(runDir, analysis);
   const files: string[] = [];
@@ -78,5 +80,5 @@ export async function writeReports(runDir: string): Promise<WrittenReports> {
     files.push(path);
   }
   files.push(await allure);
-  return { analysis, files, tornTail: tornTail !== null };
+  return { analysis, files, tornTail: tornTail !== null, tornLines };
 }

@@ -34,7 +34,7 @@ export function jsonReport(a: Analysis): string {
       requestedMs: t.requestedMs,
       reason: t.reason,
       complete: t.complete,
-      injected: t.injected && { cutAt: round(t.injected.cutAt), restoredAt: round(t.injected.restoredAt), durationMs: round(t.injected.durationMs), restoreReason: t.injected.restoreReason },
+      injected: t.injected && { cutAt: round(t.injected.cutAt), restoredAt: round(t.injected.restoredAt), durationMs: round(t.injected.durationMs), restoreReason: t.injected.restoreReason, restoredBy: t.injected.restoredBy, guardedBy: t.injected.guardedBy },
       injectorInfo: t.injectorInfo,
       probes: Object.fromEntries(
         Object.entries(t.probes).map(([name, r]) => [

@@ -10,11 +10,16 @@
  *
  * One writer appends every fact to events.jsonl as it happens. Exit codes:
  * 0 every expectation held, 1 one did not, 2 bad input or preflight failure
- * (nothing injected; also: another run holds the target or lab), 4 the lab's
- * safety net (its guards or blackhole routes) vanished mid-run and the run
- * stopped (the target restored), 130 after Ctrl-C (the target restored first).
+ * (nothing injected; also: another run holds the target or lab), 3 the
+ * injector failed mid-run (a cut or restore command failed) and the target
+ * was restored, 4 the injector failed and the restore failed too (the target
+ * is restored by the kernel timeout / watchdog at its deadline at the
+ * latest), 5 the lab's safety net (its guards or blackhole routes) vanished
+ * mid-run and the run stopped (the target restored), 130 after Ctrl-C (the
+ * target restored first). Whatever happens, the run ends with run-end and
+ * its reports.
  *
- * Leases (lease.ts, lab/lease.ts): a run holds its target's (or lab's) lease
+ * Leases (transport/lease.ts, lab/lease.ts): a run holds its target's (or lab's) lease
  * exclusively from before the heal to the end, so two runs never flush each
  * other's cut or thaw each other's freeze; and the machine-wide send lease,
  * shared and inherited by every process it spawns, so the lab's shared guard
@@ -47,6 +52,16 @@ import { installCrashGuards, probeScope } from './containment.ts';
 import { EXIT } from './exit-codes.ts';
 
 export { EXIT };
+
+/** The injector failed mid-run: the run stops after this trial and says whether the target was restored. */
+export class InjectorFailure extends Error {
+  constructor(
+    message: string,
+    readonly restored: boolean,
+  ) {
+    super(message);
+  }
+}
 
 export interface RunOptions {
   outDir: string;
@@ -218,6 +233,7 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
   let interrupted = false;
   let unsafe: string | null = null;
   let drained = false;
+  let failure: InjectorFailure | null = null;
   // an exception no probe owns is a harness bug: record it, keep going, restore as always
   const uninstallGuards = installCrashGuards((err) => log(`internal error (the run continues): ${(err as Error)?.stack ?? String(err)}`));
   const onAbort = () => (interrupted = true);
@@ -250,7 +266,15 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
         }
       }
       currentTrial = i;
-      const outcome = await runTrial(i, step, ran === 0);
+      let outcome: Awaited<ReturnType<typeof runTrial>>;
+      try {
+        outcome = await runTrial(i, step, ran === 0);
+      } catch (e) {
+        // an injector that failed mid-run ends the run, recorded and reported like any other
+        if (!(e instanceof InjectorFailure)) throw e;
+        failure = e;
+        break;
+      }
       ran++;
       if (outcome === 'preflight-failed') return finish(EXIT.badInput, `preflight: ${preflightError}`);
       // the planner sees the finished trial's analysis (folded from the events as they were written)
@@ -267,6 +291,12 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
     signal.removeEventListener('abort', onAbort);
     await injector.dispose?.().catch(() => {});
     uninstallGuards();
+  }
+  if (failure) {
+    log(failure.message);
+    return failure.restored
+      ? finish(EXIT.injectorFailed, `the injector failed; the target was restored: ${failure.message}`)
+      : finish(EXIT.restoreFailed, `the injector failed and so did the restore; the target is restored by its kernel timeout / watchdog at the deadline at the latest: ${failure.message}`);
   }
   if (interrupted) return finish(EXIT.interrupted, 'interrupted (Ctrl-C / SIGTERM); the target was restored');
   if (unsafe) return finish(EXIT.labUnsafe, unsafe);
@@ -385,10 +415,19 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
       try {
         cut = await inj.cut(requestedMs);
       } catch (e) {
-        // a half-done cut must still be undone
-        const r = await inj.restore('error').catch(() => null);
-        if (r) emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason: 'error', detail: { error: (e as Error).message, ...r.detail } });
-        throw e;
+        // a half-done cut must still be undone; a restore that fails too is never swallowed
+        const cutError = (e as Error).message;
+        try {
+          const r = await inj.restore('error');
+          restoredAt = r.t;
+          emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason: 'error', detail: { error: cutError, ...r.detail } });
+        } catch (re) {
+          const restoreError = (re as Error).message;
+          emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'cut', message: cutError, restored: false, restoreError });
+          throw new InjectorFailure(`trial ${index + 1}: the cut failed (${cutError}), and the restore after it failed too (${restoreError})`, false);
+        }
+        emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'cut', message: cutError, restored: true });
+        throw new InjectorFailure(`trial ${index + 1}: the cut failed (${cutError}); the target was restored`, true);
       }
       emit({ type: 'cut', t: cut.t, before: cut.before, deadline: cut.deadline, trial: index, detail: cut.detail });
       let reason = 'scheduled';
@@ -399,11 +438,16 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
         if (!inj.selfTimed) await sleep(cut.t + requestedMs - clock.now(), signal);
       } catch {
         reason = 'signal';
-      } finally {
+      }
+      try {
         const r = await inj.restore(reason);
         restoredAt = r.t;
         emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason, detail: r.detail });
         log(`restored after ${(r.t - cut.t).toFixed(1)} ms (${reason})`);
+      } catch (e) {
+        const message = (e as Error).message;
+        emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'restore', message, restored: false });
+        throw new InjectorFailure(`trial ${index + 1}: the restore failed (${message}); the deadline restore (kernel timeout / watchdog) is due at ${(cut.deadline / 1000).toFixed(1)} s on the run clock`, false);
       }
       if (interrupted) return 'ok';
 

@@ -49,11 +49,17 @@ const targetSchema = z.union([
 ]);
 export type TargetConfig = z.infer<typeof targetSchema>;
 
+/** a search weighs every candidate length on a grid of about a quarter resolution: bound the grid */
+export const MAX_SEARCH_STEPS = 10_000;
+const MAX_LENGTHS = 1000;
+/** the scale benchmark runs hundreds; a few thousand sessions is already a load test of the harness itself */
+const MAX_PROBES = 5000;
+
 // 0 means "as long as the injector's own operation takes" (a real live migration)
 const blackoutsSchema = z.union([
-  z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length'),
+  z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length').max(MAX_LENGTHS, `expected at most ${MAX_LENGTHS} blackout lengths`),
   z.strictObject({
-    lengths: z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length'),
+    lengths: z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length').max(MAX_LENGTHS, `expected at most ${MAX_LENGTHS} blackout lengths`),
     repeat: z.number().int().min(1).max(100).default(1),
   }),
   z.strictObject({
@@ -66,7 +72,10 @@ const blackoutsSchema = z.union([
         maxTrials: z.number().int().min(1).max(500).default(40),
       })
       .refine((s) => s.to > s.from, { message: 'expected to > from' })
-      .refine((s) => s.resolution <= s.to - s.from, { message: 'expected a resolution no larger than to − from' }),
+      .refine((s) => s.resolution <= s.to - s.from, { message: 'expected a resolution no larger than to − from' })
+      .refine((s) => (s.to - s.from) / s.resolution <= MAX_SEARCH_STEPS, {
+        message: `expected (to − from) / resolution ≤ ${MAX_SEARCH_STEPS}: a finer search of so wide a range weighs too many candidate lengths; narrow the range or coarsen the resolution`,
+      }),
   }),
 ]);
 
@@ -77,19 +86,17 @@ const expectationSchema = z.strictObject({
 
 const baseSuite = z.strictObject({
   name: z.string().min(1).max(200),
-  description: z.string().optional(),
+  description: z.string().max(10_000).optional(),
   target: targetSchema,
-  probes: z.array(z.unknown()).min(1, 'expected at least one probe'),
+  probes: z.array(z.unknown()).min(1, 'expected at least one probe').max(MAX_PROBES, `expected at most ${MAX_PROBES} probes`),
   injector: z.unknown().optional(), // validated by its kind's own schema below
   blackouts: blackoutsSchema.optional(),
   warmup: duration({ min: 0, max: 600_000 }).default(2000),
   recovery: duration({ min: 0, max: 3_600_000 }).default(20_000),
   /** pause between trials so TCP stacks settle */
   cooldown: duration({ min: 0, max: 600_000 }).default(1000),
-  expect: z.record(z.string(), expectationSchema).default({}),
-  /** every session that does not survive a trial is a failing test (and exit 1), not only the expectations */
+  expect: z.record(z.string().max(64), expectationSchema).default({}),
   strict: z.boolean().default(false),
-  /** the migration verdict's links and VM sizes (src/analysis/migration-model.ts) */
   migration: migrationSchema,
 });
 
@@ -136,7 +143,11 @@ function explainUnion(i: Extract<Issue, { code: 'invalid_union' }>): Issue[] | n
   if (!branches.length) return null;
   const depth = (b: Issue[]) => Math.max(...b.map((x) => x.path.length));
   const best = branches.reduce((a, b) => (depth(b) > depth(a) ? b : a));
-  if (depth(best) === 0) return null;
+  if (depth(best) === 0) {
+    // every branch failed at the union's own level: the one that got the type right says why (a list too long)
+    const typed = branches.filter((b) => b.every((x) => x.code !== 'invalid_type'));
+    return typed.length === 1 ? typed[0]!.map((x) => ({ ...x, path: [...i.path, ...x.path] })) : null;
+  }
   return best.map((x) => ({ ...x, path: [...i.path, ...x.path] }));
 }
 

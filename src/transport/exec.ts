@@ -3,6 +3,7 @@
  * so nothing from a suite file can inject shell syntax. Every call is bounded
  * by a timeout.
  */
+import { childEnv } from './child-env.ts';
 import { spawn, type SpawnOptions } from 'node:child_process';
 
 export interface RunOptions {
@@ -31,7 +32,7 @@ export class CommandError extends Error {
 
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const options: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd };
+    const options: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? childEnv(), cwd: opts.cwd };
     const child = spawn(cmd, args, options);
     let stdout = '';
     let stderr = '';

@@ -21,9 +21,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { spawnWithoutSendLease } from './send-lease.ts';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
-import { scrub } from '../core/secrets.ts';
+import { expandHome, isSecretName, readSecret, scrub, secretPlaceholder, type SecretRef } from '../core/secrets.ts';
 import { checkHostKey, preferredHostKeyAlgorithms } from './ssh-trust.ts';
-import { expandHome, readSecret, secretPlaceholder, type SecretRef } from '../core/secrets.ts';
+import { childEnv } from './child-env.ts';
 
 export { fingerprint } from './ssh-trust.ts';
 export { readSecret, secretPlaceholder, type SecretRef } from '../core/secrets.ts';
@@ -115,6 +115,7 @@ export function renderPosix(cmd: Exclude<Command, { powershell: string }>, forTr
   const secrets: string[] = [];
   const values = envNames.map((n) => {
     const v = cmd.env![n]!;
+    if (forTranscript && !isSecret(v) && isSecretName(n)) return `<value of ${n} withheld>`;
     if (isSecret(v)) {
       if (forTranscript) return secretPlaceholder(v);
       const s = readSecret(v, `${n}`);
@@ -123,6 +124,8 @@ export function renderPosix(cmd: Exclude<Command, { powershell: string }>, forTr
       return s;
     }
     if (/[\r\n]/.test(v)) throw new Error(`${n}: an environment value must be one line`);
+    // a literal under a secret's name (API_KEY: "…") is kept out of error texts like a referenced one
+    if (isSecretName(n)) secrets.push(v);
     return v;
   });
   // values arrive on stdin, one per line, read into variables before anything else runs
@@ -139,6 +142,26 @@ export function renderPosix(cmd: Exclude<Command, { powershell: string }>, forTr
   const stdinExtra = 'argv' in cmd && cmd.stdin !== undefined ? cmd.stdin : '';
   const stdin = values.map((v) => `${v}\n`).join('') + stdinExtra;
   return { line: prelude + body, stdin, secrets };
+}
+
+/**
+ * The fixed line a remote login shell gets for a POSIX command: whatever that
+ * shell is (fish, where \\' escapes inside single quotes; csh; zsh), it parses
+ * the same thing: a single-quoted literal without a quote or backslash inside,
+ * and one base64 word. /bin/sh decodes the word and runs the real command line,
+ * so only /bin/sh ever parses what posixQuote made.
+ */
+const BOOTSTRAP = `/bin/sh -c 'eval "$(printf %s "$0" | base64 -d)"' `;
+
+export function posixBootstrap(line: string): string {
+  return BOOTSTRAP + Buffer.from(line, 'utf8').toString('base64');
+}
+
+/** The command line inside a bootstrap (tests and the recording server use it); null when it is not one. */
+export function decodePosixBootstrap(sent: string): string | null {
+  if (!sent.startsWith(BOOTSTRAP)) return null;
+  const b64 = sent.slice(BOOTSTRAP.length);
+  return /^[A-Za-z0-9+/]*={0,2}$/.test(b64) ? Buffer.from(b64, 'base64').toString('utf8') : null;
 }
 
 /** One line for the transcript; never holds a secret value. */
@@ -173,11 +196,12 @@ export class LocalExecutor implements Executor {
     let file: string;
     let args: string[];
     let stdin = '';
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    // a minimal environment plus the command's own variables: never the harness's whole env (its secrets)
+    const env: NodeJS.ProcessEnv = childEnv();
     const secrets: string[] = [];
     for (const [k, v] of Object.entries(cmd.env ?? {})) {
       const val = isSecret(v) ? readSecret(v, k) : v;
-      if (isSecret(v)) secrets.push(val);
+      if (isSecret(v) || isSecretName(k)) secrets.push(val);
       env[k] = val;
     }
     if ('argv' in cmd) {
@@ -364,7 +388,7 @@ export class SshExecutor implements Executor {
     if ('powershell' in cmd) line = powershellCommandLine(cmd.powershell);
     else {
       const r = renderPosix(cmd, false);
-      line = r.line;
+      line = posixBootstrap(r.line);
       stdin = r.stdin;
       secrets = [...secrets, ...r.secrets];
     }

@@ -10,13 +10,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import ssh2 from 'ssh2';
-import { decodePowershellCommandLine, fingerprint } from '../../src/transport/ssh-exec.ts';
+import { decodePosixBootstrap, decodePowershellCommandLine, fingerprint } from '../../src/transport/ssh-exec.ts';
 import { tempDir } from './lab.ts';
 
 const { Server, utils } = ssh2;
 
 export interface Recorded {
   command: string;
+  /** exactly what the client sent (for POSIX commands: the /bin/sh bootstrap) */
+  sent: string;
   /** the PowerShell script when the command was `powershell.exe … -EncodedCommand` */
   powershell: string | null;
   stdin: string;
@@ -96,7 +98,8 @@ export async function startFakeSsh(opts: { user?: string; rules?: Rule[] } = {})
         const session = accept();
         session.on('exec', (acceptExec, _reject, info) => {
           const stream = acceptExec();
-          const rec: Recorded = { command: info.command, powershell: decodePowershellCommandLine(info.command), stdin: '', signals: [], at: Date.now() };
+          // a POSIX command arrives inside the fixed /bin/sh bootstrap: record the line /bin/sh runs (and the line as sent)
+          const rec: Recorded = { command: decodePosixBootstrap(info.command) ?? info.command, sent: info.command, powershell: decodePowershellCommandLine(info.command), stdin: '', signals: [], at: Date.now() };
           recorded.push(rec);
           session.on('signal', (_a: unknown, _r: unknown, s: { name: string }) => rec.signals.push(s.name));
           stream.on('data', (d: Buffer) => (rec.stdin += d.toString()));

@@ -58,9 +58,12 @@ export async function runLabSuite(
   suite: Record<string, unknown>,
   opts: { during?: (outDir: string) => Promise<void>; env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string; out: string; events: BlackoutEvent[] }> {
-  const { runCli, tempDir, writeSuite } = await import('./lab.ts');
+  const { runCli, tempDir, writeSuite, labName: tagged } = await import('./lab.ts');
   const out = tempDir();
-  const cli = runCli(['run', writeSuite({ target: 'lab', ...suite }), '--lab', labName, '--out', out, '--no-live'], { env: opts.env });
+  // callers name the lab's base name, as they gave it to useLab(labName(…)): the tagged name is the lab's
+  const tag = process.env.BLACKOUT_TEST_LAB_TAG;
+  const lab = tag && labName.endsWith(`-${tag}`) ? labName : tagged(labName);
+  const cli = runCli(['run', writeSuite({ target: 'lab', ...suite }), '--lab', lab, '--out', out, '--no-live'], { env: opts.env });
   if (opts.during) await opts.during(out);
   const r = await cli;
   return { ...r, out, events: eventsSoFar(out) };

@@ -32,21 +32,32 @@ describe('hyperv over SSH (PowerShell)', () => {
     await injector.heal();
     const cut = await injector.cut(1000);
     expect(cut.deadline - cut.before).toBeGreaterThanOrEqual(60_500); // 1 s + the task scheduler's 60 s grace
+    expect(cut.detail!.watchdogRearmedAfterCut).toBe(true);
     await injector.restore('scheduled');
     await injector.dispose?.();
     const cmds = fake.recorded.map((r) => r.powershell);
     expect(cmds.every((c) => c !== null)).toBe(true); // every call went as -EncodedCommand
     const bodies = cmds.map((c) => body(c!));
-    expect(bodies[0]).toBe(`(Get-VM -Name 'app''01 $(evil)').State`);
+    // exactly one VM by that name, or the preflight refuses
+    expect(bodies[0]).toBe(`$v = @(Get-VM -Name 'app''01 $(evil)' | Where-Object { $_.Name -eq 'app''01 $(evil)' })\nif ($v.Count -ne 1) { throw ('expected exactly one VM named ' + 'app''01 $(evil)' + ', found ' + $v.Count) }\n($v[0]).State`);
     expect(bodies[1]).toContain(`if ($vm.State -eq 'Saved') { Start-VM -Name 'app''01 $(evil)'`);
-    expect(bodies[2]).toMatch(/Register-ScheduledTask -TaskName 'blackout-restore-[0-9a-f]{8}'.*-User 'SYSTEM'/);
-    expect(bodies[2]).toContain('AddSeconds(61)');
+    // the task is named after this run (a heal removes only a dead run's own tasks) and fires after the
+    // requested 1 s + 60 s grace + the Save-VM step's own 30 s timeout: never while the save is still running
+    expect(bodies[2]).toMatch(/Register-ScheduledTask -TaskName 'blackout-restore-[0-9a-f]{8}-[0-9a-f]{8}'.*-User 'SYSTEM'/);
+    expect(bodies[2]).toContain('AddSeconds(91)');
     expect(bodies[3]).toBe(`Save-VM -Name 'app''01 $(evil)'`);
-    expect(bodies[4]).toBe(`Start-VM -Name 'app''01 $(evil)'`);
-    expect(bodies[5]).toMatch(/^Unregister-ScheduledTask -TaskName 'blackout-restore-[0-9a-f]{8}' -Confirm:\$false/);
+    // once the save took effect: a watchdog for the requested 1 s + 60 s grace from now, then the early one ends
+    expect(bodies[4]).toContain('AddSeconds(61)');
+    expect(bodies[5]).toMatch(/^Unregister-ScheduledTask -TaskName 'blackout-restore-[0-9a-f]{8}-[0-9a-f]{8}' -Confirm:\$false/);
+    expect(bodies[6]).toBe(`Start-VM -Name 'app''01 $(evil)'`);
+    expect(bodies[7]).toMatch(/^Unregister-ScheduledTask -TaskName 'blackout-restore-[0-9a-f]{8}-[0-9a-f]{8}' -Confirm:\$false/);
+    // heal no longer removes every blackout task on the host (another run's included)
+    expect(bodies[1]).not.toContain('blackout-restore-*');
     // the task's own action is an encoded Start-VM of the same VM
     const inner = /-EncodedCommand ([A-Za-z0-9+/=]+)'/.exec(bodies[2]!)![1]!;
-    expect(body(Buffer.from(inner, 'base64').toString('utf16le'))).toBe(`Start-VM -Name 'app''01 $(evil)'`);
+    // … retried until it succeeds (a Start-VM while the save still runs fails)
+    const task = Buffer.from(inner, 'base64').toString('utf16le');
+    expect(task).toMatch(/for \(\$i = 1; \$i -le 120; \$i\+\+\) \{\n  try \{\nStart-VM -Name 'app''01 \$\(evil\)'\n    exit 0\n  \} catch \{\n    Start-Sleep -Seconds 5/);
     expect(fake.recorded.every((r) => /^powershell\.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand [A-Za-z0-9+/=]+$/.test(r.command))).toBe(true);
   });
 
@@ -95,7 +106,7 @@ describe('hyperv over SSH (PowerShell)', () => {
 describe('vsphere (govc) over SSH', () => {
   it('credentials travel on stdin as GOVC_* variables, never on the command line; restore retries then gives up to the watchdog', async () => {
     process.env.A_VS_PASSWORD = 'Vc-p@ss w0rd';
-    fake.rules.push({ match: 'nohup', stdout: '4242\n' }, { match: 'vm.info', stdout: 'Name: app01\n  Power state: poweredOn\n' }, { match: 'device.connect', hang: true });
+    fake.rules.push({ match: 'nohup', stdout: 'pid:4242\n' }, { match: 'vm.info', stdout: 'Name: app01\n  Power state: poweredOn\n' }, { match: 'device.connect', hang: true });
     const { injector, logs } = makeInjector({
       kind: 'vsphere',
       ssh: ssh(),
@@ -113,14 +124,16 @@ describe('vsphere (govc) over SSH', () => {
     const all = fake.recorded.map((r) => r.command).join('\n');
     expect(all).not.toContain('Vc-p@ss');
     const info = fake.recorded[0]!;
-    expect(info.command).toBe('IFS= read -r GOVC_URL && export GOVC_URL && IFS= read -r GOVC_USERNAME && export GOVC_USERNAME && IFS= read -r GOVC_PASSWORD && export GOVC_PASSWORD && exec govc vm.info app01');
+    expect(info.command).toBe('IFS= read -r GOVC_URL && export GOVC_URL && IFS= read -r GOVC_USERNAME && export GOVC_USERNAME && IFS= read -r GOVC_PASSWORD && export GOVC_PASSWORD && exec govc vm.info -- app01');
     expect(info.stdin).toBe('https://vc.example.internal/sdk\nops@vsphere.local\nVc-p@ss w0rd\n');
     const cmds = fake.recorded.map((r) => r.command);
-    expect(cmds.some((c) => c.includes('nohup sh -c') && c.includes('govc device.connect -vm app01 ethernet-0'))).toBe(true);
-    expect(cmds.some((c) => c.endsWith('exec govc device.disconnect -vm app01 ethernet-0'))).toBe(true);
-    expect(cmds.filter((c) => c.endsWith('exec govc device.connect -vm app01 ethernet-0')).length).toBe(3);
-    // the watchdog was not disarmed: it is the restore of last resort
-    expect(cmds.some((c) => c.startsWith('kill '))).toBe(false);
+    // the watchdog (armed through the arm script: a systemd timer where possible, else setsid nohup) retries the connect
+    expect(cmds.some((c) => c.includes('systemd-run') && c.includes('nohup $s /bin/sh') && c.includes('until "$@"') && c.includes('govc device.connect -vm app01 -- ethernet-0'))).toBe(true);
+    expect(cmds.some((c) => c.endsWith('exec govc device.disconnect -vm app01 -- ethernet-0'))).toBe(true);
+    expect(cmds.filter((c) => c.endsWith('exec govc device.connect -vm app01 -- ethernet-0')).length).toBe(3);
+    // only the early watchdog (armed before the cut) was ended, once the cut took effect; the one armed
+    // after it was not disarmed: it is the restore of last resort
+    expect(cmds.filter((c) => c.startsWith('kill '))).toEqual(['kill 4242']);
     await injector.dispose?.();
   });
 });
@@ -130,7 +143,7 @@ describe('proxmox (qm) over SSH', () => {
     fake.rules.push(
       { match: 'qm status', stdout: 'status: running\n' },
       { match: 'qm config', stdout: 'boot: order=scsi0\nnet0: virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1,link_down=1\n' },
-      { match: 'nohup', stdout: '777\n' },
+      { match: 'nohup', stdout: 'pid:777\n' },
     );
     const { injector } = makeInjector({ kind: 'proxmox', ssh: ssh(), vmid: 101, mode: 'cable' });
     await injector.preflight();
@@ -140,6 +153,7 @@ describe('proxmox (qm) over SSH', () => {
       'qm status 101',
       'qm config 101',
       'qm set 101 --net0 virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1,link_down=1',
+      'kill 777', // the early watchdog, once the cut took effect and the next one was armed
       'qm set 101 --net0 virtio=BC:24:11:00:00:01,bridge=vmbr0,firewall=1',
       'kill 777',
     ]);
@@ -171,9 +185,9 @@ describe('libvirt live migration over SSH', () => {
     await injector.cut(0);
     await expect(injector.restore('scheduled')).rejects.toThrow(/migrate-live failed after \d+ ms.*\(aborted\)/);
     expect(fake.commands()).toEqual([
-      'virsh -c qemu:///system domstate app01',
-      'virsh -c qemu:///system migrate --live --persistent --undefinesource app01 qemu+ssh://kvm02.example.internal/system',
-      'virsh -c qemu:///system domjobabort app01',
+      'virsh -c qemu:///system domstate -- app01',
+      'virsh -c qemu:///system migrate --live --persistent --undefinesource -- app01 qemu+ssh://kvm02.example.internal/system',
+      'virsh -c qemu:///system domjobabort -- app01',
     ]);
     await injector.dispose?.();
   });
@@ -201,8 +215,8 @@ describe('blackout run --dry-run', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain('never-printed-secret');
     expect(r.stdout).toContain('<secret from env A_DRY_PW>');
-    expect(r.stdout).toContain(`exec govc vm.power -suspend 'app 01'`);
-    expect(r.stdout).toMatch(/t\+2\.0\d\ds \[ssh ops@192\.0\.2\.77:22 hostkey SHA256:A+\] restore: .*exec govc vm\.power -on 'app 01'/);
+    expect(r.stdout).toContain(`exec govc vm.power -suspend -- 'app 01'`);
+    expect(r.stdout).toMatch(/t\+2\.0\d\ds \[ssh ops@192\.0\.2\.77:22 hostkey SHA256:A+\] restore: .*exec govc vm\.power -on -- 'app 01'/);
     expect(r.stdout.match(/trial \d\/2/g)).toEqual(['trial 1/2', 'trial 2/2']);
     expect(r.stdout).toContain('nothing was executed');
   });

@@ -100,3 +100,48 @@ describe('durations', () => {
   ] as const)('%s', (v, ms) => expect(parseDuration(v)).toBe(ms));
   it('rejects nonsense', () => expect(() => parseDuration('soon')).toThrow(/expected a duration/));
 });
+
+describe('restore evidence and unfinished copies', () => {
+  const one = [{ name: 'a', kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: { reconnect: 'none' } }];
+  const run = (detail: Record<string, unknown>, extra: BlackoutEvent[] = []): BlackoutEvent[] => {
+    const ev: BlackoutEvent[] = [{ ...start, probes: one }, { type: 'trial-start', t: 0, trial: 0, requestedMs: 1000 }];
+    // cut at 1000 with a deadline at 2500; the harness only restored at 6000 (it was stuck)
+    ev.push({ type: 'cut', t: 1000, before: 995, deadline: 2500, trial: 0 });
+    ev.push({ type: 'restore', t: 6000, before: 5995, trial: 0, reason: 'scheduled', detail });
+    // the probe answered again at 2600: something restored the target long before the harness
+    for (let t = 0; t <= 9000; t += 100) if (t <= 1000 || t >= 2600) ev.push({ type: 'sample', t, probe: 'a', trial: 0 });
+    ev.push(...extra, { type: 'trial-end', t: 9100, trial: 0 }, { type: 'run-end', t: 9200, exitCode: 0, reason: 'completed' });
+    return ev.sort((x, y) => x.t - y.t);
+  };
+
+  it('the kernel timeout that removed the cut first is the restore instant', () => {
+    const t = analyze(run({ expiredByKernelTimeout: true })).trials[0]!;
+    expect(t.injected).toMatchObject({ restoredAt: 2500, durationMs: 1500, restoredBy: 'kernel timeout', harnessRestoredAt: 6000 });
+    expect(t.probes.a!.recoveryMs).toBe(100);
+  });
+
+  it('a watchdog that fired before the harness restored is the restore instant', () => {
+    const a = analyze(run({ watchdogFired: true }));
+    expect(a.trials[0]!.injected).toMatchObject({ restoredAt: 2500, durationMs: 1500, restoredBy: 'watchdog' });
+    expect(a.decision.findings.some((f) => /the watchdog restored the target 3\.5 s before the harness/.test(f.text))).toBe(true);
+  });
+
+  it('says what guarded each restore (the watchdog mechanism the cut recorded)', () => {
+    const ev = run({}).map((e) => (e.type === 'cut' ? { ...e, detail: { watchdog: 'systemd:blackout-watchdog-0a1b2c3d', watchdogMechanism: 'systemd timer blackout-watchdog-0a1b2c3d on local' } } : e));
+    expect(analyze(ev).trials[0]!.injected!.guardedBy).toBe('watchdog: systemd timer blackout-watchdog-0a1b2c3d on local');
+  });
+
+  it('without evidence the harness restore counts', () => {
+    const t = analyze(run({})).trials[0]!;
+    expect(t.injected).toMatchObject({ restoredAt: 6000, durationMs: 5000, restoredBy: 'harness' });
+  });
+
+  it('a copy still running at the end of the trial is unknown, not survived', () => {
+    const unfinished: BlackoutEvent = { type: 'probe-error', t: 9050, probe: 'a', trial: 0, message: 'the copy was still running at the end of the trial', code: 'UNFINISHED', fatal: false };
+    const t = analyze(run({}, [unfinished])).trials[0]!;
+    expect(t.probes.a!.outcome).toBe('unknown');
+    expect(t.probes.a!.reason).toMatch(/still running/);
+    // the same trial without it survived
+    expect(analyze(run({})).trials[0]!.probes.a!.outcome).toBe('stalled');
+  });
+});

@@ -1,9 +1,9 @@
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EventLog, readEvents, foldEvents, EventLogError } from '../../src/core/event-log.ts';
+import { EventLog, EventLogError, foldEvents, readEvents } from '../../src/core/event-log.ts';
 import type { BlackoutEvent } from '../../src/core/events.ts';
-import { tempDir } from '../helpers/lab.ts';
+import { runCli, tempDir } from '../helpers/lab.ts';
 
 const start: BlackoutEvent = {
   type: 'run-start', t: 0, schema: 1, runId: 'r', suite: 's', config: {}, wallMs: 1, host: 'h',
@@ -41,5 +41,64 @@ describe('event log', () => {
     expect(() => readEvents(path)).toThrow(/line 2: type/);
     writeFileSync(path, JSON.stringify({ ...start, schema: 99 }) + '\n');
     expect(() => readEvents(path)).toThrow(EventLogError);
+  });
+
+  it('short writes: every byte reaches the file, every line stays whole', () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir, 'events.jsonl');
+      let calls = 0;
+      // write(2) taking at most 7 bytes at a time, as a full pipe or a signal can make it
+      const log = new EventLog(path, { write: (fd, b, o, l) => (calls++, writeSync(fd, b, o, Math.min(l, 7))) });
+      log.append(start);
+      for (let i = 0; i < 50; i++) log.append({ type: 'sample', t: i + 1, probe: 'p', trial: 0, seq: i });
+      log.append({ type: 'run-end', t: 99, exitCode: 0, reason: 'completed' });
+      log.close();
+      expect(calls).toBeGreaterThan(100);
+      const r = readEvents(path);
+      expect(r.tornLines).toBe(0);
+      expect(r.events).toHaveLength(52);
+      expect(r.events.filter((e) => e.type === 'sample').map((e) => (e.type === 'sample' ? e.seq : -1))).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a write that failed half-way tears one line: the next starts on a fresh line, and report skips and counts the torn one', async () => {
+    const dir = tempDir();
+    try {
+      const path = join(dir, 'events.jsonl');
+      // the disk fills mid-chunk: write(2) takes 12 bytes, the next call fails
+      let fail: 'no' | 'short' | 'error' = 'no';
+      const log = new EventLog(path, {
+        write: (fd, b, o, l) => {
+          if (fail === 'no') return writeSync(fd, b, o, l);
+          if (fail === 'short') return (fail = 'error'), writeSync(fd, b, o, Math.min(l, 12));
+          fail = 'no';
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        },
+      });
+      log.append(start);
+      log.append({ type: 'trial-start', t: 1, trial: 0, requestedMs: 5 });
+      fail = 'short';
+      expect(() => log.append({ type: 'cut', t: 2, before: 1.5, deadline: 100, trial: 0 })).toThrow(/ENOSPC/);
+      log.append({ type: 'restore', t: 7, before: 6.5, trial: 0, reason: 'scheduled' });
+      log.append({ type: 'trial-end', t: 8, trial: 0 });
+      log.append({ type: 'run-end', t: 9, exitCode: 0, reason: 'completed' });
+      log.close();
+      const r = readEvents(path);
+      expect(r.tornLines).toBe(1);
+      expect(r.tornTail).toBeNull();
+      expect(r.events.map((e) => e.type)).toEqual(['run-start', 'trial-start', 'restore', 'trial-end', 'run-end']);
+
+      // a torn line in the middle of a log written by hand, too (an older writer, a copy cut short)
+      const lines = readFileSync(path, 'utf8').split('\n');
+      writeFileSync(path, [lines[0], '{"type":"sample","t":1.5,"pro', ...lines.slice(1)].join('\n'));
+      const cli = await runCli(['report', dir]);
+      expect(cli.code, cli.stderr).toBe(0);
+      expect(cli.stderr).toMatch(/2 torn lines inside events\.jsonl .* were skipped/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,7 @@
  * kernel timeout).
  */
 import { spawn } from 'node:child_process';
+import { childEnv } from '../../transport/child-env.ts';
 import { spawnWithoutSendLease } from '../../lab/lease.ts';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { sleep } from '../../core/clock.ts';
@@ -54,6 +55,7 @@ export class Freezer {
       spawn('sh', ['-c', 'sleep "$0"; echo "$2" > "$1"', (ms / 1000).toFixed(3), file, thawed], {
         detached: true,
         stdio: 'ignore',
+        env: childEnv(),
       }),
     );
     child.unref();

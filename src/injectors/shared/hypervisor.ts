@@ -15,8 +15,8 @@
  */
 import { sleep } from '../../core/clock.ts';
 import type { MigrationKind } from '../../core/events.ts';
-import type { Command, ExecResult, Executor } from '../../transport/ssh-exec.ts';
-import { describeSsh, executorFor, timed, type SshConfig, type Watchdog } from './remote.ts';
+import { type Command, type ExecResult, type Executor, psQuote } from '../../transport/ssh-exec.ts';
+import { describeSsh, disarmPosixWatchdog, executorFor, forgetWatchdog, orphanedWatchdogs, recordWatchdog, type SshConfig, timed, type Watchdog } from './remote.ts';
 import type { CutInstant, Injector, InjectorContext, Instant } from '../../core/injector.ts';
 
 export interface Step {
@@ -84,6 +84,12 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
   let dog: Watchdog | null = null;
   let active = false;
   let migration: { start: number; promise: Promise<{ t: number; result: ExecResult | null; error: Error | null }> } | null = null;
+  // the journal of armed watchdogs is per target: this adapter, where it runs, and what it acts on
+  const journalKey = () => `${spec.kind} ${get().where} ${JSON.stringify(spec.describe)}`;
+  const disarm = async (d: Watchdog) => {
+    await d.disarm().catch((e: Error) => ctx.log(`could not disarm the watchdog (${e.message}); it restores again at its deadline`));
+    if (!get().isDryRun) forgetWatchdog(journalKey(), d.id);
+  };
 
   return {
     kind: spec.kind,
@@ -104,9 +110,20 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
       getPlan();
     },
     async heal() {
-      if (!spec.heal) return [];
+      const lines: string[] = [];
+      // first end the watchdogs a dead run left armed: else one fires inside this run's trial
+      if (!get().isDryRun) {
+        for (const o of orphanedWatchdogs(journalKey())) {
+          const ended = o.id.startsWith('blackout-restore-')
+            ? (await get().exec({ powershell: `Unregister-ScheduledTask -TaskName ${psQuote(o.id)} -Confirm:$false -ErrorAction SilentlyContinue` }, { timeoutMs: spec.timeoutMs, allowFail: true, label: 'heal: end a dead run\'s watchdog' })).code === 0
+            : await disarmPosixWatchdog(get(), o.id, spec.timeoutMs);
+          forgetWatchdog(journalKey(), o.id);
+          lines.push(`${ended ? 'ended' : 'found already gone'} the watchdog ${o.mechanism} armed by a dead run (${o.runDir})`);
+        }
+      }
+      if (!spec.heal) return lines;
       const r = await run(spec.heal, { allowFail: true, timeoutMs: Math.max(spec.timeoutMs, 120_000) });
-      const lines = r.stdout.split('\n').filter((l) => l.startsWith('healed: ')).map((l) => `${l.slice(8)} (${get().where})`);
+      lines.push(...r.stdout.split('\n').filter((l) => l.startsWith('healed: ')).map((l) => `${l.slice(8)} (${get().where})`));
       if (r.code !== 0 && !r.dryRun) lines.push(`heal on ${get().where} exited ${r.code}: ${(r.stderr.trim() || r.stdout.trim()).slice(0, 300)}`);
       return lines;
     },
@@ -127,9 +144,18 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
         migration = { start, promise };
         return { before: start, t: start, deadline: start + p.migrationTimeoutMs, detail: { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, selfTimed: 'the migration command runs from cut to restore; the real pause lies inside and is what the probes measure' } };
       }
-      dog = await p.watchdog(get(), requestedMs + spec.graceMs);
+      // the watchdog is armed before the cut (a kill -9 during a slow cut step is covered too) and fires only
+      // after every cut step could have run to its timeout, plus the requested length and the grace: it never
+      // tries to restore while a Save-VM or a hibernate is still under way
+      const cutBudgetMs = p.cut.length * spec.timeoutMs;
+      const arm = async (delayMs: number) => {
+        const d = await p.watchdog(get(), delayMs);
+        if (!get().isDryRun) recordWatchdog(journalKey(), { id: d.id, mechanism: d.mechanism, pid: process.pid, runDir: ctx.runDir, armedAtWallMs: Date.now() });
+        return d;
+      };
+      dog = await arm(requestedMs + spec.graceMs + cutBudgetMs);
       active = true;
-      const detail: Record<string, unknown> = { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, watchdog: dog.id };
+      const detail: Record<string, unknown> = { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, watchdog: dog.id, watchdogMechanism: dog.mechanism, watchdogCoversCutStepsMs: cutBudgetMs };
       let first: { before: number; t: number } | null = null;
       for (const step of p.cut) {
         started++;
@@ -137,6 +163,19 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
         completed++;
         detail[`${step.label}Ms`] = r.t - r.before;
         first ??= { before: r.before, t: r.t };
+      }
+      // the cut took effect: re-arm for the requested length + grace from now, then end the early watchdog
+      // (if the re-arm fails, the early one stays: later, but still a restore)
+      try {
+        const tight = await arm(Math.max(0, first!.t + requestedMs - clock.now()) + spec.graceMs);
+        const early = dog;
+        dog = tight;
+        await disarm(early);
+        detail.watchdog = tight.id;
+        detail.watchdogMechanism = tight.mechanism;
+        detail.watchdogRearmedAfterCut = true;
+      } catch (e) {
+        ctx.log(`could not re-arm the watchdog after the cut (${(e as Error).message}); the one armed before it restores at its later deadline`);
       }
       return { before: first!.before, t: first!.t, deadline: dog.firesAt, detail };
     },
@@ -165,10 +204,12 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
       }
       const steps = p.restore(started, completed);
       let last: Error | null = null;
+      // the watchdog's deadline passed before the harness got here: it restored first, at its deadline
+      const watchdogFired = dog !== null && clock.now() >= dog.firesAt;
       for (let i = 1; i <= RESTORE_TRIES; i++) {
         try {
           let instant: { before: number; t: number; fixed: boolean } | null = null;
-          const detail: Record<string, unknown> = { attempts: i, reason };
+          const detail: Record<string, unknown> = { attempts: i, reason, ...(watchdogFired ? { watchdogFired } : {}) };
           for (const step of steps) {
             const r = await timed(get(), clock, step.cmd, { timeoutMs: spec.timeoutMs, label: step.label });
             detail[`${step.label}Ms`] = r.t - r.before;
@@ -178,7 +219,7 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
           if (dog) {
             const d = dog;
             dog = null;
-            await d.disarm().catch((e: Error) => ctx.log(`could not disarm the watchdog (${e.message}); it restores again at its deadline`));
+            await disarm(d);
           }
           const now = clock.now();
           return { before: instant?.before ?? now, t: instant?.t ?? now, detail };
