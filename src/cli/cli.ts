@@ -247,8 +247,8 @@ Exit codes:
        junit.xml, Allure and summary.json count exactly these failures;
        lab status: the lab is not up; report --allure: Allure could not build its report
   2    bad input: unknown command or option, invalid suite, preflight failure (nothing was injected)
-  3    the injector failed; the target was restored
-  4    the injector failed and so did its restore: check the target (the report says what)
+  3    the injector failed mid-run (a cut or restore command failed); the target was restored, the run stopped with its reports
+  4    the injector failed and so did the restore: the target is restored by its kernel timeout / watchdog at the deadline at the latest
   5    the lab's guard or blackhole routes vanished mid-run: the run stopped, the target restored
   130  interrupted (Ctrl-C / SIGTERM); the target was restored first
 

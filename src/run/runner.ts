@@ -42,12 +42,13 @@ import type { ResolvedTarget } from '../core/target.ts';
 import { probeDefinition } from '../probes/index.ts';
 import type { Probe, ProbeConfigBase, ProbeContext, ProbeEvent } from '../core/probe.ts';
 import { injectorDefinition } from '../injectors/index.ts';
-import type { Injector } from '../core/injector.ts';
+import type { CutInstant, Injector } from '../core/injector.ts';
 import { redactConfig } from '../core/secrets.ts';
 import { AnalysisBuilder } from '../analysis/analysis.ts';
 import { createPlanner, type PlannedTrial, type Sweep } from '../analysis/search.ts';
 import { VERSION } from '../core/version.ts';
 import { installCrashGuards, probeScope } from './containment.ts';
+import { LiveState } from '../core/live-state.ts';
 
 import { EXIT } from './exit-codes.ts';
 
@@ -98,16 +99,6 @@ export interface RunResult {
   reason: string;
 }
 
-/** Per-probe live state, fed from the event stream (the runner's recovery watch and the live view use it). */
-export interface ProbeState {
-  name: string;
-  kind: string;
-  lastOkAt: number | null;
-  lastLatencyMs: number | null;
-  lost: boolean;
-  lastError: string | null;
-  okAfterRestore: boolean;
-}
 
 export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResult> {
   const held: { send: Lease | null; target: Lease | null } = { send: null, target: null };
@@ -145,6 +136,9 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
   // the analysis folds every event as it is written: the search planner reads each finished trial from it
   const analysis = new AnalysisBuilder();
   events.subscribe((e) => analysis.add(e));
+  // each session's live state, folded from the same stream (the warm-up check and the recovery watch read it)
+  const live = new LiveState();
+  events.subscribe((e) => live.add(e));
   if (opts.onEvent) events.subscribe(opts.onEvent);
   const emit = (e: BlackoutEvent) => events.append(e);
   const signal = opts.signal ?? new AbortController().signal;
@@ -304,177 +298,209 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
   // expectations are judged by the analysis from the events; the runner only reports completion
   return finish(EXIT.ok, 'completed');
 
+  /**
+   * One trial, as named phases: open the probes' sessions → warm up (steady
+   * state, else a preflight failure) → cut → blackout (the requested length)
+   * → restore → recovery watch → drain (close every session). Each phase is
+   * a function below; the run's live state (core/live-state.ts, folded from
+   * the same events the log records) tells them how each session is.
+   */
   async function runTrial(index: number, step: PlannedTrial, first: boolean): Promise<'ok' | 'preflight-failed' | 'skipped'> {
-    const inj = injector!;
+    const trial = beginTrial(index, step);
+    try {
+      const opened = await openProbes(trial, first);
+      if (opened !== 'ok') return opened;
+      const warm = await warmUp(trial, first);
+      if (warm !== 'ok') return warm;
+      const cut = await cutPhase(trial);
+      const reason = await blackoutPhase(trial, cut);
+      const restoredAt = await restorePhase(trial, cut, reason);
+      if (interrupted) return 'ok';
+      await recoveryWatch(trial, restoredAt);
+      return 'ok';
+    } finally {
+      await drain(trial);
+    }
+  }
+
+  interface Trial {
+    index: number;
+    requestedMs: number;
+    /** aborted when the trial's sessions must stop (drain, Ctrl-C) */
+    abort: AbortController;
+    stopProbes: () => void;
+    running: Array<{ cfg: ProbeConfigBase; probe: Probe }>;
+  }
+
+  function beginTrial(index: number, step: PlannedTrial): Trial {
     const requestedMs = step.lengthMs;
     emit({ type: 'trial-start', t: clock.now(), trial: index, requestedMs, reason: step.reason, ...(step.plan ? { plan: step.plan } : {}) });
     log(`trial ${index + 1}${total ? `/${total}` : ''}: ${requestedMs} ms blackout — ${step.reason}`);
-    const states = new Map<string, ProbeState>();
-    const trialAbort = new AbortController();
+    const abort = new AbortController();
     // every probe (hundreds in a load test) listens on the one trial signal: that is by design, not a leak
-    setMaxListeners(0, trialAbort.signal);
-    const stopProbes = () => trialAbort.abort(new Error('trial over'));
+    setMaxListeners(0, abort.signal);
+    const stopProbes = () => abort.abort(new Error('trial over'));
     signal.addEventListener('abort', stopProbes, { once: true });
-    let restoredAt = Infinity;
-    const running: Array<{ cfg: ProbeConfigBase; probe: Probe }> = [];
+    return { index, requestedMs, abort, stopProbes, running: [] };
+  }
 
-    const probeEmit = (cfg: ProbeConfigBase) => (e: ProbeEvent) => {
-      const ev = { ...e, t: e.t ?? clock.now(), probe: cfg.name, trial: index } as BlackoutEvent;
-      const st = states.get(cfg.name)!;
-      if (ev.type === 'sample') {
-        st.lastOkAt = Math.max(st.lastOkAt ?? -Infinity, ev.t);
-        st.lastLatencyMs = ev.latencyMs ?? null;
-        if (ev.t > restoredAt) st.okAfterRestore = true;
-        if (st.lost) st.lost = false;
-      } else if (ev.type === 'session-lost') {
-        st.lost = true;
-        st.lastError = ev.message;
-      } else if (ev.type === 'probe-error') st.lastError = ev.message;
-      emit(ev);
-    };
-
-    try {
-      emit({ type: 'phase', t: clock.now(), trial: index, phase: 'open' });
-      const opened = await Promise.allSettled(
-        suite.probes.map(async (cfg) => {
-          const def = probeDefinition(cfg.kind)!;
-          states.set(cfg.name, { name: cfg.name, kind: cfg.kind, lastOkAt: null, lastLatencyMs: null, lost: false, lastError: null, okAfterRestore: false });
-          const ctx: ProbeContext = {
-            name: cfg.name,
-            trial: index,
-            clock,
-            target: target!,
-            runDir: opts.outDir,
-            signal: trialAbort.signal,
-            emit: probeEmit(cfg),
-            attach: (name, data, contentType) => {
-              const dir = join(opts.outDir, 'attachments');
-              mkdirSync(dir, { recursive: true });
-              const file = join(dir, `t${index}-${cfg.name}-${name}`.replace(/[^A-Za-z0-9._-]/g, '_'));
-              writeFileSync(file, data);
-              const rel = relative(opts.outDir, file);
-              emit({ type: 'attachment', t: clock.now(), trial: index, probe: cfg.name, name, path: rel, contentType });
-              return rel;
-            },
-          };
-          let crashed = false;
-          const scope = {
-            probe: cfg.name,
-            trial: index,
-            onCrash: (err: unknown) => {
-              if (crashed) return;
-              crashed = true;
-              const message = `the probe crashed: ${(err as Error)?.message ?? String(err)}`;
-              ctx.emit({ type: 'probe-error', message, fatal: true });
-              ctx.emit({ type: 'session-lost', message });
-              // stop it (bounded); it will not be asked again in this trial
-              void withTimeout(probe.close(), 5000, 'close after crash').catch(() => {});
-            },
-          };
-          const probe = probeScope.run(scope, () => def.create(cfg, ctx));
-          running.push({ cfg, probe });
-          await withTimeout(probeScope.run(scope, () => probe.open()), 30_000, `${cfg.name}: opening the session took longer than 30 s`);
-        }),
-      );
-      const failures = opened.flatMap((r, i) => (r.status === 'rejected' ? [`${suite.probes[i]!.name}: ${(r.reason as Error).message}`] : []));
-      if (failures.length) {
-        for (const f of failures) emit({ type: 'preflight', t: clock.now(), ok: false, probe: f.split(':')[0], message: f });
-        if (first) {
-          preflightError = failures.join('; ');
-          log(`preflight failed: ${preflightError}`);
-          return 'preflight-failed';
-        }
-        log(`trial ${index + 1}: could not open ${failures.join('; ')}; skipping its blackout`);
-        return 'skipped';
-      }
-
-      emit({ type: 'phase', t: clock.now(), trial: index, phase: 'warmup' });
-      await sleep(suite.warmup, signal).catch(() => {});
-      if (interrupted) return 'skipped';
-      const now = clock.now();
-      const unsteady = suite.probes.filter((cfg) => {
-        const st = states.get(cfg.name)!;
-        return st.lost || st.lastOkAt === null || now - st.lastOkAt > Math.max(cfg.interval + cfg.tolerance, suite.warmup);
-      });
-      if (unsteady.length) {
-        const msg = unsteady.map((c) => `${c.name}: no steady good samples during warm-up${states.get(c.name)!.lastError ? ` (${states.get(c.name)!.lastError})` : ''}`).join('; ');
-        emit({ type: 'preflight', t: clock.now(), ok: false, message: msg });
-        if (first) {
-          preflightError = msg;
-          log(`preflight failed: ${msg}`);
-          return 'preflight-failed';
-        }
-        log(`trial ${index + 1}: ${msg}; skipping its blackout`);
-        return 'skipped';
-      }
-      if (first) emit({ type: 'preflight', t: clock.now(), ok: true, message: 'every probe has a steady session' });
-
-      // ---- the blackout ----
-      emit({ type: 'phase', t: clock.now(), trial: index, phase: 'cut' });
-      let cut;
-      try {
-        cut = await inj.cut(requestedMs);
-      } catch (e) {
-        // a half-done cut must still be undone; a restore that fails too is never swallowed
-        const cutError = (e as Error).message;
-        try {
-          const r = await inj.restore('error');
-          restoredAt = r.t;
-          emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason: 'error', detail: { error: cutError, ...r.detail } });
-        } catch (re) {
-          const restoreError = (re as Error).message;
-          emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'cut', message: cutError, restored: false, restoreError });
-          throw new InjectorFailure(`trial ${index + 1}: the cut failed (${cutError}), and the restore after it failed too (${restoreError})`, false);
-        }
-        emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'cut', message: cutError, restored: true });
-        throw new InjectorFailure(`trial ${index + 1}: the cut failed (${cutError}); the target was restored`, true);
-      }
-      emit({ type: 'cut', t: cut.t, before: cut.before, deadline: cut.deadline, trial: index, detail: cut.detail });
-      let reason = 'scheduled';
-      try {
-        // the restore starts `requested` after the cut took effect, so a blackout is never shorter
-        // than asked, however long the cut command took (a slow `virsh suspend` over SSH); the nft
-        // cut's own window is well under a millisecond
-        if (!inj.selfTimed) await sleep(cut.t + requestedMs - clock.now(), signal);
-      } catch {
-        reason = 'signal';
-      }
-      try {
-        const r = await inj.restore(reason);
-        restoredAt = r.t;
-        emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason, detail: r.detail });
-        log(`restored after ${(r.t - cut.t).toFixed(1)} ms (${reason})`);
-      } catch (e) {
-        const message = (e as Error).message;
-        emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'restore', message, restored: false });
-        throw new InjectorFailure(`trial ${index + 1}: the restore failed (${message}); the deadline restore (kernel timeout / watchdog) is due at ${(cut.deadline / 1000).toFixed(1)} s on the run clock`, false);
-      }
-      if (interrupted) return 'ok';
-
-      // ---- recovery watch: until every probe came back or gave up, bounded by `recovery` ----
-      emit({ type: 'phase', t: clock.now(), trial: index, phase: 'recovery' });
-      const recoveryEnd = restoredAt + suite.recovery;
-      while (clock.now() < recoveryEnd && !interrupted) {
-        const settled = suite.probes.every((cfg, i) => {
-          const st = states.get(cfg.name)!;
-          // a lost session with no reconnect policy has nothing more to show
-          const terminal = st.lost && !probeInfos[i]!.facts?.reconnect;
-          return terminal || (st.okAfterRestore && !st.lost);
-        });
-        if (settled) break;
-        await sleep(50);
-      }
-      // a little steady state after the last recovery, so "resumed" is seen to hold
-      const linger = Math.min(2000, Math.max(500, ...suite.probes.map((p) => 3 * p.interval)));
-      await sleep(linger, signal).catch(() => {});
-      return 'ok';
-    } finally {
-      signal.removeEventListener('abort', stopProbes);
-      emit({ type: 'phase', t: clock.now(), trial: index, phase: 'drain' });
-      trialAbort.abort(new Error('trial over'));
-      await Promise.allSettled(running.map(({ cfg, probe }) => withTimeout(probe.close(), 15_000, `${cfg.name}: close took longer than 15 s`).catch((e: Error) => emit({ type: 'probe-error', t: clock.now(), probe: cfg.name, trial: index, message: e.message, fatal: false }))));
-      emit({ type: 'trial-end', t: clock.now(), trial: index });
+  /** a preflight problem: the first trial fails the run (nothing injected), a later one is skipped */
+  function notReady(trial: Trial, first: boolean, message: string): 'preflight-failed' | 'skipped' {
+    if (first) {
+      preflightError = message;
+      log(`preflight failed: ${message}`);
+      return 'preflight-failed';
     }
+    log(`trial ${trial.index + 1}: ${message}; skipping its blackout`);
+    return 'skipped';
+  }
+
+  /** phase 1: every probe opens its session (each inside its containment scope) */
+  async function openProbes(trial: Trial, first: boolean): Promise<'ok' | 'preflight-failed' | 'skipped'> {
+    const { index } = trial;
+    emit({ type: 'phase', t: clock.now(), trial: index, phase: 'open' });
+    const opened = await Promise.allSettled(
+      suite.probes.map(async (cfg) => {
+        const def = probeDefinition(cfg.kind)!;
+        const ctx: ProbeContext = {
+          name: cfg.name,
+          trial: index,
+          clock,
+          target: target!,
+          runDir: opts.outDir,
+          signal: trial.abort.signal,
+          emit: (e: ProbeEvent) => emit({ ...e, t: e.t ?? clock.now(), probe: cfg.name, trial: index } as BlackoutEvent),
+          attach: (name, data, contentType) => {
+            const dir = join(opts.outDir, 'attachments');
+            mkdirSync(dir, { recursive: true });
+            const file = join(dir, `t${index}-${cfg.name}-${name}`.replace(/[^A-Za-z0-9._-]/g, '_'));
+            writeFileSync(file, data);
+            const rel = relative(opts.outDir, file);
+            emit({ type: 'attachment', t: clock.now(), trial: index, probe: cfg.name, name, path: rel, contentType });
+            return rel;
+          },
+        };
+        let crashed = false;
+        const scope = {
+          probe: cfg.name,
+          trial: index,
+          onCrash: (err: unknown) => {
+            if (crashed) return;
+            crashed = true;
+            const message = `the probe crashed: ${(err as Error)?.message ?? String(err)}`;
+            ctx.emit({ type: 'probe-error', message, fatal: true });
+            ctx.emit({ type: 'session-lost', message });
+            // stop it (bounded); it will not be asked again in this trial
+            void withTimeout(probe.close(), 5000, 'close after crash').catch(() => {});
+          },
+        };
+        const probe = probeScope.run(scope, () => def.create(cfg, ctx));
+        trial.running.push({ cfg, probe });
+        await withTimeout(probeScope.run(scope, () => probe.open()), 30_000, `${cfg.name}: opening the session took longer than 30 s`);
+      }),
+    );
+    const failures = opened.flatMap((r, i) => (r.status === 'rejected' ? [`${suite.probes[i]!.name}: ${(r.reason as Error).message}`] : []));
+    if (!failures.length) return 'ok';
+    for (const f of failures) emit({ type: 'preflight', t: clock.now(), ok: false, probe: f.split(':')[0], message: f });
+    return first ? notReady(trial, first, failures.join('; ')) : notReady(trial, first, `could not open ${failures.join('; ')}`);
+  }
+
+  /** phase 2: warm-up; every session must be steady before anything is cut */
+  async function warmUp(trial: Trial, first: boolean): Promise<'ok' | 'preflight-failed' | 'skipped'> {
+    emit({ type: 'phase', t: clock.now(), trial: trial.index, phase: 'warmup' });
+    await sleep(suite.warmup, signal).catch(() => {});
+    if (interrupted) return 'skipped';
+    const now = clock.now();
+    const unsteady = suite.probes.filter((cfg) => {
+      const st = live.sessions.get(cfg.name);
+      return !st || st.lost !== null || st.lastOkAt === null || now - st.lastOkAt > Math.max(cfg.interval + cfg.tolerance, suite.warmup);
+    });
+    if (unsteady.length) {
+      const msg = unsteady.map((c) => `${c.name}: no steady good samples during warm-up${live.sessions.get(c.name)?.lastError ? ` (${live.sessions.get(c.name)!.lastError})` : ''}`).join('; ');
+      emit({ type: 'preflight', t: clock.now(), ok: false, message: msg });
+      return notReady(trial, first, msg);
+    }
+    if (first) emit({ type: 'preflight', t: clock.now(), ok: true, message: 'every probe has a steady session' });
+    return 'ok';
+  }
+
+  /** phase 3: the cut; a half-done cut is undone, and a restore that fails too is never swallowed */
+  async function cutPhase(trial: Trial): Promise<CutInstant> {
+    const { index } = trial;
+    emit({ type: 'phase', t: clock.now(), trial: index, phase: 'cut' });
+    let cut: CutInstant;
+    try {
+      cut = await injector!.cut(trial.requestedMs);
+    } catch (e) {
+      const cutError = (e as Error).message;
+      try {
+        const r = await injector!.restore('error');
+        emit({ type: 'restore', t: r.t, before: r.before, trial: index, reason: 'error', detail: { error: cutError, ...r.detail } });
+      } catch (re) {
+        const restoreError = (re as Error).message;
+        emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'cut', message: cutError, restored: false, restoreError });
+        throw new InjectorFailure(`trial ${index + 1}: the cut failed (${cutError}), and the restore after it failed too (${restoreError})`, false);
+      }
+      emit({ type: 'injector-error', t: clock.now(), trial: index, step: 'cut', message: cutError, restored: true });
+      throw new InjectorFailure(`trial ${index + 1}: the cut failed (${cutError}); the target was restored`, true);
+    }
+    emit({ type: 'cut', t: cut.t, before: cut.before, deadline: cut.deadline, trial: index, detail: cut.detail });
+    return cut;
+  }
+
+  /** phase 4: the blackout lasts the requested length from the instant the cut took effect; returns why it ended */
+  async function blackoutPhase(trial: Trial, cut: CutInstant): Promise<string> {
+    try {
+      // never shorter than asked, however long the cut command took (a slow `virsh suspend` over SSH);
+      // a self-timed injector (a real migration) ends when it ends
+      if (!injector!.selfTimed) await sleep(cut.t + trial.requestedMs - clock.now(), signal);
+      return 'scheduled';
+    } catch {
+      return 'signal';
+    }
+  }
+
+  /** phase 5: the restore; returns its instant */
+  async function restorePhase(trial: Trial, cut: CutInstant, reason: string): Promise<number> {
+    try {
+      const r = await injector!.restore(reason);
+      emit({ type: 'restore', t: r.t, before: r.before, trial: trial.index, reason, detail: r.detail });
+      log(`restored after ${(r.t - cut.t).toFixed(1)} ms (${reason})`);
+      return r.t;
+    } catch (e) {
+      const message = (e as Error).message;
+      emit({ type: 'injector-error', t: clock.now(), trial: trial.index, step: 'restore', message, restored: false });
+      throw new InjectorFailure(`trial ${trial.index + 1}: the restore failed (${message}); the deadline restore (kernel timeout / watchdog) is due at ${(cut.deadline / 1000).toFixed(1)} s on the run clock`, false);
+    }
+  }
+
+  /** phase 6: until every session came back or gave up, bounded by `recovery`; then a little steady state */
+  async function recoveryWatch(trial: Trial, restoredAt: number): Promise<void> {
+    emit({ type: 'phase', t: clock.now(), trial: trial.index, phase: 'recovery' });
+    const recoveryEnd = restoredAt + suite.recovery;
+    while (clock.now() < recoveryEnd && !interrupted) {
+      const settled = suite.probes.every((cfg, i) => {
+        const st = live.sessions.get(cfg.name);
+        if (!st) return true;
+        // a lost session with no reconnect policy has nothing more to show
+        const terminal = st.lost !== null && !probeInfos[i]!.facts?.reconnect;
+        return terminal || (st.okAfterRestore && st.lost === null);
+      });
+      if (settled) break;
+      await sleep(50);
+    }
+    // so "resumed" is seen to hold
+    const linger = Math.min(2000, Math.max(500, ...suite.probes.map((p) => 3 * p.interval)));
+    await sleep(linger, signal).catch(() => {});
+  }
+
+  /** phase 7: drain — every session closes (bounded), then the trial ends */
+  async function drain(trial: Trial): Promise<void> {
+    signal.removeEventListener('abort', trial.stopProbes);
+    emit({ type: 'phase', t: clock.now(), trial: trial.index, phase: 'drain' });
+    trial.abort.abort(new Error('trial over'));
+    await Promise.allSettled(trial.running.map(({ cfg, probe }) => withTimeout(probe.close(), 15_000, `${cfg.name}: close took longer than 15 s`).catch((e: Error) => emit({ type: 'probe-error', t: clock.now(), probe: cfg.name, trial: trial.index, message: e.message, fatal: false }))));
+    emit({ type: 'trial-end', t: clock.now(), trial: trial.index });
   }
 }
 

@@ -21,7 +21,7 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'blackout-livetest-'));
   fake.rules.push(
     // a detached watchdog reports its PID (timed modes); its script also names the VM state commands, so it goes first
-    { match: 'nohup', stdout: '777\n' },
+    { match: 'nohup', stdout: 'pid:777\n' },
     { match: ').State', stdout: 'Running\r\n' },
     { match: 'vm.info', stdout: '  Power state:  poweredOn\n' },
     { match: 'qm status', stdout: 'status: running\n' },
@@ -32,6 +32,7 @@ afterAll(async () => {
   await fake.close();
   rmSync(tmp, { recursive: true, force: true });
 });
+// other test files also run against 127.0.0.1: one run per target holds, so each run waits its turn (--wait)
 const ssh = () => ({ host: fake.host, port: fake.port, user: fake.user, privateKeyFile: fake.privateKeyFile, hostKey: fake.hostKey });
 
 const LIVE_MODES: Array<[string, Record<string, unknown>, RegExp]> = [
@@ -54,7 +55,7 @@ describe('a hypervisor live migration is judged as a live migration', () => {
       warmup: '300ms',
       recovery: '1s',
     });
-    const r = await runCli(['run', suite, '--out', out, '--no-live'], { env: { A_LIVE_VS_PW: 'vs-secret' }, timeoutMs: 90_000 });
+    const r = await runCli(['run', suite, '--out', out, '--no-live', '--wait', '300'], { env: { A_LIVE_VS_PW: 'vs-secret' }, timeoutMs: 90_000 });
     expect(r.code, r.stderr + r.stdout).toBe(0);
     // the migration really ran, through the adapter's own command
     expect(fake.commands().some((c) => migrateCommand.test(c))).toBe(true);
@@ -83,7 +84,7 @@ describe('a hypervisor live migration is judged as a live migration', () => {
       warmup: '300ms',
       recovery: '1s',
     });
-    const r = await runCli(['run', suite, '--out', out, '--no-live'], { timeoutMs: 90_000 });
+    const r = await runCli(['run', suite, '--out', out, '--no-live', '--wait', '300'], { timeoutMs: 90_000 });
     expect(r.code, r.stderr + r.stdout).toBe(0);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { verdict: { headline: string } };
     expect(summary.verdict.headline).not.toMatch(/^Live migration/);

@@ -46,7 +46,7 @@ function suite(injector: Record<string, unknown>, extra: Record<string, unknown>
 describe('exit codes end to end', () => {
   it('1: an expectation that did not hold (a frozen echo server makes the probe fail)', async () => {
     const { file, out } = suite({ cut: ['kill', '-STOP', String(echo.pid)], restore: ['kill', '-CONT', String(echo.pid)] }, { expect: { echo: { survives: '1500ms' } } });
-    const r = await runCli(['run', file, '--out', out, '--no-live']);
+    const r = await runCli(['run', file, '--out', out, '--no-live', '--wait', '300']);
     expect(r.code, r.stderr + r.stdout).toBe(1);
     expect(r.stdout.replace(/\x1b\[[0-9;]*m/g, '')).toMatch(/✗ echo did not survive a 1\.5 s blackout \(failed/);
     const { events } = readEvents(join(out, 'events.jsonl'));
@@ -61,7 +61,7 @@ describe('exit codes end to end', () => {
     const restoredMarker = join(tempDir('blackout-mark-'), 'restored');
     cleanup.push(dirname(restoredMarker));
     const { file, out } = suite({ cut: ['sh', '-c', 'echo cut refused >&2; exit 7'], restore: ['touch', restoredMarker] });
-    const r = await runCli(['run', file, '--out', out, '--no-live']);
+    const r = await runCli(['run', file, '--out', out, '--no-live', '--wait', '300']);
     expect(r.code, r.stderr + r.stdout).toBe(3);
     expect(r.stderr).toMatch(/the injector failed \(exit 3\); the target was restored/);
     expect(existsSync(restoredMarker)).toBe(true);
@@ -79,7 +79,7 @@ describe('exit codes end to end', () => {
 
   it('4: a failed restore after a failed cut is never swallowed', async () => {
     const { file, out } = suite({ cut: ['false'], restore: ['sh', '-c', 'echo restore refused >&2; exit 9'] });
-    const r = await runCli(['run', file, '--out', out, '--no-live']);
+    const r = await runCli(['run', file, '--out', out, '--no-live', '--wait', '300']);
     expect(r.code, r.stderr + r.stdout).toBe(4);
     expect(r.stderr).toMatch(/restore failed too \(exit 4\)/);
     const { events } = readEvents(join(out, 'events.jsonl'));
@@ -92,8 +92,8 @@ describe('exit codes end to end', () => {
 
   it('--help documents the exit codes', async () => {
     const r = await runCli(['run', '--help']);
-    expect(r.stdout).toMatch(/3 the injector failed mid-run/);
-    expect(r.stdout).toMatch(/4 the injector failed and so did the restore/);
-    expect(readFileSync(join(import.meta.dirname, '../README.md'), 'utf8')).toMatch(/`3` the injector failed mid-run/);
+    expect(r.stdout).toMatch(/3\s+the injector failed mid-run/);
+    expect(r.stdout).toMatch(/4\s+the injector failed and so did the restore/);
+    expect(readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8')).toMatch(/`3` the injector failed mid-run/);
   });
 });
