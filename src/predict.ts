@@ -90,6 +90,8 @@ const REQUEST_DEADLINES = new Set([
   'readtimeout', 'querytimeout', 'requesttimeout', 'iotimeout', 'commandtimeout', 'responsetimeout', 'operationtimeout',
   'sockettimeout', 'echotimeout', 'frametimeout', 'freezetimeout', 'heartbeattimeout', 'pingtimeout', 'pongtimeout',
   'wstimeout', 'websockettimeout', 'transfertimeout', 'stalltimeout', 'smbtimeout', 'timeout', 'datatimeout',
+  // the web probe's declarative check that loads a page: the browser gives up on the load after that long
+  'pageloadtimeout',
   // the rdp probe's own arithmetic of FreeRDP's fixed keepalive and ack timeout
   'dropsaftersilence',
 ]);

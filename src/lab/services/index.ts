@@ -7,5 +7,6 @@ import { rdp } from './rdp.ts';
 import { files } from './files.ts';
 import { smb } from './smb.ts';
 import { web } from './web.ts';
+import { mariadb } from './mariadb.ts';
 
-export const services: LabService[] = [echo, ssh, postgres, rdp, files, smb, web];
+export const services: LabService[] = [echo, ssh, postgres, rdp, files, smb, web, mariadb];
