@@ -22,7 +22,7 @@ import { eventsOf, expectPreflightFailure, message, runLabSuite } from './helper
 import { readSummary, waitForEvent } from './helpers/run-dir.ts';
 
 const LAB = labName('pweb');
-const lab = useLab(LAB);
+const lab = useLab(LAB, { upTimeoutMs: 300_000 });
 const JOURNEY = join(ROOT, 'suites/journeys/lab-app.ts');
 const made: string[] = [];
 afterAll(() => {

@@ -9,7 +9,8 @@ export const echo: LabService = {
   packages: [],
   async start(lab) {
     startInTarget(lab, 'echo', process.execPath, [script, lab.targetAddress, '7']);
-    await waitForPort(lab.targetAddress, 7, 10_000);
+    // a Node process: its start takes seconds on a machine loaded by parallel test files
+    await waitForPort(lab.targetAddress, 7, 30_000);
     return { port: 7 };
   },
 };
