@@ -77,7 +77,9 @@ function staticDesktopScript(): string {
   return [
     '#!/bin/sh',
     '# blackout lab static desktop: a terminal that changes only when the user types',
-    "exec xterm -geometry 30x4+0+0 -bg white -fg black -fa 'DejaVu Sans Mono' -fs 28 -title 'blackout lab terminal' +cm +bc -e cat",
+    // larger than any client screen: with no window manager the keyboard goes to the window under the
+    // pointer, so the terminal must be under it wherever the pointer is
+    "exec xterm -geometry 120x50+0+0 -bg white -fg black -fa 'DejaVu Sans Mono' -fs 28 -title 'blackout lab terminal' +cm +bc -e cat",
     '',
   ].join('\n');
 }

@@ -1,0 +1,127 @@
+/**
+ * The rdp probe's active mode against the lab's xrdp with a static desktop (the
+ * second lab user's: a terminal running `cat`, no clock): the probe types a
+ * character and erases it through the session, one step per interval, and the
+ * time until the screen changes is its sample.
+ *
+ *  - a passive viewer of the static desktop sees no frames: a clear preflight
+ *    error (exit 2), the reason active mode exists;
+ *  - one run, two clients (different screen sizes, so two sessions), /timeout:3000:
+ *    a 2 s cut stalls both (the typed character shows up after the restore);
+ *    a 6 s cut outlasts the ack timeout (input unacknowledged for 3 s): without
+ *    auto-reconnect the client is dropped (failed), with it the same session
+ *    comes back and answers input again (recovered);
+ *  - a wrong password with input configured: exit 2, nothing injected.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BlackoutEvent } from '../src/events.ts';
+import { rdp, xdotoolArgs } from '../probes/rdp.ts';
+import { rdpStaticUser } from '../src/lab/services/rdp.ts';
+import { runCli, tempDir, useLab, writeSuite, labName } from './helpers/lab.ts';
+import { expectPreflightFailure, message } from './helpers/probes.ts';
+
+const LAB = labName('xrdps');
+const TYPE_AND_ERASE = [{ key: 'a' }, { key: 'BackSpace' }];
+
+describe('rdp active mode (pure)', () => {
+  it('validates input steps and states the active policy', () => {
+    expect(rdp.schema.safeParse({ name: 'x', kind: 'rdp', input: [{ key: 'a;rm' }] }).success).toBe(false);
+    expect(rdp.schema.safeParse({ name: 'x', kind: 'rdp', input: [] }).success).toBe(false);
+    const c = rdp.schema.parse({ name: 'x', kind: 'rdp', input: [{ click: [20, 10] }, { key: 'Escape' }, { key: 'ctrl+alt+t' }], timeout: '3s' });
+    expect(xdotoolArgs(c.input![0]!)).toEqual({ before: ['mousemove', '20', '10'], send: ['click', '1'] });
+    expect(xdotoolArgs(c.input![1]!)).toEqual({ send: ['key', '--clearmodifiers', 'Escape'] });
+    const p = rdp.policy(c);
+    expect(p).toMatchObject({ tcpAckTimeoutMs: 3000, input: 'click 20,10, key Escape, key ctrl+alt+t' });
+    // an active client has data in flight during a blackout: the idle keepalive arithmetic does not apply
+    expect(p).not.toHaveProperty('dropsAfterSilenceMs');
+  });
+});
+
+describe('rdp active mode against a static desktop', () => {
+  useLab(LAB, { upTimeoutMs: 300_000 });
+  const made: string[] = [];
+  afterAll(() => {
+    for (const d of made) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('a passive viewer of the static desktop sees no frames: preflight error, exit 2', async () => {
+    await expectPreflightFailure(LAB, 'rdp static passive', { name: 'passive', kind: 'rdp', user: rdpStaticUser(LAB), loginTimeout: '8s' }, /no changing desktop within 8000 ms of connecting .*the desktop is static/);
+  });
+
+  describe('cuts (one run, two clients): 2 s, then 6 s against /timeout:3000', () => {
+    let out = '';
+    let code: number | null = null;
+    let summary: { trials: Array<{ probes: Record<string, { outcome: string; reason: string; observedOutageMs: number | null; reconnects: number; samples: number }> }> };
+    let events: BlackoutEvent[] = [];
+
+    beforeAll(async () => {
+      out = tempDir();
+      made.push(out);
+      const suite = writeSuite({
+        name: 'rdp static desktop',
+        target: 'lab',
+        probes: [
+          { name: 'st', kind: 'rdp', user: rdpStaticUser(LAB), input: TYPE_AND_ERASE, interval: '500ms', timeout: '3s' },
+          { name: 'st-arc', kind: 'rdp', user: rdpStaticUser(LAB), input: TYPE_AND_ERASE, interval: '500ms', timeout: '3s', size: '640x480', autoReconnect: true, maxRetries: 5 },
+        ],
+        injector: { kind: 'cable-pull' },
+        blackouts: ['2s', '6s'],
+        warmup: '3s',
+        recovery: '25s',
+      });
+      made.push(join(suite, '..'));
+      const r = await runCli(['run', suite, '--lab', LAB, '--out', out, '--no-live'], { timeoutMs: 240_000 });
+      code = r.code;
+      if (code !== 0) console.error(r.stdout, r.stderr);
+      summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+      events = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as BlackoutEvent);
+    }, 250_000);
+
+    it('completes, and the desktop answered input in every steady state', () => {
+      expect(code).toBe(0);
+      expect(summary.trials).toHaveLength(2);
+      const samples = events.filter((e) => e.type === 'sample' && e.probe === 'st' && e.trial === 0);
+      expect(samples.length).toBeGreaterThan(4);
+      // the latency of an answer: the time from the key to the changed screen
+      expect(samples.every((e) => e.type === 'sample' && typeof e.latencyMs === 'number' && e.latencyMs >= 0 && e.latencyMs < 2000)).toBe(true);
+      expect(message(events.find((e) => e.type === 'session-open' && e.probe === 'st'))).toMatch(/the desktop answers input/);
+    });
+
+    it('2 s cut: the typed character shows up after the restore, same session (stalled)', () => {
+      const t = summary.trials[0]!;
+      for (const p of ['st', 'st-arc']) {
+        expect(t.probes[p], p).toMatchObject({ outcome: 'stalled', reconnects: 0 });
+        expect(t.probes[p]!.observedOutageMs, p).toBeGreaterThan(1500);
+      }
+      const notes = events.filter((e) => e.type === 'probe-note' && e.probe === 'st' && e.trial === 0).map(message);
+      expect(notes).toEqual(expect.arrayContaining([expect.stringMatching(/^no answer to input/), expect.stringMatching(/^the screen answered input after \d+ ms \(same session\)/)]));
+    });
+
+    it('6 s cut, auto-reconnect off: dropped by its ack timeout (failed)', () => {
+      const r = summary.trials[1]!.probes.st!;
+      expect(r.outcome).toBe('failed');
+      expect(r.reason).toMatch(/Network disconnect!/);
+    });
+
+    it('6 s cut, auto-reconnect on: the same session comes back and answers input (recovered)', () => {
+      const r = summary.trials[1]!.probes['st-arc']!;
+      expect(r.outcome, r.reason).toBe('recovered');
+      const reopened = events.filter((e) => e.type === 'session-open' && e.probe === 'st-arc' && e.trial === 1).map(message);
+      expect(reopened.at(-1)).toMatch(/brought the session back; it answers input again/);
+      const sesman = readFileSync(`/run/blackout/labs/${LAB}/rdp/sesman.log`, 'utf8');
+      expect(sesman.split('\n').filter((l) => l.includes('Starting session:') && l.includes('width 640, height 480'))).toHaveLength(1);
+    });
+  });
+
+  it('a wrong password is a preflight failure: exit 2, nothing injected', async () => {
+    await expectPreflightFailure(
+      LAB,
+      'rdp static wrong password',
+      { name: 'badpw', kind: 'rdp', user: rdpStaticUser(LAB), input: TYPE_AND_ERASE, passwordEnv: 'BO_TEST_WRONG_PW', loginTimeout: '15s' },
+      /RDP login failed|did not answer input within/,
+      { BO_TEST_WRONG_PW: 'not-the-password' },
+    );
+  });
+});
