@@ -8,8 +8,8 @@
  *   web-kicked     the server forces a logout after the restore (admin socket): detected;
  *   web-reconnect  the page drops its stale websocket after 1.5 s and reconnects by itself: recovered;
  * then declarative steps (log in through the form; each check reloads the page and expects its
- * heading) through a 5 s pull: a reload in flight waits for TCP and completes (stalled); with a
- * 2.5 s page-load timeout it times out (failed); with a reconnect policy the user logs in again (recovered);
+ * heading) through an 8 s pull: a reload in flight waits for TCP and completes (stalled); with a
+ * 4 s page-load timeout it times out (failed); with a reconnect policy the user logs in again (recovered);
  * screenshots at the first trouble and after recovery; and preflight errors (exit 2,
  * nothing injected) for a wrong password, a wrong port and a wrong expectation.
  */
@@ -118,33 +118,33 @@ describe('web probe', () => {
     }
   });
 
-  it('declarative steps (log in, then reload and expect the heading): a reload through a 5 s pull stalls, a 2.5 s page-load timeout fails, logging in again recovers', async () => {
+  it('declarative steps (log in, then reload and expect the heading): a reload through an 8 s pull stalls, a 4 s page-load timeout fails, logging in again recovers', async () => {
     const r = await runLabSuite(
       LAB,
       {
         name: 'web declarative test',
         probes: [
           { name: 'decl', kind: 'web', journey: declarative, tolerance: '1s' },
-          { name: 'decl-2s5', kind: 'web', journey: declarative, checkTimeout: '2500ms' },
-          { name: 'decl-relogin', kind: 'web', journey: declarative, checkTimeout: '2500ms', reconnect: 'backoff' },
+          { name: 'decl-4s', kind: 'web', journey: declarative, checkTimeout: '4s' },
+          { name: 'decl-relogin', kind: 'web', journey: declarative, checkTimeout: '4s', reconnect: 'backoff' },
         ],
         injector: { kind: 'cable-pull' },
-        blackouts: ['5s'],
+        blackouts: ['8s'],
         warmup: '3s',
-        recovery: '15s',
+        recovery: '20s',
       },
       { during: async (out) => void made.push(out) },
     );
     expect(r.code, r.stderr).toBe(0);
     const t = readSummary(r.out).trials[0]!;
     expect(t.probes.decl!.outcome, t.probes.decl!.reason).toBe('stalled');
-    expect(t.probes.decl!.observedOutageMs).toBeGreaterThan(3000);
-    expect(t.probes['decl-2s5']!.outcome).toBe('failed');
-    expect(message(eventsOf(r.events, 'decl-2s5', 'session-lost')[0])).toMatch(/^check\[[01]\] \((reload|expectText Live data in h1)\): .*(Timeout 2500ms exceeded|within 2500 ms)/);
+    expect(t.probes.decl!.observedOutageMs).toBeGreaterThan(6000);
+    expect(t.probes['decl-4s']!.outcome).toBe('failed');
+    expect(message(eventsOf(r.events, 'decl-4s', 'session-lost')[0])).toMatch(/^check\[[01]\] \((reload|expectText Live data in h1)\): .*(Timeout 4000ms exceeded|within 4000 ms)/);
     expect(t.probes['decl-relogin']!.outcome, t.probes['decl-relogin']!.reason).toBe('recovered');
     expect(message(eventsOf(r.events, 'decl-relogin', 'session-open').at(-1))).toBe('logged in again as bolab');
     const policy = (r.events[0] as { probes: Array<{ name: string; policy: Record<string, unknown> }> }).probes;
-    expect(policy.find((p) => p.name === 'decl-2s5')!.policy).toMatchObject({ journey: 'declarative: 6 login step(s), 2 check step(s)', pageLoadTimeoutMs: 2500 });
+    expect(policy.find((p) => p.name === 'decl-4s')!.policy).toMatchObject({ journey: 'declarative: 6 login step(s), 2 check step(s)', pageLoadTimeoutMs: 4000 });
     // the password secret never reaches the log
     const password = readFileSync(`${lab.state().dir}/secrets/web-password`, 'utf8').trim();
     expect(readFileSync(join(r.out, 'events.jsonl'), 'utf8')).not.toContain(password);

@@ -1,7 +1,7 @@
 /**
  * MariaDB from Debian's mariadb-server package, configured as it comes (the
  * Debian /etc/mysql files are read as usual) apart from what lets several labs
- * run side by side: its own datadir, socket and PID file in the lab folder,
+ * run side by side: its own datadir, socket, PID file and tmpdir in the lab folder,
  * listening on the target address only, port 3306. A lab user `blackout` with
  * a generated password (a root-only file) owns the database `blackout`; root
  * keeps Debian's unix_socket login, so a test reaches the server through the
@@ -32,9 +32,13 @@ export const mariadb: LabService = {
     const gid = Number(g.stdout.trim());
     chownSync(dir, uid, gid);
     chownSync(data, uid, gid);
-    await run('mariadb-install-db', ['--user=mysql', `--datadir=${data}`, '--skip-test-db', '--auth-root-authentication-method=socket'], { timeoutMs: 120_000 });
+    // its temporary files in the lab folder too: a shared /tmp that something cleans meanwhile aborts the bootstrap
+    const tmp = `${dir}/tmp`;
+    mkdirSync(tmp, { mode: 0o700 });
+    chownSync(tmp, uid, gid);
+    await run('mariadb-install-db', ['--user=mysql', `--datadir=${data}`, `--tmpdir=${tmp}`, '--skip-test-db', '--auth-root-authentication-method=socket'], { timeoutMs: 120_000 });
     startInTarget(lab, 'mariadb', '/usr/sbin/mariadbd', [
-      `--datadir=${data}`, `--socket=${socket}`, `--pid-file=${dir}/mysqld.pid`, `--bind-address=${lab.targetAddress}`, `--port=${MARIADB_PORT}`,
+      `--datadir=${data}`, `--tmpdir=${tmp}`, `--socket=${socket}`, `--pid-file=${dir}/mysqld.pid`, `--bind-address=${lab.targetAddress}`, `--port=${MARIADB_PORT}`,
     ], { user: 'mysql' });
     await waitForPort(lab.targetAddress, MARIADB_PORT, 60_000);
 
