@@ -708,9 +708,17 @@ class RdpProbe {
       this.inputSent++;
       let answeredAt: number | null = null;
       let stalled = false;
+      // while the session is still being proven, an unanswered step is given up after a while: a key
+      // typed before the desktop was there is lost, and the step after it (a BackSpace) has nothing to change
+      const proving = phaseAtSend === 'connecting' || phaseAtSend === 'reconnecting';
+      const giveUpAt = sentAt + Math.max(3000, 4 * interval);
       while (this.alive()) {
         await sleep(40);
         if (this.phaseNow() === 'lost' || this.phaseNow() !== phaseAtSend) break;
+        if (proving && this.ctx.clock.now() > giveUpAt) {
+          k++;
+          break;
+        }
         const cur = await this.readScreen();
         const t = this.ctx.clock.now();
         if (!isBlank(cur, layout) && !pixels(cur, layout).equals(pixels(base, layout))) {

@@ -55,7 +55,7 @@ function forceLogout(client: string): Promise<{ kicked: number }> {
 }
 
 describe('web probe', () => {
-  it('a browser session survives a 2 s cable pull; a page that gives up fails; a forced logout is detected; declarative steps stall or time out', async () => {
+  it('a browser session survives a 2 s cable pull; a page that gives up fails; a forced logout is detected', async () => {
     const r = await runLabSuite(
       LAB,
       {
@@ -116,7 +116,7 @@ describe('web probe', () => {
       expect(a, `${probe} ${name}`).toBeTruthy();
       expect(existsSync(join(r.out, a!.type === 'attachment' ? a!.path : ''))).toBe(true);
     }
-  });
+  }, 240_000);
 
   it('declarative steps (log in, then reload and expect the heading): a reload through an 8 s pull stalls, a 4 s page-load timeout fails, logging in again recovers', async () => {
     const r = await runLabSuite(
