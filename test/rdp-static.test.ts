@@ -120,6 +120,6 @@ describe('rdp active mode against a static desktop', () => {
   // (a wrong password is not one: with TLS security xrdp shows its own login dialog, and typing into
   // that dialog changes the screen too; NLA security refuses the credentials before any screen)
   it('a wrong port is a preflight failure: exit 2, nothing injected', async () => {
-    await expectPreflightFailure(LAB, 'rdp static wrong port', { name: 'badport', kind: 'rdp', user: rdpStaticUser(LAB), input: TYPE_AND_ERASE, port: 3390 }, /RDP login failed: xfreerdp exit 131 \(connection failed\)/);
+    await expectPreflightFailure(LAB, 'rdp static wrong port', { name: 'badport', kind: 'rdp', user: rdpStaticUser(LAB), input: TYPE_AND_ERASE, port: 3390 }, /RDP login failed: xfreerdp exit (131 \(connection failed\)|147 \(connect transport failed\))/);
   });
 });
