@@ -91,7 +91,9 @@ function appPage(session) {
   const statusEl = document.getElementById('status');
   const dataEl = document.getElementById('data');
   const bo = (window.__bo = { state: 'connecting', seq: null, receivedAt: null, reconnects: 0, opens: 0, message: '', staleAfter, giveUp });
-  let ws = null, downSince = null, attempt = 0, connectTimer = null, retryTimer = null;
+  // heardAt: the last data on the current socket, or its opening: a socket that has just
+  // (re)opened has not yet had the chance to be stale, whatever the last data before it was
+  let ws = null, downSince = null, attempt = 0, connectTimer = null, retryTimer = null, heardAt = null;
   function setState(state, message) {
     bo.state = state; bo.message = message;
     statusEl.dataset.state = state; statusEl.textContent = message;
@@ -124,13 +126,13 @@ function appPage(session) {
     s.onopen = () => {
       clearTimeout(connectTimer);
       if (bo.opens++ > 0) bo.reconnects++;
-      attempt = 0; downSince = null;
+      attempt = 0; downSince = null; heardAt = Date.now();
       setState('live', 'live');
     };
     s.onmessage = (ev) => {
       const m = JSON.parse(ev.data);
       if (m.type === 'data') {
-        bo.seq = m.seq; bo.receivedAt = Date.now();
+        bo.seq = m.seq; bo.receivedAt = heardAt = Date.now();
         dataEl.textContent = '#' + m.seq + ' at ' + new Date(m.serverTime).toISOString();
         if (bo.state !== 'live') setState('live', 'live');
       } else if (m.type === 'logout') loggedOut(m.message);
@@ -148,7 +150,7 @@ function appPage(session) {
       setState('failed', 'Connection to the server lost for ' + giveUp + ' ms. Please reload the page.');
       return;
     }
-    if (bo.state === 'live' && bo.receivedAt !== null && Date.now() - bo.receivedAt > staleAfter) {
+    if (bo.state === 'live' && heardAt !== null && Date.now() - heardAt > staleAfter) {
       abandon(ws); ws = null;
       retry('no data for ' + staleAfter + ' ms');
     }

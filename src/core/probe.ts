@@ -97,6 +97,8 @@ export interface ProbeDefinition<C extends ProbeConfigBase> {
   summary: string;
   /** validates one entry of the suite's `probes:` list (name, kind, interval, tolerance included) */
   schema: z.ZodType<C>;
+  /** fields holding a file path relative to the suite file (the suite loader makes them absolute) */
+  fileFields?: readonly string[];
   /** the client's effective policy (timeouts, keepalives, reconnect), shown next to the outcome */
   policy(config: C): Record<string, unknown>;
   /** the client's deadlines and reconnect policy, recorded in run-start and read by the prediction and the runner */

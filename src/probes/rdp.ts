@@ -4,7 +4,11 @@
  * keeps the session open on its own virtual screen (an Xvfb per probe). Every
  * interval the probe reads that screen straight from Xvfb's framebuffer file:
  * a changed, non-empty screen is a fresh frame, i.e. one good sample. The
- * desktop must change on its own (the lab's shows a clock, 4 updates a second).
+ * desktop must change on its own (the lab's shows a clock, 4 updates a second)
+ * — or, in active mode (`input`), the probe types or clicks through the
+ * session (xdotool on its own screen, so FreeRDP sends it as a user's input)
+ * and measures the time until the screen answers: a static desktop, as on
+ * a real terminal server, can be probed too.
  *
  * What it records, from the client's own point of view:
  *  - samples: fresh frames; a freeze is simply a gap in them;
@@ -48,6 +52,24 @@ import { childEnv } from '../transport/child-env.ts';
 /** FreeRDP 2 defaults that its command line cannot change */
 export const FREERDP_DEFAULTS = { tcpAckTimeoutMs: 9000, keepaliveIdleMs: 5000, keepaliveIntervalMs: 2000, connectTimeoutMs: 15000 } as const;
 
+/** an X keysym or a chord of them, as xdotool names them: a, BackSpace, Escape, ctrl+alt+t */
+const KEY = /^[A-Za-z0-9_]{1,32}(\+[A-Za-z0-9_]{1,32}){0,4}$/;
+const inputStepSchema = z.union([
+  z.strictObject({ key: z.string().regex(KEY, 'expected a key name or chord as xdotool names them (a, BackSpace, Escape, ctrl+alt+t)') }),
+  z.strictObject({
+    /** a mouse click at [x, y] on the client's screen */
+    click: z.tuple([z.number().int().min(0).max(9999), z.number().int().min(0).max(9999)]),
+    button: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(1),
+  }),
+]);
+export type InputStep = z.infer<typeof inputStepSchema>;
+
+/** the xdotool calls for one step: a click moves the pointer first (that is drawn locally, before the baseline) */
+export function xdotoolArgs(step: InputStep): { before?: string[]; send: string[] } {
+  if ('key' in step) return { send: ['key', '--clearmodifiers', step.key] };
+  return { before: ['mousemove', String(step.click[0]), String(step.click[1])], send: ['click', String(step.button)] };
+}
+
 const FINGERPRINT = /^sha256:((?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64})$/;
 
 const schema = z.strictObject({
@@ -68,8 +90,15 @@ const schema = z.strictObject({
   maxRetries: z.number().int().min(0).max(1000).default(20),
   /** FreeRDP /timeout: TCP_USER_TIMEOUT and activation timeout (FreeRDP 2 default 9 s) */
   timeout: duration({ min: 100, max: 600_000 }).optional(),
-  /** how long opening may take: login until the desktop is seen changing */
+  /** how long opening may take: login until the desktop is seen changing (or, active, answering input) */
   loginTimeout: duration({ min: 1000, max: 120_000 }).default(20_000),
+  /**
+   * active mode, for a desktop that does not change by itself: one input step through the
+   * session every interval (in turn), and the time until the screen changes is the sample.
+   * Each step must change the screen: e.g. [{ key: a }, { key: BackSpace }] in a terminal,
+   * or [{ click: [20, 10] }, { key: Escape }] to open and close a menu.
+   */
+  input: z.array(inputStepSchema).min(1).max(20).optional(),
 });
 export type RdpConfig = z.infer<typeof schema>;
 
@@ -98,6 +127,23 @@ export const rdp: ProbeDefinition<RdpConfig> = {
   },
   policy: (c) => {
     const ack = c.timeout ?? FREERDP_DEFAULTS.tcpAckTimeoutMs;
+    if (c.input) {
+      // input leaves data unacknowledged during a blackout: the ack timeout (TCP_USER_TIMEOUT) ends
+      // the connection, not the keepalive of an idle one
+      return {
+        client: 'FreeRDP 2 xfreerdp under Xvfb (an active user: input through the session, xdotool)',
+        input: c.input.map((st) => ('key' in st ? `key ${st.key}` : `click ${st.click.join(',')}`)).join(', '),
+        security: c.security,
+        certificate: c.certFingerprint ? 'pinned (suite fingerprint)' : 'pinned (target fingerprint)',
+        reconnect: c.autoReconnect ? 'auto-reconnect' : 'none',
+        autoReconnect: c.autoReconnect,
+        ...(c.autoReconnect ? { maxRetries: c.maxRetries === 0 ? 'unlimited' : c.maxRetries } : {}),
+        tcpAckTimeoutMs: ack,
+        connectTimeoutMs: `${FREERDP_DEFAULTS.connectTimeoutMs} (FreeRDP default)`,
+        answerCheck: `one input step every ${c.interval} ms; no screen change for ${c.interval + c.tolerance} ms is a stall`,
+        size: c.size,
+      };
+    }
     return {
       client: 'FreeRDP 2 xfreerdp under Xvfb (a passive viewer: sends no input)',
       security: c.security,
@@ -248,7 +294,8 @@ class RdpProbe {
     await this.startXvfb();
     const done = new Promise<void>((resolve, reject) => (this.opened = { resolve, reject }));
     this.startClient(access);
-    this.schedule();
+    if (this.config.input) this.activeRun = this.activeLoop(this.config.input).catch((e: Error) => this.problems.push(`input: ${e.message}`));
+    else this.schedule();
     const timer = setTimeout(() => this.failOpen(this.loginTimeoutMessage()), this.config.loginTimeout);
     try {
       await done;
@@ -360,6 +407,7 @@ class RdpProbe {
 
   async close(): Promise<void> {
     this.closing = true;
+    await Promise.race([this.activeRun, sleep(2000)]);
     await this.stopProcesses();
     const log = this.log.filter((l) => !/Caught signal|libwinpr|libfreerdp|libc\.so|xfreerdp\(|^\s*$/.test(l));
     if (log.length) this.ctx.attach('freerdp.log', scrub(log.join('\n') + '\n', this.secrets), 'text/plain');
@@ -442,6 +490,10 @@ class RdpProbe {
   }
 
   private loginTimeoutMessage(): string {
+    if (this.config.input) {
+      return `the desktop did not answer input within ${this.config.loginTimeout} ms of connecting (${this.inputSent} input step(s) sent, none changed the screen): ` +
+        `the login failed or the input does not reach anything visible (FreeRDP: ${this.clientWords()})`;
+    }
     const seen = this.pendingFrames.length;
     return `no changing desktop within ${this.config.loginTimeout} ms of connecting (${seen} fresh frame(s) seen): ` +
       `the login failed or the desktop is static (FreeRDP: ${this.clientWords()})`;
@@ -534,10 +586,10 @@ class RdpProbe {
     }
   }
 
-  private sample(t: number): void {
+  private sample(t: number, latencyMs?: number): void {
     const gap = this.lastFreshAt ? t - this.lastFreshAt : 0;
     this.lastFreshAt = t;
-    this.ctx.emit({ type: 'sample', t, seq: ++this.seq, value: Math.round(gap) });
+    this.ctx.emit({ type: 'sample', t, seq: ++this.seq, value: Math.round(gap), ...(latencyMs !== undefined ? { latencyMs: Math.round(latencyMs) } : {}) });
     if (this.failureShot && !this.recoveredShot && ++this.afterFailureFrames >= 3) {
       this.recoveredShot = true;
       this.shot('after-recovery.png', this.fresh);
@@ -574,5 +626,170 @@ class RdpProbe {
     } catch (e) {
       this.problems.push(`screenshot ${name}: ${(e as Error).message}`);
     }
+  }
+
+  // ---- active mode: input through the session, the screen's answer ----
+
+  private activeRun: Promise<unknown> = Promise.resolve();
+  private inputSent = 0;
+
+  /** the phase as FreeRDP's log has moved it meanwhile (a method, so no narrowing holds across awaits) */
+  private phaseNow(): Phase {
+    return this.phase;
+  }
+
+  private alive(): boolean {
+    return !this.closing && !this.ctx.signal.aborted && this.phase !== 'exited';
+  }
+
+  /** reads the screen into the scratch buffer (the one the shots call "latest") */
+  private async readScreen(): Promise<Buffer> {
+    const buf = this.scratch!;
+    await this.fb!.read(buf, 0, buf.length, 0);
+    this.lastReadFresh = false;
+    return buf;
+  }
+
+  private xdo(args: string[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('xdotool', args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DISPLAY: `:${this.display}`, HOME: join(this.dir, 'home') } });
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      child.once('error', (e) => reject(new Error(`cannot run xdotool (package xdotool): ${e.message}`)));
+      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`xdotool ${args.join(' ')}: exit ${code} ${err.trim()}`))));
+    });
+  }
+
+  /** waits until the desktop is drawn (not blank) and still for `quietMs`; false when the phase moved on */
+  private async quietDesktop(quietMs: number, stillIn: () => boolean): Promise<boolean> {
+    const layout = this.layout!;
+    let last: Buffer | null = null;
+    let since = this.ctx.clock.now();
+    while (this.alive() && stillIn()) {
+      const cur = await this.readScreen();
+      const now = this.ctx.clock.now();
+      if (isBlank(cur, layout)) {
+        last = null;
+      } else if (!last || !pixels(cur, layout).equals(pixels(last, layout))) {
+        last = Buffer.from(cur);
+        since = now;
+      } else if (now - since >= quietMs) {
+        return true;
+      }
+      await sleep(50);
+    }
+    return false;
+  }
+
+  /**
+   * One input step every interval, one outstanding at a time (like a person who waits to see
+   * the character before typing on): the screen's change after it is the sample, its delay the
+   * latency. A step the session does not answer is waited for (a stall) until the client loses
+   * the session; FreeRDP's auto-reconnect, when on, brings it back.
+   */
+  private async activeLoop(steps: InputStep[]): Promise<void> {
+    const layout = this.layout!;
+    const { interval, tolerance } = this.config;
+    let k = 0;
+    let provenBy = 0;
+    let next = this.ctx.clock.now();
+    while (this.alive()) {
+      if (this.phaseNow() === 'lost') {
+        await sleep(100);
+        continue;
+      }
+      if ((this.phaseNow() === 'connecting' || this.phaseNow() === 'reconnecting') && provenBy === 0) {
+        // the desktop drawn and still for a second (a session that is still starting draws on)
+        const phase = this.phaseNow();
+        if (!(await this.quietDesktop(1000, () => this.phaseNow() === phase))) continue;
+      }
+      const wait = next - this.ctx.clock.now();
+      if (wait > 0) await sleep(wait);
+      if (!this.alive() || this.phaseNow() === 'lost') continue;
+      const step = steps[k % steps.length]!;
+      const { before, send } = xdotoolArgs(step);
+      if (before) {
+        await this.xdo(before);
+        await sleep(150); // the pointer is drawn locally: let that settle before the baseline
+      }
+      const base = Buffer.from(await this.readScreen());
+      const phaseAtSend = this.phaseNow();
+      const sentAt = this.ctx.clock.now();
+      await this.xdo(send);
+      this.inputSent++;
+      let answeredAt: number | null = null;
+      let stalled = false;
+      // while the session is still being proven, an unanswered step is given up after a while: a key
+      // typed before the desktop was there is lost, and the step after it (a BackSpace) has nothing to change
+      const proving = phaseAtSend === 'connecting' || phaseAtSend === 'reconnecting';
+      const giveUpAt = sentAt + Math.max(3000, 4 * interval);
+      while (this.alive()) {
+        await sleep(40);
+        if (this.phaseNow() === 'lost' || this.phaseNow() !== phaseAtSend) break;
+        if (proving && this.ctx.clock.now() > giveUpAt) {
+          k++;
+          break;
+        }
+        const cur = await this.readScreen();
+        const t = this.ctx.clock.now();
+        if (!isBlank(cur, layout) && !pixels(cur, layout).equals(pixels(base, layout))) {
+          answeredAt = t;
+          break;
+        }
+        if (this.phaseNow() === 'up' && !stalled && t - sentAt > interval + tolerance) {
+          stalled = true;
+          this.stalledSince = this.lastFreshAt;
+          this.ctx.emit({ type: 'probe-note', message: `no answer to input: the screen has not changed for ${Math.round(t - sentAt)} ms after ${'key' in step ? `key ${step.key}` : 'a click'}` });
+          this.failureShots('stall');
+        }
+      }
+      if (answeredAt === null) {
+        provenBy = 0;
+        continue;
+      }
+      k++;
+      // the answered screen: what the shots show as the last good one
+      this.fresh!.set(this.scratch!);
+      if (this.phaseNow() === 'connecting' || this.phaseNow() === 'reconnecting') {
+        // two steps in a row answered before the session counts as open: one change could be the
+        // desktop still appearing, not an answer
+        if (++provenBy < 2) {
+          next = Math.max(sentAt + interval, this.ctx.clock.now());
+          continue;
+        }
+      }
+      provenBy = 0;
+      this.onAnswer(answeredAt, answeredAt - sentAt, stalled);
+      next = Math.max(sentAt + interval, this.ctx.clock.now());
+    }
+  }
+
+  private onAnswer(t: number, latencyMs: number, afterStall: boolean): void {
+    if (this.closing || this.ctx.signal.aborted) return;
+    if (this.phase === 'connecting' || this.phase === 'reconnecting') {
+      const reconnect = this.phase === 'reconnecting';
+      this.phase = 'up';
+      this.stalledSince = null;
+      this.lastFreshAt = t;
+      if (reconnect) {
+        this.ctx.emit({ type: 'session-open', reconnect: true, message: `FreeRDP auto-reconnect attempt ${this.attempt} of ${this.maxAttempts} brought the session back; it answers input again` });
+      } else {
+        this.ctx.emit({ type: 'session-open', reconnect: false, message: `logged in as the target's user; the desktop answers input (display :${this.display})` });
+        this.shot('session-open.png', this.fresh);
+      }
+      this.sample(t, latencyMs);
+      if (this.opened) {
+        const o = this.opened;
+        this.opened = null;
+        o.resolve();
+      }
+      return;
+    }
+    if (this.phase !== 'up') return;
+    if (afterStall) {
+      this.ctx.emit({ type: 'probe-note', message: `the screen answered input after ${Math.round(latencyMs)} ms (same session)` });
+      this.stalledSince = null;
+    }
+    this.sample(t, latencyMs);
   }
 }

@@ -4,7 +4,7 @@
  * whole suite is valid.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { resolve, extname } from 'node:path';
+import { resolve, extname, dirname, isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { tsImport } from 'tsx/esm/api';
@@ -167,8 +167,12 @@ function issuesOf(error: { issues: Issue[] }, prefix: Array<string | number> = [
   });
 }
 
-/** Validates a suite object; throws SuiteError listing every problem with its field. */
-export function validateSuite(raw: unknown, file = 'suite'): Suite {
+/**
+ * Validates a suite object; throws SuiteError listing every problem with its field.
+ * `baseDir`: the suite file's folder, against which a probe's relative file fields
+ * (its definition's `fileFields`, e.g. the web probe's journey) are resolved.
+ */
+export function validateSuite(raw: unknown, file = 'suite', baseDir?: string): Suite {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new SuiteError(file, ['(suite): expected a mapping with name, target, probes, injector, blackouts']);
   const problems: string[] = [];
   const base = baseSuite.safeParse(raw);
@@ -187,6 +191,10 @@ export function validateSuite(raw: unknown, file = 'suite'): Suite {
       }
       const parsed = def.schema.safeParse(p);
       if (!parsed.success) return void problems.push(...issuesOf(parsed.error, ['probes', i]));
+      if (baseDir) {
+        const c = parsed.data as unknown as Record<string, unknown>;
+        for (const f of def.fileFields ?? []) if (typeof c[f] === 'string' && !isAbsolute(c[f])) c[f] = resolve(baseDir, c[f]);
+      }
       if (names.has(parsed.data.name)) problems.push(`probes[${i}].name: "${parsed.data.name}" is used twice; probe names must be unique`);
       names.add(parsed.data.name);
       probeConfigs.push(parsed.data);
@@ -244,5 +252,5 @@ export async function loadSuite(file: string): Promise<Suite> {
       throw new SuiteError(file, [`could not read: ${(e as Error).message}`]);
     }
   }
-  return validateSuite(raw, file);
+  return validateSuite(raw, file, dirname(path));
 }

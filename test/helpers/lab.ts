@@ -24,15 +24,16 @@ export function labName(base: string): string {
   return `${base.slice(0, 16 - tag.length - 1)}-${tag}`;
 }
 
-export function useLab(name: string): { state: () => LabState } {
+export function useLab(name: string, opts: { upTimeoutMs?: number } = {}): { state: () => LabState } {
   let state: LabState | null = null;
+  // `lab up` starts every lab server; on a machine loaded by parallel test files it can take minutes
   beforeAll(async () => {
     await labDown(name).catch(() => {});
     state = await labUp(name);
-  });
+  }, opts.upTimeoutMs);
   afterAll(async () => {
     await labDown(name);
-  });
+  }, opts.upTimeoutMs);
   return {
     state: () => {
       if (!state) throw new Error('lab not up');

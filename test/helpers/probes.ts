@@ -4,7 +4,8 @@
  * local side door (Unix sockets, files) even while the cable is pulled.
  * Reading the run folder itself is in run-dir.ts.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pg from 'pg';
 import { expect } from 'vitest';
 import type { BlackoutEvent } from '../../src/core/events.ts';
@@ -63,8 +64,14 @@ export async function runLabSuite(
   // callers name the lab's base name, as they gave it to useLab(labName(…)): the tagged name is the lab's
   const tag = process.env.BLACKOUT_TEST_LAB_TAG;
   const lab = tag && labName.endsWith(`-${tag}`) ? labName : tagged(labName);
-  const cli = runCli(['run', writeSuite({ target: 'lab', ...suite }), '--lab', lab, '--out', out, '--no-live'], { env: opts.env });
-  if (opts.during) await opts.during(out);
+  const suiteFile = writeSuite({ target: 'lab', ...suite });
+  const cli = runCli(['run', suiteFile, '--lab', lab, '--out', out, '--no-live'], { env: opts.env });
+  try {
+    if (opts.during) await opts.during(out);
+  } finally {
+    await cli;
+    rmSync(dirname(suiteFile), { recursive: true, force: true });
+  }
   const r = await cli;
   return { ...r, out, events: eventsSoFar(out) };
 }
@@ -80,7 +87,11 @@ export function message(e: BlackoutEvent | undefined): string {
  */
 export async function expectPreflightFailure(labName: string, name: string, probe: Record<string, unknown>, reason: RegExp, env?: NodeJS.ProcessEnv): Promise<void> {
   const r = await runLabSuite(labName, { name, probes: [probe], injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '500ms' }, { env });
-  expect(r.code, r.stdout + r.stderr).toBe(2);
-  expect(nothingInjected(r.events)).toBe(true);
-  expect(message(r.events.find((e) => e.type === 'preflight' && !e.ok))).toMatch(reason);
+  try {
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(nothingInjected(r.events)).toBe(true);
+    expect(message(r.events.find((e) => e.type === 'preflight' && !e.ok))).toMatch(reason);
+  } finally {
+    rmSync(r.out, { recursive: true, force: true });
+  }
 }

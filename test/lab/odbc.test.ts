@@ -13,12 +13,13 @@ import { useLab, labName } from '../helpers/lab.ts';
 import { eventsOf, expectPreflightFailure, labSql, message, runLabSuite } from '../helpers/probes.ts';
 import { readSummary, waitForEvent } from '../helpers/run-dir.ts';
 
-const lab = useLab(labName('podbc'));
+const LAB = labName('podbc');
+const lab = useLab(LAB);
 
 describe('odbc probe', () => {
   it('survives a 2 s cable pull, fails past its TCP user timeout, detects a lost acknowledged write', async () => {
     const r = await runLabSuite(
-      'podbc',
+      LAB,
       {
         name: 'odbc probe test',
         probes: [
@@ -58,7 +59,7 @@ describe('odbc probe', () => {
   });
 
   it('a wrong password is a preflight failure: exit 2, nothing injected', async () => {
-    await expectPreflightFailure('podbc', 'odbc preflight', { name: 'badpw', kind: 'odbc', passwordEnv: 'BO_TEST_WRONG_PW' }, /password authentication failed for user "blackout"/, {
+    await expectPreflightFailure(LAB, 'odbc preflight', { name: 'badpw', kind: 'odbc', passwordEnv: 'BO_TEST_WRONG_PW' }, /password authentication failed for user "blackout"/, {
       BO_TEST_WRONG_PW: 'not-the-password',
     });
   });

@@ -101,9 +101,9 @@ describe('predicted breaking points', () => {
     expect(predict({ kind: 'sftp', interval: 200 }).breakingMs).toBeGreaterThan(600_000);
     expect(predict({ kind: 'smb', interval: 200 }).breakingMs).toBe(12_600);
     expect(predict({ kind: 'rdp', interval: 500, autoReconnect: true }).breakingMs).toBe(6200);
-    // the web probe's page gives a socket up after staleAfter (3 s by default): an application timer
-    expect(predict({ kind: 'web', interval: 500 }).breakingMs).toBe(1400);
-    expect(predict({ kind: 'web', interval: 500, staleAfter: 10_000 }).breakingMs).toBe(6200);
+    // the web probe's check gives up on a page load or action after checkTimeout (15 s by default): an application timer
+    expect(predict({ kind: 'web', interval: 500, journey: './shop.ts' }).breakingMs).toBe(12_600);
+    expect(predict({ kind: 'web', interval: 500, journey: './shop.ts', checkTimeout: 4000 }).breakingMs).toBe(3000);
     expect(predict({ kind: 'icmp', interval: 10 }).breakingMs).toBe(Infinity);
     // a log written before facts were recorded: no prediction, said so
     const old = predictBreakingPoint({ name: 'x', kind: 'tcp', intervalMs: 100 });

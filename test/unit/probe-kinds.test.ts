@@ -13,7 +13,8 @@ describe('session probes', () => {
     for (const kind of ['postgres', 'odbc', 'console', 'sftp', 'smb', 'web']) {
       const def = probeDefinition(kind);
       expect(def, kind).toBeDefined();
-      const cfg = def!.schema.parse({ name: `p-${kind}`, kind });
+      // the web probe needs a journey: here two declarative steps
+      const cfg = def!.schema.parse({ name: `p-${kind}`, kind, ...(kind === 'web' ? { journey: { check: [{ reload: true }, { expectText: 'ok' }] } } : {}) });
       const policy = def!.policy(cfg);
       expect(policy.reconnect, kind).toBeDefined();
       expect(Object.keys(policy).length, kind).toBeGreaterThan(3);

@@ -36,7 +36,7 @@ const probeBlocks: Record<string, Record<string, unknown>> = {
   console: { kind: 'console' },
   sftp: { kind: 'sftp' },
   smb: { kind: 'smb', passwordEnv: 'BO_SENT_PASSWORD' },
-  web: { kind: 'web', passwordFile: secretFile },
+  web: { kind: 'web', passwordFile: secretFile, journey: { login: [{ goto: '/' }], check: [{ expectText: 'ok' }] }, secrets: { apiKey: { env: 'BO_SENT_KEY' } } },
   rdp: { kind: 'rdp', passwordEnv: 'BO_SENT_PASSWORD' },
   http: { kind: 'http', url: 'https://app01.example.internal/health', secretHeaders: { Authorization: { env: 'BO_SENT_TOKEN' }, 'X-Api-Key': { file: secretFile } } },
 };

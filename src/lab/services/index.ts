@@ -9,5 +9,6 @@ import { smb } from './smb.ts';
 import { web } from './web.ts';
 import { nginx } from './nginx.ts';
 import { redis } from './redis.ts';
+import { mariadb } from './mariadb.ts';
 
-export const services: LabService[] = [echo, ssh, postgres, rdp, files, smb, web, nginx, redis];
+export const services: LabService[] = [echo, ssh, postgres, rdp, files, smb, web, nginx, redis, mariadb];

@@ -12,6 +12,8 @@
  *    again by `lab down`;
  *  - the desktop is one xterm showing a clock that changes 4× a second and the
  *    time its session started (the same after a reconnect: the same session);
+ *    a second user (`bordps-<lab>`, same password) has a static desktop: a
+ *    terminal that changes only when typed into (its own ~/startwm.sh);
  *  - X displays start at 100 + 5 × lab index, so labs never race for one;
  *  - disconnected sessions are kept (KillDisconnected=false), like a terminal
  *    server: a client that reconnects gets its desktop back.
@@ -39,6 +41,11 @@ export function rdpUser(labName: string): string {
   return `bordp-${labName}`;
 }
 
+/** the second lab user, whose desktop is static: a terminal that changes only when typed into */
+export function rdpStaticUser(labName: string): string {
+  return `bordps-${labName}`;
+}
+
 export function displayOffset(index: number): number {
   return 100 + index * MAX_SESSIONS;
 }
@@ -57,6 +64,22 @@ function desktopScript(): string {
     '#!/bin/sh',
     '# blackout lab desktop: something that changes every second, so a client can see frames arrive',
     `exec xterm -geometry 22x3+0+0 -bg white -fg black -fa 'DejaVu Sans Mono' -fs 34 -title 'blackout lab clock' +cm -e sh -c '${loop.replace(/'/g, `'\\''`)}'`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * The static desktop (the second user's): a terminal running `cat`, nothing else. It never
+ * changes by itself (no clock, no blinking cursor); a typed character is echoed by the
+ * terminal and a BackSpace erases it, as on a real terminal server's idle desktop.
+ */
+function staticDesktopScript(): string {
+  return [
+    '#!/bin/sh',
+    '# blackout lab static desktop: a terminal that changes only when the user types',
+    // larger than any client screen: with no window manager the keyboard goes to the window under the
+    // pointer, so the terminal must be under it wherever the pointer is
+    "exec xterm -geometry 120x50+0+0 -bg white -fg black -fa 'DejaVu Sans Mono' -fs 28 -title 'blackout lab terminal' +cm +bc -e cat",
     '',
   ].join('\n');
 }
@@ -109,12 +132,12 @@ code=20
 `;
 }
 
-function sesmanIni(dir: string, home: string, offset: number): string {
+function sesmanIni(dir: string, offset: number): string {
   return `; blackout lab: xrdp-sesman, Xorg sessions kept across disconnects
 [Globals]
 ListenAddress=127.0.0.1
 ListenPort=${SESMAN_PORT}
-EnableUserWindowManager=false
+EnableUserWindowManager=true
 UserWindowManager=startwm.sh
 DefaultWindowManager=${dir}/desktop.sh
 ReconnectScript=/etc/xrdp/reconnectwm.sh
@@ -145,7 +168,7 @@ param=-noreset
 param=-nolisten
 param=tcp
 param=-logfile
-param=${home}/xorg.%s.log
+param=${dir}/xlogs/xorg.%s.log
 
 [Chansrv]
 FuseMountName=thinclient_drives
@@ -172,16 +195,25 @@ export const rdp: LabService = {
     if (!existsSync('/tmp/.X11-unix')) mkdirSync('/tmp/.X11-unix', { mode: 0o1777 });
     chmodSync('/tmp/.X11-unix', 0o1777);
 
-    // the lab user: a fresh password every `lab up`, kept only in the root-only secrets folder
+    // the lab users: a fresh password every `lab up`, kept only in the root-only secrets folder;
+    // the second one (same password) gets the static desktop through its own startwm.sh
     const password = randomBytes(18).toString('base64url');
     const passwordFile = `${lab.dir}/secrets/rdp-password`;
-    await removeUser(user);
-    await run('useradd', ['--system', '--no-create-home', '--home-dir', home, '--shell', '/usr/sbin/nologin', '--comment', `blackout lab ${lab.name} rdp`, user]);
-    await run('chpasswd', [], { input: `${user}:${password}\n` });
+    const staticUser = rdpStaticUser(lab.name);
+    const staticHome = `${dir}/home-static`;
+    mkdirSync(staticHome, { recursive: true, mode: 0o755 });
+    mkdirSync(`${dir}/xlogs`, { mode: 0o1777 });
+    chmodSync(`${dir}/xlogs`, 0o1777);
+    writeFileSync(`${staticHome}/startwm.sh`, staticDesktopScript(), { mode: 0o755 });
+    for (const [u, h] of [[user, home], [staticUser, staticHome]] as const) {
+      await removeUser(u);
+      await run('useradd', ['--system', '--no-create-home', '--home-dir', h, '--shell', '/usr/sbin/nologin', '--comment', `blackout lab ${lab.name} rdp`, u]);
+      await run('chpasswd', [], { input: `${u}:${password}\n` });
+      const uid = Number((await run('id', ['-u', u])).stdout.trim());
+      const gid = Number((await run('id', ['-g', u])).stdout.trim());
+      chownSync(h, uid, gid);
+    }
     writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
-    const uid = Number((await run('id', ['-u', user])).stdout.trim());
-    const gid = Number((await run('id', ['-g', user])).stdout.trim());
-    chownSync(home, uid, gid);
 
     // TLS: the lab's own certificate, pinned by its fingerprint
     await run('openssl', [
@@ -198,7 +230,7 @@ export const rdp: LabService = {
     writeFileSync(`${dir}/desktop.sh`, desktopScript(), { mode: 0o755 });
     writeFileSync(`${dir}/xrdp.ini`, xrdpIni(dir));
     const offset = displayOffset(lab.index);
-    writeFileSync(`${dir}/sesman.ini`, sesmanIni(dir, home, offset));
+    writeFileSync(`${dir}/sesman.ini`, sesmanIni(dir, offset));
     clearStaleDisplays(offset);
 
     startInTarget(lab, 'xrdp-sesman', '/usr/sbin/xrdp-sesman', ['--nodaemon', '--config', `${dir}/sesman.ini`]);
@@ -213,12 +245,14 @@ export const rdp: LabService = {
       certFile: `${dir}/cert.pem`,
       security: 'tls',
       desktop: 'xterm clock, 4 updates a second',
+      /** a second user (same password) whose desktop is static: a terminal that changes only when typed into */
+      staticUser,
       displays: `:${offset}–:${offset + MAX_SESSIONS - 1}`,
     };
   },
   async stop(name, lab) {
     const removed: string[] = [];
-    if (await removeUser(rdpUser(name))) removed.push(`user ${rdpUser(name)}`);
+    for (const u of [rdpUser(name), rdpStaticUser(name)]) if (await removeUser(u)) removed.push(`user ${u}`);
     if (lab) clearStaleDisplays(displayOffset(lab.index));
     return removed;
   },
