@@ -126,7 +126,7 @@ async function once(lab: string, address: string, lengths: number[], log: (l: st
       rows.push({
         trial: t.index,
         injectedMs: durationMs,
-        injectWindowMs: (t.injected.cutAt - t.injected.cutBefore) + (t.injected.restoredAt - t.injected.restoreBefore),
+        injectWindowMs: t.injected.cutAt - t.injected.cutBefore + (t.injected.restoredAt - t.injected.restoreBefore),
         ping10: err(t.probes.ping10!.observedOutageMs),
         ping10Gap: err(gapEstimate(samples.ping10!, cutAt, restoredAt)),
         ping1: err(t.probes.ping1!.observedOutageMs),
@@ -210,7 +210,7 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
   const perRun: Array<{ rows: Row[]; fpingPeriod: number; wallS: number; cost: Record<string, number> }> = [];
   // a fixed seed: the same lengths on every run, comparable across machines
   let seed = 42;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const lengths = Array.from({ length: n }, () => Math.round(300 + rnd() * 4700));
   try {
     const state = await benchLabUp(lab);
@@ -219,7 +219,9 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
       r.cost = await cost(lab);
       perRun.push(r);
       const p95 = (k: keyof Row) => stats(r.rows.map((x) => Math.abs(Number(x[k] ?? NaN))).filter(Number.isFinite)).p95;
-      process.stdout.write(`  run ${i + 1}: p95 |error| ping10 ${f1(p95('ping10'))} ms, fping ${f1(p95('fping'))} ms, ping1 ${f1(p95('ping1'))} ms; ping1 cpu ${f1(r.cost.pingCpuPct!)} % + harness ${f1(r.cost.harnessCpuPct!)} %\n`);
+      process.stdout.write(
+        `  run ${i + 1}: p95 |error| ping10 ${f1(p95('ping10'))} ms, fping ${f1(p95('fping'))} ms, ping1 ${f1(p95('ping1'))} ms; ping1 cpu ${f1(r.cost.pingCpuPct!)} % + harness ${f1(r.cost.harnessCpuPct!)} %\n`,
+      );
     }
   } finally {
     await labDown(lab);
@@ -269,14 +271,17 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
     ],
     goals: [
       { goal: 'icmp probe at 10 ms: p95 error ≤ 10 ms', met: p10.median <= 10, figure: `p95 ${fs1(p10)} ms` },
-      { goal: 'icmp probe at 10 ms never worse than fping at the same rate (p95, median of runs)', met: p10.median <= pf.median + 0.05, figure: `${f1(p10.median)} ms vs fping ${f1(pf.median)} ms (${ratio(p10.median, pf.median)})` },
+      {
+        goal: 'icmp probe at 10 ms never worse than fping at the same rate (p95, median of runs)',
+        met: p10.median <= pf.median + 0.05,
+        figure: `${f1(p10.median)} ms vs fping ${f1(pf.median)} ms (${ratio(p10.median, pf.median)})`,
+      },
       { goal: 'icmp probe at 1 ms: p95 |outage − injected| ≤ 2 ms', met: p1.median <= 2, figure: `p95 ${fs1(p1)} ms over ${cuts} cuts (${ratio(p1.median, pf.median)} fping's)` },
     ],
     notes: [
-      'Send-time bracket: each reply\'s send time is its receive time minus its round trip; the outage lies between the last answered request before the cut and the first answered one after the restore (ping -O: lost requests still advance the sequence), less half the send period at each edge (the period before the last answered request, the one after the first). Its error is within one send period, the round trip and receive-side delays drop out, and so does the pace ping keeps while nothing comes back. ping runs at real-time priority below 10 ms (chrt -f 10) and the injector\'s nft thread too, so a loaded machine does not stretch their periods or timestamps; the 10 ms probe and fping run at normal priority.',
+      "Send-time bracket: each reply's send time is its receive time minus its round trip; the outage lies between the last answered request before the cut and the first answered one after the restore (ping -O: lost requests still advance the sequence), less half the send period at each edge (the period before the last answered request, the one after the first). Its error is within one send period, the round trip and receive-side delays drop out, and so does the pace ping keeps while nothing comes back. ping runs at real-time priority below 10 ms (chrt -f 10) and the injector's nft thread too, so a loaded machine does not stretch their periods or timestamps; the 10 ms probe and fping run at normal priority.",
       `Every tcp outcome: ${[...new Set(perRun.flatMap((r) => r.rows.map((x) => x.tcpOutcome)))].join(', ')}. Wall time ${((Date.now() - started) / 1000).toFixed(0)} s for ${perRun.length} run(s).`,
     ],
     raw: { lengths, runs: perRun },
   });
 }
-

@@ -40,7 +40,11 @@ export function saveResult(r: BenchResult): void {
 
 /** RESULTS.md is rebuilt from every result on disk, so one benchmark can run alone. */
 export function writeResultsMd(): void {
-  const files = existsSync(RESULTS_DIR) ? readdirSync(RESULTS_DIR).filter((f) => f.endsWith('.json')).sort() : [];
+  const files = existsSync(RESULTS_DIR)
+    ? readdirSync(RESULTS_DIR)
+        .filter((f) => f.endsWith('.json'))
+        .sort()
+    : [];
   const order = ['accuracy', 'scale', 'search', 'report-speed', 'fleet'];
   const results = files.map((f) => JSON.parse(readFileSync(join(RESULTS_DIR, f), 'utf8')) as BenchResult).sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
   const out = ['# blackout benchmarks', '', 'Written by `npm run bench` (one benchmark: `npm run bench -- accuracy|scale|search|report-speed|fleet`). Raw figures: `bench/results/*.json`.', ''];
@@ -67,7 +71,9 @@ export function benchLab(base: string): string {
 
 /** The 1-, 5- and 15-minute load averages, for beside a figure measured on a shared machine. */
 export function load(): string {
-  return loadavg().map((l) => l.toFixed(1)).join(' / ');
+  return loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' / ');
 }
 
 /** How many times each figure is measured (its median, min and max are reported): BENCH_RUNS, default 3. */

@@ -32,7 +32,20 @@ async function ingest(db: PgCluster, n: number): Promise<{ eventsPerSec: number;
   const probes = Array.from({ length: 20 }, (_, i) => ({ name: `p${i}`, kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: {} }));
   const sink = new RunStoreSink(db.url, { closeWaitMs: 600_000 });
   const t0 = performance.now();
-  sink.onEvent({ type: 'run-start', t: 0, schema: EVENT_SCHEMA_VERSION, runId: `ingest-${n}`, suite: 'ingest', config: {}, wallMs: Date.now(), host: 'bench', target: { name: 'lab', address: '10.213.0.2' }, injector: { kind: 'cable-pull' }, probes, version: '0' });
+  sink.onEvent({
+    type: 'run-start',
+    t: 0,
+    schema: EVENT_SCHEMA_VERSION,
+    runId: `ingest-${n}`,
+    suite: 'ingest',
+    config: {},
+    wallMs: Date.now(),
+    host: 'bench',
+    target: { name: 'lab', address: '10.213.0.2' },
+    injector: { kind: 'cable-pull' },
+    probes,
+    version: '0',
+  });
   let t = 0;
   let trial = -1;
   for (let i = 1; i < n; i++) {
@@ -60,7 +73,11 @@ async function queueOverhead(db: PgCluster): Promise<{ laneGap: number[]; idleSt
   const started = new Map<string, number>();
   const ended = new Map<string, number>();
   const runner = await run({
-    connectionString: db.url, concurrency: 2, noHandleSignals: true, pollInterval: 1000, logger: quiet,
+    connectionString: db.url,
+    concurrency: 2,
+    noHandleSignals: true,
+    pollInterval: 1000,
+    logger: quiet,
     taskList: {
       'bench-job': async (p) => {
         const { id } = p as { id: string };
@@ -99,7 +116,21 @@ const stubRunSuite: typeof runSuite = async (suite, opts) => {
     opts.onEvent?.(e);
   };
   let t = 0;
-  emit({ type: 'run-start', t, schema: EVENT_SCHEMA_VERSION, runId: `stub-${process.pid}-${Math.random().toString(36).slice(2)}`, suite: suite.name, config: { name: suite.name }, wallMs: Date.now(), host: 'bench', target: { name: 'stub', address: '192.0.2.1' }, injector: { kind: 'cable-pull' }, probes: suite.probes.map((p) => ({ name: p.name, kind: p.kind, intervalMs: p.interval, toleranceMs: p.tolerance, policy: {} })), version: '0', ...(opts.job ? { job: opts.job } : {}) });
+  emit({
+    type: 'run-start',
+    t,
+    schema: EVENT_SCHEMA_VERSION,
+    runId: `stub-${process.pid}-${Math.random().toString(36).slice(2)}`,
+    suite: suite.name,
+    config: { name: suite.name },
+    wallMs: Date.now(),
+    host: 'bench',
+    target: { name: 'stub', address: '192.0.2.1' },
+    injector: { kind: 'cable-pull' },
+    probes: suite.probes.map((p) => ({ name: p.name, kind: p.kind, intervalMs: p.interval, toleranceMs: p.tolerance, policy: {} })),
+    version: '0',
+    ...(opts.job ? { job: opts.job } : {}),
+  });
   suite.blackouts.forEach((len, k) => {
     if (opts.only && !opts.only(k)) return;
     emit({ type: 'trial-start', t: ++t, trial: k, requestedMs: len });
@@ -119,12 +150,20 @@ async function simulatedFleet(db: PgCluster, n: number): Promise<{ planMs: numbe
   const tmp = mkdtempSync(join(tmpdir(), 'blackout-bench-fleet-'));
   try {
     const t0 = performance.now();
-    const plan = planFleet({
-      campaign: `sim-${n}`,
-      limits: { hypervisor: 4 },
-      targets: Array.from({ length: n }, (_, i) => ({ name: `vm-${i}`, application: `app-${i}`, hypervisor: `hv-${i % 25}`, target: { host: `192.0.2.${(i % 250) + 1}`, echo: { port: 7 } } })),
-      suites: [{ template: 'name: "{{application}} pull"\nprobes:\n  - { name: echo, kind: tcp, interval: 100ms }\n  - { name: ping, kind: icmp, interval: 100ms }\ninjector: { kind: cable-pull }\nblackouts: [2s, 5s]\n' }],
-    }, tmp);
+    const plan = planFleet(
+      {
+        campaign: `sim-${n}`,
+        limits: { hypervisor: 4 },
+        targets: Array.from({ length: n }, (_, i) => ({ name: `vm-${i}`, application: `app-${i}`, hypervisor: `hv-${i % 25}`, target: { host: `192.0.2.${(i % 250) + 1}`, echo: { port: 7 } } })),
+        suites: [
+          {
+            template:
+              'name: "{{application}} pull"\nprobes:\n  - { name: echo, kind: tcp, interval: 100ms }\n  - { name: ping, kind: icmp, interval: 100ms }\ninjector: { kind: cable-pull }\nblackouts: [2s, 5s]\n',
+          },
+        ],
+      },
+      tmp,
+    );
     const planMs = performance.now() - t0;
     const t1 = performance.now();
     await submitCampaign(db.url, plan, { maxAttempts: 3, log: () => {} });

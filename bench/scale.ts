@@ -157,7 +157,9 @@ export async function scale(opts: { sizes?: number[] } = {}): Promise<void> {
       for (const [i, n] of sizes.entries()) {
         const row = await once(lab, n, withPg);
         all[i]!.push(row);
-        process.stdout.write(`  [${r + 1}] ${n} tcp${withPg ? ' + 50 pg' : ''}: cpu ${f1(row.cpuPct)} %, lateness p99 ${f1(row.lateP99)} ms, loop delay p99 ${f1(row.loopDelayP99)} ms, ${row.right}/${row.total} stalled, events ${row.read}/${row.handed}\n`);
+        process.stdout.write(
+          `  [${r + 1}] ${n} tcp${withPg ? ' + 50 pg' : ''}: cpu ${f1(row.cpuPct)} %, lateness p99 ${f1(row.lateP99)} ms, loop delay p99 ${f1(row.loopDelayP99)} ms, ${row.right}/${row.total} stalled, events ${row.read}/${row.handed}\n`,
+        );
       }
     }
   } finally {
@@ -199,7 +201,7 @@ export async function scale(opts: { sizes?: number[] } = {}): Promise<void> {
     goals: [goal(500, 5), goal(2000, 10)],
     notes: [
       `The harness runs at nice ${HARNESS_NICE} (CPU weight 3121) and the lab's servers (the echo server, PostgreSQL and its backends, sshd) at nice 0 (weight 1024): that models servers on another machine, which is how the harness is used; on this 2-core machine they would otherwise take the harness's CPU while it is loading them. The harness is raised rather than the lab lowered because the machine is shared with other work: a lab at nice 10 was starved outright (PostgreSQL's connection start-up timed out).`,
-      'CPU % is of one core (100 % = one core busy); per session: divided by the sessions. RSS per session: the peak RSS of the run minus the RSS before it, divided by the sessions. Schedule lateness: how late each request left the harness against its tick (the sampling schedule itself), over the steady window (1 s into the warm-up to the cut, at most 2 s). Event-loop delay: perf_hooks.monitorEventLoopDelay over the same window: the main thread\'s own delay in running a due timer; when lateness follows it, what delays the schedule is the main thread\'s load (or the CPU it waits for), not the timers themselves. Echo-gap jitter adds the round trip through the lab\'s echo server.',
+      "CPU % is of one core (100 % = one core busy); per session: divided by the sessions. RSS per session: the peak RSS of the run minus the RSS before it, divided by the sessions. Schedule lateness: how late each request left the harness against its tick (the sampling schedule itself), over the steady window (1 s into the warm-up to the cut, at most 2 s). Event-loop delay: perf_hooks.monitorEventLoopDelay over the same window: the main thread's own delay in running a due timer; when lateness follows it, what delays the schedule is the main thread's load (or the CPU it waits for), not the timers themselves. Echo-gap jitter adds the round trip through the lab's echo server.",
     ],
     raw: { sizes, runs: all, harnessNice: HARNESS_NICE },
   });

@@ -26,7 +26,9 @@ export async function search(): Promise<void> {
     const pred = predictBreakingPoint({ name: p.name, kind: p.kind, intervalMs: p.interval, facts: probeDefinition(p.kind)!.facts(p) });
     const ms = pred.breakingMs ?? MEASURED_MS[p.name] ?? Infinity;
     thresholds[p.name] = ms;
-    basis.push(`${p.name}: ${Number.isFinite(ms) ? `${f1(ms / 1000)} s` : 'never'} (${pred.breakingMs !== null ? 'predicted from its policy' : MEASURED_MS[p.name] !== undefined ? 'measured' : 'no session to break'})`);
+    basis.push(
+      `${p.name}: ${Number.isFinite(ms) ? `${f1(ms / 1000)} s` : 'never'} (${pred.breakingMs !== null ? 'predicted from its policy' : MEASURED_MS[p.name] !== undefined ? 'measured' : 'no session to break'})`,
+    );
   }
   const sweep = { mode: 'search' as const, from: 500, to: 60_000, resolution: 250, maxTrials: 200 };
   const sim = simulateSearch(sweep, thresholds);

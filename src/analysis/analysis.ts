@@ -46,8 +46,6 @@ export function median(values: number[]): number | null {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-
-
 /**
  * When the target was restored: the harness's restore instant, unless the restore
  * event carries evidence that something restored it earlier: the kernel timeout
@@ -61,7 +59,8 @@ export function restoreInstant(cut: EventOf<'cut'> | null, restore: EventOf<'res
   if (cut && d.expiredByKernelTimeout === true && cut.deadline < best.t) best = { t: Math.max(cut.t, cut.deadline), by: 'kernel timeout' };
   if (cut && d.watchdogFired === true && cut.deadline < best.t) best = { t: Math.max(cut.t, cut.deadline), by: 'watchdog' };
   const early = d.restoredEarlierAt;
-  if (typeof early === 'number' && Number.isFinite(early) && early < best.t && (!cut || early >= cut.t)) best = { t: early, by: typeof d.restoredEarlierBy === 'string' ? d.restoredEarlierBy : 'watchdog' };
+  if (typeof early === 'number' && Number.isFinite(early) && early < best.t && (!cut || early >= cut.t))
+    best = { t: early, by: typeof d.restoredEarlierBy === 'string' ? d.restoredEarlierBy : 'watchdog' };
   return best;
 }
 
@@ -558,7 +557,16 @@ function assemble(
   }
 
   const runExitCode = runEnd?.exitCode ?? null;
-  const tests = testCases({ suite: start.suite, config: start.config, trials, expectations: expectationResults, complete: runEnd !== null, endReason: runEnd?.reason ?? null, probeInfo: start.probes, runExitCode });
+  const tests = testCases({
+    suite: start.suite,
+    config: start.config,
+    trials,
+    expectations: expectationResults,
+    complete: runEnd !== null,
+    endReason: runEnd?.reason ?? null,
+    probeInfo: start.probes,
+    runExitCode,
+  });
   // the one exit code rule (the CLI returns it, summary.json records it): failing cases decide a completed run
   const exitCode = runExitCode === null ? null : runExitCode !== 0 ? runExitCode : tests.counts.failed + tests.counts.errors > 0 ? 1 : 0;
   const partial: RunFold = {
@@ -587,4 +595,3 @@ function assemble(
   };
   return { ...partial, decision: decide(partial) };
 }
-

@@ -53,7 +53,9 @@ type PartialAnalysis = RunFold;
 
 export function decide(a: PartialAnalysis): Decision {
   const names = a.probeInfo.map((p) => p.name);
-  const observations = a.trials.filter((t) => t.injected).map((t) => ({ index: t.index, requestedMs: t.requestedMs, outcomes: Object.fromEntries(Object.entries(t.probes).map(([n, r]) => [n, r.outcome])) }));
+  const observations = a.trials
+    .filter((t) => t.injected)
+    .map((t) => ({ index: t.index, requestedMs: t.requestedMs, outcomes: Object.fromEntries(Object.entries(t.probes).map(([n, r]) => [n, r.outcome])) }));
   const brackets = bracketsOf(names, observations, a.sweep ?? undefined);
   const findings: Finding[] = [];
 
@@ -90,10 +92,16 @@ export function decide(a: PartialAnalysis): Decision {
       });
     }
     if (t.injected && t.injected.restoredBy !== 'harness') {
-      findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index}: the ${t.injected.restoredBy} restored the target ${formatLength(t.injected.harnessRestoredAt - t.injected.restoredAt)} before the harness did; the blackout is measured to that earlier restore` });
+      findings.push({
+        severity: 'warning',
+        trials: [t.index],
+        text: `trial ${t.index}: the ${t.injected.restoredBy} restored the target ${formatLength(t.injected.harnessRestoredAt - t.injected.restoredAt)} before the harness did; the blackout is measured to that earlier restore`,
+      });
     }
-    if (t.injected && t.injected.restoreReason !== 'scheduled') findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index}: the blackout was ended early (${t.injected.restoreReason})` });
-    if (!t.complete) findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index} (${formatLength(t.requestedMs)}) did not finish; its outcomes are unknown where not yet decided` });
+    if (t.injected && t.injected.restoreReason !== 'scheduled')
+      findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index}: the blackout was ended early (${t.injected.restoreReason})` });
+    if (!t.complete)
+      findings.push({ severity: 'warning', trials: [t.index], text: `trial ${t.index} (${formatLength(t.requestedMs)}) did not finish; its outcomes are unknown where not yet decided` });
     if (t.injected && Math.abs(t.injected.durationMs - t.requestedMs) > Math.max(200, 0.05 * t.requestedMs) && t.injected.restoreReason === 'scheduled') {
       findings.push({ severity: 'info', trials: [t.index], text: `trial ${t.index}: ${formatLength(t.injected.durationMs)} injected for ${formatLength(t.requestedMs)} requested` });
     }
@@ -134,17 +142,10 @@ export function decide(a: PartialAnalysis): Decision {
   }
 
   const anyData = probes.some((p) => p.maxSurvivedMs !== null || p.minFailedMs !== null);
-  const level: Decision['verdict']['level'] = !anyData
-    ? 'no-data'
-    : migration.overall.every((o) => o.safeUpToBytes <= 0)
-      ? 'unsafe'
-      : probes.every((p) => p.minFailedMs === null)
-        ? 'safe'
-        : 'limited';
+  const level: Decision['verdict']['level'] = !anyData ? 'no-data' : migration.overall.every((o) => o.safeUpToBytes <= 0) ? 'unsafe' : probes.every((p) => p.minFailedMs === null) ? 'safe' : 'limited';
   const live = a.injector.migration === 'live';
   const headline = !anyData ? 'No trial completed: no verdict.' : live ? migration.live.text : migration.headline;
   const liveLevel: Decision['verdict']['level'] = migration.live.status === 'safe' ? 'safe' : 'unsafe';
   const second = live ? 'Quick migration is not judged by this run: it measured live migrations only (see a cable-pull or quick-migration sweep).' : migration.live.text;
   return { probes, findings, migration, search, verdict: { level: live && anyData ? liveLevel : level, headline, live: migration.live.text, second } };
 }
-

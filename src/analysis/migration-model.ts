@@ -33,7 +33,10 @@ export const DEFAULT_LIVE_PAUSE_MS = 1000;
 
 /** "1GbE", "1 GbE iSCSI", "2Gb FC", "4gbfc", "10GbE" → the canonical name, or null. */
 export function normalizeLink(s: string): LinkName | null {
-  const k = s.toLowerCase().replace(/[\s_-]+/g, '').replace(/iscsi$/, '');
+  const k = s
+    .toLowerCase()
+    .replace(/[\s_-]+/g, '')
+    .replace(/iscsi$/, '');
   for (const name of Object.keys(LINKS) as LinkName[]) if (name.toLowerCase() === k) return name;
   return null;
 }
@@ -86,7 +89,10 @@ export const throughput = z.union([z.number().positive().max(1e7), z.string().ma
  */
 export const migrationSchema = z
   .strictObject({
-    links: z.record(z.string().min(1).max(40), throughput).refine((r) => Object.keys(r).length <= 20, { message: 'expected at most 20 links' }).optional(),
+    links: z
+      .record(z.string().min(1).max(40), throughput)
+      .refine((r) => Object.keys(r).length <= 20, { message: 'expected at most 20 links' })
+      .optional(),
     memory: z.array(byteSize()).min(1).max(20).optional(),
     livePause: duration({ min: 1, max: 60_000 }).optional(),
   })
@@ -122,7 +128,6 @@ export function migrationSettings(config: unknown): MigrationSettings {
 }
 
 export const bytesPerSec = (l: NamedLink): number => l.mbPerSec * MiB;
-
 
 // ---------------------------------------------------------------- the verdict
 
@@ -197,7 +202,8 @@ export function migrationVerdict(tolerances: Tolerance[], settings: MigrationSet
     const v = t.maxSurvivedMs ?? 0;
     if (!weakest || v < (weakest.maxSurvivedMs ?? 0) || (v === (weakest.maxSurvivedMs ?? 0) && t.minFailedMs !== null && weakest.minFailedMs === null)) weakest = t;
   }
-  for (const t of tolerances) if (t.flaky) caveats.push(`${t.probe}: outcomes were not monotonic in blackout length (flaky); its tolerance is the longest blackout it survived, which may not be repeatable`);
+  for (const t of tolerances)
+    if (t.flaky) caveats.push(`${t.probe}: outcomes were not monotonic in blackout length (flaky); its tolerance is the longest blackout it survived, which may not be repeatable`);
   const neverFailed = tolerances.filter((t) => t.minFailedMs === null && t.maxSurvivedMs !== null);
   // the application is only as tolerant as its weakest session; if the weakest never failed, the figure is a lower bound
   const overall = settings.links.map((l) => {
@@ -213,8 +219,8 @@ export function migrationVerdict(tolerances: Tolerance[], settings: MigrationSet
         (neverFailed.length === tolerances.length
           ? ` (every session survived every blackout tried, up to ${formatLength(weakest.maxSurvivedMs)}; longer blackouts were not tried).`
           : weakest.flaky
-          ? `; limited by ${weakest.probe} (${weakest.kind}), whose outcomes were not consistent (it survived up to ${formatLength(weakest.maxSurvivedMs)} but also failed at ${formatLength(weakest.minFailedMs)}).`
-          : `; limited by ${weakest.probe} (${weakest.kind}), which survived ${formatLength(weakest.maxSurvivedMs)} but not ${formatLength(weakest.minFailedMs)}.`);
+            ? `; limited by ${weakest.probe} (${weakest.kind}), whose outcomes were not consistent (it survived up to ${formatLength(weakest.maxSurvivedMs)} but also failed at ${formatLength(weakest.minFailedMs)}).`
+            : `; limited by ${weakest.probe} (${weakest.kind}), which survived ${formatLength(weakest.maxSurvivedMs)} but not ${formatLength(weakest.minFailedMs)}.`);
 
   const table = settings.memoryBytes.map((memoryBytes) => ({
     memoryBytes,
@@ -231,11 +237,20 @@ export function migrationVerdict(tolerances: Tolerance[], settings: MigrationSet
   const failing = tolerances.filter((t) => t.minFailedMs !== null && t.minFailedMs <= pause).map((t) => t.probe);
   const unproven = tolerances.filter((t) => !failing.includes(t.probe) && (t.maxSurvivedMs === null || t.maxSurvivedMs < pause)).map((t) => t.probe);
   const live: MigrationVerdict['live'] = failing.length
-    ? { pauseMs: pause, status: 'unsafe', failing, text: `Live migration (pause ≤ ${formatLength(pause)}): NOT safe — ${failing.join(', ')} did not survive a blackout of ${formatLength(pause)} or less.` }
+    ? {
+        pauseMs: pause,
+        status: 'unsafe',
+        failing,
+        text: `Live migration (pause ≤ ${formatLength(pause)}): NOT safe — ${failing.join(', ')} did not survive a blackout of ${formatLength(pause)} or less.`,
+      }
     : unproven.length
-      ? { pauseMs: pause, status: 'unproven', failing: [], text: `Live migration (pause ≤ ${formatLength(pause)}): not demonstrated — ${unproven.join(', ')} had no survived blackout of ${formatLength(pause)} or longer.` }
+      ? {
+          pauseMs: pause,
+          status: 'unproven',
+          failing: [],
+          text: `Live migration (pause ≤ ${formatLength(pause)}): not demonstrated — ${unproven.join(', ')} had no survived blackout of ${formatLength(pause)} or longer.`,
+        }
       : { pauseMs: pause, status: 'safe', failing: [], text: `Live migration (pause ≤ ${formatLength(pause)}): safe — every session survived blackouts of ${formatLength(pause)} and longer.` };
 
   return { settings, perProbe, limitedBy: weakest?.probe ?? null, overall, headline, table, live, caveats };
 }
-

@@ -102,10 +102,14 @@ interface Deadline {
   strict?: boolean;
 }
 
-
 /** App-level keepalive (SSH ServerAlive / ssh2 keepaliveInterval × keepaliveCountMax): dies (count+1) × interval after the last data received. */
 function keepaliveDeadline(interval: number, count: number, what: string): Deadline {
-  return { strict: true, ms: (count + 1) * interval, earliestMs: count * interval, what: `${what}: the session is dropped ${formatLength(count * interval)}–${formatLength((count + 1) * interval)} after the last answer` };
+  return {
+    strict: true,
+    ms: (count + 1) * interval,
+    earliestMs: count * interval,
+    what: `${what}: the session is dropped ${formatLength(count * interval)}–${formatLength((count + 1) * interval)} after the last answer`,
+  };
 }
 
 /** One declared deadline in the form the schedule arithmetic uses. */
@@ -170,7 +174,6 @@ export function predictBreakingPoint(info: Pick<ProbeInfo, 'name' | 'kind' | 'in
   };
 }
 
-
 /**
  * A connection that sends nothing but the kernel's keepalive probes: the kernel gives up (ETIMEDOUT)
  * idle + count × interval after the last ACK, and the last probe that can still be answered leaves
@@ -182,7 +185,11 @@ function idleKeepalivePrediction(info: Pick<ProbeInfo, 'name' | 'kind'>, k: { id
   const lo = (k.count - 1) * k.intervalMs;
   const hi = k.idleMs + (k.count - 1) * k.intervalMs;
   const ut = facts.deadlines.find((d) => d.type === 'user-timeout');
-  const basis = [k.what, `the kernel gives up (ETIMEDOUT) ${formatLength(k.idleMs + k.count * k.intervalMs)} after the last ACK; the last probe that can still be answered leaves ${formatLength(hi)} after it`, ...facts.notes];
+  const basis = [
+    k.what,
+    `the kernel gives up (ETIMEDOUT) ${formatLength(k.idleMs + k.count * k.intervalMs)} after the last ACK; the last probe that can still be answered leaves ${formatLength(hi)} after it`,
+    ...facts.notes,
+  ];
   if (ut) basis.push(`${ut.what}: with keepalive probes out, Linux gives up once the silence exceeds it instead of the count`);
   const b = (lo + hi) / 2;
   return {
@@ -219,12 +226,20 @@ export function checkPrediction(p: Prediction, lo: number | null, hi: number | n
   const obs = `observed ${lo === null ? '<' : `survived ${formatLength(lo)}`}${lo !== null && hi !== null ? ', ' : ' '}${hi === null ? 'and every longer blackout tried' : `failed ${formatLength(hi)}`}`;
   const pred = Number.isFinite(p.breakingMs) ? `predicted ~${formatLength(p.breakingMs)} (${formatLength(rl)}–${formatLength(rh)})` : 'predicted: no breaking point';
   if (hi !== null && hi < rl - slack(rl)) {
-    return { agreement: 'breaks-earlier', finding: true, text: `breaks earlier than its policy allows: ${obs}; ${pred} — something else ends the session (another timeout, a middlebox, the server side)` };
+    return {
+      agreement: 'breaks-earlier',
+      finding: true,
+      text: `breaks earlier than its policy allows: ${obs}; ${pred} — something else ends the session (another timeout, a middlebox, the server side)`,
+    };
   }
   if (lo !== null && lo > rh + slack(rh)) {
     return { agreement: 'survives-longer', finding: true, text: `survives longer than its policy allows: ${obs}; ${pred} — the client does not enforce the configured timeout` };
   }
   const consistent = (hi === null || hi >= rl - slack(rl)) && (lo === null || lo <= rh + slack(rh));
   if (consistent && lo !== null && hi !== null) return { agreement: 'agrees', finding: false, text: `${obs}; ${pred}` };
-  return { agreement: consistent ? 'agrees' : 'inconclusive', finding: false, text: `${obs}; ${pred}${hi === null && Number.isFinite(rl) && lo !== null && lo < rl ? ' (the sweep did not reach it)' : ''}` };
+  return {
+    agreement: consistent ? 'agrees' : 'inconclusive',
+    finding: false,
+    text: `${obs}; ${pred}${hi === null && Number.isFinite(rl) && lo !== null && lo < rl ? ' (the sweep did not reach it)' : ''}`,
+  };
 }

@@ -170,4 +170,3 @@ export interface TestCases {
   cases: TestCase[];
   counts: TestCounts;
 }
-

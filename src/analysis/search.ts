@@ -22,9 +22,7 @@
 import type { Outcome } from '../core/events.ts';
 import { formatLength, survived } from '../core/format.ts';
 
-export type Sweep =
-  | { mode: 'list'; lengths: number[]; repeat: number }
-  | { mode: 'search'; from: number; to: number; resolution: number; maxTrials: number };
+export type Sweep = { mode: 'list'; lengths: number[]; repeat: number } | { mode: 'search'; from: number; to: number; resolution: number; maxTrials: number };
 
 export interface PlannedTrial {
   lengthMs: number;
@@ -65,7 +63,6 @@ export interface Planner {
   /** for the live view: the number of trials when known in advance */
   readonly plannedTrials: number | null;
 }
-
 
 // ------------------------------------------------------------------ brackets
 
@@ -162,7 +159,6 @@ export function gridStep(resolution: number): number {
   return Math.max(1, raw);
 }
 
-
 function bracketText(b: { lo: number | null; hi: number | null }): string {
   return `[${b.lo === null ? '?' : formatLength(b.lo)}, ${b.hi === null ? '?' : formatLength(b.hi)}]`;
 }
@@ -216,9 +212,7 @@ function searchPlanner(sweep: Extract<Sweep, { mode: 'search' }>, probes: string
         return null;
       }
       const n = seen.length + 1;
-      const parts = open
-        .filter((b) => best.helped.includes(b.probe))
-        .map((b) => `${b.probe} ${bracketText(b)}`);
+      const parts = open.filter((b) => best.helped.includes(b.probe)).map((b) => `${b.probe} ${bracketText(b)}`);
       const reason =
         n === 1 && seen.length === 0
           ? `search step 1: ${formatLength(best.x)} halves the range [${formatLength(from)}, ${formatLength(to)}] for all ${open.length} probe(s)`

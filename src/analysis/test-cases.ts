@@ -22,7 +22,6 @@ export type { CaseStatus, TestCase, TestCases, TestCounts };
 
 type Input = Pick<RunFold, 'suite' | 'config' | 'trials' | 'expectations' | 'complete' | 'endReason' | 'probeInfo'> & { runExitCode: number | null };
 
-
 /** `strict: true` in the run's recorded suite */
 export function strictOf(config: unknown): boolean {
   return Boolean(config && typeof config === 'object' && (config as { strict?: unknown }).strict === true);

@@ -44,7 +44,14 @@ const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 
 function defaultOutDir(suiteName: string): string {
   const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..+$/, '');
-  const base = join(ROOT, 'reports', `${stamp}-${suiteName.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 40)}`);
+  const base = join(
+    ROOT,
+    'reports',
+    `${stamp}-${suiteName
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .slice(0, 40)}`,
+  );
   // the same suite twice within a second gets its own folder too
   let dir = base;
   for (let i = 2; existsSync(dir); i++) dir = `${base}-${i}`;
@@ -111,7 +118,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     return EXIT.badInput;
   }
   if (shard && suite.sweep?.mode === 'search') {
-    process.stderr.write(pc.red('--shard: the suite\'s sweep is an adaptive search (each length depends on every earlier outcome); shard a list of blackouts\n'));
+    process.stderr.write(pc.red("--shard: the suite's sweep is an adaptive search (each length depends on every earlier outcome); shard a list of blackouts\n"));
     return EXIT.badInput;
   }
   if (o.dryRun) return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
@@ -191,9 +198,17 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     for (const f of analysis.decision.findings.filter((x) => x.severity !== 'info')) process.stdout.write(pc.yellow(`${f.severity}: ${f.text}\n`));
     for (const e of analysis.expectations) process.stdout.write(`${e.passed ? pc.green('✓') : pc.red('✗')} ${e.message}\n`);
     process.stdout.write(`\nreport: ${join(outDir, 'report.html')}\n`);
-    process.stdout.write(pc.dim(`also: ${files.filter((f) => !f.endsWith('.html')).map((f) => f.slice(outDir.length + 1)).join(', ')}, events.jsonl\n`));
+    process.stdout.write(
+      pc.dim(
+        `also: ${files
+          .filter((f) => !f.endsWith('.html'))
+          .map((f) => f.slice(outDir.length + 1))
+          .join(', ')}, events.jsonl\n`,
+      ),
+    );
     process.stdout.write(`${testsSummaryText(analysis.tests.counts, analysis.exitCode)}\n`);
-    if (result.exitCode === EXIT.injectorFailed) process.stderr.write(pcErr.red(`the injector failed (exit ${EXIT.injectorFailed}); the target was restored: ${result.reason.replace(/^the injector failed; the target was restored: /, '')}\n`));
+    if (result.exitCode === EXIT.injectorFailed)
+      process.stderr.write(pcErr.red(`the injector failed (exit ${EXIT.injectorFailed}); the target was restored: ${result.reason.replace(/^the injector failed; the target was restored: /, '')}\n`));
     if (result.exitCode === EXIT.restoreFailed) process.stderr.write(pcErr.red(`the injector failed and the restore failed too (exit ${EXIT.restoreFailed}): ${result.reason}\n`));
     if (result.exitCode !== EXIT.ok) return result.exitCode;
     // the analysis' exit code is the one junit.xml, Allure and summary.json count (src/analysis/test-cases.ts)
@@ -279,19 +294,25 @@ export function buildProgram(): Command {
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
     .option('--wait <seconds>', 'when another run holds the same target (or lab): wait up to this long for it to finish (default: refuse at once, exit 2)')
-    .option('--shard <i/n>', 'run only shard i of n of the sweep (every n-th planned trial); `blackout merge` joins the shards\' run folders')
+    .option('--shard <i/n>', "run only shard i of n of the sweep (every n-th planned trial); `blackout merge` joins the shards' run folders")
     .option('--shard-count <n>', 'with JOB_COMPLETION_INDEX (a Kubernetes Indexed Job): the number of shards (or $BLACKOUT_SHARD_COUNT)')
     .option('--store <url>', 'also stream the run into a PostgreSQL results store, postgres://… (or $BLACKOUT_STORE); the run folder stays complete if the database goes away')
     .option('--metrics <host:port>', 'serve live OpenMetrics (Prometheus) at http://HOST:PORT/metrics during the run: probe states, latency, gaps, the cut', parseMetricsAddress)
     .option('--metrics-linger <duration>', 'with --metrics: keep serving the final metrics this long after the run (e.g. 15s, a scrape interval)', parseDurationOption)
-    .addHelpText('after', "\nOne run per target: a run holds a lease on its target (or lab) until it ends (kill -9 included), so two runs never undo each other's blackout; a second run is refused (exit 2, naming the run that holds it) or, with --wait, waits.\n" + EXIT_CODES_HELP)
+    .addHelpText(
+      'after',
+      "\nOne run per target: a run holds a lease on its target (or lab) until it ends (kill -9 included), so two runs never undo each other's blackout; a second run is refused (exit 2, naming the run that holds it) or, with --wait, waits.\n" +
+        EXIT_CODES_HELP,
+    )
     .action(async (file: string, o: RunCliOptions) => {
       program.setOptionValue('exitCode', await runCommand(file, o));
     });
 
   program
     .command('report')
-    .description("rebuild summary.json, junit.xml, summary.md, report.html and allure-results/ from a run folder's events.jsonl (also for a run that died half-way); with --campaign, the fleet report from the results store")
+    .description(
+      "rebuild summary.json, junit.xml, summary.md, report.html and allure-results/ from a run folder's events.jsonl (also for a run that died half-way); with --campaign, the fleet report from the results store",
+    )
     .argument('[dir]', 'run folder')
     .option('--allure', 'also build the Allure HTML report into DIR/allure-report (allure-commandline; needs Java)')
     .option('--single-file', 'with --allure: one self-contained index.html')
@@ -404,7 +425,10 @@ export function buildProgram(): Command {
       };
       if (!host && !o.lab) return fail('init: name a host (or "lab", or --lab NAME)');
       const ports: number[] = [];
-      for (const p of (o.ports ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+      for (const p of (o.ports ?? '')
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)) {
         const n = Number(p);
         if (!Number.isInteger(n) || n < 1 || n > 65535) return fail(`--ports: "${p}" is not a port (1–65535)`);
         ports.push(n);
@@ -427,10 +451,14 @@ export function buildProgram(): Command {
         else process.stdout.write(pc.dim(`closed ${String(c.port).padStart(5)}  ${c.detail}\n`));
       }
       writeFileSync(out, r.yaml);
-      process.stdout.write(`\nwrote ${out}: ${r.found.length} service(s) on ${r.address}${r.env.length ? `; set ${r.env.map((e) => `$${e}`).join(', ')} before running it` : ''}\nnext: blackout validate ${out}\n`);
+      process.stdout.write(
+        `\nwrote ${out}: ${r.found.length} service(s) on ${r.address}${r.env.length ? `; set ${r.env.map((e) => `$${e}`).join(', ')} before running it` : ''}\nnext: blackout validate ${out}\n`,
+      );
     });
 
-  const lab = program.command('lab').description('the lab target: a host in a network namespace with real servers (PostgreSQL, OpenSSH, Samba, xrdp, nginx, Redis, TCP echo), behind a lab switch where the cable is pulled');
+  const lab = program
+    .command('lab')
+    .description('the lab target: a host in a network namespace with real servers (PostgreSQL, OpenSSH, Samba, xrdp, nginx, Redis, TCP echo), behind a lab switch where the cable is pulled');
   lab
     .command('up')
     .description('bring the lab up (idempotent); installs nothing: run `npm run setup` once as root first')
@@ -449,10 +477,18 @@ export function buildProgram(): Command {
         program.setOptionValue('exitCode', EXIT.badInput);
         return;
       }
-      process.stdout.write(`lab ${s.name} is up: target ${s.targetAddress} (namespace ${s.targetNs}), services ${Object.entries(s.services).map(([k, v]) => `${k}:${v.port}`).join(' ')}\n`);
+      process.stdout.write(
+        `lab ${s.name} is up: target ${s.targetAddress} (namespace ${s.targetNs}), services ${Object.entries(s.services)
+          .map(([k, v]) => `${k}:${v.port}`)
+          .join(' ')}\n`,
+      );
       if (o.vm) {
         const vm = await vmUp(s, { memoryMB: Number(o.vmMemory), log });
-        process.stdout.write(`VM is up: ${vm.address} (booted in ${(vm.bootMs / 1000).toFixed(1)} s), services ${Object.entries(vm.ports).map(([k, p]) => `${k}:${p}`).join(' ')}\n`);
+        process.stdout.write(
+          `VM is up: ${vm.address} (booted in ${(vm.bootMs / 1000).toFixed(1)} s), services ${Object.entries(vm.ports)
+            .map(([k, p]) => `${k}:${p}`)
+            .join(' ')}\n`,
+        );
       }
     });
   lab
@@ -487,7 +523,12 @@ export function buildProgram(): Command {
       const s = await labStatus(o.name);
       if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       else if (!s.up) process.stdout.write(`lab ${s.name}: down (${s.problems.join('; ')})\n`);
-      else process.stdout.write(`lab ${s.name}: up — target ${s.target?.address}, ${Object.entries(s.services ?? {}).map(([k, v]) => `${k}:${v.port}`).join(' ')}${s.vm ? `; VM ${s.vm.address} ${s.vm.up ? 'up' : 'DOWN'}` : ''}\n`);
+      else
+        process.stdout.write(
+          `lab ${s.name}: up — target ${s.target?.address}, ${Object.entries(s.services ?? {})
+            .map(([k, v]) => `${k}:${v.port}`)
+            .join(' ')}${s.vm ? `; VM ${s.vm.address} ${s.vm.up ? 'up' : 'DOWN'}` : ''}\n`,
+        );
       if (!s.up) program.setOptionValue('exitCode', 1);
     });
 
@@ -526,7 +567,9 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable: { probes: [{ kind, summary }], injectors: [...] }')
     .action((o: { json?: boolean }) => {
       if (o.json) {
-        process.stdout.write(JSON.stringify({ probes: probes.map((p) => ({ kind: p.kind, summary: p.summary })), injectors: injectors.map((p) => ({ kind: p.kind, summary: p.summary })) }, null, 2) + '\n');
+        process.stdout.write(
+          JSON.stringify({ probes: probes.map((p) => ({ kind: p.kind, summary: p.summary })), injectors: injectors.map((p) => ({ kind: p.kind, summary: p.summary })) }, null, 2) + '\n',
+        );
         return;
       }
       process.stdout.write('probes:\n' + probes.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');

@@ -63,8 +63,7 @@ interface KnownService {
   real(host: string, port: number): ProbeTemplate;
 }
 
-const url = (scheme: string, host: string, port: number, std: number) =>
-  `${scheme}://${host.includes(':') ? `[${host}]` : host}${port === std ? '' : `:${port}`}/`;
+const url = (scheme: string, host: string, port: number, std: number) => `${scheme}://${host.includes(':') ? `[${host}]` : host}${port === std ? '' : `:${port}`}/`;
 const hold = (name: string, port: number, what: string): ProbeTemplate => ({
   probe: { name, kind: 'tcp', mode: 'hold', port, keepalive: { idle: '5s', interval: '1s', count: 5 } },
   note: `${what}: an idle connection held by kernel keepalives (no login). For real sessions use a client probe (odbc with the vendor's driver, …).`,
@@ -74,7 +73,13 @@ const WEB_STATUS = [200, 204, 301, 302, 303, 307, 308, 401, 403];
 
 /** Well-known ports, what usually answers there, and a starter probe for each. */
 export const WELL_KNOWN: Record<number, KnownService> = {
-  21: { service: 'FTP', real: (_h, port) => ({ probe: { name: 'ftp', kind: 'tcp', mode: 'exchange', port, greeting: '^220', send: 'NOOP\r\n', expect: '^200' }, note: 'FTP control connection: NOOP every interval, before login' }) },
+  21: {
+    service: 'FTP',
+    real: (_h, port) => ({
+      probe: { name: 'ftp', kind: 'tcp', mode: 'exchange', port, greeting: '^220', send: 'NOOP\r\n', expect: '^200' },
+      note: 'FTP control connection: NOOP every interval, before login',
+    }),
+  },
   22: {
     service: 'SSH',
     real: () => ({
@@ -83,12 +88,21 @@ export const WELL_KNOWN: Record<number, KnownService> = {
       env: ['BLACKOUT_SSH_PASSWORD'],
     }),
   },
-  25: { service: 'SMTP', real: (_h, port) => ({ probe: { name: 'smtp', kind: 'tcp', mode: 'exchange', port, greeting: '^220', send: 'NOOP\r\n', expect: '^250' }, note: 'SMTP: NOOP every interval (no mail is sent)' }) },
+  25: {
+    service: 'SMTP',
+    real: (_h, port) => ({ probe: { name: 'smtp', kind: 'tcp', mode: 'exchange', port, greeting: '^220', send: 'NOOP\r\n', expect: '^250' }, note: 'SMTP: NOOP every interval (no mail is sent)' }),
+  },
   80: {
     service: 'HTTP',
-    real: (host, port) => ({ probe: { name: 'http', kind: 'http', url: url('http', host, port, 80), expect: { status: WEB_STATUS } }, note: 'a keep-alive HTTP client: set the URL of a page your users need, its status and a body pattern (expect.body)' }),
+    real: (host, port) => ({
+      probe: { name: 'http', kind: 'http', url: url('http', host, port, 80), expect: { status: WEB_STATUS } },
+      note: 'a keep-alive HTTP client: set the URL of a page your users need, its status and a body pattern (expect.body)',
+    }),
   },
-  143: { service: 'IMAP', real: (_h, port) => ({ probe: { name: 'imap', kind: 'tcp', mode: 'exchange', port, greeting: '^\\* OK', send: 'a1 NOOP\r\n', expect: 'a1 OK' }, note: 'IMAP: NOOP every interval, before login' }) },
+  143: {
+    service: 'IMAP',
+    real: (_h, port) => ({ probe: { name: 'imap', kind: 'tcp', mode: 'exchange', port, greeting: '^\\* OK', send: 'a1 NOOP\r\n', expect: 'a1 OK' }, note: 'IMAP: NOOP every interval, before login' }),
+  },
   389: { service: 'LDAP', real: (_h, port) => hold('ldap', port, 'LDAP') },
   443: {
     service: 'HTTPS',
@@ -101,7 +115,7 @@ export const WELL_KNOWN: Record<number, KnownService> = {
     service: 'SMB',
     real: () => ({
       probe: { name: 'smb', kind: 'smb', share: 'change_me', user: 'change_me', passwordEnv: 'BLACKOUT_SMB_PASSWORD', file: 'a-large-file.bin' },
-      note: "a file copy with smbclient: set the share, a large file on it (it is read, not written), the user, and the password in $BLACKOUT_SMB_PASSWORD",
+      note: 'a file copy with smbclient: set the share, a large file on it (it is read, not written), the user, and the password in $BLACKOUT_SMB_PASSWORD',
       env: ['BLACKOUT_SMB_PASSWORD'],
     }),
   },
@@ -126,10 +140,31 @@ export const WELL_KNOWN: Record<number, KnownService> = {
   },
   5672: { service: 'AMQP', real: (_h, port) => hold('amqp', port, 'AMQP (RabbitMQ)') },
   5900: { service: 'VNC', real: (_h, port) => hold('vnc', port, 'VNC') },
-  6379: { service: 'Redis', real: (_h, port) => ({ probe: { name: 'redis', kind: 'tcp', mode: 'exchange', port, send: 'PING\r\n', expect: '^\\+PONG' }, note: 'Redis: PING → +PONG every interval (a server with a password answers -NOAUTH: use mode hold there)' }) },
-  8080: { service: 'HTTP (alt)', real: (host, port) => ({ probe: { name: `http-${port}`, kind: 'http', url: url('http', host, port, 80), expect: { status: WEB_STATUS } }, note: 'a keep-alive HTTP client: set a page your users need' }) },
-  8443: { service: 'HTTPS (alt)', real: (host, port) => ({ probe: { name: `https-${port}`, kind: 'http', url: url('https', host, port, 443), expect: { status: WEB_STATUS } }, note: 'a keep-alive HTTPS client (see the 443 probe for tls: ca / pin)' }) },
-  11211: { service: 'memcached', real: (_h, port) => ({ probe: { name: 'memcached', kind: 'tcp', mode: 'exchange', port, send: 'version\r\n', expect: '^VERSION' }, note: 'memcached: "version" every interval' }) },
+  6379: {
+    service: 'Redis',
+    real: (_h, port) => ({
+      probe: { name: 'redis', kind: 'tcp', mode: 'exchange', port, send: 'PING\r\n', expect: '^\\+PONG' },
+      note: 'Redis: PING → +PONG every interval (a server with a password answers -NOAUTH: use mode hold there)',
+    }),
+  },
+  8080: {
+    service: 'HTTP (alt)',
+    real: (host, port) => ({
+      probe: { name: `http-${port}`, kind: 'http', url: url('http', host, port, 80), expect: { status: WEB_STATUS } },
+      note: 'a keep-alive HTTP client: set a page your users need',
+    }),
+  },
+  8443: {
+    service: 'HTTPS (alt)',
+    real: (host, port) => ({
+      probe: { name: `https-${port}`, kind: 'http', url: url('https', host, port, 443), expect: { status: WEB_STATUS } },
+      note: 'a keep-alive HTTPS client (see the 443 probe for tls: ca / pin)',
+    }),
+  },
+  11211: {
+    service: 'memcached',
+    real: (_h, port) => ({ probe: { name: 'memcached', kind: 'tcp', mode: 'exchange', port, send: 'version\r\n', expect: '^VERSION' }, note: 'memcached: "version" every interval' }),
+  },
   27017: { service: 'MongoDB', real: (_h, port) => hold('mongodb', port, 'MongoDB') },
 };
 
@@ -150,11 +185,21 @@ function labTemplate(lab: LabState, service: string, info: Record<string, unknow
     case 'smb':
       return [{ probe: { name: 'smb', kind: 'smb' }, note: "a file copy from the lab's share" }];
     case 'web':
-      return [{ probe: { name: `http-${port}`, kind: 'http', url: `http://${lab.targetAddress}:${port}/`, expect: { status: WEB_STATUS } }, note: "the lab's web application's front page (it redirects to its login: any usual answer)" }];
+      return [
+        {
+          probe: { name: `http-${port}`, kind: 'http', url: `http://${lab.targetAddress}:${port}/`, expect: { status: WEB_STATUS } },
+          note: "the lab's web application's front page (it redirects to its login: any usual answer)",
+        },
+      ];
     case 'nginx':
       return [{ probe: { name: 'http', kind: 'http', url: `http://${lab.targetAddress}/`, expect: { status: 200, body: 'Welcome to nginx' } }, note: "nginx's stock page" }];
     case 'nginx-https':
-      return [{ probe: { name: 'https', kind: 'http', url: `https://${lab.targetAddress}/`, tls: { pin: info.certFingerprint }, expect: { status: 200 } }, note: "nginx over HTTPS, the lab's self-signed certificate pinned" }];
+      return [
+        {
+          probe: { name: 'https', kind: 'http', url: `https://${lab.targetAddress}/`, tls: { pin: info.certFingerprint }, expect: { status: 200 } },
+          note: "nginx over HTTPS, the lab's self-signed certificate pinned",
+        },
+      ];
     case 'redis':
       return [{ probe: { name: 'redis', kind: 'tcp', mode: 'exchange', port, send: 'PING\r\n', expect: '^\\+PONG' }, note: 'Redis: PING → +PONG every interval' }];
     default:

@@ -22,9 +22,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { EventSchema, EVENT_SCHEMA_VERSION, type BlackoutEvent } from './events.ts';
 
 const FLUSH_MS = 50;
-const IMMEDIATE = new Set<BlackoutEvent['type']>([
-  'run-start', 'cut', 'restore', 'trial-start', 'trial-end', 'run-end', 'preflight', 'heal', 'session-lost', 'injector-error',
-]);
+const IMMEDIATE = new Set<BlackoutEvent['type']>(['run-start', 'cut', 'restore', 'trial-start', 'trial-end', 'run-end', 'preflight', 'heal', 'session-lost', 'injector-error']);
 
 export type Listener = (event: BlackoutEvent) => void;
 
@@ -135,14 +133,10 @@ function parseLine(line: string, lineNo: number, isLast: boolean): BlackoutEvent
   if (!parsed.success) {
     if (isLast) return 'torn';
     const issue = parsed.error.issues[0];
-    throw new EventLogError(
-      `events.jsonl line ${lineNo}: ${issue ? `${issue.path.join('.') || 'event'}: ${issue.message}` : 'invalid event'}`,
-    );
+    throw new EventLogError(`events.jsonl line ${lineNo}: ${issue ? `${issue.path.join('.') || 'event'}: ${issue.message}` : 'invalid event'}`);
   }
   if (parsed.data.type === 'run-start' && parsed.data.schema > EVENT_SCHEMA_VERSION) {
-    throw new EventLogError(
-      `events.jsonl was written with event schema ${parsed.data.schema}; this blackout reads up to ${EVENT_SCHEMA_VERSION}`,
-    );
+    throw new EventLogError(`events.jsonl was written with event schema ${parsed.data.schema}; this blackout reads up to ${EVENT_SCHEMA_VERSION}`);
   }
   return parsed.data;
 }
@@ -154,14 +148,19 @@ export function readEvents(path: string): ReadResult {
   return { events, tornTail, tornLines, incomplete: !events.some((e) => e.type === 'run-end') };
 }
 
-
 /** a hand check for the one event that makes up most of a log (zod for every other type) */
 function quickSample(raw: unknown): BlackoutEvent | null {
   const r = raw as Record<string, unknown>;
   if (
-    r && r.type === 'sample' && typeof r.t === 'number' && typeof r.probe === 'string' && Number.isInteger(r.trial) &&
-    (r.latencyMs === undefined || typeof r.latencyMs === 'number') && (r.seq === undefined || typeof r.seq === 'number') &&
-    (r.value === undefined || typeof r.value === 'number') && (r.lateMs === undefined || typeof r.lateMs === 'number')
+    r &&
+    r.type === 'sample' &&
+    typeof r.t === 'number' &&
+    typeof r.probe === 'string' &&
+    Number.isInteger(r.trial) &&
+    (r.latencyMs === undefined || typeof r.latencyMs === 'number') &&
+    (r.seq === undefined || typeof r.seq === 'number') &&
+    (r.value === undefined || typeof r.value === 'number') &&
+    (r.lateMs === undefined || typeof r.lateMs === 'number')
   ) {
     return r as unknown as BlackoutEvent;
   }

@@ -54,7 +54,8 @@ export type ProbeInfo = z.infer<typeof ProbeInfoSchema>;
 
 export const EventSchema = z.discriminatedUnion('type', [
   z.object({
-    type: z.literal('run-start'), ...base,
+    type: z.literal('run-start'),
+    ...base,
     schema: z.number().int(),
     runId: z.string(),
     suite: z.string(),
@@ -76,13 +77,15 @@ export const EventSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('heal'), ...base, actions: z.array(z.string()) }),
   z.object({
-    type: z.literal('preflight'), ...base,
+    type: z.literal('preflight'),
+    ...base,
     ok: z.boolean(),
     probe: z.string().optional(),
     message: z.string(),
   }),
   z.object({
-    type: z.literal('trial-start'), ...base,
+    type: z.literal('trial-start'),
+    ...base,
     trial: z.number().int(),
     requestedMs: z.number(),
     /** why this length was chosen (list position, search step) */
@@ -91,12 +94,14 @@ export const EventSchema = z.discriminatedUnion('type', [
     plan: z.record(z.string(), z.unknown()).optional(),
   }),
   z.object({
-    type: z.literal('phase'), ...base,
+    type: z.literal('phase'),
+    ...base,
     trial: z.number().int(),
     phase: z.enum(['open', 'warmup', 'cut', 'recovery', 'drain']),
   }),
   z.object({
-    type: z.literal('cut'), ...base,
+    type: z.literal('cut'),
+    ...base,
     trial: z.number().int(),
     /** before/after the operation: the cut took effect inside [before, t] */
     before: z.number(),
@@ -105,7 +110,8 @@ export const EventSchema = z.discriminatedUnion('type', [
     detail: z.record(z.string(), z.unknown()).optional(),
   }),
   z.object({
-    type: z.literal('restore'), ...base,
+    type: z.literal('restore'),
+    ...base,
     trial: z.number().int(),
     before: z.number(),
     /** why: 'scheduled', 'error', 'signal', 'heal' */
@@ -114,7 +120,8 @@ export const EventSchema = z.discriminatedUnion('type', [
   }),
   /** the injector failed mid-run (the run ends after this trial); restored: whether the target was restored after it */
   z.object({
-    type: z.literal('injector-error'), ...base,
+    type: z.literal('injector-error'),
+    ...base,
     trial: z.number().int(),
     step: z.enum(['cut', 'restore']),
     message: z.string(),
@@ -122,7 +129,8 @@ export const EventSchema = z.discriminatedUnion('type', [
     restoreError: z.string().optional(),
   }),
   z.object({
-    type: z.literal('injector-info'), ...base,
+    type: z.literal('injector-info'),
+    ...base,
     trial: z.number().int(),
     data: z.record(z.string(), z.unknown()),
   }),
@@ -132,7 +140,8 @@ export const EventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('session-lost'), ...probeRef, message: z.string(), code: z.string().optional() }),
   /** one good sample: the application got what it asked for */
   z.object({
-    type: z.literal('sample'), ...probeRef,
+    type: z.literal('sample'),
+    ...probeRef,
     /** request/response latency in ms, when the probe has one */
     latencyMs: z.number().optional(),
     seq: z.number().optional(),
@@ -143,7 +152,8 @@ export const EventSchema = z.discriminatedUnion('type', [
   }),
   /** an error the application saw (fatal: the operation, not only a sample, failed) */
   z.object({
-    type: z.literal('probe-error'), ...probeRef,
+    type: z.literal('probe-error'),
+    ...probeRef,
     message: z.string(),
     code: z.string().optional(),
     /** true when it ended the session or reached the application as a failure */
@@ -151,14 +161,16 @@ export const EventSchema = z.discriminatedUnion('type', [
   }),
   /** a check after the fact: lost writes, checksum, same boot id */
   z.object({
-    type: z.literal('verify'), ...probeRef,
+    type: z.literal('verify'),
+    ...probeRef,
     ok: z.boolean(),
     message: z.string(),
     data: z.record(z.string(), z.unknown()).optional(),
   }),
   z.object({ type: z.literal('probe-note'), ...probeRef, message: z.string(), data: z.record(z.string(), z.unknown()).optional() }),
   z.object({
-    type: z.literal('attachment'), ...base,
+    type: z.literal('attachment'),
+    ...base,
     trial: z.number().int().optional(),
     probe: z.string().optional(),
     name: z.string(),
@@ -168,7 +180,8 @@ export const EventSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('trial-end'), ...base, trial: z.number().int() }),
   z.object({
-    type: z.literal('run-end'), ...base,
+    type: z.literal('run-end'),
+    ...base,
     exitCode: z.number().int(),
     reason: z.string(),
   }),

@@ -75,6 +75,9 @@ export function probeBase<K extends string>(kind: K, defaults: { interval: numbe
 
 /** A secret is never inline: the name of an environment variable or a file. */
 export const secretRef = {
-  passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
+  passwordEnv: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name')
+    .optional(),
   passwordFile: z.string().min(1).optional(),
 };

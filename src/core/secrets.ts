@@ -65,14 +65,34 @@ export function scrubbed(e: unknown, secrets: string[]): Error {
  */
 
 /** last words of a name that mean its value is a secret */
-const SECRET_WORDS = new Set(['pass', 'passwd', 'password', 'passphrase', 'pwd', 'secret', 'token', 'key', 'apikey', 'privatekey', 'community', 'credential', 'credentials', 'auth', 'cookie', 'session']);
+const SECRET_WORDS = new Set([
+  'pass',
+  'passwd',
+  'password',
+  'passphrase',
+  'pwd',
+  'secret',
+  'token',
+  'key',
+  'apikey',
+  'privatekey',
+  'community',
+  'credential',
+  'credentials',
+  'auth',
+  'cookie',
+  'session',
+]);
 /** names ending in a secret word whose values are public */
 const PUBLIC_NAMES = new Set(['hostkey']);
 
 /** true for API_KEY, GW_TOKEN, pass, dbPassword, authKey, SNMP_COMMUNITY …; false for passwordEnv, privateKeyFile, hostKey */
 export function isSecretName(name: string): boolean {
   if (PUBLIC_NAMES.has(name.toLowerCase())) return false;
-  const words = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').split(/[\s_.-]+/).filter(Boolean);
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .split(/[\s_.-]+/)
+    .filter(Boolean);
   const last = words.at(-1)?.toLowerCase() ?? '';
   return SECRET_WORDS.has(last) || /(password|passphrase|secret|token|privatekey|community)$/i.test(name);
 }

@@ -39,25 +39,39 @@ export async function submitCampaign(url: string, plan: CampaignPlan, opts: { ma
   try {
     await utils.migrate();
     await client.query('begin');
-    const ins = await client.query(`insert into ${SCHEMA}.campaigns (name, fleet) values ($1, $2) on conflict do nothing`, [plan.campaign, JSON.stringify({ limits: plan.limits ?? null, jobs: plan.jobs.length })]);
+    const ins = await client.query(`insert into ${SCHEMA}.campaigns (name, fleet) values ($1, $2) on conflict do nothing`, [
+      plan.campaign,
+      JSON.stringify({ limits: plan.limits ?? null, jobs: plan.jobs.length }),
+    ]);
     if (ins.rowCount === 0) {
       await client.query('rollback');
       throw new CampaignError(`campaign: "${plan.campaign}" was already submitted (choose another campaign name)`);
     }
     for (const j of plan.jobs) {
-      await client.query(
-        `insert into ${SCHEMA}.campaign_jobs (job_id, campaign, target, suite_name, application, planned_trials) values ($1,$2,$3,$4,$5,$6)`,
-        [jobKey(j), j.campaign, j.target, j.suiteName, j.application, j.plannedTrials],
-      );
+      await client.query(`insert into ${SCHEMA}.campaign_jobs (job_id, campaign, target, suite_name, application, planned_trials) values ($1,$2,$3,$4,$5,$6)`, [
+        jobKey(j),
+        j.campaign,
+        j.target,
+        j.suiteName,
+        j.application,
+        j.plannedTrials,
+      ]);
     }
-    await client.query(`insert into ${SCHEMA}.campaign_log (campaign, message, worker) values ($1, $2, $3)`, [plan.campaign, `submitted: ${plan.jobs.length} job(s) over ${new Set(plan.jobs.map((j) => j.target)).size} target(s)`, `${hostname()}:${process.pid}`]);
+    await client.query(`insert into ${SCHEMA}.campaign_log (campaign, message, worker) values ($1, $2, $3)`, [
+      plan.campaign,
+      `submitted: ${plan.jobs.length} job(s) over ${new Set(plan.jobs.map((j) => j.target)).size} target(s)`,
+      `${hostname()}:${process.pid}`,
+    ]);
     // the queue's jobs in the same transaction: a campaign is either submitted whole or not at all
     for (const j of plan.jobs) {
       const payload: JobPayload = { campaign: j.campaign, jobId: jobKey(j), target: j.target, application: j.application, suite: j.suite, plannedTrials: j.plannedTrials };
-      const { rows } = await client.query<{ id: string }>(
-        `select id from graphile_worker.add_job($1, $2::json, queue_name => $3, max_attempts => $4, job_key => $5)`,
-        [TASK, JSON.stringify(payload), j.lane, opts.maxAttempts, jobKey(j)],
-      );
+      const { rows } = await client.query<{ id: string }>(`select id from graphile_worker.add_job($1, $2::json, queue_name => $3, max_attempts => $4, job_key => $5)`, [
+        TASK,
+        JSON.stringify(payload),
+        j.lane,
+        opts.maxAttempts,
+        jobKey(j),
+      ]);
       await client.query(`update ${SCHEMA}.campaign_jobs set queue_job_id = $2 where job_id = $1`, [jobKey(j), rows[0]!.id]);
     }
     await client.query('commit');
@@ -114,14 +128,27 @@ export async function campaignStatus(url: string, campaign: string): Promise<{ j
       target: r.target,
       application: r.application,
       suite: r.suite_name,
-      state: r.state === 'done' || !r.queue_name ? r.state : r.locked_by ? 'running' : r.state === 'failed' || r.queue_attempts > 0 ? `retry at ${new Date(r.run_at).toISOString().slice(11, 19)}` : 'waiting',
+      state:
+        r.state === 'done' || !r.queue_name
+          ? r.state
+          : r.locked_by
+            ? 'running'
+            : r.state === 'failed' || r.queue_attempts > 0
+              ? `retry at ${new Date(r.run_at).toISOString().slice(11, 19)}`
+              : 'waiting',
       worker: r.worker,
       attempt: r.attempt,
       trialsDone: r.trials_done,
       plannedTrials: r.planned_trials,
       error: r.error ?? r.last_error ?? null,
       queue: r.queue_name,
-      waitingOn: !r.locked_by && r.blocking ? `lane ${r.queue_name} busy with ${String(r.blocking).split(', ').map((k: string) => k.slice(campaign.length + 1)).join(', ')}` : null,
+      waitingOn:
+        !r.locked_by && r.blocking
+          ? `lane ${r.queue_name} busy with ${String(r.blocking)
+              .split(', ')
+              .map((k: string) => k.slice(campaign.length + 1))
+              .join(', ')}`
+          : null,
     }));
     const log = (await c.query(`select at, worker, job_id, message from ${SCHEMA}.campaign_log where campaign = $1 order by id`, [campaign])).rows;
     return { jobs, log };
@@ -139,9 +166,12 @@ export function statusText(campaign: string, s: Awaited<ReturnType<typeof campai
     '| --- | --- | --- | --- | --- |',
   ];
   for (const j of s.jobs) {
-    lines.push(`| ${j.jobId} | ${j.state} | ${j.worker ?? ''} | ${j.trialsDone}/${j.plannedTrials} | ${(j.state === 'done' ? '' : j.waitingOn ?? j.error ?? '').replace(/\|/g, '/').slice(0, 160)} |`);
+    lines.push(
+      `| ${j.jobId} | ${j.state} | ${j.worker ?? ''} | ${j.trialsDone}/${j.plannedTrials} | ${(j.state === 'done' ? '' : (j.waitingOn ?? j.error ?? '')).replace(/\|/g, '/').slice(0, 160)} |`,
+    );
   }
   const tail = s.log.slice(-12);
-  if (tail.length) lines.push('', 'log:', ...tail.map((l) => `  ${new Date(l.at).toISOString().slice(11, 19)} ${l.worker ?? ''} ${l.job_id ? `${l.job_id.slice(campaign.length + 1)}: ` : ''}${l.message}`));
+  if (tail.length)
+    lines.push('', 'log:', ...tail.map((l) => `  ${new Date(l.at).toISOString().slice(11, 19)} ${l.worker ?? ''} ${l.job_id ? `${l.job_id.slice(campaign.length + 1)}: ` : ''}${l.message}`));
   return lines.join('\n');
 }

@@ -78,7 +78,14 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
       const { loadFleet, FleetError } = await import('./fleet-file.ts');
       try {
         const plan = loadFleet(file);
-        if (o.json) process.stdout.write(JSON.stringify(plan.jobs.map(({ suite: _s, ...j }) => j), null, 2) + '\n');
+        if (o.json)
+          process.stdout.write(
+            JSON.stringify(
+              plan.jobs.map(({ suite: _s, ...j }) => j),
+              null,
+              2,
+            ) + '\n',
+          );
         else {
           process.stdout.write(`campaign ${plan.campaign}: ${plan.jobs.length} job(s)\n`);
           for (const j of plan.jobs) process.stdout.write(`  ${j.jobId.padEnd(40)} lane ${j.lane.padEnd(28)} ${j.plannedTrials} trial(s)\n`);
@@ -90,7 +97,7 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
     });
   campaign
     .command('submit')
-    .description('submit a fleet file as a campaign: one queue job per target × suite; a target\'s jobs never overlap, and `limits` caps the blackouts per hypervisor or switch')
+    .description("submit a fleet file as a campaign: one queue job per target × suite; a target's jobs never overlap, and `limits` caps the blackouts per hypervisor or switch")
     .argument('<fleet>', 'fleet file (.yaml)')
     .option('--store <url>', 'results store and queue, postgres://… (or $BLACKOUT_STORE)')
     .option('--max-attempts <n>', 'attempts per job (a crashed or drained attempt counts)', '10')
@@ -119,7 +126,7 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
     });
   campaign
     .command('status')
-    .description('a campaign\'s progress: done, running where, failed with why, waiting on a target')
+    .description("a campaign's progress: done, running where, failed with why, waiting on a target")
     .argument('<name>', 'campaign name')
     .option('--store <url>', 'results store, postgres://… (or $BLACKOUT_STORE)')
     .option('--json', 'machine-readable')
@@ -147,7 +154,7 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
     .option('--concurrency <n>', 'jobs at once in this process', '1')
     .option('--retry-after <duration>', 'a worker silent this long (killed, machine lost) has its job retried by another worker', '30s')
     .option('--poll <duration>', 'idle polling of the queue', '1s')
-    .option('--out-root <dir>', 'where the jobs\' run folders go', 'reports/campaigns')
+    .option('--out-root <dir>', "where the jobs' run folders go", 'reports/campaigns')
     .action(async (o: { store?: string; concurrency: string; retryAfter: string; poll: string; outRoot: string }) => {
       let url: string;
       let concurrency: number;
@@ -185,7 +192,7 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
   program
     .command('merge')
     .description("one run folder and every report from the run folders of a sweep's shards (`run --shard i/n`), as if it had run unsharded")
-    .argument('<dirs...>', 'the shards\' run folders')
+    .argument('<dirs...>', "the shards' run folders")
     .requiredOption('-o, --out <dir>', 'the merged run folder')
     .action(async (dirs: string[], o: { out: string }) => {
       try {

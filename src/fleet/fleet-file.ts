@@ -34,9 +34,7 @@ const fleetSchema = z.strictObject({
       }),
     )
     .min(1),
-  suites: z
-    .array(z.union([z.strictObject({ path: z.string().min(1) }), z.strictObject({ template: z.string().min(1) })]))
-    .min(1),
+  suites: z.array(z.union([z.strictObject({ path: z.string().min(1) }), z.strictObject({ template: z.string().min(1) })])).min(1),
 });
 export type FleetFile = z.infer<typeof fleetSchema>;
 
@@ -65,18 +63,28 @@ export interface CampaignPlan {
 function fill(template: string, where: string, t: FleetFile['targets'][number]): string {
   return template.replace(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g, (_, key: string) => {
     const v =
-      key === 'name' ? t.name
-      : key === 'application' ? t.application ?? t.name
-      : key === 'hypervisor' ? t.hypervisor
-      : key === 'switch' ? t.switch
-      : key.startsWith('fields.') ? t.fields?.[key.slice(7)]
-      : undefined;
+      key === 'name'
+        ? t.name
+        : key === 'application'
+          ? (t.application ?? t.name)
+          : key === 'hypervisor'
+            ? t.hypervisor
+            : key === 'switch'
+              ? t.switch
+              : key.startsWith('fields.')
+                ? t.fields?.[key.slice(7)]
+                : undefined;
     if (v === undefined) throw new FleetError(`${where}: {{${key}}} is not a field of target ${t.name} (name, application, hypervisor, switch, fields.*)`);
     return String(v);
   });
 }
 
-const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48) || 'suite';
+const slug = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 48) || 'suite';
 
 export function planFleet(raw: unknown, baseDir: string): CampaignPlan {
   const parsed = fleetSchema.safeParse(raw);
@@ -155,7 +163,11 @@ export function planFleet(raw: unknown, baseDir: string): CampaignPlan {
         lane: laneOf.get(t.name)!,
         suiteName: suite.name,
         suite: obj,
-        plannedTrials: createPlanner(sweep, suite.probes.map((p) => p.name)).plannedTrials ?? 0,
+        plannedTrials:
+          createPlanner(
+            sweep,
+            suite.probes.map((p) => p.name),
+          ).plannedTrials ?? 0,
       });
     }
   }

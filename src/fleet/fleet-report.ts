@@ -19,7 +19,14 @@ import { SCHEMA } from '../store/migrations.ts';
 import { redactUrl } from '../store/db.ts';
 import { EXIT } from '../run/runner.ts';
 
-interface JobRow { job_id: string; target: string; application: string; suite_name: string; state: string; planned_trials: number }
+interface JobRow {
+  job_id: string;
+  target: string;
+  application: string;
+  suite_name: string;
+  state: string;
+  planned_trials: number;
+}
 
 export interface FleetJobEntry {
   job: string;
@@ -54,7 +61,12 @@ const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '_');
 
 /** the job's run, rebuilt from the store into dir (events of every attempt; only counted trials) */
 async function rebuildJobRun(c: pg.Client, jobId: string, dir: string): Promise<boolean> {
-  const runs = (await c.query<{ run_id: string; run_key: string; wall_ms: number; run_start: BlackoutEvent }>(`select run_id, run_key, wall_ms, run_start from ${SCHEMA}.runs where job_id = $1 order by started_at`, [jobId])).rows;
+  const runs = (
+    await c.query<{ run_id: string; run_key: string; wall_ms: number; run_start: BlackoutEvent }>(
+      `select run_id, run_key, wall_ms, run_start from ${SCHEMA}.runs where job_id = $1 order by started_at`,
+      [jobId],
+    )
+  ).rows;
   if (!runs.length) return false;
   const counted = (await c.query<{ run_id: string; trial: number }>(`select run_id, trial from ${SCHEMA}.trials where job_id = $1`, [jobId])).rows;
   const keep = new Set(counted.map((r) => `${r.run_id}/${r.trial}`));
@@ -84,7 +96,15 @@ async function rebuildJobRun(c: pg.Client, jobId: string, dir: string): Promise<
     }
   }
   const complete = counted.length > 0 && lastEnd !== null;
-  if (complete) lines.push(JSON.stringify({ type: 'run-end', t: Math.max(endT, lastEnd!.t), exitCode: lastEnd!.exitCode === EXIT.interrupted ? 0 : lastEnd!.exitCode, reason: runs.length > 1 ? `${runs.length} attempts; ${lastEnd!.reason}` : lastEnd!.reason }));
+  if (complete)
+    lines.push(
+      JSON.stringify({
+        type: 'run-end',
+        t: Math.max(endT, lastEnd!.t),
+        exitCode: lastEnd!.exitCode === EXIT.interrupted ? 0 : lastEnd!.exitCode,
+        reason: runs.length > 1 ? `${runs.length} attempts; ${lastEnd!.reason}` : lastEnd!.reason,
+      }),
+    );
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'events.jsonl'), lines.join('\n') + '\n');
   await writeReports(dir);
@@ -113,12 +133,15 @@ export async function buildFleetReport(url: string, campaign: string, outDir: st
   c.on('error', () => {});
   await c.connect();
   try {
-    const jobs = (await c.query<JobRow>(`select job_id, target, application, suite_name, state, planned_trials from ${SCHEMA}.campaign_jobs where campaign = $1 order by application, job_id`, [campaign])).rows;
+    const jobs = (
+      await c.query<JobRow>(`select job_id, target, application, suite_name, state, planned_trials from ${SCHEMA}.campaign_jobs where campaign = $1 order by application, job_id`, [campaign])
+    ).rows;
     const apps = new Map<string, FleetApplication>();
     for (const j of jobs) {
       const dir = join(outDir, 'runs', slug(j.job_id.slice(campaign.length + 1)));
       const built = existsSync(join(dir, 'events.jsonl')) || (await rebuildJobRun(c, j.job_id, dir));
-      const summary: SummaryLike | null = built && existsSync(join(dir, 'summary.json')) ? (JSON.parse((await import('node:fs')).readFileSync(join(dir, 'summary.json'), 'utf8')) as SummaryLike) : null;
+      const summary: SummaryLike | null =
+        built && existsSync(join(dir, 'summary.json')) ? (JSON.parse((await import('node:fs')).readFileSync(join(dir, 'summary.json'), 'utf8')) as SummaryLike) : null;
       const attempts = Number((await c.query<{ n: string }>(`select count(*) n from ${SCHEMA}.runs where job_id = $1`, [j.job_id])).rows[0]!.n);
       const trials = Number((await c.query<{ n: string }>(`select count(*) n from ${SCHEMA}.trials where job_id = $1`, [j.job_id])).rows[0]!.n);
       const entry: FleetJobEntry = {
@@ -154,7 +177,14 @@ export async function buildFleetReport(url: string, campaign: string, outDir: st
           `select started_at, campaign, summary from ${SCHEMA}.runs where suite = $1 and (job_target = $2 or job_target is null) and summary is not null order by started_at`,
           [suite, app.target],
         );
-        app.history.push({ suite, runs: rows.map((r) => ({ at: new Date(r.started_at).toISOString(), campaign: r.campaign, breakingPoints: Object.fromEntries(Object.entries(r.summary?.probes ?? {}).map(([k, p]) => [k, { maxSurvivedMs: p.maxSurvivedMs, minFailedMs: p.minFailedMs }])) })) });
+        app.history.push({
+          suite,
+          runs: rows.map((r) => ({
+            at: new Date(r.started_at).toISOString(),
+            campaign: r.campaign,
+            breakingPoints: Object.fromEntries(Object.entries(r.summary?.probes ?? {}).map(([k, p]) => [k, { maxSurvivedMs: p.maxSurvivedMs, minFailedMs: p.minFailedMs }])),
+          })),
+        });
       }
     }
     return { campaign, applications: [...apps.values()] };
@@ -179,7 +209,12 @@ export function fleetMarkdown(r: { campaign: string; applications: FleetApplicat
   for (const a of r.applications) {
     for (const h of a.history) {
       out.push('', `### ${a.application} — ${h.suite}`, '', '| run | probe: survived / failed |', '| --- | --- |');
-      for (const run of h.runs) out.push(`| ${run.at}${run.campaign ? ` (${run.campaign})` : ''} | ${Object.entries(run.breakingPoints).map(([p, b]) => `${p}: ${ms(b.maxSurvivedMs)} / ${ms(b.minFailedMs)}`).join(', ')} |`);
+      for (const run of h.runs)
+        out.push(
+          `| ${run.at}${run.campaign ? ` (${run.campaign})` : ''} | ${Object.entries(run.breakingPoints)
+            .map(([p, b]) => `${p}: ${ms(b.maxSurvivedMs)} / ${ms(b.minFailedMs)}`)
+            .join(', ')} |`,
+        );
     }
   }
   return out.join('\n') + '\n';
@@ -189,13 +224,20 @@ export function fleetHtml(r: { campaign: string; applications: FleetApplication[
   const rows = r.applications.map((a) => {
     const weak = a.weakest ? `${esc(a.weakest.probe)} <small>fails at ${ms(a.weakest.minFailedMs)}, survived ${ms(a.weakest.maxSurvivedMs)}</small>` : '–';
     const vm = a.quickMigration.map((q) => `${esc(q.link)}: ${bytes(q.safeUpToBytes)}`).join('<br>') || '–';
-    const suites = a.jobs.map((j) => `<a href="${esc(j.report ?? '#')}">${esc(j.suite)}</a> <span class="lv-${esc(j.verdict?.level ?? 'no-data')}">${esc(j.verdict?.headline ?? j.state)}</span>${j.attempts > 1 ? ` <small>(${j.attempts} attempts)</small>` : ''}`).join('<br>');
+    const suites = a.jobs
+      .map(
+        (j) =>
+          `<a href="${esc(j.report ?? '#')}">${esc(j.suite)}</a> <span class="lv-${esc(j.verdict?.level ?? 'no-data')}">${esc(j.verdict?.headline ?? j.state)}</span>${j.attempts > 1 ? ` <small>(${j.attempts} attempts)</small>` : ''}`,
+      )
+      .join('<br>');
     return `<tr><td>${esc(a.application)}<br><small>${esc(a.target)}</small></td><td>${weak}</td><td>${ms(a.toleranceMs)}</td><td>${vm}</td><td>${suites}</td></tr>`;
   });
-  const hist = r.applications.flatMap((a) => a.history.map((h) => {
-    const probes = [...new Set(h.runs.flatMap((x) => Object.keys(x.breakingPoints)))];
-    return `<h3>${esc(a.application)} — ${esc(h.suite)}</h3><table><tr><th>run</th>${probes.map((p) => `<th>${esc(p)}<br><small>survived / failed</small></th>`).join('')}</tr>${h.runs.map((x) => `<tr><td>${esc(x.at)}${x.campaign ? `<br><small>${esc(x.campaign)}</small>` : ''}</td>${probes.map((p) => `<td>${ms(x.breakingPoints[p]?.maxSurvivedMs ?? null)} / ${ms(x.breakingPoints[p]?.minFailedMs ?? null)}</td>`).join('')}</tr>`).join('')}</table>`;
-  }));
+  const hist = r.applications.flatMap((a) =>
+    a.history.map((h) => {
+      const probes = [...new Set(h.runs.flatMap((x) => Object.keys(x.breakingPoints)))];
+      return `<h3>${esc(a.application)} — ${esc(h.suite)}</h3><table><tr><th>run</th>${probes.map((p) => `<th>${esc(p)}<br><small>survived / failed</small></th>`).join('')}</tr>${h.runs.map((x) => `<tr><td>${esc(x.at)}${x.campaign ? `<br><small>${esc(x.campaign)}</small>` : ''}</td>${probes.map((p) => `<td>${ms(x.breakingPoints[p]?.maxSurvivedMs ?? null)} / ${ms(x.breakingPoints[p]?.minFailedMs ?? null)}</td>`).join('')}</tr>`).join('')}</table>`;
+    }),
+  );
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fleet report: ${esc(r.campaign)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}.lv-safe{color:#1a7f37}.lv-limited{color:#9a6700}.lv-unsafe{color:#cf222e}small{color:#666}</style></head>
 <body><h1>Fleet report: ${esc(r.campaign)}</h1><p>${r.applications.length} application(s). Tolerance: the longest blackout every session of the application survived.</p>

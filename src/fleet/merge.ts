@@ -69,7 +69,8 @@ export function mergeRunDirs(dirs: string[], outDir: string): MergeResult {
   for (const r of runs) {
     if (r.start.suite !== first.suite) throw new MergeError(`${r.dir}: suite "${r.start.suite}" is not "${first.suite}" (merge the shards of one suite)`);
     if (!isDeepStrictEqual(r.start.config, first.config)) throw new MergeError(`${r.dir}: its suite configuration differs from ${runs[0]!.dir}'s (merge the shards of one suite file)`);
-    if ((r.start.shard?.total ?? null) !== (first.shard?.total ?? null)) throw new MergeError(`${r.dir}: shard count ${r.start.shard?.total ?? 'none'} differs from ${runs[0]!.dir}'s ${first.shard?.total ?? 'none'}`);
+    if ((r.start.shard?.total ?? null) !== (first.shard?.total ?? null))
+      throw new MergeError(`${r.dir}: shard count ${r.start.shard?.total ?? 'none'} differs from ${runs[0]!.dir}'s ${first.shard?.total ?? 'none'}`);
   }
   const seenShard = new Map<number, string>();
   for (const r of runs) {

@@ -40,7 +40,7 @@ export function resolveShard(opt: { shard?: string; shardCount?: string }, env: 
     return null;
   }
   if (count === undefined || count === '') {
-    throw new ShardError('JOB_COMPLETION_INDEX is set: give the number of shards with --shard-count N or BLACKOUT_SHARD_COUNT (the Job\'s completions)');
+    throw new ShardError("JOB_COMPLETION_INDEX is set: give the number of shards with --shard-count N or BLACKOUT_SHARD_COUNT (the Job's completions)");
   }
   if (!/^\d+$/.test(idx.trim())) throw new ShardError(`JOB_COMPLETION_INDEX: "${idx}" is not a non-negative integer`);
   if (!/^\d+$/.test(count.trim())) throw new ShardError(`${opt.shardCount !== undefined ? '--shard-count' : 'BLACKOUT_SHARD_COUNT'}: "${count}" is not a positive integer`);

@@ -100,7 +100,9 @@ export class FleetWorker {
       // fencing: past half of --retry-after another worker may soon be given this job
       for (const [id, a] of this.active) {
         if (Date.now() - a.lastBeat > this.o.retryAfterMs / 2 && !a.abort.signal.aborted) {
-          this.o.log(`${a.jobId}: no heartbeat for ${((Date.now() - a.lastBeat) / 1000).toFixed(1)} s (store unreachable): stopping this blackout before the job can be given to another worker (${id})`);
+          this.o.log(
+            `${a.jobId}: no heartbeat for ${((Date.now() - a.lastBeat) / 1000).toFixed(1)} s (store unreachable): stopping this blackout before the job can be given to another worker (${id})`,
+          );
           a.abort.abort(new Error('heartbeat lost'));
         }
       }
@@ -118,7 +120,11 @@ export class FleetWorker {
       if (!rows.length) return;
       await this.utils.forceUnlockWorkers(rows.map((r) => r.worker_id));
       for (const r of rows) {
-        await this.note(r.campaign ?? '', r.job_id, `heal: worker ${r.host}:${r.pid} (${r.worker_id}) silent for ${this.o.retryAfterMs / 1000} s; its job is released for another worker (the injector's own deadline restored the target)`);
+        await this.note(
+          r.campaign ?? '',
+          r.job_id,
+          `heal: worker ${r.host}:${r.pid} (${r.worker_id}) silent for ${this.o.retryAfterMs / 1000} s; its job is released for another worker (the injector's own deadline restored the target)`,
+        );
       }
     } catch {
       /* the store is away: try at the next tick */
@@ -137,7 +143,11 @@ export class FleetWorker {
       );
       const done = new Set((await this.pool.query<{ trial: number }>(`select trial from ${SCHEMA}.trials where job_id = $1`, [p.jobId])).rows.map((r) => r.trial));
       await this.pool.query(`update ${SCHEMA}.campaign_jobs set state = 'running', worker = $2, attempt = $3, updated_at = now() where job_id = $1`, [p.jobId, this.name, attempt]);
-      await this.note(p.campaign, p.jobId, `attempt ${attempt}/${maxAttempts} started${done.size ? `; ${done.size} of ${p.plannedTrials} trial(s) already stored by an earlier attempt, resuming after them` : ''}`);
+      await this.note(
+        p.campaign,
+        p.jobId,
+        `attempt ${attempt}/${maxAttempts} started${done.size ? `; ${done.size} of ${p.plannedTrials} trial(s) already stored by an earlier attempt, resuming after them` : ''}`,
+      );
       if (done.size >= p.plannedTrials) {
         await this.finishJob(p, 'done', null);
         return;
@@ -167,7 +177,10 @@ export class FleetWorker {
         await sink.close();
       }
       await writeReports(outDir);
-      await this.pool.query(`update ${SCHEMA}.campaign_jobs set run_ids = array_append(run_ids, (select run_id from ${SCHEMA}.runs where out_dir = $2 limit 1)), out_dirs = array_append(out_dirs, $2) where job_id = $1`, [p.jobId, resolve(outDir)]);
+      await this.pool.query(
+        `update ${SCHEMA}.campaign_jobs set run_ids = array_append(run_ids, (select run_id from ${SCHEMA}.runs where out_dir = $2 limit 1)), out_dirs = array_append(out_dirs, $2) where job_id = $1`,
+        [p.jobId, resolve(outDir)],
+      );
       if (healed.length) await this.note(p.campaign, p.jobId, `heal before the first trial: ${healed.join('; ')}`);
       if (result.exitCode === EXIT.interrupted) {
         await this.finishJob(p, 'waiting', result.reason);

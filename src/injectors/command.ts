@@ -23,7 +23,19 @@ import { z } from 'zod';
 import { MigrationKindSchema } from '../core/events.ts';
 import { sleep } from '../core/clock.ts';
 import type { Executor } from '../transport/ssh-exec.ts';
-import { armPosixWatchdog, describeSsh, disarmPosixWatchdog, executorFor, forgetWatchdog, orphanedWatchdogs, recordWatchdog, remoteFields, secretSchema, timed, type Watchdog } from './shared/remote.ts';
+import {
+  armPosixWatchdog,
+  describeSsh,
+  disarmPosixWatchdog,
+  executorFor,
+  forgetWatchdog,
+  orphanedWatchdogs,
+  recordWatchdog,
+  remoteFields,
+  secretSchema,
+  timed,
+  type Watchdog,
+} from './shared/remote.ts';
 import type { CutInstant, InjectorDefinition, Instant } from '../core/injector.ts';
 
 const argv = z.array(z.string().max(4096)).min(1, 'expected a command as a list: [program, arg, …]').max(256, 'expected at most 256 arguments');

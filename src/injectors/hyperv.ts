@@ -47,7 +47,6 @@ export type HypervConfig = z.infer<typeof schema>;
 
 const ps = (label: string, body: string, instant = false): Step => ({ label, cmd: { powershell: psStrict(body) }, instant });
 
-
 /** what each mode does to the VM: a save/restore is a quick migration's pause, a pause or a cable is neither */
 const MIGRATION: Record<z.infer<typeof schema>['mode'], MigrationKind> = { 'quick-migration': 'quick', 'live-migration': 'live', save: 'quick', pause: 'none', cable: 'none' };
 export const hyperv: InjectorDefinition<HypervConfig> = {
@@ -78,7 +77,11 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
         `$vm = Get-VM -Name ${vm}`,
         `if ($vm.State -eq 'Saved') { Start-VM -Name ${vm} }`,
         `if ($vm.State -eq 'Paused') { Resume-VM -Name ${vm} }`,
-        ...(config.mode === 'cable' ? [`Get-VMNetworkAdapter -VMName ${vm}${adapterArg()} | Where-Object { -not $_.SwitchName } | ForEach-Object { Connect-VMNetworkAdapter -VMNetworkAdapter $_ -SwitchName ${psQuote(sw ?? '')} }`] : []),
+        ...(config.mode === 'cable'
+          ? [
+              `Get-VMNetworkAdapter -VMName ${vm}${adapterArg()} | Where-Object { -not $_.SwitchName } | ForEach-Object { Connect-VMNetworkAdapter -VMNetworkAdapter $_ -SwitchName ${psQuote(sw ?? '')} }`,
+            ]
+          : []),
       ].join('\n');
     const selfTimed = config.mode === 'quick-migration' || config.mode === 'live-migration';
     // heal: bring a Saved/Paused VM back, reconnect a disconnected adapter (a dead run's own watchdog task is ended by name, from the journal)
@@ -87,7 +90,9 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
       `if ($vm.State -eq 'Saved') { Start-VM -Name ${vm}; 'healed: started saved VM ' + $vm.Name }`,
       `if ($vm.State -eq 'Paused') { Resume-VM -Name ${vm}; 'healed: resumed paused VM ' + $vm.Name }`,
       ...(config.mode === 'cable' && config.switch
-        ? [`Get-VMNetworkAdapter -VMName ${vm}${config.adapter ? ` -Name ${psQuote(config.adapter)}` : ''} | Where-Object { -not $_.SwitchName } | ForEach-Object { Connect-VMNetworkAdapter -VMNetworkAdapter $_ -SwitchName ${psQuote(config.switch)}; 'healed: reconnected adapter ' + $_.Name }`]
+        ? [
+            `Get-VMNetworkAdapter -VMName ${vm}${config.adapter ? ` -Name ${psQuote(config.adapter)}` : ''} | Where-Object { -not $_.SwitchName } | ForEach-Object { Connect-VMNetworkAdapter -VMNetworkAdapter $_ -SwitchName ${psQuote(config.switch)}; 'healed: reconnected adapter ' + $_.Name }`,
+          ]
         : []),
     ].join('\n');
     return hypervisorInjector(
@@ -102,7 +107,11 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
         describe: { vm: config.vm, node: config.node, cluster: config.cluster, adapter: config.adapter, switch: config.switch },
         preflight: [
           // exactly one VM by that name (-Name matches case-insensitively; the schema refused wildcards)
-          ps('VM state', `$v = @(Get-VM -Name ${vm} | Where-Object { $_.Name -eq ${vm} })\nif ($v.Count -ne 1) { throw ('expected exactly one VM named ' + ${vm} + ', found ' + $v.Count) }\n($v[0]).State`, false),
+          ps(
+            'VM state',
+            `$v = @(Get-VM -Name ${vm} | Where-Object { $_.Name -eq ${vm} })\nif ($v.Count -ne 1) { throw ('expected exactly one VM named ' + ${vm} + ', found ' + $v.Count) }\n($v[0]).State`,
+            false,
+          ),
           ...(selfTimed ? [ps('cluster role', `(Get-ClusterGroup -Name ${vm}${cluster}).State`)] : []),
         ].map((p, i) => (i === 0 ? { ...p, expect: /Running/, hint: `VM ${config.vm} must be Running` } : p)),
         async prepare(ex) {
@@ -116,7 +125,10 @@ export const hyperv: InjectorDefinition<HypervConfig> = {
             sw ??= '<switch read from the adapter>';
             return;
           }
-          const rows = r.stdout.split(/\r?\n/).filter(Boolean).map((l) => l.split('\t'));
+          const rows = r.stdout
+            .split(/\r?\n/)
+            .filter(Boolean)
+            .map((l) => l.split('\t'));
           if (rows.length !== 1) throw new Error(`hyperv cable: VM ${config.vm} has ${rows.length} network adapters (${rows.map((x) => x[0]).join(', ')}): name one with adapter:`);
           adapter ??= rows[0]![0]!;
           sw ??= rows[0]![1] ?? '';

@@ -45,7 +45,7 @@ function libvirtUri(message: string) {
     .string()
     .max(1024)
     .regex(/^[a-z0-9+]+:\/\/[^\s"'`;\\]*$/, message)
-    .refine((u) => !/[?&]no_verify=(?!0(&|$))/i.test(u), { message: 'no_verify is refused: the hypervisor\'s identity must be verified (fix its certificate or known_hosts instead)' });
+    .refine((u) => !/[?&]no_verify=(?!0(&|$))/i.test(u), { message: "no_verify is refused: the hypervisor's identity must be verified (fix its certificate or known_hosts instead)" });
 }
 
 const schema = z
@@ -55,10 +55,16 @@ const schema = z
     uri: libvirtUri('expected a libvirt URI such as qemu:///system').optional(),
     domain: exactName(200),
     mode: z.enum(['save', 'suspend', 'migrate-live']),
-    saveFile: z.string().regex(/^\/[^\0]*$/, 'expected an absolute path').optional(),
+    saveFile: z
+      .string()
+      .regex(/^\/[^\0]*$/, 'expected an absolute path')
+      .optional(),
     bypassCache: z.boolean().default(false),
     destination: libvirtUri('expected a destination libvirt URI').optional(),
-    migrateFlags: z.array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, 'expected a virsh migrate flag such as --persistent')).max(32).default([]),
+    migrateFlags: z
+      .array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, 'expected a virsh migrate flag such as --persistent'))
+      .max(32)
+      .default([]),
     migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
   })
   .refine((c) => c.mode !== 'migrate-live' || c.destination, { message: 'mode migrate-live needs destination: (a libvirt URI)', path: ['destination'] });
@@ -92,7 +98,6 @@ done
 echo "domain $dom did not come back" >&2
 exit 1
 `;
-
 
 /** what each mode does to the VM: a save/restore is a quick migration's pause, a pause or a cable is neither */
 const MIGRATION: Record<z.infer<typeof schema>['mode'], MigrationKind> = { save: 'quick', suspend: 'none', 'migrate-live': 'live' };
@@ -137,12 +142,12 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
               migrationTimeoutMs: config.migrationTimeout,
             };
           }
-          const watchdog = (ex: Parameters<typeof armPosixWatchdog>[0], delayMs: number) =>
-            armPosixWatchdog(ex, ctx.clock, delayMs, ensure(120, config.mode === 'save'), undefined, config.timeout);
+          const watchdog = (ex: Parameters<typeof armPosixWatchdog>[0], delayMs: number) => armPosixWatchdog(ex, ctx.clock, delayMs, ensure(120, config.mode === 'save'), undefined, config.timeout);
           if (config.mode === 'suspend') {
             return {
               cut: [step('suspend', 'suspend', '--', dom)],
-              restore: (started: number, completed: number) => (completed ? [step('resume', 'resume', '--', dom)] : started ? [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, false).args } }] : []),
+              restore: (started: number, completed: number) =>
+                completed ? [step('resume', 'resume', '--', dom)] : started ? [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, false).args } }] : [],
               watchdog,
             };
           }
@@ -153,7 +158,10 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
               started === 0
                 ? []
                 : completed === 2
-                  ? [{ ...step('restore', 'restore', '--running', ...cache, '--', file), instant: true }, { label: 'remove save file', cmd: { argv: ['rm', '-f', file] } }]
+                  ? [
+                      { ...step('restore', 'restore', '--running', ...cache, '--', file), instant: true },
+                      { label: 'remove save file', cmd: { argv: ['rm', '-f', file] } },
+                    ]
                   : // the suspend or the save failed half-way: resume, or restore from the file if the save did complete
                     [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, true).args } }],
             watchdog,

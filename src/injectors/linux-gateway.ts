@@ -34,12 +34,21 @@ const schema = z
     kind: z.literal('linux-gateway'),
     ...remoteFields,
     family: z.enum(['netdev', 'bridge', 'inet']).default('netdev'),
-    devices: z.array(z.string().regex(/^[A-Za-z0-9_.@-]{1,15}$/, 'expected an interface name')).max(64).default([]),
+    devices: z
+      .array(z.string().regex(/^[A-Za-z0-9_.@-]{1,15}$/, 'expected an interface name'))
+      .max(64)
+      .default([]),
     addresses: z.array(address).max(256).optional(),
-    mac: z.string().regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/, 'expected a MAC address aa:bb:cc:dd:ee:ff').optional(),
+    mac: z
+      .string()
+      .regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/, 'expected a MAC address aa:bb:cc:dd:ee:ff')
+      .optional(),
     arp: z.boolean().default(false),
     sudo: z.boolean().default(false),
-    table: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'expected an nft table name').default('blackout_gw'),
+    table: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,31}$/, 'expected an nft table name')
+      .default('blackout_gw'),
   })
   .refine((c) => c.family !== 'netdev' || c.devices.length > 0, { message: 'family netdev needs devices: [the interfaces on the VM’s path]', path: ['devices'] })
   .refine((c) => c.family === 'netdev' || c.devices.length === 0, { message: 'devices: only for family netdev', path: ['devices'] })
@@ -105,7 +114,17 @@ export const linuxGateway: InjectorDefinition<LinuxGatewayConfig> = {
       kind: 'linux-gateway',
       migration: 'none',
       dryRunCapable: true,
-      describe: () => ({ kind: 'linux-gateway', ...describeSsh(config.ssh), family: fam, devices: config.devices, addresses: addrs(), mac: config.mac, arp: config.arp, table: t, kernelGraceMs: grace }),
+      describe: () => ({
+        kind: 'linux-gateway',
+        ...describeSsh(config.ssh),
+        family: fam,
+        devices: config.devices,
+        addresses: addrs(),
+        mac: config.mac,
+        arp: config.arp,
+        table: t,
+        kernelGraceMs: grace,
+      }),
       async preflight() {
         for (const a of addrs()) if (!ipv4.test(a) && !a.includes(':')) throw new Error(`linux-gateway: target address ${a} is not an IP address: give addresses:`);
         const existing = await get().exec({ argv: nftArgv('list', 'table', fam, t) }, { timeoutMs: config.timeout, label: 'preflight: existing table', allowFail: true });
@@ -118,14 +137,20 @@ export const linuxGateway: InjectorDefinition<LinuxGatewayConfig> = {
       },
       async cut(requestedMs): Promise<CutInstant> {
         const timeout = Math.ceil(requestedMs + grace);
-        const batch = elements(timeout).map((e) => `add element ${fam} ${t} ${e}`).join('\n') + '\n';
+        const batch =
+          elements(timeout)
+            .map((e) => `add element ${fam} ${t} ${e}`)
+            .join('\n') + '\n';
         active = true;
         const r = await timed(get(), ctx.clock, { argv: nftArgv('-f', '-'), stdin: batch }, { timeoutMs: config.timeout, label: 'cut' });
         // the kernel starts the element's clock when the batch commits, inside [before, t]: t + timeout bounds it
         return { before: r.before, t: r.t, deadline: r.t + timeout, detail: { mechanism: `nft ${fam} drop on ${get().where}`, sets: setNames(), kernelTimeoutMs: timeout, cutTookMs: r.t - r.before } };
       },
       async restore(): Promise<Instant> {
-        const batch = elements(null).map((e) => `delete element ${fam} ${t} ${e}`).join('\n') + '\n';
+        const batch =
+          elements(null)
+            .map((e) => `delete element ${fam} ${t} ${e}`)
+            .join('\n') + '\n';
         const before = ctx.clock.now();
         let r;
         try {
@@ -138,12 +163,20 @@ export const linuxGateway: InjectorDefinition<LinuxGatewayConfig> = {
         const expired = r.code !== 0 && /No such file|does not exist/i.test(r.stderr);
         if (r.code !== 0 && !expired) {
           // the blunt way: flush the sets
-          await nft(setNames().map((s) => `flush set ${fam} ${t} ${s}`).join('\n') + '\n', 'restore: flush sets');
+          await nft(
+            setNames()
+              .map((s) => `flush set ${fam} ${t} ${s}`)
+              .join('\n') + '\n',
+            'restore: flush sets',
+          );
         }
         return { before, t: t1, detail: expired ? { expiredByKernelTimeout: true } : { restoreTookMs: t1 - before } };
       },
       async dispose() {
-        if (ex && !active) await get().exec({ argv: nftArgv('delete', 'table', fam, t) }, { timeoutMs: config.timeout, label: 'remove table', allowFail: true }).catch(() => {});
+        if (ex && !active)
+          await get()
+            .exec({ argv: nftArgv('delete', 'table', fam, t) }, { timeoutMs: config.timeout, label: 'remove table', allowFail: true })
+            .catch(() => {});
         await ex?.close();
       },
     };

@@ -40,7 +40,6 @@ const schema = z.strictObject({
 });
 export type ManualConfig = z.infer<typeof schema>;
 
-
 /** The icmp view of a blackout: the gap in replies that spans the key-press window. */
 export function icmpWindow(samples: number[], keyCut: number, keyRestore: number): { lastBefore: number; firstAfter: number; intervalMs: number } | null {
   if (samples.length < 3) return null;
@@ -256,7 +255,9 @@ export const manual: InjectorDefinition<ManualConfig> = {
           .filter(([k]) => k.startsWith('icmp:'))
           .map(([k, v]) => {
             const x = v as { outageMs?: number; cutKeyMinusIcmpMs?: number; restoreKeyMinusIcmpMs?: number; note?: string };
-            return x.note ? `${k.slice(5)}: ${x.note}` : `${k.slice(5)}: outage ${x.outageMs!.toFixed(0)} ms; Enter came ${x.cutKeyMinusIcmpMs!.toFixed(0)} ms after the first lost reply and ${x.restoreKeyMinusIcmpMs!.toFixed(0)} ms after the first regained one`;
+            return x.note
+              ? `${k.slice(5)}: ${x.note}`
+              : `${k.slice(5)}: outage ${x.outageMs!.toFixed(0)} ms; Enter came ${x.cutKeyMinusIcmpMs!.toFixed(0)} ms after the first lost reply and ${x.restoreKeyMinusIcmpMs!.toFixed(0)} ms after the first regained one`;
           });
         out.write(pc.dim(`  key presses: ${((t - cutAt) / 1000).toFixed(2)} s apart${summary.length ? `; ${summary.join('; ')}` : ''}\n`));
         ctx.info({ manual: detail });

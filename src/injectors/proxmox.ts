@@ -30,8 +30,14 @@ const schema = z
     ...remoteFields,
     vmid: z.number().int().min(100).max(999_999_999),
     mode: z.enum(['suspend', 'hibernate', 'cable', 'migrate']),
-    net: z.string().regex(/^net\d{1,2}$/, 'expected net0 … net31').default('net0'),
-    target: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'expected a node name').optional(),
+    net: z
+      .string()
+      .regex(/^net\d{1,2}$/, 'expected net0 … net31')
+      .default('net0'),
+    target: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'expected a node name')
+      .optional(),
     migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
   })
   .refine((c) => c.mode !== 'migrate' || c.target, { message: 'mode migrate needs target: (a node name)', path: ['target'] });
@@ -50,7 +56,6 @@ esac
 exit 0
 `;
 
-
 /** what each mode does to the VM: a save/restore is a quick migration's pause, a pause or a cable is neither */
 const MIGRATION: Record<z.infer<typeof schema>['mode'], MigrationKind> = { suspend: 'none', hibernate: 'quick', cable: 'none', migrate: 'live' };
 export const proxmox: InjectorDefinition<ProxmoxConfig> = {
@@ -62,8 +67,7 @@ export const proxmox: InjectorDefinition<ProxmoxConfig> = {
     const qm = (label: string, ...args: string[]): Step => ({ label, cmd: { argv: ['qm', ...args] } });
     let nicUp: string | null = null;
     const nicDown = () => `${nicUp},link_down=1`;
-    const restoreArgv = (): string[] =>
-      config.mode === 'suspend' ? ['qm', 'resume', id] : config.mode === 'hibernate' ? ['qm', 'start', id] : ['qm', 'set', id, `--${config.net}`, nicUp!];
+    const restoreArgv = (): string[] => (config.mode === 'suspend' ? ['qm', 'resume', id] : config.mode === 'hibernate' ? ['qm', 'start', id] : ['qm', 'set', id, `--${config.net}`, nicUp!]);
     const healStep: Step = { label: 'heal', cmd: { posixScript: HEAL, args: [id, config.net] } };
     return hypervisorInjector(
       {
@@ -86,14 +90,22 @@ export const proxmox: InjectorDefinition<ProxmoxConfig> = {
           const line = new RegExp(`^${config.net}: (.+)$`, 'm').exec(r.stdout)?.[1]?.trim();
           if (!line) throw new Error(`proxmox cable: VM ${id} has no ${config.net}`);
           // what "up" means: the line without a link_down flag
-          nicUp = line.split(',').filter((p) => !/^link_down=/.test(p)).join(',');
+          nicUp = line
+            .split(',')
+            .filter((p) => !/^link_down=/.test(p))
+            .join(',');
         },
         heal: healStep,
         plan() {
           if (config.mode === 'migrate') {
             return { selfTimed: true, migrate: qm('migrate', 'migrate', id, config.target!, '--online'), migrationTimeoutMs: config.migrationTimeout };
           }
-          const cut = config.mode === 'suspend' ? qm('suspend', 'suspend', id) : config.mode === 'hibernate' ? qm('hibernate', 'suspend', id, '--todisk', '1') : qm('link_down', 'set', id, `--${config.net}`, nicDown());
+          const cut =
+            config.mode === 'suspend'
+              ? qm('suspend', 'suspend', id)
+              : config.mode === 'hibernate'
+                ? qm('hibernate', 'suspend', id, '--todisk', '1')
+                : qm('link_down', 'set', id, `--${config.net}`, nicDown());
           return {
             cut: [cut],
             restore: (started: number, completed: number) => (completed ? [{ label: 'restore', cmd: { argv: restoreArgv() } }] : started ? [healStep] : []),

@@ -116,10 +116,7 @@ export function createQemuLive(config: QemuLiveConfig, ctx: InjectorContext): In
       qemu,
       ...same,
     });
-    ctx.log(
-      `live migration: paused ${pauseMs === null ? '?' : Math.round(pauseMs)} ms (QEMU downtime ${info.downtime ?? '?'} ms, total ${info['total-time'] ?? '?'} ms), ` +
-        sameMachineText(same),
-    );
+    ctx.log(`live migration: paused ${pauseMs === null ? '?' : Math.round(pauseMs)} ms (QEMU downtime ${info.downtime ?? '?'} ms, total ${info['total-time'] ?? '?'} ms), ` + sameMachineText(same));
     return {
       before: restoreAt,
       t: restoreAt,

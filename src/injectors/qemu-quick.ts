@@ -160,11 +160,7 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
       ...same,
     };
     ctx.info(data);
-    ctx.log(
-      `quick migration: stop→cont ${Math.round(stopToContMs)} ms` +
-        (f.modelMs ? ` (model ${Math.round(f.modelMs)} ms)` : '') +
-        `, ${sameMachineText(same)}`,
-    );
+    ctx.log(`quick migration: stop→cont ${Math.round(stopToContMs)} ms` + (f.modelMs ? ` (model ${Math.round(f.modelMs)} ms)` : '') + `, ${sameMachineText(same)}`);
     return { ...cont, detail: { ...cont.detail, stopToContMs, modelMs: f.modelMs, sameBootId: same.sameBootId, macMoved: same.macMoved } };
   }
 
@@ -177,9 +173,7 @@ export function createQemuQuick(config: QemuQuickConfig, ctx: InjectorContext): 
     describe() {
       return {
         kind: 'qemu-quick',
-        emulate: emulate
-          ? { memoryBytes: emulate.memory, link: emulate.link.name, modelMs: quickMigrationMs(emulate.memory, emulate.link) }
-          : null,
+        emulate: emulate ? { memoryBytes: emulate.memory, link: emulate.link.name, modelMs: quickMigrationMs(emulate.memory, emulate.link) } : null,
         timeoutMs: config.timeout,
       };
     },

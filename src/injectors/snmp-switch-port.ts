@@ -45,7 +45,12 @@ const schema = z
         privKey: secretSchema.optional(),
       })
       .optional(),
-    ifIndex: z.number().int().min(1).max(2 ** 31 - 1).optional(),
+    ifIndex: z
+      .number()
+      .int()
+      .min(1)
+      .max(2 ** 31 - 1)
+      .optional(),
     ifName: z.string().min(1).max(255).optional(),
     timeout: duration({ min: 100, max: 60_000 }).default(3000),
     retries: z.number().int().min(0).max(10).default(1),
@@ -137,7 +142,13 @@ export const snmpSwitchPort: InjectorDefinition<SnmpSwitchPortConfig> = {
       kind: 'snmp-switch-port',
       migration: 'none',
       dryRunCapable: true,
-      describe: () => ({ kind: 'snmp-switch-port', runsOn: where(), ifIndex: config.ifIndex, ifName: config.ifName, watchdog: `a detached process sets the port up ${config.grace} ms after the requested end if the harness died` }),
+      describe: () => ({
+        kind: 'snmp-switch-port',
+        runsOn: where(),
+        ifIndex: config.ifIndex,
+        ifName: config.ifName,
+        watchdog: `a detached process sets the port up ${config.grace} ms after the requested end if the harness died`,
+      }),
       async preflight() {
         if (dry) {
           if (ifIndex === null) dry.transcript(`[${where()}] preflight: WALK ${IF_NAME} and ${IF_DESCR} for "${config.ifName}"`);

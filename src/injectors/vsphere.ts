@@ -42,7 +42,10 @@ const schema = z
     datacenter: name.optional(),
     vm: name,
     mode: z.enum(['cable', 'suspend', 'vmotion']),
-    device: z.string().regex(/^[a-z]+-\d+$/, 'expected a govc device name such as ethernet-0').default('ethernet-0'),
+    device: z
+      .string()
+      .regex(/^[a-z]+-\d+$/, 'expected a govc device name such as ethernet-0')
+      .default('ethernet-0'),
     host: name.optional(),
     datastore: name.optional(),
     pool: name.optional(),
@@ -59,7 +62,6 @@ fi
 if govc vm.info -- "$vm" | grep -Eq 'Power state: +suspended'; then govc vm.power -on -- "$vm" >/dev/null && echo "healed: powered on suspended $vm"; fi
 exit 0
 `;
-
 
 /** what each mode does to the VM: a save/restore is a quick migration's pause, a pause or a cable is neither */
 const MIGRATION: Record<z.infer<typeof schema>['mode'], MigrationKind> = { cable: 'none', suspend: 'quick', vmotion: 'live' };
@@ -93,7 +95,14 @@ export const vsphere: InjectorDefinition<VsphereConfig> = {
         heal: healStep,
         plan() {
           if (config.mode === 'vmotion') {
-            const args = ['vm.migrate', ...(config.host ? ['-host', config.host] : []), ...(config.datastore ? ['-ds', config.datastore] : []), ...(config.pool ? ['-pool', config.pool] : []), '--', config.vm];
+            const args = [
+              'vm.migrate',
+              ...(config.host ? ['-host', config.host] : []),
+              ...(config.datastore ? ['-ds', config.datastore] : []),
+              ...(config.pool ? ['-pool', config.pool] : []),
+              '--',
+              config.vm,
+            ];
             return { selfTimed: true, migrate: govc('vmotion', ...args), migrationTimeoutMs: config.migrationTimeout };
           }
           return {

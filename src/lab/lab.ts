@@ -27,10 +27,12 @@ import { LAB_USER } from './services/ssh.ts';
 import { cgroupVersion, chooseFreezer, detectFreezer } from './cgroup.ts';
 import { thawCgroup } from './cgroup.ts';
 
-
 async function netnsList(): Promise<string[]> {
   const out = await run('ip', ['netns', 'list'], { allowFail: true });
-  return out.stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean);
+  return out.stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter(Boolean);
 }
 
 const INDEX_DIR = `${LAB_RUN_DIR}/.index`;
@@ -114,7 +116,8 @@ export async function labHealth(state: LabState): Promise<LabHealth> {
     // safety: traffic for the target must leave by the lab's own link, and the guard must be there
     // (a lab whose link or guard was removed would send lab traffic out of the default route)
     const route = await run('ip', ['-o', 'route', 'get', state.targetAddress], { allowFail: true });
-    if (!new RegExp(`\\bdev ${state.clientIf}\\b`).test(route.stdout)) problems.push(`the route to ${state.targetAddress} does not use the lab link ${state.clientIf} (${route.stdout.trim() || route.stderr.trim()})`);
+    if (!new RegExp(`\\bdev ${state.clientIf}\\b`).test(route.stdout))
+      problems.push(`the route to ${state.targetAddress} does not use the lab link ${state.clientIf} (${route.stdout.trim() || route.stderr.trim()})`);
     const guard = await run('nft', ['list', 'table', 'inet', state.guardTable], { allowFail: true });
     if (guard.code !== 0) problems.push(`the leak guard nft table inet ${state.guardTable} is missing`);
     problems.push(...(await sharedGuardProblems(state)));
@@ -131,7 +134,8 @@ async function sharedGuardProblems(state: Topology): Promise<string[]> {
   const problems: string[] = [];
   const shared = await run('nft', ['list', 'table', 'inet', SUPERNET_GUARD], { allowFail: true });
   if (shared.code !== 0) problems.push(`the shared leak guard nft table inet ${SUPERNET_GUARD} is missing`);
-  else if (!isCurrentSupernetGuard(shared.stdout)) problems.push(`the shared leak guard inet ${SUPERNET_GUARD} is of an older form (a name wildcard on the output hook): \`blackout lab up\` rebuilds it`);
+  else if (!isCurrentSupernetGuard(shared.stdout))
+    problems.push(`the shared leak guard inet ${SUPERNET_GUARD} is of an older form (a name wildcard on the output hook): \`blackout lab up\` rebuilds it`);
   else if (!new RegExp(`elements = \\{[^}]*"${state.clientIf}"`).test(shared.stdout)) problems.push(`the shared leak guard does not list the lab link ${state.clientIf}`);
   const blackholes = (await run('ip', ['-o', 'route', 'show', 'table', 'main', 'type', 'blackhole'], { allowFail: true })).stdout;
   for (const net of [state.subnet, SUPERNET]) {
@@ -305,7 +309,8 @@ async function installSupernetGuard(addIfs: string[] = []): Promise<void> {
   await run('ip', ['route', 'replace', 'blackhole', SUPERNET, 'metric', '4242']);
   const ifs = [...new Set([...labClientIfs(), ...addIfs])];
   const cur = await run('nft', ['list', 'table', 'inet', SUPERNET_GUARD], { allowFail: true });
-  if (cur.code === 0 && !cur.stdout.includes(`comment "${OWNER_MARK}`)) throw new Error(`an nft table inet ${SUPERNET_GUARD} exists that blackout did not make: not touching it, and not bringing a lab up without our guard`);
+  if (cur.code === 0 && !cur.stdout.includes(`comment "${OWNER_MARK}`))
+    throw new Error(`an nft table inet ${SUPERNET_GUARD} exists that blackout did not make: not touching it, and not bringing a lab up without our guard`);
   if (cur.code === 0 && isCurrentSupernetGuard(cur.stdout)) {
     if (ifs.length) await run('nft', ['-f', '-'], { input: `add element inet ${SUPERNET_GUARD} lab_ifs { ${ifs.map((i) => `"${i}"`).join(', ')} }\n` });
     return;
@@ -333,7 +338,9 @@ async function removeSupernetGuardIfLast(log: (line: string) => void): Promise<v
     const send = trySendLeaseExclusive();
     if (!send) {
       const pids = sendLeaseHolders();
-      log(`the shared guard (blackhole ${SUPERNET}, nft table inet ${SUPERNET_GUARD}) stays: ${pids.length ? `process(es) ${pids.join(', ')} of a blackout run` : 'a blackout run'} may still send to the lab range; a \`blackout lab down\` after they ended removes it with the last lab`);
+      log(
+        `the shared guard (blackhole ${SUPERNET}, nft table inet ${SUPERNET_GUARD}) stays: ${pids.length ? `process(es) ${pids.join(', ')} of a blackout run` : 'a blackout run'} may still send to the lab range; a \`blackout lab down\` after they ended removes it with the last lab`,
+      );
       return;
     }
     if (listLabs().length > 0 || (await netnsList()).some((n) => n.startsWith('bo-'))) {
@@ -431,7 +438,6 @@ async function installCutTable(t: Topology): Promise<void> {
   });
   for (const port of [t.clientPort, t.targetPort]) await addSwitchPortChain(t, port);
 }
-
 
 async function ensureLabUser(): Promise<void> {
   const r = await run('id', ['-u', LAB_USER], { allowFail: true });

@@ -21,22 +21,7 @@ import { pidAlive } from '../transport/exec.ts';
 import { sleep } from '../core/clock.ts';
 import { connectQmp, pollMigration, type MigrationInfo, type QmpClient, type RunStatus } from '../transport/qmp.ts';
 import type { Topology } from './topology.ts';
-import {
-  endPids,
-  isVmProcess,
-  readVmState,
-  removeTap,
-  startInstance,
-  stopInstance,
-  vmDir,
-  vmProcessPids,
-  vmTap,
-  vmUp,
-  writeVmState,
-  type InstanceSpec,
-  type VmInstance,
-  type VmState,
-} from './vm.ts';
+import { endPids, isVmProcess, readVmState, removeTap, startInstance, stopInstance, vmDir, vmProcessPids, vmTap, vmUp, writeVmState, type InstanceSpec, type VmInstance, type VmState } from './vm.ts';
 
 export type MigrationPhase = 'prepare' | 'stopped' | 'migrating' | 'saved' | 'restoring' | 'restored';
 

@@ -283,23 +283,41 @@ export async function startInstance(lab: Topology, spec: InstanceSpec, generatio
   // Source and destination of a migration must be configured identically:
   // every instance gets exactly these arguments (only -incoming differs).
   const args = [
-    '-name', `bo-${lab.name}-vm,process=bo-${lab.name}-vm`,
-    '-machine', 'pc',
-    '-accel', 'tcg',
-    '-cpu', 'qemu64',
-    '-smp', '1',
-    '-m', String(spec.memoryMB),
-    '-nodefaults', '-no-user-config', '-nographic', '-no-reboot',
-    '-kernel', spec.image.kernel,
-    '-initrd', spec.image.initramfs,
-    '-append', append,
-    '-chardev', `file,id=con,path=${spec.console},append=on`,
-    '-serial', 'chardev:con',
-    '-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`,
+    '-name',
+    `bo-${lab.name}-vm,process=bo-${lab.name}-vm`,
+    '-machine',
+    'pc',
+    '-accel',
+    'tcg',
+    '-cpu',
+    'qemu64',
+    '-smp',
+    '1',
+    '-m',
+    String(spec.memoryMB),
+    '-nodefaults',
+    '-no-user-config',
+    '-nographic',
+    '-no-reboot',
+    '-kernel',
+    spec.image.kernel,
+    '-initrd',
+    spec.image.initramfs,
+    '-append',
+    append,
+    '-chardev',
+    `file,id=con,path=${spec.console},append=on`,
+    '-serial',
+    'chardev:con',
+    '-netdev',
+    `tap,id=n0,ifname=${tap},script=no,downscript=no`,
     // romfile= : no iPXE option ROM, the guest boots straight from -kernel (saves ~1 s under TCG)
-    '-device', `virtio-net-pci,netdev=n0,mac=${spec.mac},romfile=`,
-    '-qmp', `unix:${inst.qmp},server=on,wait=off`,
-    '-qmp', `unix:${inst.qmpAux},server=on,wait=off`,
+    '-device',
+    `virtio-net-pci,netdev=n0,mac=${spec.mac},romfile=`,
+    '-qmp',
+    `unix:${inst.qmp},server=on,wait=off`,
+    '-qmp',
+    `unix:${inst.qmpAux},server=on,wait=off`,
     ...(incoming ? ['-incoming', incoming] : []),
   ];
   const logFd = openSync(inst.log, 'a');
@@ -347,8 +365,14 @@ export async function stopInstance(lab: Topology, inst: VmInstance, opts: { grac
 /** The last `n` lines of a log file ("" when missing), terminal escapes removed. */
 export function tail(path: string, n: number): string {
   try {
-    const text = readFileSync(path, 'utf8').replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '');
-    return text.split('\n').filter((l) => l.trim()).slice(-n).join('\n');
+    const text = readFileSync(path, 'utf8')
+      .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+      .replace(/\r/g, '');
+    return text
+      .split('\n')
+      .filter((l) => l.trim())
+      .slice(-n)
+      .join('\n');
   } catch {
     return '';
   }

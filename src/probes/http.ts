@@ -41,17 +41,23 @@ const CREDENTIAL_HEADERS = /^(authorization|proxy-authorization|cookie|x-api-key
 export const PIN = /^sha256:((?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64})$/;
 
 const regex = (what: string) =>
-  z.string().min(1).superRefine((v, ctx) => {
-    try {
-      new RegExp(v);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: `expected a regular expression for ${what}: ${(e as Error).message}` });
-    }
-  });
+  z
+    .string()
+    .min(1)
+    .superRefine((v, ctx) => {
+      try {
+        new RegExp(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: `expected a regular expression for ${what}: ${(e as Error).message}` });
+      }
+    });
 
 const secretHeader = z
   .strictObject({
-    env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name').optional(),
+    env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name')
+      .optional(),
     file: z.string().min(1).optional(),
   })
   .refine((v) => (v.env ? 1 : 0) + (v.file ? 1 : 0) === 1, { message: 'expected exactly one of env or file' });
@@ -60,7 +66,11 @@ const schema = z
   .strictObject({
     ...probeBase('http', { interval: 500, tolerance: 500 }),
     /** the URL; default on the lab: its nginx's stock page */
-    url: z.string().url().refine((u) => /^https?:\/\//i.test(u), { message: 'expected an http:// or https:// URL' }).optional(),
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//i.test(u), { message: 'expected an http:// or https:// URL' })
+      .optional(),
     method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']).default('GET'),
     /** plain headers (no credentials: those go under secretHeaders) */
     headers: z.record(z.string().regex(HEADER_NAME, 'expected an HTTP header name'), z.string().regex(/^[^\r\n]*$/, 'expected a value without line breaks')).default({}),
@@ -103,7 +113,11 @@ const schema = z
   });
 export type HttpConfig = z.infer<typeof schema>;
 
-const normPin = (p: string) => p.replace(/^sha256:/i, '').replace(/:/g, '').toUpperCase();
+const normPin = (p: string) =>
+  p
+    .replace(/^sha256:/i, '')
+    .replace(/:/g, '')
+    .toUpperCase();
 
 function statusOk(config: HttpConfig, status: number): boolean {
   const s = config.expect.status;
@@ -288,8 +302,10 @@ export const httpProbe: ProbeDefinition<HttpConfig> = {
               finished = true;
               clearTimeout(timer);
               const status = res.statusCode ?? 0;
-              if (!statusOk(config, status)) return reject(Object.assign(new Error(`HTTP ${status} ${res.statusMessage ?? ''}`.trim() + `, expected ${config.expect.status ?? '2xx'}`), { network: false }));
-              if (bodyRe && !bodyRe.test(Buffer.concat(chunks).toString('utf8'))) return reject(Object.assign(new Error(`the response body (${size} bytes) does not match /${config.expect.body}/`), { network: false }));
+              if (!statusOk(config, status))
+                return reject(Object.assign(new Error(`HTTP ${status} ${res.statusMessage ?? ''}`.trim() + `, expected ${config.expect.status ?? '2xx'}`), { network: false }));
+              if (bodyRe && !bodyRe.test(Buffer.concat(chunks).toString('utf8')))
+                return reject(Object.assign(new Error(`the response body (${size} bytes) does not match /${config.expect.body}/`), { network: false }));
               resolve({ latencyMs: ctx.clock.now() - sent, status });
             });
           });

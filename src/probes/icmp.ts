@@ -60,7 +60,9 @@ export const icmp: ProbeDefinition<IcmpConfig> = {
           const args = ['-D', '-O', '-n', '-i', (pingInterval(config.interval) / 1000).toFixed(4), '-W', '1', ctx.target.address];
           const rt = (config.realtime ?? config.interval < 10) && process.getuid?.() === 0;
           // chrt execs ping: the same PID, so close()'s SIGINT reaches ping itself
-          child = rt ? spawn('chrt', ['-f', '10', 'ping', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() }) : spawn('ping', args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
+          child = rt
+            ? spawn('chrt', ['-f', '10', 'ping', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() })
+            : spawn('ping', args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
           const timer = setTimeout(() => reject(new Error(`ping ${ctx.target.address}: no reply within 3 s`)), 3000);
           child.on('error', (e) => {
             clearTimeout(timer);

@@ -47,7 +47,6 @@ import { tableName, WriteLedger } from './shared/write-ledger.ts';
 const CLIENT = fileURLToPath(new URL('./shared/odbc-client.mjs', import.meta.url));
 const DRIVERS = ['/usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so', '/usr/lib/aarch64-linux-gnu/odbc/psqlodbcw.so', '/usr/lib/odbc/psqlodbcw.so'];
 
-
 const seconds = (ms: number) => Math.max(1, Math.round(ms / 1000));
 /** a client-side socket timeout in whole seconds: rounded up, never shorter than asked */
 const secondsUp = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
@@ -59,53 +58,62 @@ const secondsUp = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
  */
 const CONN_UNSAFE = /[;{}"'\x00-\x1f\x7f]/;
 const connValue = (what: string) =>
-  z.string().min(1).max(1024).refine((v) => !CONN_UNSAFE.test(v), { message: `${what}: must not contain ";", braces, quotes or control characters (they would change the ODBC connection string)` });
+  z
+    .string()
+    .min(1)
+    .max(1024)
+    .refine((v) => !CONN_UNSAFE.test(v), { message: `${what}: must not contain ";", braces, quotes or control characters (they would change the ODBC connection string)` });
 
 /** how a driver is spoken to: its keywords, the ledger table's SQL, and where its network timeout lives */
 export type Dialect = 'postgres' | 'mariadb' | 'generic';
 
-const schema = z.strictObject({
-  ...probeBase('odbc', { interval: 200, tolerance: 500 }),
-  host: connValue('host').optional(),
-  port: z.number().int().min(1).max(65535).optional(),
-  database: connValue('database').optional(),
-  user: connValue('user').optional(),
-  ...secretRef,
-  /** the ODBC driver: its odbcinst.ini name ("MariaDB Unicode") or its library path (default: Debian's psqlODBC) */
-  driver: connValue('driver').optional(),
-  /** a DSN configured on this machine (odbc.ini) instead of a driver: its own settings apply, the probe adds the user and password */
-  dsn: connValue('dsn').regex(/^[A-Za-z0-9_. -]{1,128}$/, 'expected a DSN name (letters, digits, "_", ".", "-", spaces)').optional(),
-  /** how to speak to the driver; default: from the driver's name (psqlODBC → postgres, MariaDB/MySQL → mariadb, else generic) */
-  dialect: z.enum(['postgres', 'mariadb', 'generic']).optional(),
-  /** more connection attributes for the driver, e.g. { SSLMODE: require } */
-  attributes: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'expected an attribute name (letters, digits, "_")'), z.union([connValue('attribute value'), z.number()])).default({}),
-  /** a read-only query run every interval instead of the write ledger (e.g. "SELECT 1") */
-  query: z.string().min(1).max(10_000).optional(),
-  /** SQL_ATTR_LOGIN_TIMEOUT (whole seconds) */
-  loginTimeout: duration({ min: 1000 }).default(5000),
-  /** SQL_ATTR_CONNECTION_TIMEOUT (whole seconds; 0: none) */
-  connectionTimeout: duration().default(0),
-  /** SQL_ATTR_QUERY_TIMEOUT (whole seconds; 0: none) — enforced on the server where the driver applies it */
-  queryTimeout: duration().default(0),
-  /** the driver's own network timeout: psqlODBC → libpq tcp_user_timeout; MariaDB → READ_TIMEOUT / WRITE_TIMEOUT (whole seconds) */
-  networkTimeout: duration({ min: 1 }).optional(),
-  /** psqlODBC's TCP keepalive: KeepaliveTime / KeepaliveInterval (whole seconds) */
-  keepalive: z.strictObject({ idle: duration({ min: 1000 }), interval: duration({ min: 1000 }) }).optional(),
-  /** libpq tcp_user_timeout through psqlODBC's pqopt (ms); the same as networkTimeout for psqlODBC */
-  tcpUserTimeout: duration({ min: 1 }).optional(),
-  /** the application's watchdog on each ODBC call: past it the app restarts its ODBC client (0: waits forever) */
-  callTimeout: duration().default(0),
-  reconnect: reconnectSchema,
-  verifyTimeout: duration({ min: 1000 }).default(10_000),
-  keepTable: z.boolean().default(false),
-})
+const schema = z
+  .strictObject({
+    ...probeBase('odbc', { interval: 200, tolerance: 500 }),
+    host: connValue('host').optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    database: connValue('database').optional(),
+    user: connValue('user').optional(),
+    ...secretRef,
+    /** the ODBC driver: its odbcinst.ini name ("MariaDB Unicode") or its library path (default: Debian's psqlODBC) */
+    driver: connValue('driver').optional(),
+    /** a DSN configured on this machine (odbc.ini) instead of a driver: its own settings apply, the probe adds the user and password */
+    dsn: connValue('dsn')
+      .regex(/^[A-Za-z0-9_. -]{1,128}$/, 'expected a DSN name (letters, digits, "_", ".", "-", spaces)')
+      .optional(),
+    /** how to speak to the driver; default: from the driver's name (psqlODBC → postgres, MariaDB/MySQL → mariadb, else generic) */
+    dialect: z.enum(['postgres', 'mariadb', 'generic']).optional(),
+    /** more connection attributes for the driver, e.g. { SSLMODE: require } */
+    attributes: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'expected an attribute name (letters, digits, "_")'), z.union([connValue('attribute value'), z.number()])).default({}),
+    /** a read-only query run every interval instead of the write ledger (e.g. "SELECT 1") */
+    query: z.string().min(1).max(10_000).optional(),
+    /** SQL_ATTR_LOGIN_TIMEOUT (whole seconds) */
+    loginTimeout: duration({ min: 1000 }).default(5000),
+    /** SQL_ATTR_CONNECTION_TIMEOUT (whole seconds; 0: none) */
+    connectionTimeout: duration().default(0),
+    /** SQL_ATTR_QUERY_TIMEOUT (whole seconds; 0: none) — enforced on the server where the driver applies it */
+    queryTimeout: duration().default(0),
+    /** the driver's own network timeout: psqlODBC → libpq tcp_user_timeout; MariaDB → READ_TIMEOUT / WRITE_TIMEOUT (whole seconds) */
+    networkTimeout: duration({ min: 1 }).optional(),
+    /** psqlODBC's TCP keepalive: KeepaliveTime / KeepaliveInterval (whole seconds) */
+    keepalive: z.strictObject({ idle: duration({ min: 1000 }), interval: duration({ min: 1000 }) }).optional(),
+    /** libpq tcp_user_timeout through psqlODBC's pqopt (ms); the same as networkTimeout for psqlODBC */
+    tcpUserTimeout: duration({ min: 1 }).optional(),
+    /** the application's watchdog on each ODBC call: past it the app restarts its ODBC client (0: waits forever) */
+    callTimeout: duration().default(0),
+    reconnect: reconnectSchema,
+    verifyTimeout: duration({ min: 1000 }).default(10_000),
+    keepTable: z.boolean().default(false),
+  })
   .refine((c) => !(c.dsn && c.driver), { message: 'give a driver or a dsn, not both', path: ['dsn'] })
   .refine((c) => !(c.tcpUserTimeout !== undefined && c.networkTimeout !== undefined), { message: 'give networkTimeout or tcpUserTimeout, not both', path: ['tcpUserTimeout'] })
   .superRefine((c, ctx) => {
     const d = dialectOf(c);
     if (d !== 'postgres' && c.keepalive) ctx.addIssue({ code: 'custom', path: ['keepalive'], message: `the ${d} dialect has no keepalive setting (psqlODBC only); use the driver's attributes` });
-    if (d !== 'postgres' && c.tcpUserTimeout !== undefined) ctx.addIssue({ code: 'custom', path: ['tcpUserTimeout'], message: `tcpUserTimeout is libpq's (psqlODBC); for the ${d} dialect use networkTimeout` });
-    if (d === 'generic' && c.networkTimeout !== undefined) ctx.addIssue({ code: 'custom', path: ['networkTimeout'], message: "the generic dialect does not know this driver's network timeout: set it in attributes" });
+    if (d !== 'postgres' && c.tcpUserTimeout !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['tcpUserTimeout'], message: `tcpUserTimeout is libpq's (psqlODBC); for the ${d} dialect use networkTimeout` });
+    if (d === 'generic' && c.networkTimeout !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['networkTimeout'], message: "the generic dialect does not know this driver's network timeout: set it in attributes" });
   });
 export type OdbcConfig = z.infer<typeof schema>;
 
@@ -185,10 +193,18 @@ function driverLibrary(driver: string): string {
     return { name: (name ?? '').replace(/\].*$/, '').trim(), body: body.join('\n') };
   });
   const hit = sections.find((x) => x.name.toLowerCase() === driver.toLowerCase());
-  if (!hit) throw new Error(`no ODBC driver named "${driver}" in /etc/odbcinst.ini (installed: ${sections.map((x) => x.name).filter(Boolean).join(', ') || 'none'})`);
+  if (!hit)
+    throw new Error(
+      `no ODBC driver named "${driver}" in /etc/odbcinst.ini (installed: ${
+        sections
+          .map((x) => x.name)
+          .filter(Boolean)
+          .join(', ') || 'none'
+      })`,
+    );
   const lib = /^\s*Driver\s*=\s*(.+?)\s*$/im.exec(hit.body)?.[1];
   if (!lib) throw new Error(`the ODBC driver "${driver}" in /etc/odbcinst.ini names no Driver library`);
-  const path = lib.includes('/') ? lib : ['/usr/lib/x86_64-linux-gnu/odbc', '/usr/lib/aarch64-linux-gnu/odbc', '/usr/lib/odbc'].map((d) => `${d}/${lib}`).find((p) => existsSync(p)) ?? lib;
+  const path = lib.includes('/') ? lib : (['/usr/lib/x86_64-linux-gnu/odbc', '/usr/lib/aarch64-linux-gnu/odbc', '/usr/lib/odbc'].map((d) => `${d}/${lib}`).find((p) => existsSync(p)) ?? lib);
   if (path.includes('/') && !existsSync(path)) throw new Error(`the ODBC driver "${driver}": its library ${path} was not found`);
   return path;
 }
@@ -314,7 +330,10 @@ export const odbc: ProbeDefinition<OdbcConfig> = {
       // the driver's own network timeout: libpq's tcp_user_timeout for psqlODBC, MariaDB's READ_TIMEOUT (whole seconds, a request deadline)
       d === 'postgres' ? userTimeout(nt) : d === 'mariadb' && nt !== undefined ? request(secondsUp(nt) * 1000, 'MariaDB read timeout') : [],
       [
-        ...note(c.queryTimeout, `query timeout ${c.queryTimeout} ms: ${d === 'postgres' ? "psqlODBC enforces it on the server (statement_timeout)" : d === 'mariadb' ? 'ignored by MariaDB Connector/ODBC 3.1' : 'as the driver applies it'}, so a blackout does not trigger it`),
+        ...note(
+          c.queryTimeout,
+          `query timeout ${c.queryTimeout} ms: ${d === 'postgres' ? 'psqlODBC enforces it on the server (statement_timeout)' : d === 'mariadb' ? 'ignored by MariaDB Connector/ODBC 3.1' : 'as the driver applies it'}, so a blackout does not trigger it`,
+        ),
         ...note(c.keepalive, 'TCP keepalive only probes an idle connection; with a request outstanding during the blackout it never fires'),
         ...note(c.callTimeout, `call timeout ${c.callTimeout} ms: the harness's own watchdog on a driver call`),
         `login timeout ${c.loginTimeout} ms: applies to opening a session only`,
@@ -337,8 +356,7 @@ export const odbc: ProbeDefinition<OdbcConfig> = {
     function prepare(): void {
       // the target's own records for the dialect's server (the lab's PostgreSQL or MariaDB)
       const t = (dialect === 'mariadb' ? ctx.target.services.mariadb : dialect === 'postgres' ? ctx.target.services.postgres : undefined) as
-        | { host?: string; port?: number; database?: string; user?: string; passwordEnv?: string; passwordFile?: string }
-        | undefined;
+        { host?: string; port?: number; database?: string; user?: string; passwordEnv?: string; passwordFile?: string } | undefined;
       const database = config.database ?? t?.database;
       const user = config.user ?? t?.user;
       if (!user) throw new Error(`${config.name}: no user (the probe's user, or the target's ${dialect} service)`);
@@ -371,7 +389,11 @@ export const odbc: ProbeDefinition<OdbcConfig> = {
     async function openProcess(onLost: (e: Error) => void, loginTimeout: number): Promise<OdbcProcess> {
       const proc = new OdbcProcess(env, onLost);
       try {
-        await proc.call({ op: 'connect', connectionString, loginTimeout: seconds(loginTimeout), connectionTimeout: config.connectionTimeout ? seconds(config.connectionTimeout) : 0 }, loginTimeout + 5000, 'connect');
+        await proc.call(
+          { op: 'connect', connectionString, loginTimeout: seconds(loginTimeout), connectionTimeout: config.connectionTimeout ? seconds(config.connectionTimeout) : 0 },
+          loginTimeout + 5000,
+          'connect',
+        );
       } catch (e) {
         proc.kill();
         throw sc(e);
@@ -453,7 +475,11 @@ export const odbc: ProbeDefinition<OdbcConfig> = {
           try {
             proc = await openProcess(() => {}, config.verifyTimeout);
             const rows = await proc.call({ op: 'query', sql: `SELECT seq FROM ${table}`, params: [], timeout: seconds(config.verifyTimeout) }, config.verifyTimeout + 2000, 'verify');
-            const { lost } = ledger.verify(ctx, rows.map((r) => Number(r.seq)), table);
+            const { lost } = ledger.verify(
+              ctx,
+              rows.map((r) => Number(r.seq)),
+              table,
+            );
             if (!lost.length && !config.keepTable) await proc.call({ op: 'query', sql: `DROP TABLE IF EXISTS ${table}`, params: [] }, config.verifyTimeout, 'drop');
           } catch (e) {
             ctx.emit({ type: 'verify', ok: false, message: `could not check the acknowledged writes in ${table}: ${sc(e).message}`, data: { table, acknowledged: ledger.acked.size } });

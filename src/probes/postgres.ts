@@ -119,7 +119,10 @@ export const postgres: ProbeDefinition<PostgresConfig> = {
     sessionFacts(
       [...request(c.queryTimeout, 'query timeout'), ...userTimeout(c.userTimeout)],
       [
-        ...note(c.statementTimeout, `statement timeout ${c.statementTimeout} ms: the server's clock, while it executes; a blackout delays the query's arrival instead, so it does not bound the breaking point`),
+        ...note(
+          c.statementTimeout,
+          `statement timeout ${c.statementTimeout} ms: the server's clock, while it executes; a blackout delays the query's arrival instead, so it does not bound the breaking point`,
+        ),
         ...note(c.keepalive, 'TCP keepalive only probes an idle connection; with a request outstanding during the blackout it never fires'),
         `connection timeout ${c.connectionTimeout} ms: applies to opening a session only`,
       ],
@@ -206,7 +209,11 @@ export const postgres: ProbeDefinition<PostgresConfig> = {
         try {
           await client.connect();
           const r = await client.query(`SELECT seq FROM ${table}`);
-          const { lost } = ledger.verify(ctx, r.rows.map((x: { seq: string }) => Number(x.seq)), table);
+          const { lost } = ledger.verify(
+            ctx,
+            r.rows.map((x: { seq: string }) => Number(x.seq)),
+            table,
+          );
           if (!lost.length && !config.keepTable) await client.query(`DROP TABLE IF EXISTS ${table}`);
         } catch (e) {
           ctx.emit({ type: 'verify', ok: false, message: `could not check the acknowledged writes in ${table}: ${scrubbed(e, secrets()).message}`, data: { table, acknowledged: ledger.acked.size } });

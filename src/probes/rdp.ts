@@ -75,15 +75,24 @@ const FINGERPRINT = /^sha256:((?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{
 const schema = z.strictObject({
   ...probeBase('rdp', { interval: 250, tolerance: 1000 }),
   /** defaults: the target's address and its rdp service (the lab records user, password file and fingerprint) */
-  host: z.string().regex(/^[A-Za-z0-9._:[\]-]{1,253}$/, 'expected a host name or an IP address').optional(),
+  host: z
+    .string()
+    .regex(/^[A-Za-z0-9._:[\]-]{1,253}$/, 'expected a host name or an IP address')
+    .optional(),
   port: z.number().int().min(1).max(65535).optional(),
-  user: z.string().regex(/^[^\s\x00-\x1f/\\:]{1,256}$/, 'expected a user name (DOMAIN\\user is not supported; no spaces)').optional(),
+  user: z
+    .string()
+    .regex(/^[^\s\x00-\x1f/\\:]{1,256}$/, 'expected a user name (DOMAIN\\user is not supported; no spaces)')
+    .optional(),
   ...secretRef,
   /** the server certificate's SHA-256 fingerprint, "sha256:AB:CD:…" (64 hex digits); never connects unverified */
   certFingerprint: z.string().regex(FINGERPRINT, 'expected "sha256:" and 32 hex bytes (AB:CD:… or 64 hex digits)').optional(),
   security: z.enum(['tls', 'nla', 'rdp']).default('tls'),
   /** the client's screen, WIDTHxHEIGHT */
-  size: z.string().regex(/^\d{3,4}x\d{3,4}$/, 'expected WIDTHxHEIGHT, e.g. 800x600').default('800x600'),
+  size: z
+    .string()
+    .regex(/^\d{3,4}x\d{3,4}$/, 'expected WIDTHxHEIGHT, e.g. 800x600')
+    .default('800x600'),
   /** FreeRDP +auto-reconnect: after a network disconnect it reconnects to the same session by itself */
   autoReconnect: z.boolean().default(false),
   /** FreeRDP /auto-reconnect-max-retries (0: unlimited) */
@@ -313,11 +322,10 @@ class RdpProbe {
     const fbdir = join(this.dir, 'fb');
     mkdirSync(fbdir);
     // Xvfb picks a free display itself and tells it on fd 3; PDEATHSIG: it dies with the harness
-    const child = spawn(
-      'setpriv',
-      ['--pdeathsig', 'SIGKILL', '--', 'Xvfb', '-displayfd', '3', '-screen', '0', `${this.width}x${this.height}x24`, '-fbdir', fbdir, '-nolisten', 'tcp', '-noreset'],
-      { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: childEnv() },
-    );
+    const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'Xvfb', '-displayfd', '3', '-screen', '0', `${this.width}x${this.height}x24`, '-fbdir', fbdir, '-nolisten', 'tcp', '-noreset'], {
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+      env: childEnv(),
+    });
     this.xvfb = child;
     let err = '';
     child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
@@ -483,7 +491,11 @@ class RdpProbe {
     if (/certificate|fingerprint/i.test(words) || (this.exit?.code === 143 && /TLS/.test(words))) {
       const fp = this.pinned;
       const short = `${fp.slice(0, 'sha256:'.length + 11)}…${fp.slice(-5)}`;
-      const certWords = this.problems.filter((p) => /certificate|fingerprint/i.test(p)).slice(-2).join('; ') || words;
+      const certWords =
+        this.problems
+          .filter((p) => /certificate|fingerprint/i.test(p))
+          .slice(-2)
+          .join('; ') || words;
       return `RDP server certificate rejected: it does not match the pinned fingerprint ${short} (xfreerdp ${how.replace(/^xfreerdp /, '')}; FreeRDP: ${certWords})`;
     }
     return `RDP login failed: ${how} (FreeRDP: ${words})`;
@@ -491,12 +503,13 @@ class RdpProbe {
 
   private loginTimeoutMessage(): string {
     if (this.config.input) {
-      return `the desktop did not answer input within ${this.config.loginTimeout} ms of connecting (${this.inputSent} input step(s) sent, none changed the screen): ` +
-        `the login failed or the input does not reach anything visible (FreeRDP: ${this.clientWords()})`;
+      return (
+        `the desktop did not answer input within ${this.config.loginTimeout} ms of connecting (${this.inputSent} input step(s) sent, none changed the screen): ` +
+        `the login failed or the input does not reach anything visible (FreeRDP: ${this.clientWords()})`
+      );
     }
     const seen = this.pendingFrames.length;
-    return `no changing desktop within ${this.config.loginTimeout} ms of connecting (${seen} fresh frame(s) seen): ` +
-      `the login failed or the desktop is static (FreeRDP: ${this.clientWords()})`;
+    return `no changing desktop within ${this.config.loginTimeout} ms of connecting (${seen} fresh frame(s) seen): ` + `the login failed or the desktop is static (FreeRDP: ${this.clientWords()})`;
   }
 
   private failOpen(message: string): void {

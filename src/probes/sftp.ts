@@ -65,8 +65,7 @@ function exec(client: Client, cmd: string, timeoutMs = 30_000): Promise<string> 
   });
 }
 
-const call = <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> =>
-  new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v))));
+const call = <T>(fn: (cb: (err: Error | null | undefined, v: T) => void) => void): Promise<T> => new Promise((res, rej) => fn((err, v) => (err ? rej(err) : res(v))));
 
 async function readFully(sftp: SFTPWrapper, handle: Buffer, pos: number, len: number): Promise<Buffer> {
   const buf = Buffer.alloc(len);
@@ -157,7 +156,10 @@ export const sftp: ProbeDefinition<SftpConfig> = {
         const t = sshTarget(config, ctx);
         const stop = () => openAbort.abort();
         ctx.signal.addEventListener('abort', stop, { once: true }); // Ctrl-C / trial end while still opening
-        opened.then(() => ctx.signal.removeEventListener('abort', stop), () => {});
+        opened.then(
+          () => ctx.signal.removeEventListener('abort', stop),
+          () => {},
+        );
         secrets = t.password ? [t.password] : [];
         try {
           // not ctx.signal: the trial's end must not cut a copy that close() still waits for
@@ -182,10 +184,15 @@ export const sftp: ProbeDefinition<SftpConfig> = {
           total += st.size;
           jobs.push(async () => {
             const hash = createHash('sha256');
-            await pipeline(st.size, config.depth, (pos, len) => readFully(s, handle, pos, len), (b) => {
-              hash.update(b);
-              progress!.add(b.length);
-            });
+            await pipeline(
+              st.size,
+              config.depth,
+              (pos, len) => readFully(s, handle, pos, len),
+              (b) => {
+                hash.update(b);
+                progress!.add(b.length);
+              },
+            );
             await call<void>((cb) => s.close(handle, cb as never)).catch(() => {});
             results.push({ what: 'download', path, server, client: hash.digest('hex') });
           });
@@ -242,7 +249,12 @@ export const sftp: ProbeDefinition<SftpConfig> = {
         if (copy && progress && !progress.done && !lostEmitted) {
           const finished = await settledWithin(copy, config.closeWait);
           if (!finished) {
-            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`, code: UNFINISHED, fatal: false });
+            ctx.emit({
+              type: 'probe-error',
+              message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`,
+              code: UNFINISHED,
+              fatal: false,
+            });
           }
         }
         progress?.stop();

@@ -28,20 +28,38 @@ import { childEnv } from '../transport/child-env.ts';
 
 const schema = z.strictObject({
   ...probeBase('smb', { interval: 250, tolerance: 750 }),
-  host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/, 'expected a host name or an IP address').optional(),
+  host: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/, 'expected a host name or an IP address')
+    .optional(),
   port: z.number().int().min(1).max(65535).optional(),
-  share: z.string().regex(/^[^\\/;"'\x00-\x1f\x7f]{1,80}$/, 'expected a share name without /, \\, ;, quotes or control characters').optional(),
+  share: z
+    .string()
+    .regex(/^[^\\/;"'\x00-\x1f\x7f]{1,80}$/, 'expected a share name without /, \\, ;, quotes or control characters')
+    .optional(),
   // user and domain become lines of smbclient's authentication file: one line each
-  user: z.string().regex(/^[^;"'\x00-\x1f\x7f]{1,104}$/, 'expected a user name without ;, quotes or control characters').optional(),
-  domain: z.string().regex(/^[^;"'\x00-\x1f\x7f]{1,64}$/, 'expected a domain without ;, quotes or control characters').default('WORKGROUP'),
+  user: z
+    .string()
+    .regex(/^[^;"'\x00-\x1f\x7f]{1,104}$/, 'expected a user name without ;, quotes or control characters')
+    .optional(),
+  domain: z
+    .string()
+    .regex(/^[^;"'\x00-\x1f\x7f]{1,64}$/, 'expected a domain without ;, quotes or control characters')
+    .default('WORKGROUP'),
   ...secretRef,
   /**
    * the file on the share (default: the lab's large file). It goes into smbclient's own command
    * language (-c), which splits commands on ";" and quotes with '"': neither may appear
    */
-  file: z.string().regex(/^[^;"'\x00-\x1f\x7f]{1,1024}$/, 'expected a file name without ;, quotes or control characters').optional(),
+  file: z
+    .string()
+    .regex(/^[^;"'\x00-\x1f\x7f]{1,1024}$/, 'expected a file name without ;, quotes or control characters')
+    .optional(),
   /** the expected sha256 (hex); default: read from FILE.sha256 on the share */
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   /** smbclient -t: its timeout for each SMB request (default 20 s, smbclient's own) */
   timeout: duration({ min: 1000 }).default(20_000),
   /** smbclient -m: the highest protocol to negotiate */
@@ -91,7 +109,10 @@ function spawnSmb(s: Smb, config: SmbConfig, command: string): ChildProcess {
 
 /** the NT_STATUS line smbclient printed, or its last line */
 function smbError(stderr: string, code: number | null, signal: NodeJS.Signals | null): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const nt = lines.filter((l) => /NT_STATUS_\w+/.test(l));
   const text = (nt.length ? nt.join('; ') : lines.at(-1)) ?? '';
   return `smbclient ${signal ? `killed by ${signal}` : `exit ${code}`}${text ? `: ${text}` : ''}`;
@@ -226,7 +247,12 @@ export const smb: ProbeDefinition<SmbConfig> = {
       async close() {
         if (copy && progress && !progress.done && !lostEmitted) {
           if (!(await settledWithin(copy, config.closeWait))) {
-            ctx.emit({ type: 'probe-error', message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`, code: UNFINISHED, fatal: false });
+            ctx.emit({
+              type: 'probe-error',
+              message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`,
+              code: UNFINISHED,
+              fatal: false,
+            });
           }
         }
         progress?.stop();

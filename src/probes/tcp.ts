@@ -25,13 +25,16 @@ import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
 import { idleKeepalive, note, request, sessionFacts, userTimeout } from './shared/facts.ts';
 
 const regex = (what: string) =>
-  z.string().min(1).superRefine((v, ctx) => {
-    try {
-      new RegExp(v);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: `expected a regular expression for ${what}: ${(e as Error).message}` });
-    }
-  });
+  z
+    .string()
+    .min(1)
+    .superRefine((v, ctx) => {
+      try {
+        new RegExp(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: `expected a regular expression for ${what}: ${(e as Error).message}` });
+      }
+    });
 
 const keepaliveSchema = z.strictObject({ idle: duration({ min: 1000 }), interval: duration({ min: 1000 }), count: z.number().int().min(1).max(127) });
 
@@ -40,7 +43,10 @@ const schema = z
     ...probeBase('tcp', { interval: 100, tolerance: 500 }),
     mode: z.enum(['echo', 'exchange', 'hold']).default('echo'),
     /** the host to connect to (default: the target's address) */
-    host: z.string().regex(/^[A-Za-z0-9._:[\]-]{1,253}$/, 'expected a host name or an IP address').optional(),
+    host: z
+      .string()
+      .regex(/^[A-Za-z0-9._:[\]-]{1,253}$/, 'expected a host name or an IP address')
+      .optional(),
     port: z.number().int().min(1).max(65535).optional(),
     /** exchange: what to send every interval (YAML escapes: "PING\r\n") */
     send: z.string().min(1).max(4096).optional(),
@@ -94,7 +100,10 @@ export const tcp: ProbeDefinition<TcpConfig> = {
       ? sessionFacts([...idleKeepalive(c.keepalive), ...userTimeout(c.userTimeout)], [`connect timeout ${c.connectTimeout} ms: applies to opening a session only`], c.reconnect.mode !== 'none')
       : sessionFacts(
           [...request(c.readTimeout, c.mode === 'exchange' ? 'answer timeout' : 'read timeout'), ...userTimeout(c.userTimeout)],
-          [...note(c.keepalive, 'TCP keepalive only probes an idle connection; with a request outstanding during the blackout it never fires'), `connect timeout ${c.connectTimeout} ms: applies to opening a session only`],
+          [
+            ...note(c.keepalive, 'TCP keepalive only probes an idle connection; with a request outstanding during the blackout it never fires'),
+            `connect timeout ${c.connectTimeout} ms: applies to opening a session only`,
+          ],
           c.reconnect.mode !== 'none',
         ),
   create(config, ctx) {
@@ -192,7 +201,11 @@ async function openHold(ctx: ProbeContext, host: string, port: number, config: T
   socket.on('error', (e) => fail(e));
   socket.on('close', () => fail(new Error('connection closed by peer')));
   signal.addEventListener('abort', () => socket.destroy(), { once: true });
-  ctx.emit({ type: 'probe-note', message: `holding an idle connection to ${host}:${port}; the kernel keepalive gives its verdict after ${fmtS(holdDeadlineMs(k))} of silence`, data: { keepalive: k } });
+  ctx.emit({
+    type: 'probe-note',
+    message: `holding an idle connection to ${host}:${port}; the kernel keepalive gives its verdict after ${fmtS(holdDeadlineMs(k))} of silence`,
+    data: { keepalive: k },
+  });
   return {
     request() {
       // waits for the next ACK the kernel receives; rejects when the connection dies

@@ -64,16 +64,7 @@ const schema = z.strictObject({
 });
 export type WebConfig = z.infer<typeof schema>;
 
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-component-update',
-  '--disable-sync',
-];
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
 
 let shared: { path: string; browser: Promise<Browser>; refs: number } | null = null;
 
@@ -180,7 +171,7 @@ export const web: ProbeDefinition<WebConfig> = {
       };
       const deadline = ctx.clock.now() + config.navigationTimeout;
       try {
-        if (journey!.login) await bounded(journey!.login(p, secrets, jctx), config.navigationTimeout + 5000, 'the journey\'s login');
+        if (journey!.login) await bounded(journey!.login(p, secrets, jctx), config.navigationTimeout + 5000, "the journey's login");
         context.setDefaultTimeout(config.checkTimeout);
         context.setDefaultNavigationTimeout(config.checkTimeout);
         // the site must be seen working once before the session counts as open
@@ -198,7 +189,7 @@ export const web: ProbeDefinition<WebConfig> = {
     }
 
     async function runCheck(): Promise<Verdict> {
-      return verdictOf(await bounded(journey!.check(page!, jctx!), config.checkTimeout + 5000, 'the journey\'s check'));
+      return verdictOf(await bounded(journey!.check(page!, jctx!), config.checkTimeout + 5000, "the journey's check"));
     }
 
     async function trouble(): Promise<void> {
@@ -304,7 +295,7 @@ export const web: ProbeDefinition<WebConfig> = {
         acquired = true;
         browser = await acquireBrowser(config.browser);
         const first = await startSession();
-        ctx.emit({ type: 'session-open', reconnect: false, message: user ? `logged in as ${user}` : 'the journey\'s login is done' });
+        ctx.emit({ type: 'session-open', reconnect: false, message: user ? `logged in as ${user}` : "the journey's login is done" });
         ctx.emit({ type: 'sample', ...(first.value !== undefined ? { value: first.value } : {}), ...(first.latencyMs !== undefined ? { latencyMs: first.latencyMs } : {}) });
         loop = run().catch((e) => {
           if (!stopped) ctx.emit({ type: 'probe-error', message: firstLine(e), fatal: true });

@@ -104,20 +104,21 @@ export function* allureFiles(a: Analysis, runDir?: string): Generator<AllureFile
   for (const c of a.tests.cases) if (c.group !== 'session') files.push(runLevelTest(a, c, wall));
   files.push({
     name: 'environment.properties',
-    content: [
-      ['suite', a.suite],
-      ['target', `${a.target.name} (${a.target.address})`],
-      ['injector', a.injector.kind],
-      ['host', a.host],
-      ['blackout.version', a.version],
-      ['run', a.runId],
-      ['verdict', a.decision.verdict.headline],
-      ['exitCode', a.exitCode === null ? '-' : String(a.exitCode)],
-      ['strict', String(a.tests.counts.strict)],
-      ...a.decision.findings.map((f, i) => [`finding.${i + 1}`, `[${f.severity}] ${f.text}`]),
-    ]
-      .map(([k, v]) => `${k}=${String(v).replace(/\n/g, ' ')}`)
-      .join('\n') + '\n',
+    content:
+      [
+        ['suite', a.suite],
+        ['target', `${a.target.name} (${a.target.address})`],
+        ['injector', a.injector.kind],
+        ['host', a.host],
+        ['blackout.version', a.version],
+        ['run', a.runId],
+        ['verdict', a.decision.verdict.headline],
+        ['exitCode', a.exitCode === null ? '-' : String(a.exitCode)],
+        ['strict', String(a.tests.counts.strict)],
+        ...a.decision.findings.map((f, i) => [`finding.${i + 1}`, `[${f.severity}] ${f.text}`]),
+      ]
+        .map(([k, v]) => `${k}=${String(v).replace(/\n/g, ' ')}`)
+        .join('\n') + '\n',
   });
   files.push({ name: 'executor.json', content: JSON.stringify({ name: 'blackout', type: 'blackout', buildName: a.runId, reportName: `blackout: ${a.suite}` }, null, 2) });
   files.push({
@@ -154,7 +155,10 @@ function runLevelTest(a: Analysis, c: TestCase, wall: (t: number) => number): Al
     testCaseId: hash(c.id),
     name: c.name,
     fullName: c.id,
-    description: c.group === 'run' ? 'The run did not complete normally; its exit code is not 0.' : 'An expectation of the suite (expect:): every blackout up to this length survived, and one at least this long.',
+    description:
+      c.group === 'run'
+        ? 'The run did not complete normally; its exit code is not 0.'
+        : 'An expectation of the suite (expect:): every blackout up to this length survived, and one at least this long.',
     status,
     statusDetails: c.message ? { message: c.group === 'expectation' ? `expectation: ${c.message}` : c.message } : {},
     stage: 'finished',
@@ -230,7 +234,12 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
   const steps: AllureStep[] = [];
   steps.push(step('warm-up: steady session before the cut', t.phases.warmup ?? t.startedAt, inj?.cutBefore ?? t.phases.cut ?? end, 'passed', [['interval', formatMs(r.effectiveIntervalMs)]]));
   if (inj) {
-    steps.push(step(`cut: ${lengthLabel(t.requestedMs)} blackout (${a.injector.kind})`, inj.cutBefore, inj.restoredAt, 'passed', [['requested', lengthLabel(t.requestedMs)], ['injected', formatMs(inj.durationMs)]]));
+    steps.push(
+      step(`cut: ${lengthLabel(t.requestedMs)} blackout (${a.injector.kind})`, inj.cutBefore, inj.restoredAt, 'passed', [
+        ['requested', lengthLabel(t.requestedMs)],
+        ['injected', formatMs(inj.durationMs)],
+      ]),
+    );
     steps.push(step(`restore (${inj.restoreReason})`, inj.restoreBefore, inj.restoredAt, inj.restoreReason === 'scheduled' ? 'passed' : 'broken'));
     const recEnd = r.firstOkAfterMs !== null && r.firstOkAfterMs > inj.restoredAt ? r.firstOkAfterMs : end;
     steps.push(
@@ -239,7 +248,10 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
         inj.restoredAt,
         recEnd,
         r.outcome === 'unknown' ? 'skipped' : survivedIt ? 'passed' : 'failed',
-        [['observed outage', formatMs(r.observedOutageMs)], ['recovery', formatMs(r.recoveryMs)]],
+        [
+          ['observed outage', formatMs(r.observedOutageMs)],
+          ['recovery', formatMs(r.recoveryMs)],
+        ],
         survivedIt ? undefined : `${r.outcome}: ${r.reason}`,
       ),
     );
@@ -254,7 +266,9 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
     description: `${t.reason ? `${t.reason}\n\n` : ''}${r.reason}`,
     status,
     statusDetails: {
-      ...(c.message === null ? {} : { message: status !== 'passed' ? c.message : c.observation ? `${OBSERVED}: ${c.message}` : `breaks ${c.breaks}: ${c.message}`, trace: r.errors.map((e) => e.message).join('\n') }),
+      ...(c.message === null
+        ? {}
+        : { message: status !== 'passed' ? c.message : c.observation ? `${OBSERVED}: ${c.message}` : `breaks ${c.breaks}: ${c.message}`, trace: r.errors.map((e) => e.message).join('\n') }),
       ...(flaky ? { flaky: true } : {}),
     },
     stage: 'finished',

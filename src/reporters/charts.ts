@@ -48,7 +48,14 @@ function frame(xMax: number, yMax: number, opts: { W?: number; H?: number; left?
   const top = 14;
   const bottom = 40;
   return {
-    W, H, left, right, top, bottom, xMax, yMax,
+    W,
+    H,
+    left,
+    right,
+    top,
+    bottom,
+    xMax,
+    yMax,
     x: (v) => left + (Math.min(Math.max(v, 0), xMax) / xMax) * (W - left - right),
     y: (v) => H - bottom - (Math.min(Math.max(v, 0), yMax) / yMax) * (H - top - bottom),
   };
@@ -58,13 +65,17 @@ function axes(f: Frame, xLabel: string, yLabel: string, yFmt: (v: number) => str
   const p: string[] = [];
   for (const t of ticks(f.xMax)) {
     const x = f.x(t);
-    p.push(`<line x1="${n1(x)}" x2="${n1(x)}" y1="${f.top}" y2="${f.H - f.bottom}" class="grid"/><text x="${n1(x)}" y="${f.H - f.bottom + 14}" text-anchor="middle" class="tick">${esc(secLabel(t))}</text>`);
+    p.push(
+      `<line x1="${n1(x)}" x2="${n1(x)}" y1="${f.top}" y2="${f.H - f.bottom}" class="grid"/><text x="${n1(x)}" y="${f.H - f.bottom + 14}" text-anchor="middle" class="tick">${esc(secLabel(t))}</text>`,
+    );
   }
   for (const t of ticks(f.yMax, 5)) {
     const y = f.y(t);
     p.push(`<line x1="${f.left}" x2="${f.W - f.right}" y1="${n1(y)}" y2="${n1(y)}" class="grid"/><text x="${f.left - 6}" y="${n1(y + 4)}" text-anchor="end" class="tick">${esc(yFmt(t))}</text>`);
   }
-  p.push(`<line x1="${f.left}" x2="${f.W - f.right}" y1="${f.H - f.bottom}" y2="${f.H - f.bottom}" class="axis"/><line x1="${f.left}" x2="${f.left}" y1="${f.top}" y2="${f.H - f.bottom}" class="axis"/>`);
+  p.push(
+    `<line x1="${f.left}" x2="${f.W - f.right}" y1="${f.H - f.bottom}" y2="${f.H - f.bottom}" class="axis"/><line x1="${f.left}" x2="${f.left}" y1="${f.top}" y2="${f.H - f.bottom}" class="axis"/>`,
+  );
   p.push(`<text x="${(f.left + f.W - f.right) / 2}" y="${f.H - 6}" text-anchor="middle" class="axlabel">${esc(xLabel)}</text>`);
   p.push(`<text transform="translate(12 ${(f.top + f.H - f.bottom) / 2}) rotate(-90)" text-anchor="middle" class="axlabel">${esc(yLabel)}</text>`);
   return p.join('');
@@ -141,7 +152,9 @@ export function laneChart(lanes: Lane[], xMaxIn: number, kind = 'lanes'): string
   const parts: string[] = [];
   for (const t of ticks(xMax)) {
     const x = f.x(t);
-    parts.push(`<line x1="${n1(x)}" x2="${n1(x)}" y1="${f.top}" y2="${H - f.bottom}" class="grid"/><text x="${n1(x)}" y="${H - f.bottom + 14}" text-anchor="middle" class="tick">${esc(secLabel(t))}</text>`);
+    parts.push(
+      `<line x1="${n1(x)}" x2="${n1(x)}" y1="${f.top}" y2="${H - f.bottom}" class="grid"/><text x="${n1(x)}" y="${H - f.bottom + 14}" text-anchor="middle" class="tick">${esc(secLabel(t))}</text>`,
+    );
   }
   parts.push(`<text x="${(f.left + f.W - f.right) / 2}" y="${H - 6}" text-anchor="middle" class="axlabel">blackout length</text>`);
   lanes.forEach((l, i) => {
@@ -151,11 +164,19 @@ export function laneChart(lanes: Lane[], xMaxIn: number, kind = 'lanes'): string
     const xlo = l.lo !== null ? f.x(l.lo) : x0;
     const xhi = l.hi !== null ? f.x(l.hi) : f.x(xMax);
     if (l.lo !== null) parts.push(`<rect x="${n1(x0)}" y="${y + 6}" width="${n1(Math.max(1, xlo - x0))}" height="12" class="mark surv"><title>survived up to ${esc(secLabel(l.lo))}</title></rect>`);
-    if (!l.flaky && xhi > xlo) parts.push(`<rect x="${n1(xlo)}" y="${y + 6}" width="${n1(xhi - xlo)}" height="12" class="mark brk"><title>breaking point between ${esc(secLabel(l.lo ?? 0))} and ${l.hi === null ? 'beyond the range' : esc(secLabel(l.hi))}</title></rect>`);
-    if (l.hi !== null) parts.push(`<rect x="${n1(xhi)}" y="${y + 6}" width="${n1(Math.max(1, f.x(xMax) - xhi))}" height="12" class="mark fail"><title>did not survive ${esc(secLabel(l.hi))}${l.flaky ? ' (flaky)' : ''}</title></rect>`);
+    if (!l.flaky && xhi > xlo)
+      parts.push(
+        `<rect x="${n1(xlo)}" y="${y + 6}" width="${n1(xhi - xlo)}" height="12" class="mark brk"><title>breaking point between ${esc(secLabel(l.lo ?? 0))} and ${l.hi === null ? 'beyond the range' : esc(secLabel(l.hi))}</title></rect>`,
+      );
+    if (l.hi !== null)
+      parts.push(
+        `<rect x="${n1(xhi)}" y="${y + 6}" width="${n1(Math.max(1, f.x(xMax) - xhi))}" height="12" class="mark fail"><title>did not survive ${esc(secLabel(l.hi))}${l.flaky ? ' (flaky)' : ''}</title></rect>`,
+      );
     if (l.predicted && Number.isFinite(l.predicted.ms) && l.predicted.ms <= xMax) {
       const px = f.x(l.predicted.ms);
-      parts.push(`<path d="M${n1(px)} ${y + 2} l5 10 l-5 10 l-5 -10 z" class="mark pred"><title>predicted from the policy: ~${esc(secLabel(l.predicted.ms))} (${esc(secLabel(l.predicted.range[0]))}–${esc(secLabel(l.predicted.range[1]))})</title></path>`);
+      parts.push(
+        `<path d="M${n1(px)} ${y + 2} l5 10 l-5 10 l-5 -10 z" class="mark pred"><title>predicted from the policy: ~${esc(secLabel(l.predicted.ms))} (${esc(secLabel(l.predicted.range[0]))}–${esc(secLabel(l.predicted.range[1]))})</title></path>`,
+      );
     }
     for (const p of l.points) {
       const px = f.x(p.ms);
@@ -185,11 +206,15 @@ export function xyChart(kind: string, series: XYSeries[], opts: { xLabel: string
   const yMax = Math.max(500, ...all.map((p) => p.y), opts.diagonal ? xMax : 0) * 1.05;
   const f = frame(xMax, yMax);
   const parts = [axes(f, opts.xLabel, opts.yLabel)];
-  if (opts.diagonal) parts.push(`<line x1="${n1(f.x(0))}" y1="${n1(f.y(0))}" x2="${n1(f.x(Math.min(xMax, yMax)))}" y2="${n1(f.y(Math.min(xMax, yMax)))}" class="diag"><title>observed = injected</title></line>`);
+  if (opts.diagonal)
+    parts.push(`<line x1="${n1(f.x(0))}" y1="${n1(f.y(0))}" x2="${n1(f.x(Math.min(xMax, yMax)))}" y2="${n1(f.y(Math.min(xMax, yMax)))}" class="diag"><title>observed = injected</title></line>`);
   for (const s of series) {
     const pts = [...s.points].sort((a, b) => a.x - b.x);
     if (pts.length > 1) parts.push(`<path d="${pts.map((p, i) => `${i ? 'L' : 'M'}${n1(f.x(p.x))} ${n1(f.y(p.y))}`).join(' ')}" class="mark line${s.dashed ? ' dashed' : ''}" stroke="${s.color}"/>`);
-    for (const p of pts) parts.push(`<circle cx="${n1(f.x(p.x))}" cy="${n1(f.y(p.y))}" r="3.5" class="mark dot" fill="${s.color}"><title>${esc(s.name)}: ${esc(p.label ?? `${secLabel(p.x)} → ${secLabel(p.y)}`)}</title></circle>`);
+    for (const p of pts)
+      parts.push(
+        `<circle cx="${n1(f.x(p.x))}" cy="${n1(f.y(p.y))}" r="3.5" class="mark dot" fill="${s.color}"><title>${esc(s.name)}: ${esc(p.label ?? `${secLabel(p.x)} → ${secLabel(p.y)}`)}</title></circle>`,
+      );
   }
   return `<figure class="chartbox">${svg(kind, f, parts.join(''), opts.title)}${legend(series.map((s) => ({ name: s.name, color: s.color, dash: s.dashed })))}${opts.caption ? `<figcaption>${esc(opts.caption)}</figcaption>` : ''}</figure>`;
 }

@@ -6,7 +6,6 @@
  */
 import type { Analysis } from '../analysis/analysis.ts';
 
-
 import { CHART_CSS, PALETTE, esc, survivalChart, laneChart } from './charts.ts';
 import { COLORS, lanesOf, maxLength } from './html.ts';
 import { matrixMarkdown } from './markdown.ts';
@@ -17,7 +16,6 @@ export interface ComparedRun {
   label: string;
   analysis: Analysis;
 }
-
 
 /** The differences worth reading first, one sentence each. */
 export function whatDiffers(runs: ComparedRun[]): string[] {
@@ -75,7 +73,13 @@ export function whatDiffers(runs: ComparedRun[]): string[] {
       const surv = known.map((o) => o.split('/').every((o) => survived(o as Parameters<typeof survived>[0])));
       if (new Set(surv).size > 1) out.push(`${p} at ${lengthLabel(len)}: ${runs.map((r, i) => `${outs[i] || '–'} (${r.label})`).join(' vs ')}.`);
     }
-    if (ds.some((d) => d.flaky)) out.push(`${p} is flaky under ${runs.filter((_, i) => ds[i]!.flaky).map((r) => r.label).join(', ')}.`);
+    if (ds.some((d) => d.flaky))
+      out.push(
+        `${p} is flaky under ${runs
+          .filter((_, i) => ds[i]!.flaky)
+          .map((r) => r.label)
+          .join(', ')}.`,
+      );
     const pol = runs.map((r) => JSON.stringify(r.analysis.probeInfo.find((x) => x.name === p)?.policy ?? {}));
     if (new Set(pol).size > 1) out.push(`${p}: the client policies differ between runs (${runs.map((r, i) => `${r.label}: ${pol[i]}`).join('; ')}).`);
   }
@@ -119,17 +123,28 @@ export function compareHtml(runs: ComparedRun[]): string {
   const table = `<table class="bp"><tr><th>session</th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr>${probes.map((p) => `<tr><th>${esc(p)}</th>${runs.map((r) => `<td>${esc(bracketCell(r.analysis, p))}</td>`).join('')}</tr>`).join('')}</table>`;
   const links = [...new Set(runs.flatMap((r) => r.analysis.decision.migration.overall.map((o) => o.link)))];
   const mig = `<table class="bp"><tr><th>quick migration safe up to</th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr>${links
-    .map((l) => `<tr><th>${esc(l)}</th>${runs.map((r) => {
-      const o = r.analysis.decision.migration.overall.find((x) => x.link === l);
-      return `<td class="num">${o ? `${o.atLeast ? '≥ ' : ''}${esc(formatBytes(o.safeUpToBytes))}` : '–'}</td>`;
-    }).join('')}</tr>`)
+    .map(
+      (l) =>
+        `<tr><th>${esc(l)}</th>${runs
+          .map((r) => {
+            const o = r.analysis.decision.migration.overall.find((x) => x.link === l);
+            return `<td class="num">${o ? `${o.atLeast ? '≥ ' : ''}${esc(formatBytes(o.safeUpToBytes))}` : '–'}</td>`;
+          })
+          .join('')}</tr>`,
+    )
     .join('')}</table>`;
   const curves = survivalChart(
     runs.map((r, i) => ({ name: r.label, color: PALETTE[i % PALETTE.length]!, probes: r.analysis.decision.probes.map((p) => ({ lo: p.maxSurvivedMs, hi: p.minFailedMs })) })),
     xMax,
   );
   const lanes = laneChart(
-    probes.flatMap((p) => runs.flatMap((r) => lanesOf(r.analysis).filter((l) => l.name === p).map((l) => ({ ...l, name: `${p}`, sub: r.label })))),
+    probes.flatMap((p) =>
+      runs.flatMap((r) =>
+        lanesOf(r.analysis)
+          .filter((l) => l.name === p)
+          .map((l) => ({ ...l, name: `${p}`, sub: r.label })),
+      ),
+    ),
     xMax,
     'lanes-compare',
   );
@@ -170,7 +185,8 @@ ${lanes}
 export function compareMarkdown(runs: ComparedRun[]): string {
   const lines: string[] = [`# blackout comparison: ${runs.map((r) => r.label).join(' vs ')}`, '', '## Verdicts', ''];
   lines.push('| run | suite | injector | verdict | live migration |', '|---|---|---|---|---|');
-  for (const r of runs) lines.push(`| ${r.label} | ${r.analysis.suite} | ${r.analysis.injector.kind} | ${r.analysis.decision.verdict.headline.replace(/\|/g, '\\|')} | ${r.analysis.decision.migration.live.status} |`);
+  for (const r of runs)
+    lines.push(`| ${r.label} | ${r.analysis.suite} | ${r.analysis.injector.kind} | ${r.analysis.decision.verdict.headline.replace(/\|/g, '\\|')} | ${r.analysis.decision.migration.live.status} |`);
   lines.push('', '## What differs', '');
   const d = whatDiffers(runs);
   lines.push(...(d.length ? d.map((x) => `- ${x}`) : ['No difference in verdicts, breaking points or outcomes.']));

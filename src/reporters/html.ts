@@ -10,7 +10,6 @@ import type { Analysis, TrialResult } from '../analysis/analysis.ts';
 import { testsSummaryText } from '../analysis/test-cases.ts';
 import { hypervisorFigures } from './hypervisor-figures.ts';
 
-
 import type { Outcome } from '../core/events.ts';
 import { toleranceMatrix, lengthLabel } from './matrix.ts';
 import { CHART_CSS, PALETTE, esc, laneChart, survivalChart, xyChart, type Lane } from './charts.ts';
@@ -33,7 +32,10 @@ export const COLORS: Record<Outcome, string> = {
   unknown: '#8a8f98',
 };
 
-const policyText = (p: Record<string, unknown>): string => Object.entries(p).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ');
+const policyText = (p: Record<string, unknown>): string =>
+  Object.entries(p)
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+    .join(', ');
 
 function matrixHtml(a: Analysis): string {
   const m = toleranceMatrix(a);
@@ -71,7 +73,9 @@ export function timelineSvg(a: Analysis, t: TrialResult): string {
   const H = 30 + names.length * rowH + 24;
   const x = (v: number) => left + ((Math.min(Math.max(v, from), to) - from) / (to - from)) * (W - left - right);
   const parts: string[] = [];
-  parts.push(`<rect x="${x(inj.cutAt).toFixed(1)}" y="18" width="${Math.max(1, x(inj.restoredAt) - x(inj.cutAt)).toFixed(1)}" height="${names.length * rowH + 6}" class="band mark"><title>blackout ${formatMs(inj.durationMs)}</title></rect>`);
+  parts.push(
+    `<rect x="${x(inj.cutAt).toFixed(1)}" y="18" width="${Math.max(1, x(inj.restoredAt) - x(inj.cutAt)).toFixed(1)}" height="${names.length * rowH + 6}" class="band mark"><title>blackout ${formatMs(inj.durationMs)}</title></rect>`,
+  );
   parts.push(`<text x="${x(inj.cutAt).toFixed(1)}" y="13" class="lbl">cut</text><text x="${x(inj.restoredAt).toFixed(1)}" y="13" class="lbl">restore (${esc(formatMs(inj.durationMs))})</text>`);
   names.forEach((n, i) => {
     const r = t.probes[n];
@@ -92,7 +96,9 @@ export function timelineSvg(a: Analysis, t: TrialResult): string {
   const step = span > 120_000 ? 20_000 : span > 60_000 ? 10_000 : span > 20_000 ? 5000 : 1000;
   for (let v = Math.ceil((from - inj.cutAt) / step) * step; inj.cutAt + v <= to; v += step) {
     const px = x(inj.cutAt + v);
-    parts.push(`<line x1="${px.toFixed(1)}" x2="${px.toFixed(1)}" y1="${H - 22}" y2="${H - 18}" class="axis"/><text x="${px.toFixed(1)}" y="${H - 6}" text-anchor="middle" class="tick">${v / 1000}s</text>`);
+    parts.push(
+      `<line x1="${px.toFixed(1)}" x2="${px.toFixed(1)}" y1="${H - 22}" y2="${H - 18}" class="axis"/><text x="${px.toFixed(1)}" y="${H - 6}" text-anchor="middle" class="tick">${v / 1000}s</text>`,
+    );
   }
   return `<svg class="timeline" data-chart="timeline-${t.index}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="timeline of trial ${t.index}">${parts.join('')}</svg>`;
 }
@@ -119,11 +125,14 @@ function trialHtml(a: Analysis, t: TrialResult, assets: Assets): string {
     .join('');
   const figures = hypervisorFigures(t);
   const side = figures.length
-    ? `<table class="results hv"><tr><th>the hypervisor's own figure</th><th></th><th>measured by blackout</th><th></th></tr>${Array.from({ length: Math.max(...(['hypervisor', 'harness'] as const).map((src) => figures.filter((f) => f.source === src).length)) }, (_, i) => {
-        const hv = figures.filter((f) => f.source === 'hypervisor')[i];
-        const hm = figures.filter((f) => f.source === 'harness')[i];
-        return `<tr><td>${hv ? esc(hv.label) : ''}</td><td>${hv ? esc(formatMs(hv.ms)) : ''}</td><td>${hm ? esc(hm.label) : ''}</td><td>${hm ? esc(formatMs(hm.ms)) : ''}</td></tr>`;
-      }).join('')}</table>`
+    ? `<table class="results hv"><tr><th>the hypervisor's own figure</th><th></th><th>measured by blackout</th><th></th></tr>${Array.from(
+        { length: Math.max(...(['hypervisor', 'harness'] as const).map((src) => figures.filter((f) => f.source === src).length)) },
+        (_, i) => {
+          const hv = figures.filter((f) => f.source === 'hypervisor')[i];
+          const hm = figures.filter((f) => f.source === 'harness')[i];
+          return `<tr><td>${hv ? esc(hv.label) : ''}</td><td>${hv ? esc(formatMs(hv.ms)) : ''}</td><td>${hm ? esc(hm.label) : ''}</td><td>${hm ? esc(formatMs(hm.ms)) : ''}</td></tr>`;
+        },
+      ).join('')}</table>`
     : '';
   const info = t.injectorInfo.length ? `${side}<details><summary>injector figures</summary><pre>${esc(JSON.stringify(t.injectorInfo, null, 2))}</pre></details>` : '';
   return `<section class="trial" id="trial-${t.index}"><h3>Trial ${t.index}: ${esc(lengthLabel(t.requestedMs))} requested, ${esc(formatMs(t.injected?.durationMs))} injected${t.complete ? '' : ' <span class="warnText">(incomplete)</span>'}</h3>
@@ -162,7 +171,9 @@ function chartsHtml(a: Analysis): string {
     color: color(n),
     points: a.trials.flatMap((t) => {
       const r = t.probes[n];
-      return t.injected && r && r.observedOutageMs !== null ? [{ x: t.injected.durationMs, y: r.observedOutageMs, label: `trial ${t.index}: ${formatMs(t.injected.durationMs)} blackout → ${formatMs(r.observedOutageMs)} seen (${r.outcome})` }] : [];
+      return t.injected && r && r.observedOutageMs !== null
+        ? [{ x: t.injected.durationMs, y: r.observedOutageMs, label: `trial ${t.index}: ${formatMs(t.injected.durationMs)} blackout → ${formatMs(r.observedOutageMs)} seen (${r.outcome})` }]
+        : [];
     }),
   }));
   const recovery = names.map((n) => ({
@@ -170,7 +181,9 @@ function chartsHtml(a: Analysis): string {
     color: color(n),
     points: a.trials.flatMap((t) => {
       const r = t.probes[n];
-      return t.injected && r && r.recoveryMs !== null ? [{ x: t.injected.durationMs, y: r.recoveryMs, label: `trial ${t.index}: ${formatMs(t.injected.durationMs)} blackout → back ${formatMs(r.recoveryMs)} after the restore (${r.outcome})` }] : [];
+      return t.injected && r && r.recoveryMs !== null
+        ? [{ x: t.injected.durationMs, y: r.recoveryMs, label: `trial ${t.index}: ${formatMs(t.injected.durationMs)} blackout → back ${formatMs(r.recoveryMs)} after the restore (${r.outcome})` }]
+        : [];
     }),
   }));
   return `<h2 id="breaking-points">Breaking point per session</h2>
@@ -185,7 +198,18 @@ ${xyChart('recovery', recovery, { xLabel: 'injected blackout', yLabel: 'restore 
 
 function verdictHtml(a: Analysis): string {
   const d = a.decision;
-  const run = !a.complete ? ['incomplete', 'Incomplete run: the report shows what was recorded'] : a.passed ? ['pass', 'Run passed: every expectation held'] : ['fail', a.tests.counts.errors ? `Run ended: ${a.endReason ?? ''}` : a.tests.counts.strict && a.expectations.every((e) => e.passed) ? 'Run failed (strict): a session did not survive' : 'Run failed: an expectation did not hold'];
+  const run = !a.complete
+    ? ['incomplete', 'Incomplete run: the report shows what was recorded']
+    : a.passed
+      ? ['pass', 'Run passed: every expectation held']
+      : [
+          'fail',
+          a.tests.counts.errors
+            ? `Run ended: ${a.endReason ?? ''}`
+            : a.tests.counts.strict && a.expectations.every((e) => e.passed)
+              ? 'Run failed (strict): a session did not survive'
+              : 'Run failed: an expectation did not hold',
+        ];
   const expectations = a.expectations.map((e) => `<li class="${e.passed ? 'ok' : 'bad'}">${esc(e.message)}</li>`).join('');
   const level = d.verdict.level;
   return `<section class="verdict-box ${level}" id="verdict">
@@ -226,10 +250,16 @@ function migrationHtml(a: Analysis): string {
   const m = a.decision.migration;
   const head = `<tr><th>VM memory</th>${m.settings.links.map((l) => `<th>${esc(l.name)}<br><small>${l.mbPerSec} MB/s</small></th>`).join('')}</tr>`;
   const rows = m.table
-    .map((r) => `<tr><th>${esc(formatBytes(r.memoryBytes))}</th>${r.cells.map((c) => `<td class="mig ${c.status}" title="model downtime ${esc(formatMs(c.downtimeMs))}">${c.status === 'safe' ? '✓' : c.status === 'unsafe' ? '✗' : '?'} ${esc(formatMs(c.downtimeMs))}</td>`).join('')}</tr>`)
+    .map(
+      (r) =>
+        `<tr><th>${esc(formatBytes(r.memoryBytes))}</th>${r.cells.map((c) => `<td class="mig ${c.status}" title="model downtime ${esc(formatMs(c.downtimeMs))}">${c.status === 'safe' ? '✓' : c.status === 'unsafe' ? '✗' : '?'} ${esc(formatMs(c.downtimeMs))}</td>`).join('')}</tr>`,
+    )
     .join('');
   const per = m.perProbe
-    .map((p) => `<tr><th>${esc(p.probe)} <small>${esc(p.kind)}</small></th><td class="num">${esc(formatMs(p.toleranceMs))}</td>${p.links.map((l) => `<td class="num">${l.safeUpToBytes > 0 ? `${l.atLeast ? '≥ ' : ''}${esc(formatBytes(l.safeUpToBytes))}` : '–'}</td>`).join('')}</tr>`)
+    .map(
+      (p) =>
+        `<tr><th>${esc(p.probe)} <small>${esc(p.kind)}</small></th><td class="num">${esc(formatMs(p.toleranceMs))}</td>${p.links.map((l) => `<td class="num">${l.safeUpToBytes > 0 ? `${l.atLeast ? '≥ ' : ''}${esc(formatBytes(l.safeUpToBytes))}` : '–'}</td>`).join('')}</tr>`,
+    )
     .join('');
   return `<h2 id="migration">Quick migration by VM size and storage link</h2>
 <p class="note">Model: downtime ≈ 2 × VM memory / link throughput (save, then restore). ✓ every session survived a blackout at least that long; ✗ some session failed at that length or shorter; ? between what was seen to survive and what was seen to fail.</p>
@@ -242,7 +272,9 @@ function searchLogHtml(a: Analysis): string {
   if (!a.trials.some((t) => t.reason)) return '';
   const rows = a.trials
     .map((t) => {
-      const outcomes = Object.entries(t.probes).map(([n, r]) => `<span class="pill" style="background:${COLORS[r.outcome]}" title="${esc(r.reason)}">${esc(n)} ${OUTCOME_GLYPH[r.outcome]}</span>`).join(' ');
+      const outcomes = Object.entries(t.probes)
+        .map(([n, r]) => `<span class="pill" style="background:${COLORS[r.outcome]}" title="${esc(r.reason)}">${esc(n)} ${OUTCOME_GLYPH[r.outcome]}</span>`)
+        .join(' ');
       return `<tr><td><a href="#trial-${t.index}">${t.index}</a></td><td class="num">${esc(lengthLabel(t.requestedMs))}</td><td>${esc(t.reason ?? '')}</td><td>${outcomes}</td></tr>`;
     })
     .join('');

@@ -15,7 +15,14 @@ export function jsonReport(a: Analysis): string {
     // what JUnit and Allure count, and what the exit code follows: failed + errors > 0 ⇔ exitCode ≠ 0
     tests: {
       ...a.tests.counts,
-      cases: a.tests.cases.map((c) => ({ id: c.id, name: c.name, status: c.status, observation: c.observation, ...(c.message ? { message: c.message } : {}), ...(c.breaks ? { breaks: c.breaks } : {}) })),
+      cases: a.tests.cases.map((c) => ({
+        id: c.id,
+        name: c.name,
+        status: c.status,
+        observation: c.observation,
+        ...(c.message ? { message: c.message } : {}),
+        ...(c.breaks ? { breaks: c.breaks } : {}),
+      })),
     },
     verdict: {
       level: a.decision.verdict.level,
@@ -34,7 +41,14 @@ export function jsonReport(a: Analysis): string {
       requestedMs: t.requestedMs,
       reason: t.reason,
       complete: t.complete,
-      injected: t.injected && { cutAt: round(t.injected.cutAt), restoredAt: round(t.injected.restoredAt), durationMs: round(t.injected.durationMs), restoreReason: t.injected.restoreReason, restoredBy: t.injected.restoredBy, guardedBy: t.injected.guardedBy },
+      injected: t.injected && {
+        cutAt: round(t.injected.cutAt),
+        restoredAt: round(t.injected.restoredAt),
+        durationMs: round(t.injected.durationMs),
+        restoreReason: t.injected.restoreReason,
+        restoredBy: t.injected.restoredBy,
+        guardedBy: t.injected.guardedBy,
+      },
       injectorInfo: t.injectorInfo,
       probes: Object.fromEntries(
         Object.entries(t.probes).map(([name, r]) => [

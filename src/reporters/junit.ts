@@ -22,20 +22,22 @@ export function junitReport(a: Analysis): string {
     const secs = t ? ((t.endedAt ?? t.startedAt) - t.startedAt) / 1000 : 0;
     let body = '';
     if (c.status === 'skipped') body = `<skipped message="${xmlEscape(c.message ?? '')}"/>`;
-    else if (c.status === 'failed') body = `<failure message="${xmlEscape(c.message ?? '')}" type="${xmlEscape(c.type ?? 'failure')}">${r ? xmlEscape(r.errors.map((e) => `${e.t.toFixed(1)} ms: ${e.message}`).join('\n')) : ''}</failure>`;
+    else if (c.status === 'failed')
+      body = `<failure message="${xmlEscape(c.message ?? '')}" type="${xmlEscape(c.type ?? 'failure')}">${r ? xmlEscape(r.errors.map((e) => `${e.t.toFixed(1)} ms: ${e.message}`).join('\n')) : ''}</failure>`;
     else if (c.status === 'error') body = `<error message="${xmlEscape(c.message ?? '')}" type="${xmlEscape(c.type ?? 'error')}"/>`;
     const props: Array<[string, string]> = [];
     if (c.outcome) props.push(['outcome', c.outcome]);
     if (c.observation) props.push(['observation', 'true']);
     if (c.breaks) props.push(['breaks', c.breaks]);
     if (c.probe && c.group === 'session' && flaky.has(c.probe)) props.push(['flaky', 'true']);
-    const out = r && t
-      ? [
-          `outcome=${r.outcome} observedOutageMs=${r.observedOutageMs?.toFixed(1) ?? '-'} recoveryMs=${r.recoveryMs?.toFixed(1) ?? '-'} injectedMs=${t.injected?.durationMs.toFixed(1) ?? '-'}`,
-          ...(c.status === 'passed' && c.message ? [`${c.observation ? 'observed (fails nothing: no expectation covers this length)' : `breaks ${c.breaks}`} — ${c.message}`] : []),
-          ...(c.status === 'passed' && r.errors.length ? r.errors.map((e) => `${e.t.toFixed(1)} ms: ${e.message}`) : []),
-        ].join('\n')
-      : (c.message ?? '');
+    const out =
+      r && t
+        ? [
+            `outcome=${r.outcome} observedOutageMs=${r.observedOutageMs?.toFixed(1) ?? '-'} recoveryMs=${r.recoveryMs?.toFixed(1) ?? '-'} injectedMs=${t.injected?.durationMs.toFixed(1) ?? '-'}`,
+            ...(c.status === 'passed' && c.message ? [`${c.observation ? 'observed (fails nothing: no expectation covers this length)' : `breaks ${c.breaks}`} — ${c.message}`] : []),
+            ...(c.status === 'passed' && r.errors.length ? r.errors.map((e) => `${e.t.toFixed(1)} ms: ${e.message}`) : []),
+          ].join('\n')
+        : (c.message ?? '');
     const propXml = props.length ? `<properties>${props.map(([k, v]) => `<property name="${xmlEscape(k)}" value="${xmlEscape(v)}"/>`).join('')}</properties>` : '';
     return `    <testcase classname="${xmlEscape(c.classname)}" name="${xmlEscape(c.name)}" time="${secs.toFixed(3)}">${propXml}${body}${out ? `<system-out>${xmlEscape(out)}</system-out>` : ''}</testcase>`;
   });
@@ -52,7 +54,10 @@ export function junitReport(a: Analysis): string {
     ['tests.observations', String(counts.observations)],
     ['exitCode', a.exitCode === null ? '-' : String(a.exitCode)],
     ...d.migration.overall.map((o) => [`quickMigration.safeUpTo.${o.link}`, o.text]),
-    ...d.probes.map((p) => [`breakingPoint.${p.probe}`, `survived ${p.maxSurvivedMs === null ? '-' : p.maxSurvivedMs.toFixed(1)} ms, failed ${p.minFailedMs === null ? '-' : p.minFailedMs.toFixed(1)} ms (${p.status}); policy: ${p.check.agreement}`]),
+    ...d.probes.map((p) => [
+      `breakingPoint.${p.probe}`,
+      `survived ${p.maxSurvivedMs === null ? '-' : p.maxSurvivedMs.toFixed(1)} ms, failed ${p.minFailedMs === null ? '-' : p.minFailedMs.toFixed(1)} ms (${p.status}); policy: ${p.check.agreement}`,
+    ]),
     ...d.findings.map((f, i) => [`finding.${i + 1}`, `[${f.severity}] ${f.text}`]),
   ];
   return `<?xml version="1.0" encoding="UTF-8"?>

@@ -59,10 +59,11 @@ export class LiveView {
   }
 
   start(): void {
-    if (this.tty) this.timer = setInterval(() => {
-      this.clear();
-      this.draw();
-    }, 250);
+    if (this.tty)
+      this.timer = setInterval(() => {
+        this.clear();
+        this.draw();
+      }, 250);
   }
 
   stop(): void {

@@ -3,7 +3,6 @@ import type { Analysis } from '../analysis/analysis.ts';
 import { testsSummaryText } from '../analysis/test-cases.ts';
 import { hypervisorFigures } from './hypervisor-figures.ts';
 
-
 import { toleranceMatrix, lengthLabel } from './matrix.ts';
 import { OUTCOME_GLYPH, formatBytes, formatMs } from '../core/format.ts';
 
@@ -12,8 +11,8 @@ export function matrixMarkdown(a: Analysis): string {
   const head = `| probe | ${m.lengths.map(lengthLabel).join(' | ')} | survives up to | fails from |`;
   const sep = `|---|${m.lengths.map(() => '---').join('|')}|---|---|`;
   const rows = m.probes.map((p) => {
-    const cells = m.lengths.map((l) =>
-      (m.cells[p]?.[l] ?? []).map((c) => `${OUTCOME_GLYPH[c.outcome]} ${c.outcome}${c.observedOutageMs !== null ? ` (${formatMs(c.observedOutageMs)})` : ''}`).join('<br>') || '–',
+    const cells = m.lengths.map(
+      (l) => (m.cells[p]?.[l] ?? []).map((c) => `${OUTCOME_GLYPH[c.outcome]} ${c.outcome}${c.observedOutageMs !== null ? ` (${formatMs(c.observedOutageMs)})` : ''}`).join('<br>') || '–',
     );
     const pr = a.probes[p]!;
     return `| ${p} (${pr.kind}) | ${cells.join(' | ')} | ${formatMs(pr.maxSurvivedMs)} | ${formatMs(pr.minFailedMs)} |`;
@@ -26,7 +25,11 @@ const cellEsc = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' 
 export function verdictMarkdown(a: Analysis): string[] {
   const d = a.decision;
   const icon = d.verdict.level === 'safe' ? '✅' : d.verdict.level === 'limited' ? '⚠️' : d.verdict.level === 'unsafe' ? '❌' : '❔';
-  const lines = [`> ${icon} **${d.verdict.headline}**`, '>', `> ${a.injector.migration === 'live' ? 'ℹ️' : d.migration.live.status === 'safe' ? '✅' : d.migration.live.status === 'unsafe' ? '❌' : '❔'} ${d.verdict.second}`];
+  const lines = [
+    `> ${icon} **${d.verdict.headline}**`,
+    '>',
+    `> ${a.injector.migration === 'live' ? 'ℹ️' : d.migration.live.status === 'safe' ? '✅' : d.migration.live.status === 'unsafe' ? '❌' : '❔'} ${d.verdict.second}`,
+  ];
   for (const c of d.migration.caveats) lines.push('>', `> ⚠ ${c}`);
   return lines;
 }
@@ -36,7 +39,9 @@ export function breakingPointsMarkdown(a: Analysis): string[] {
   for (const p of a.decision.probes) {
     const b = p.prediction.breakingMs;
     const pred = b === null ? 'no prediction' : Number.isFinite(b) ? `~${formatMs(b)}` : 'never';
-    lines.push(`| ${p.probe} (${p.kind}) | ${formatMs(p.maxSurvivedMs)} | ${formatMs(p.minFailedMs)} | ${p.status}${p.flaky ? ' ⚠' : ''} | ${pred} | ${p.check.agreement} | ${cellEsc(p.prediction.mechanism)} |`);
+    lines.push(
+      `| ${p.probe} (${p.kind}) | ${formatMs(p.maxSurvivedMs)} | ${formatMs(p.minFailedMs)} | ${p.status}${p.flaky ? ' ⚠' : ''} | ${pred} | ${p.check.agreement} | ${cellEsc(p.prediction.mechanism)} |`,
+    );
   }
   return lines;
 }
@@ -44,7 +49,8 @@ export function breakingPointsMarkdown(a: Analysis): string[] {
 export function migrationMarkdown(a: Analysis): string[] {
   const m = a.decision.migration;
   const lines = [`| VM memory | ${m.settings.links.map((l) => `${l.name} (${l.mbPerSec} MB/s)`).join(' | ')} |`, `|---|${m.settings.links.map(() => '---').join('|')}|`];
-  for (const r of m.table) lines.push(`| ${formatBytes(r.memoryBytes)} | ${r.cells.map((c) => `${c.status === 'safe' ? '✓' : c.status === 'unsafe' ? '✗' : '?'} ${formatMs(c.downtimeMs)}`).join(' | ')} |`);
+  for (const r of m.table)
+    lines.push(`| ${formatBytes(r.memoryBytes)} | ${r.cells.map((c) => `${c.status === 'safe' ? '✓' : c.status === 'unsafe' ? '✗' : '?'} ${formatMs(c.downtimeMs)}`).join(' | ')} |`);
   return lines;
 }
 
@@ -60,14 +66,25 @@ export function markdownReport(a: Analysis): string {
   lines.push('', testsSummaryText(a.tests.counts, a.exitCode));
   const s = a.decision.search;
   lines.push('', '## Breaking points', '');
-  if (s) lines.push(s.mode === 'search' ? `Adaptive search: ${s.trials} trial(s)${s.linearTrials !== null ? ` (a linear sweep at the same resolution: ${s.linearTrials})` : ''}; ${s.stopReason}.` : `List sweep: ${s.trials} trial(s).`, '');
+  if (s)
+    lines.push(
+      s.mode === 'search'
+        ? `Adaptive search: ${s.trials} trial(s)${s.linearTrials !== null ? ` (a linear sweep at the same resolution: ${s.linearTrials})` : ''}; ${s.stopReason}.`
+        : `List sweep: ${s.trials} trial(s).`,
+      '',
+    );
   lines.push(...breakingPointsMarkdown(a), '');
   if (a.decision.findings.length) {
     lines.push('## Findings', '');
     for (const f of a.decision.findings) lines.push(`- **${f.severity}** ${f.text}${f.trials?.length ? ` (trials ${f.trials.join(', ')})` : ''}`);
     lines.push('');
   }
-  lines.push('## Quick migration by VM size and link', '', 'Model: downtime ≈ 2 × VM memory / link throughput. ✓ every session survived that long; ✗ a session failed at that length or shorter; ? not decided by the trials.', '');
+  lines.push(
+    '## Quick migration by VM size and link',
+    '',
+    'Model: downtime ≈ 2 × VM memory / link throughput. ✓ every session survived that long; ✗ a session failed at that length or shorter; ? not decided by the trials.',
+    '',
+  );
   lines.push(...migrationMarkdown(a), '');
   lines.push('## Tolerance matrix', '', 'Outcome per probe and blackout length, with the outage the session itself saw.', '', matrixMarkdown(a), '');
   lines.push('Legend: ✓ transparent · ‖ stalled (survived) · ↻ recovered (session lost, reconnected) · ✗ failed · ? unknown', '');
@@ -75,19 +92,30 @@ export function markdownReport(a: Analysis): string {
   lines.push('| trial | requested | injected | why this length | probe | outcome | observed outage | recovery | why |', '|---|---|---|---|---|---|---|---|---|');
   for (const t of a.trials) {
     for (const [name, r] of Object.entries(t.probes)) {
-      lines.push(`| ${t.index} | ${lengthLabel(t.requestedMs)} | ${formatMs(t.injected?.durationMs)} | ${cellEsc(t.reason ?? '')} | ${name} | ${r.outcome} | ${formatMs(r.observedOutageMs)} | ${formatMs(r.recoveryMs)} | ${cellEsc(r.reason)} |`);
+      lines.push(
+        `| ${t.index} | ${lengthLabel(t.requestedMs)} | ${formatMs(t.injected?.durationMs)} | ${cellEsc(t.reason ?? '')} | ${name} | ${r.outcome} | ${formatMs(r.observedOutageMs)} | ${formatMs(r.recoveryMs)} | ${cellEsc(r.reason)} |`,
+      );
     }
   }
   const hv = a.trials.map((t) => ({ t, rows: hypervisorFigures(t) })).filter((x) => x.rows.length);
   if (hv.length) {
     lines.push('', '## Hypervisor figures beside the measured outage', '', '| trial | the hypervisor says | measured by blackout |', '|---|---|---|');
     for (const { t, rows } of hv) {
-      const side = (src: 'hypervisor' | 'harness') => rows.filter((r) => r.source === src).map((r) => `${r.label} ${formatMs(r.ms)}`).join('<br>');
+      const side = (src: 'hypervisor' | 'harness') =>
+        rows
+          .filter((r) => r.source === src)
+          .map((r) => `${r.label} ${formatMs(r.ms)}`)
+          .join('<br>');
       lines.push(`| ${t.index} | ${side('hypervisor')} | ${side('harness')} |`);
     }
   }
   lines.push('', '## Probe policies', '', 'What each client was configured to tolerate — the reason a session breaks where it does.', '');
-  for (const p of a.probeInfo) lines.push(`- **${p.name}** (${p.kind}, every ${formatMs(p.intervalMs)}, tolerance ${formatMs(p.toleranceMs)}): ${Object.entries(p.policy).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join(', ')}`);
+  for (const p of a.probeInfo)
+    lines.push(
+      `- **${p.name}** (${p.kind}, every ${formatMs(p.intervalMs)}, tolerance ${formatMs(p.toleranceMs)}): ${Object.entries(p.policy)
+        .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
+        .join(', ')}`,
+    );
   if (a.heal.length) lines.push('', '## Healed before the run', '', ...a.heal.map((h) => `- ${h}`));
   return lines.join('\n') + '\n';
 }

@@ -34,4 +34,3 @@ export function toleranceMatrix(a: Analysis): Matrix {
 
 /** a column's blackout length (0: the injector's own length, a real migration) */
 export const lengthLabel = (ms: number): string => formatLength(ms);
-

@@ -124,7 +124,7 @@ export class MetricsSink {
     });
     new Gauge({
       name: 'blackout_probe_gap_seconds',
-      help: 'time since the probe\'s last good sample (the current gap; 0 when no session is open)',
+      help: "time since the probe's last good sample (the current gap; 0 when no session is open)",
       labelNames: probeLabels,
       registers,
       collect() {
@@ -145,7 +145,12 @@ export class MetricsSink {
     this.samples = new Counter({ name: 'blackout_probe_samples_total', help: 'good samples (answers) per probe over the run', labelNames: probeLabels, registers });
     this.errors = new Counter({ name: 'blackout_probe_errors_total', help: 'errors per probe over the run', labelNames: probeLabels, registers });
     this.lostTotal = new Counter({ name: 'blackout_probe_sessions_lost_total', help: 'sessions lost per probe over the run', labelNames: probeLabels, registers });
-    this.outage = new Gauge({ name: 'blackout_probe_observed_outage_seconds', help: 'the outage each probe saw in the last finished trial (absent when its session never came back)', labelNames: probeLabels, registers });
+    this.outage = new Gauge({
+      name: 'blackout_probe_observed_outage_seconds',
+      help: 'the outage each probe saw in the last finished trial (absent when its session never came back)',
+      labelNames: probeLabels,
+      registers,
+    });
     this.outcome = new Gauge({ name: 'blackout_probe_outcome', help: "each probe's outcome in the last finished trial (one-hot)", labelNames: [...probeLabels, 'outcome'], registers });
     this.lastTrial = new Gauge({ name: 'blackout_last_finished_trial', help: 'the trial the observed outage and outcome belong to (-1 before the first ends)', registers });
     this.lastTrial.set(-1);

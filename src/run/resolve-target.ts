@@ -64,13 +64,18 @@ async function refuseLabRange(host: string): Promise<void> {
   const addrs = [host];
   if (!inRange(host, '0.0.0.0/0')) {
     const found = await Promise.race([
-      lookup(host, { all: true, family: 4 }).then((r) => r.map((a) => a.address)).catch(() => [] as string[]),
+      lookup(host, { all: true, family: 4 })
+        .then((r) => r.map((a) => a.address))
+        .catch(() => [] as string[]),
       new Promise<string[]>((res) => setTimeout(() => res([]), 2000).unref()),
     ]);
     addrs.push(...found);
   }
   const hit = addrs.find((a) => inRange(a, SUPERNET));
-  if (hit) throw new PreflightError(`target host "${host}"${hit !== host ? ` (${hit})` : ''} is inside the lab range ${SUPERNET}, which blackout reserves for its lab: use \`target: lab\` for the lab, or the real target's own address`);
+  if (hit)
+    throw new PreflightError(
+      `target host "${host}"${hit !== host ? ` (${hit})` : ''} is inside the lab range ${SUPERNET}, which blackout reserves for its lab: use \`target: lab\` for the lab, or the real target's own address`,
+    );
 }
 
 // lab services added by the probes issue (smb, web, files)

@@ -99,7 +99,6 @@ export interface RunResult {
   reason: string;
 }
 
-
 export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResult> {
   const held: { send: Lease | null; target: Lease | null } = { send: null, target: null };
   try {
@@ -114,7 +113,7 @@ export async function runSuite(suite: Suite, opts: RunOptions): Promise<RunResul
 /** Takes the target's (or lab's) lease for this run; throws LeaseBusyError naming the holder. */
 async function takeTargetLease(suite: Suite, opts: RunOptions): Promise<Lease> {
   const what = `run of suite "${suite.name}", out dir ${opts.outDir}`;
-  const hint = ': two runs on one target would undo each other\'s blackout; wait for that run to finish, or give `--wait SECONDS`';
+  const hint = ": two runs on one target would undo each other's blackout; wait for that run to finish, or give `--wait SECONDS`";
   const t = leaseTargetOf(suite.target, { lab: opts.lab });
   if (t.scope === 'lab') return acquireLabLease(t.name, what, opts.leaseWaitMs ?? 0, hint);
   const path = targetLeasePath(t.host);
@@ -220,7 +219,10 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
     emit({ type: 'preflight', t: clock.now(), ok: false, message: 'sweep: an adaptive search cannot be split into shards or resumed; use a list of blackouts' });
     return finish(EXIT.badInput, 'search sweep with a trial subset');
   }
-  const planner = createPlanner(sweep, suite.probes.map((p) => p.name));
+  const planner = createPlanner(
+    sweep,
+    suite.probes.map((p) => p.name),
+  );
   const total = planner.plannedTrials;
 
   let currentTrial = -1;
@@ -396,7 +398,11 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
         };
         const probe = probeScope.run(scope, () => def.create(cfg, ctx));
         trial.running.push({ cfg, probe });
-        await withTimeout(probeScope.run(scope, () => probe.open()), 30_000, `${cfg.name}: opening the session took longer than 30 s`);
+        await withTimeout(
+          probeScope.run(scope, () => probe.open()),
+          30_000,
+          `${cfg.name}: opening the session took longer than 30 s`,
+        );
       }),
     );
     const failures = opened.flatMap((r, i) => (r.status === 'rejected' ? [`${suite.probes[i]!.name}: ${(r.reason as Error).message}`] : []));
@@ -470,7 +476,10 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
     } catch (e) {
       const message = (e as Error).message;
       emit({ type: 'injector-error', t: clock.now(), trial: trial.index, step: 'restore', message, restored: false });
-      throw new InjectorFailure(`trial ${trial.index + 1}: the restore failed (${message}); the deadline restore (kernel timeout / watchdog) is due at ${(cut.deadline / 1000).toFixed(1)} s on the run clock`, false);
+      throw new InjectorFailure(
+        `trial ${trial.index + 1}: the restore failed (${message}); the deadline restore (kernel timeout / watchdog) is due at ${(cut.deadline / 1000).toFixed(1)} s on the run clock`,
+        false,
+      );
     }
   }
 
@@ -499,7 +508,13 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
     signal.removeEventListener('abort', trial.stopProbes);
     emit({ type: 'phase', t: clock.now(), trial: trial.index, phase: 'drain' });
     trial.abort.abort(new Error('trial over'));
-    await Promise.allSettled(trial.running.map(({ cfg, probe }) => withTimeout(probe.close(), 15_000, `${cfg.name}: close took longer than 15 s`).catch((e: Error) => emit({ type: 'probe-error', t: clock.now(), probe: cfg.name, trial: trial.index, message: e.message, fatal: false }))));
+    await Promise.allSettled(
+      trial.running.map(({ cfg, probe }) =>
+        withTimeout(probe.close(), 15_000, `${cfg.name}: close took longer than 15 s`).catch((e: Error) =>
+          emit({ type: 'probe-error', t: clock.now(), probe: cfg.name, trial: trial.index, message: e.message, fatal: false }),
+        ),
+      ),
+    );
     emit({ type: 'trial-end', t: clock.now(), trial: trial.index });
   }
 }

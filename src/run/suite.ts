@@ -27,7 +27,10 @@ const realTarget = z.strictObject({
       port: z.number().int().min(1).max(65535).default(22),
       privateKeyFile: z.string().min(1).optional(),
       ...secretRef,
-      hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…"').optional(),
+      hostKey: z
+        .string()
+        .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…"')
+        .optional(),
       knownHostsFile: z.string().min(1).optional(),
     })
     .optional(),
@@ -57,9 +60,15 @@ const MAX_PROBES = 5000;
 
 // 0 means "as long as the injector's own operation takes" (a real live migration)
 const blackoutsSchema = z.union([
-  z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length').max(MAX_LENGTHS, `expected at most ${MAX_LENGTHS} blackout lengths`),
+  z
+    .array(duration({ min: 0 }))
+    .min(1, 'expected at least one blackout length')
+    .max(MAX_LENGTHS, `expected at most ${MAX_LENGTHS} blackout lengths`),
   z.strictObject({
-    lengths: z.array(duration({ min: 0 })).min(1, 'expected at least one blackout length').max(MAX_LENGTHS, `expected at most ${MAX_LENGTHS} blackout lengths`),
+    lengths: z
+      .array(duration({ min: 0 }))
+      .min(1, 'expected at least one blackout length')
+      .max(MAX_LENGTHS, `expected at most ${MAX_LENGTHS} blackout lengths`),
     repeat: z.number().int().min(1).max(100).default(1),
   }),
   z.strictObject({

@@ -125,7 +125,7 @@ export const migrations: Migration[] = [
   },
   {
     version: 3,
-    name: 'worker heartbeats (a dead worker\'s jobs are released after --retry-after)',
+    name: "worker heartbeats (a dead worker's jobs are released after --retry-after)",
     sql: `
       create table ${SCHEMA}.worker_heartbeats (
         worker_id text primary key,

@@ -106,7 +106,10 @@ export class RunStoreSink {
   private readonly log: (l: string) => void;
   readonly stats: SinkStats = { runId: null, events: 0, stored: 0, batches: 0, reconnects: 0, downMs: 0, notStored: 0, refused: 0 };
 
-  constructor(private readonly url: string, private readonly opts: SinkOptions = {}) {
+  constructor(
+    private readonly url: string,
+    private readonly opts: SinkOptions = {},
+  ) {
     this.log = opts.log ?? (() => {});
   }
 
@@ -243,10 +246,14 @@ export class RunStoreSink {
       for (const t of this.trials) if (t.seq <= last) await this.insertTrial(c, t.result);
       if (this.end && this.end.seq <= last) {
         const s = JSON.parse(this.end.summary) as { passed?: boolean };
-        await c.query(
-          `update ${SCHEMA}.runs set ended_at = to_timestamp(($2::float8 + wall_ms) / 1000), exit_code = $3, reason = $4, passed = $5, summary = $6 where run_id = $1`,
-          [this.runId, this.end.e.t, this.end.e.exitCode, text(this.end.e.reason), s.passed ?? null, this.end.summary],
-        );
+        await c.query(`update ${SCHEMA}.runs set ended_at = to_timestamp(($2::float8 + wall_ms) / 1000), exit_code = $3, reason = $4, passed = $5, summary = $6 where run_id = $1`, [
+          this.runId,
+          this.end.e.t,
+          this.end.e.exitCode,
+          text(this.end.e.reason),
+          s.passed ?? null,
+          this.end.summary,
+        ]);
       }
       await c.query(`update ${SCHEMA}.runs set events_stored = $2 where run_id = $1`, [this.runId, last + 1]);
       await c.query('commit');
@@ -264,9 +271,22 @@ export class RunStoreSink {
        values ($1,$2,$3,$4,$5,$6,to_timestamp($7::float8/1000),$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
        on conflict (run_id) do update set run_id = excluded.run_id returning run_key as k`,
       [
-        s.runId, s.suite, s.host, s.target.name, s.target.address, s.injector.kind, s.wallMs, this.opts.outDir ?? null,
-        s.job?.campaign ?? null, s.job?.id ?? null, s.job?.attempt ?? null, s.job?.target ?? null, s.job?.worker ?? null,
-        s.shard?.index ?? null, s.shard?.total ?? null, jsonText(s),
+        s.runId,
+        s.suite,
+        s.host,
+        s.target.name,
+        s.target.address,
+        s.injector.kind,
+        s.wallMs,
+        this.opts.outDir ?? null,
+        s.job?.campaign ?? null,
+        s.job?.id ?? null,
+        s.job?.attempt ?? null,
+        s.job?.target ?? null,
+        s.job?.worker ?? null,
+        s.shard?.index ?? null,
+        s.shard?.total ?? null,
+        jsonText(s),
       ],
     );
     return rows[0]!.k;
@@ -276,19 +296,29 @@ export class RunStoreSink {
     const job = this.start?.job;
     // segments are for timelines in the run's own report; the store keeps the verdict-level figures
     const slim = { ...r, probes: Object.fromEntries(Object.entries(r.probes).map(([k, p]) => [k, { ...p, segments: undefined }])) };
-    const ins = await c.query(
-      `insert into ${SCHEMA}.trials (run_id, trial, requested_ms, injected_ms, campaign, job_id, result) values ($1,$2,$3,$4,$5,$6,$7) on conflict do nothing`,
-      [this.runId, r.index, r.requestedMs, r.injected?.durationMs ?? null, job?.campaign ?? null, job?.id ?? null, jsonText(slim)],
-    );
+    const ins = await c.query(`insert into ${SCHEMA}.trials (run_id, trial, requested_ms, injected_ms, campaign, job_id, result) values ($1,$2,$3,$4,$5,$6,$7) on conflict do nothing`, [
+      this.runId,
+      r.index,
+      r.requestedMs,
+      r.injected?.durationMs ?? null,
+      job?.campaign ?? null,
+      job?.id ?? null,
+      jsonText(slim),
+    ]);
     if (ins.rowCount === 0) {
       this.log(`store: trial ${r.index} of ${job ? `job ${job.id}` : `run ${this.runId}`} is already stored; not counted again`);
       return;
     }
     for (const [name, p] of Object.entries(r.probes)) {
-      await c.query(
-        `insert into ${SCHEMA}.probe_results (run_id, trial, probe, kind, outcome, observed_outage_ms, reason) values ($1,$2,$3,$4,$5,$6,$7) on conflict do nothing`,
-        [this.runId, r.index, name, p.kind, p.outcome, p.observedOutageMs, text(p.reason)],
-      );
+      await c.query(`insert into ${SCHEMA}.probe_results (run_id, trial, probe, kind, outcome, observed_outage_ms, reason) values ($1,$2,$3,$4,$5,$6,$7) on conflict do nothing`, [
+        this.runId,
+        r.index,
+        name,
+        p.kind,
+        p.outcome,
+        p.observedOutageMs,
+        text(p.reason),
+      ]);
     }
   }
 

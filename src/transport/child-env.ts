@@ -5,7 +5,25 @@
  * (passwordEnv: …); a `ping`, an `nft` or a user's cut command has no business
  * seeing them.
  */
-const KEEP = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'LC_NUMERIC', 'TZ', 'TMPDIR', 'TERM', 'SSH_AUTH_SOCK', 'XDG_RUNTIME_DIR', 'ODBCINI', 'ODBCSYSINI'];
+const KEEP = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'LANG',
+  'LANGUAGE',
+  'LC_ALL',
+  'LC_CTYPE',
+  'LC_MESSAGES',
+  'LC_NUMERIC',
+  'TZ',
+  'TMPDIR',
+  'TERM',
+  'SSH_AUTH_SOCK',
+  'XDG_RUNTIME_DIR',
+  'ODBCINI',
+  'ODBCSYSINI',
+];
 
 export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};

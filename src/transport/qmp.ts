@@ -143,10 +143,7 @@ export class QmpClient {
    * Resolves with the first event named `name` (and matching `predicate`) whose
    * seq is ≥ `after` (default: any kept event, so one that already arrived counts).
    */
-  waitForEvent(
-    name: string,
-    opts: { after?: number; timeoutMs: number; predicate?: (ev: QmpEvent) => boolean },
-  ): Promise<QmpEvent> {
+  waitForEvent(name: string, opts: { after?: number; timeoutMs: number; predicate?: (ev: QmpEvent) => boolean }): Promise<QmpEvent> {
     const after = opts.after ?? 0;
     const match = (ev: QmpEvent) => ev.event === name && ev.seq >= after && (opts.predicate?.(ev) ?? true);
     const seen = this.history.find(match);
@@ -271,10 +268,7 @@ export async function connectQmp(path: string, timeoutMs: number): Promise<QmpCl
  * Polls `query-migrate` until the status is final (completed / failed /
  * cancelled) or `timeoutMs` passes; returns the last answer.
  */
-export async function pollMigration(
-  qmp: QmpClient,
-  opts: { timeoutMs: number; intervalMs?: number; until?: (s: MigrationInfo) => boolean },
-): Promise<MigrationInfo> {
+export async function pollMigration(qmp: QmpClient, opts: { timeoutMs: number; intervalMs?: number; until?: (s: MigrationInfo) => boolean }): Promise<MigrationInfo> {
   const deadline = Date.now() + opts.timeoutMs;
   const done = opts.until ?? ((s: MigrationInfo) => s.status === 'completed' || s.status === 'failed' || s.status === 'cancelled');
   for (;;) {

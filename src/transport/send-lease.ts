@@ -54,4 +54,3 @@ export function sendLeaseHolders(): number[] {
 export function trySendLeaseExclusive(): Lease | null {
   return tryLease(SEND_LEASE, 'exclusive');
 }
-

@@ -49,16 +49,45 @@ function check(varbinds: Varbind[]): Varbind[] {
 }
 
 export function snmpGet(s: Session, oids: string[]): Promise<Varbind[]> {
-  return new Promise((res, rej) => s.get(oids, (e, vb) => (e ? rej(e) : (() => { try { res(check(vb)); } catch (x) { rej(x); } })())));
+  return new Promise((res, rej) =>
+    s.get(oids, (e, vb) =>
+      e
+        ? rej(e)
+        : (() => {
+            try {
+              res(check(vb));
+            } catch (x) {
+              rej(x);
+            }
+          })(),
+    ),
+  );
 }
 
 export function snmpSetInt(s: Session, oid: string, value: number): Promise<Varbind[]> {
-  return new Promise((res, rej) => s.set([{ oid, type: snmp.ObjectType.Integer, value }], (e, vb) => (e ? rej(e) : (() => { try { res(check(vb)); } catch (x) { rej(x); } })())));
+  return new Promise((res, rej) =>
+    s.set([{ oid, type: snmp.ObjectType.Integer, value }], (e, vb) =>
+      e
+        ? rej(e)
+        : (() => {
+            try {
+              res(check(vb));
+            } catch (x) {
+              rej(x);
+            }
+          })(),
+    ),
+  );
 }
 
 export function snmpWalk(s: Session, oid: string): Promise<Varbind[]> {
   return new Promise((res, rej) => {
     const out: Varbind[] = [];
-    s.subtree(oid, 20, (vbs) => void out.push(...vbs.filter((v) => !snmp.isVarbindError(v))), (e) => (e ? rej(e) : res(out)));
+    s.subtree(
+      oid,
+      20,
+      (vbs) => void out.push(...vbs.filter((v) => !snmp.isVarbindError(v))),
+      (e) => (e ? rej(e) : res(out)),
+    );
   });
 }

@@ -183,7 +183,11 @@ export interface Executor {
 }
 
 function fail(where: string, label: string | undefined, detail: string, result: ExecResult | null, secrets: string[], timedOut = false): ExecError {
-  return new ExecError(scrub(`${where}${label ? ` (${label})` : ''}: ${detail}`, secrets), result && { ...result, stdout: scrub(result.stdout, secrets), stderr: scrub(result.stderr, secrets) }, timedOut);
+  return new ExecError(
+    scrub(`${where}${label ? ` (${label})` : ''}: ${detail}`, secrets),
+    result && { ...result, stdout: scrub(result.stdout, secrets), stderr: scrub(result.stderr, secrets) },
+    timedOut,
+  );
 }
 
 /** Runs commands on this machine. POSIX only (PowerShell adapters need a Windows host over SSH). */

@@ -23,7 +23,6 @@ export interface HostTrust {
   pinLabel?: string;
 }
 
-
 /** The OpenSSH fingerprint of a raw public key blob: "SHA256:" + unpadded base64 of its SHA-256. */
 export function fingerprint(keyBlob: Buffer): string {
   return `SHA256:${createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')}`;
@@ -37,7 +36,13 @@ export function keyType(keyBlob: Buffer): string {
 }
 
 function globToRegex(glob: string): RegExp {
-  return new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  return new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+    'i',
+  );
 }
 
 /** Does a known_hosts host field (comma list, patterns, negations, hashed |1|salt|hash) name this host? */
@@ -114,7 +119,13 @@ export function preferredHostKeyAlgorithms(s: HostTrust): string[] | undefined {
   if (s.hostKey || !s.knownHostsFile) return undefined;
   const file = expandHome(s.knownHostsFile);
   if (!existsSync(file)) return undefined;
-  const types = [...new Set(knownHostsEntries(readFileSync(file, 'utf8'), s.host, s.port).filter((e) => !e.marker).map((e) => e.type))];
+  const types = [
+    ...new Set(
+      knownHostsEntries(readFileSync(file, 'utf8'), s.host, s.port)
+        .filter((e) => !e.marker)
+        .map((e) => e.type),
+    ),
+  ];
   if (!types.length) return undefined;
   const algos: string[] = [];
   for (const t of types) {
@@ -123,4 +134,3 @@ export function preferredHostKeyAlgorithms(s: HostTrust): string[] | undefined {
   }
   return algos;
 }
-

@@ -54,9 +54,9 @@ const readState = (page: Page): Promise<LabPageState> =>
   });
 
 export async function login(page: Page, secrets: Readonly<Record<string, string>>, ctx: JourneyContext): Promise<void> {
-  if (!ctx.user) throw new Error('the lab app needs a user (the probe\'s user, or the lab\'s web service)');
+  if (!ctx.user) throw new Error("the lab app needs a user (the probe's user, or the lab's web service)");
   const password = secrets.password;
-  if (password === undefined) throw new Error('the lab app needs the password secret (passwordEnv / passwordFile, or the lab\'s web service)');
+  if (password === undefined) throw new Error("the lab app needs the password secret (passwordEnv / passwordFile, or the lab's web service)");
   const q = new URLSearchParams({ client: ctx.probe, staleAfter: String(ms(ctx.params.staleAfter, 3000)), giveUp: String(ms(ctx.params.giveUp, 30_000)) });
   const loginUrl = new URL(`login?${q}`, ctx.baseUrl).href;
   try {

@@ -99,7 +99,14 @@ export async function startFakeSsh(opts: { user?: string; rules?: Rule[] } = {})
         session.on('exec', (acceptExec, _reject, info) => {
           const stream = acceptExec();
           // a POSIX command arrives inside the fixed /bin/sh bootstrap: record the line /bin/sh runs (and the line as sent)
-          const rec: Recorded = { command: decodePosixBootstrap(info.command) ?? info.command, sent: info.command, powershell: decodePowershellCommandLine(info.command), stdin: '', signals: [], at: Date.now() };
+          const rec: Recorded = {
+            command: decodePosixBootstrap(info.command) ?? info.command,
+            sent: info.command,
+            powershell: decodePowershellCommandLine(info.command),
+            stdin: '',
+            signals: [],
+            at: Date.now(),
+          };
           recorded.push(rec);
           session.on('signal', (_a: unknown, _r: unknown, s: { name: string }) => rec.signals.push(s.name));
           stream.on('data', (d: Buffer) => (rec.stdin += d.toString()));

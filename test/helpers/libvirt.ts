@@ -48,10 +48,7 @@ export async function startLibvirtd(lab: LabState): Promise<Libvirtd> {
   await killPidFile(join(dir, 'virtlogd.pid'));
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(
-    join(dir, 'libvirtd.conf'),
-    [`unix_sock_dir = "${dir}"`, 'auth_unix_rw = "none"', 'auth_unix_ro = "none"', `log_outputs = "3:file:${dir}/libvirtd.log"`, ''].join('\n'),
-  );
+  writeFileSync(join(dir, 'libvirtd.conf'), [`unix_sock_dir = "${dir}"`, 'auth_unix_rw = "none"', 'auth_unix_ro = "none"', `log_outputs = "3:file:${dir}/libvirtd.log"`, ''].join('\n'));
   const ns = `--net=/run/netns/${lab.switchNs}`;
   // the qemu driver logs the guests' stdio through virtlogd (its socket is the system one)
   if (!existsSync('/run/libvirt/virtlogd-sock') || !(await socketAlive('/run/libvirt/virtlogd-sock'))) {
@@ -71,7 +68,11 @@ export async function startLibvirtd(lab: LabState): Promise<Libvirtd> {
     virsh,
     async stop() {
       const doms = await run('virsh', ['-c', uri, 'list', '--name'], { allowFail: true, timeoutMs: 10_000 });
-      for (const n of doms.stdout.split('\n').map((x) => x.trim()).filter(Boolean)) await run('virsh', ['-c', uri, 'destroy', n], { allowFail: true, timeoutMs: 20_000 });
+      for (const n of doms.stdout
+        .split('\n')
+        .map((x) => x.trim())
+        .filter(Boolean))
+        await run('virsh', ['-c', uri, 'destroy', n], { allowFail: true, timeoutMs: 20_000 });
       await killPidFile(join(dir, 'libvirtd.pid'));
       await killPidFile(join(dir, 'virtlogd.pid'));
       rmSync(dir, { recursive: true, force: true });

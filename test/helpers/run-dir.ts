@@ -42,7 +42,18 @@ export interface Summary {
     index: number;
     requestedMs: number;
     injected: { durationMs: number } | null;
-    probes: Record<string, { outcome: string; reason: string; observedOutageMs: number | null; errors: Array<{ message: string; fatal: boolean }>; verifications: Array<{ ok: boolean; message: string; data?: Record<string, unknown> }>; samples: number; effectiveIntervalMs?: number }>;
+    probes: Record<
+      string,
+      {
+        outcome: string;
+        reason: string;
+        observedOutageMs: number | null;
+        errors: Array<{ message: string; fatal: boolean }>;
+        verifications: Array<{ ok: boolean; message: string; data?: Record<string, unknown> }>;
+        samples: number;
+        effectiveIntervalMs?: number;
+      }
+    >;
   }>;
 }
 

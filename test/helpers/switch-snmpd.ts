@@ -27,16 +27,13 @@ export async function startSwitchSnmpd(lab: LabState): Promise<SwitchSnmpd> {
   const v3 = { user: 'bosnmp', authKey: `auth-${Math.random().toString(36).slice(2, 10)}`, privKey: `priv-${Math.random().toString(36).slice(2, 10)}` };
   writeFileSync(
     `${dir}/snmpd.conf`,
-    [
-      `agentAddress udp:${address}:161`,
-      `rwcommunity ${community} ${lab.clientAddress}`,
-      `createUser ${v3.user} SHA "${v3.authKey}" AES "${v3.privKey}"`,
-      `rwuser ${v3.user} priv`,
-      '',
-    ].join('\n'),
+    [`agentAddress udp:${address}:161`, `rwcommunity ${community} ${lab.clientAddress}`, `createUser ${v3.user} SHA "${v3.authKey}" AES "${v3.privKey}"`, `rwuser ${v3.user} priv`, ''].join('\n'),
     { mode: 0o600 },
   );
-  const child = spawn('ip', ['netns', 'exec', lab.switchNs, 'snmpd', '-f', '-Lf', `${dir}/snmpd.log`, '-C', '-c', `${dir}/snmpd.conf`, `--persistentDir=${dir}`, '-p', `${dir}/snmpd.pid`], { stdio: 'ignore', detached: true });
+  const child = spawn('ip', ['netns', 'exec', lab.switchNs, 'snmpd', '-f', '-Lf', `${dir}/snmpd.log`, '-C', '-c', `${dir}/snmpd.conf`, `--persistentDir=${dir}`, '-p', `${dir}/snmpd.pid`], {
+    stdio: 'ignore',
+    detached: true,
+  });
   child.unref();
   const pid = child.pid!;
   // ready when it answers a GET

@@ -94,7 +94,19 @@ describe('contained probes', () => {
     try {
       await new Promise((r) => setTimeout(r, 500));
       const out = tempDir();
-      const r = await runCli(['run', writeSuite({ name: 'silent server', target: { lab: labName('tcontain') }, probes: [{ name: 'mute', kind: 'tcp', port: 7007, readTimeout: '1s' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'], warmup: '1500ms' }), '--out', out]);
+      const r = await runCli([
+        'run',
+        writeSuite({
+          name: 'silent server',
+          target: { lab: labName('tcontain') },
+          probes: [{ name: 'mute', kind: 'tcp', port: 7007, readTimeout: '1s' }],
+          injector: { kind: 'cable-pull' },
+          blackouts: ['1s'],
+          warmup: '1500ms',
+        }),
+        '--out',
+        out,
+      ]);
       // no good sample ever: preflight fails (exit 2) with the probe's own error, nothing injected, in bounded time
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/mute: no steady good samples during warm-up \(no echo within the read timeout of 1000 ms\)/);

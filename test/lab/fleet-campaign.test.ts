@@ -61,7 +61,10 @@ async function q<T extends pg.QueryResultRow>(sql: string, params: unknown[] = [
 }
 
 function startWorker(outRoot: string, extra: string[] = []): { proc: ChildProcess; out: () => string; exited: Promise<number | null> } {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/blackout.mjs'), 'worker', '--store', db.url, '--concurrency', '1', '--retry-after', '4s', '--poll', '300ms', '--out-root', outRoot, ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/blackout.mjs'), 'worker', '--store', db.url, '--concurrency', '1', '--retry-after', '4s', '--poll', '300ms', '--out-root', outRoot, ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CI: 'true' },
+  });
   workers.push(proc);
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -100,10 +103,13 @@ recovery: 6s
 
 /** cut windows (wall ms) per run from the store's raw events */
 async function cutWindows(campaign: string): Promise<Array<{ target: string; job: string; from: number; to: number; run: string }>> {
-  return q(`select r.job_target as target, r.job_id as job, r.run_id as run,
+  return q(
+    `select r.job_target as target, r.job_id as job, r.run_id as run,
               r.wall_ms + (c.body->>'t')::float8 as "from",
               r.wall_ms + coalesce((select (x.body->>'t')::float8 from blackout.events x where x.run_key = r.run_key and x.type = 'restore' and x.trial = c.trial limit 1), 1e12) as "to"
-         from blackout.runs r join blackout.events c on c.run_key = r.run_key and c.type = 'cut' where r.campaign = $1`, [campaign]);
+         from blackout.runs r join blackout.events c on c.run_key = r.run_key and c.type = 'cut' where r.campaign = $1`,
+    [campaign],
+  );
 }
 
 function answers(host: string, port: number): Promise<boolean> {
@@ -139,10 +145,15 @@ describe('campaigns', () => {
     dirs.push(outRoot);
     const ws = [1, 2, 3].map(() => startWorker(outRoot));
     const t0 = Date.now();
-    await waitFor('8 jobs done', async () => {
-      const r = await q<{ n: string }>(`select count(*) n from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign]);
-      return Number(r[0]!.n) === 8;
-    }, 300_000, 1000);
+    await waitFor(
+      '8 jobs done',
+      async () => {
+        const r = await q<{ n: string }>(`select count(*) n from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign]);
+        return Number(r[0]!.n) === 8;
+      },
+      300_000,
+      1000,
+    );
     const elapsed = Date.now() - t0;
     const st = await runCli(['campaign', 'status', campaign, '--store', db.url]);
     expect(st.code, st.stderr).toBe(0);
@@ -152,7 +163,9 @@ describe('campaigns', () => {
     expect(codes).toEqual([0, 0, 0]);
 
     // every job exactly once: one run per job, its one planned trial stored once
-    const runs = await q<{ job_id: string; n: string; done: string }>(`select job_id, count(*) n, count(*) filter (where exit_code = 0) done from blackout.runs where campaign = $1 group by job_id`, [campaign]);
+    const runs = await q<{ job_id: string; n: string; done: string }>(`select job_id, count(*) n, count(*) filter (where exit_code = 0) done from blackout.runs where campaign = $1 group by job_id`, [
+      campaign,
+    ]);
     expect(runs).toHaveLength(8);
     for (const r of runs) expect([r.job_id, Number(r.n), Number(r.done)]).toEqual([r.job_id, 1, 1]);
     const trials = await q<{ job_id: string; n: string }>(`select job_id, count(*) n from blackout.trials where campaign = $1 group by job_id`, [campaign]);
@@ -178,7 +191,9 @@ describe('campaigns', () => {
     const fr = await runCli(['report', '--store', db.url, '--campaign', campaign, '--out', rep]);
     expect(fr.code, fr.stderr).toBe(0);
     for (const f of ['fleet-report.html', 'fleet-report.json', 'fleet-report.md']) expect(existsSync(join(rep, f))).toBe(true);
-    const fj = JSON.parse(readFileSync(join(rep, 'fleet-report.json'), 'utf8')) as { applications: Array<{ application: string; weakest: { probe: string } | null; jobs: Array<{ job: string; verdict: { headline: string } | null; report: string }> }> };
+    const fj = JSON.parse(readFileSync(join(rep, 'fleet-report.json'), 'utf8')) as {
+      applications: Array<{ application: string; weakest: { probe: string } | null; jobs: Array<{ job: string; verdict: { headline: string } | null; report: string }> }>;
+    };
     expect(fj.applications.map((a) => a.application).sort()).toEqual(['app-1', 'app-2', 'app-3', 'app-4']);
     const outDirs = await q<{ job_id: string; out_dir: string }>(`select job_id, out_dir from blackout.runs where campaign = $1`, [campaign]);
     for (const a of fj.applications) {
@@ -206,12 +221,26 @@ describe('campaigns', () => {
     dirs.push(outRoot);
     const a = startWorker(outRoot);
     // the first worker takes the job before the second one starts
-    const running = await waitFor('the job running', async () => (await q<{ worker: string }>(`select worker from blackout.campaign_jobs where campaign = $1 and state = 'running'`, [campaign]))[0], 90_000);
+    const running = await waitFor(
+      'the job running',
+      async () => (await q<{ worker: string }>(`select worker from blackout.campaign_jobs where campaign = $1 and state = 'running'`, [campaign]))[0],
+      90_000,
+    );
     expect(running.worker).toMatch(new RegExp(`:${a.proc.pid}$`));
     const b = startWorker(outRoot);
     // mid-cut of the second trial (the first one is then stored and must not run again)
-    const cut = await waitFor('the second cut', async () => (await q<{ deadline: number; wall_ms: number; t: number }>(
-      `select (e.body->>'deadline')::float8 deadline, r.wall_ms, (e.body->>'t')::float8 t from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut' and e.trial = 1`, [campaign]))[0], 120_000, 100);
+    const cut = await waitFor(
+      'the second cut',
+      async () =>
+        (
+          await q<{ deadline: number; wall_ms: number; t: number }>(
+            `select (e.body->>'deadline')::float8 deadline, r.wall_ms, (e.body->>'t')::float8 t from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut' and e.trial = 1`,
+            [campaign],
+          )
+        )[0],
+      120_000,
+      100,
+    );
     a.proc.kill('SIGKILL');
     const killedAt = Date.now();
     await a.exited;
@@ -245,7 +274,12 @@ describe('campaigns', () => {
     const outRoot = tempDir();
     dirs.push(outRoot);
     const a = startWorker(outRoot);
-    await waitFor('the first cut', async () => (await q(`select 1 from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut'`, [campaign])).length > 0, 90_000, 100);
+    await waitFor(
+      'the first cut',
+      async () => (await q(`select 1 from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut'`, [campaign])).length > 0,
+      90_000,
+      100,
+    );
     a.proc.kill('SIGTERM');
     expect(await a.exited).toBe(0);
     // the first trial completed in full (scheduled restore) before the worker left

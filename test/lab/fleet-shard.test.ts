@@ -20,7 +20,11 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-interface MatrixRow { trial: number; requestedMs: number; outcomes: Record<string, string> }
+interface MatrixRow {
+  trial: number;
+  requestedMs: number;
+  outcomes: Record<string, string>;
+}
 function matrix(dir: string): MatrixRow[] {
   const s = readSummary<{ trials: Array<{ index: number; requestedMs: number; probes: Record<string, { outcome: string }> }> }>(dir);
   return s.trials.map((t) => ({ trial: t.index, requestedMs: t.requestedMs, outcomes: Object.fromEntries(Object.entries(t.probes).map(([k, v]) => [k, v.outcome])) }));
@@ -70,9 +74,10 @@ describe('shards on the lab', () => {
       dirs.push(out);
       shards.push(out);
       // shard 3 as a Kubernetes Indexed Job pod would run it
-      const r = i === 3
-        ? await runCli(['run', suite, '--out', out, '--no-live', '--shard-count', '3'], { env: { JOB_COMPLETION_INDEX: '2' } })
-        : await runCli(['run', suite, '--out', out, '--no-live', '--shard', `${i}/3`]);
+      const r =
+        i === 3
+          ? await runCli(['run', suite, '--out', out, '--no-live', '--shard-count', '3'], { env: { JOB_COMPLETION_INDEX: '2' } })
+          : await runCli(['run', suite, '--out', out, '--no-live', '--shard', `${i}/3`]);
       expect(r.code, r.stderr + r.stdout).toBe(0);
       const ev = readEvents(join(out, 'events.jsonl')).events;
       const start = ev[0]!;
@@ -89,7 +94,11 @@ describe('shards on the lab', () => {
 
     const a = matrix(whole);
     const b = matrix(merged);
-    expect(b.map((r) => [r.trial, r.requestedMs])).toEqual([[0, 300], [1, 2000], [2, 600]]);
+    expect(b.map((r) => [r.trial, r.requestedMs])).toEqual([
+      [0, 300],
+      [1, 2000],
+      [2, 600],
+    ]);
     expect(b).toEqual(a);
     // and what the matrix says is real: the user-timeout session did not survive 2 s, the plain one did
     expect(b[1]!.outcomes['echo-ut1s']).toBe('failed');

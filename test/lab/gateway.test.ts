@@ -59,7 +59,10 @@ describe('linux-gateway over SSH on the lab switch', () => {
     // the instants are taken around each SSH round trip (slow on a busy machine): the restore starts
     // the requested 2 s after the cut took effect, so the window is 2 s plus the restore command's own
     // round trip — bounded by what was measured, not by a guess at the machine's load
-    const ev = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; t: number; before: number });
+    const ev = readFileSync(join(out, 'events.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; t: number; before: number });
     const cut = ev.find((e) => e.type === 'cut')!;
     const restore = ev.find((e) => e.type === 'restore')!;
     expect(restore.before - cut.t).toBeGreaterThanOrEqual(1999); // never shorter than asked

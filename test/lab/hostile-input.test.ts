@@ -62,7 +62,14 @@ describe('fuzzed suites', () => {
   });
 
   it('the CLI answers garbage files with exit 2 and no stack trace', async () => {
-    const samples = fc.sample(fc.oneof(suite.map((s) => JSON.stringify(s)), fc.string(), fc.constantFrom('{', ': :', '- [', '\u0000\u0001', 'a: &x [*x]')), { numRuns: 12, seed: 7 });
+    const samples = fc.sample(
+      fc.oneof(
+        suite.map((s) => JSON.stringify(s)),
+        fc.string(),
+        fc.constantFrom('{', ': :', '- [', '\u0000\u0001', 'a: &x [*x]'),
+      ),
+      { numRuns: 12, seed: 7 },
+    );
     for (const text of samples) {
       const r = await runCli(['validate', writeSuite(text)]);
       expect(r.code, text).toBe(2);
@@ -78,9 +85,23 @@ describe('shell injection', () => {
     const payloads = [`; touch ${marker}`, `$(touch ${marker})`, `\`touch ${marker}\``, `| touch ${marker}`, `' ; touch ${marker} '`];
     for (const p of payloads) {
       const suites = [
-        { name: p, target: { lab: labName('thostile') }, probes: [{ name: 'echo', kind: 'tcp', interval: '100ms' }], injector: { kind: 'cable-pull' }, blackouts: ['300ms'], warmup: '300ms', recovery: '3s' },
+        {
+          name: p,
+          target: { lab: labName('thostile') },
+          probes: [{ name: 'echo', kind: 'tcp', interval: '100ms' }],
+          injector: { kind: 'cable-pull' },
+          blackouts: ['300ms'],
+          warmup: '300ms',
+          recovery: '3s',
+        },
         { name: 'x', target: { lab: p }, probes: [{ name: 'echo', kind: 'tcp' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'] },
-        { name: 'x', target: { host: p, ssh: { user: p, privateKeyFile: p, knownHostsFile: p }, postgres: { database: p, user: p, passwordFile: p } }, probes: [{ name: 'echo', kind: 'tcp', connectTimeout: '300ms' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'] },
+        {
+          name: 'x',
+          target: { host: p, ssh: { user: p, privateKeyFile: p, knownHostsFile: p }, postgres: { database: p, user: p, passwordFile: p } },
+          probes: [{ name: 'echo', kind: 'tcp', connectTimeout: '300ms' }],
+          injector: { kind: 'cable-pull' },
+          blackouts: ['1s'],
+        },
         { name: 'x', target: { host: '127.0.0.1', echo: { port: 9 } }, probes: [{ name: p, kind: 'icmp' }], injector: { kind: p }, blackouts: [p] },
       ];
       for (const s of suites) await runCli(['run', writeSuite(s), '--out', tempDir()]);

@@ -29,7 +29,9 @@ describe('blackout init', () => {
     expect(r.code, r.stderr).toBe(0);
     const s = lab.state();
     // every port a lab service listens on answered and got a probe
-    const ports = Object.values(s.services).flatMap((v) => [v.port, (v as { httpsPort?: number }).httpsPort]).filter((p): p is number => typeof p === 'number' && p > 0);
+    const ports = Object.values(s.services)
+      .flatMap((v) => [v.port, (v as { httpsPort?: number }).httpsPort])
+      .filter((p): p is number => typeof p === 'number' && p > 0);
     expect(ports.length).toBeGreaterThanOrEqual(9);
     for (const p of ports) expect(plain(r.stdout), `port ${p}`).toMatch(new RegExp(`open\\s+${p}\\s+\\S+ \\(lab\\) → probe `));
     const suite = parse(readFileSync(out, 'utf8')) as { target: unknown; probes: Array<{ name: string; kind: string; port?: number }>; injector: { kind: string } };

@@ -21,7 +21,7 @@ describe('kill -9 at random moments', () => {
   it('20 kills: always restored in time, evidence kept, next run starts clean', async () => {
     const host = lab.state().targetAddress;
     let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const worst: number[] = [];
     for (let k = 0; k < 20; k++) {
       const kind = k % 2 ? 'quick-migration' : 'cable-pull';
@@ -64,7 +64,20 @@ describe('kill -9 at random moments', () => {
     }
     // the next run starts clean: heals nothing that is still wrong, and runs
     const out = tempDir();
-    const r = await runCli(['run', writeSuite({ name: 'after', target: { lab: labName('tkillr') }, probes: [{ name: 'echo', kind: 'tcp' }], injector: { kind: 'quick-migration' }, blackouts: ['300ms'], warmup: '300ms', recovery: '5s' }), '--out', out]);
+    const r = await runCli([
+      'run',
+      writeSuite({
+        name: 'after',
+        target: { lab: labName('tkillr') },
+        probes: [{ name: 'echo', kind: 'tcp' }],
+        injector: { kind: 'quick-migration' },
+        blackouts: ['300ms'],
+        warmup: '300ms',
+        recovery: '5s',
+      }),
+      '--out',
+      out,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     console.log(`kill -9 ×20: worst restore relative to the deadline ${Math.max(...worst)} ms`);
   }, 300_000);

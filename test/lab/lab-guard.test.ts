@@ -38,7 +38,11 @@ describe('the shared guard matches the exact lab links, at postrouting', () => {
     const ip = (...a: string[]) => run('ip', ['-n', NS, ...a]);
     await ip('link', 'set', 'lo', 'up');
     // a lab link, a host bond and a name that merely starts like a lab link: veth pairs inside the namespace
-    for (const [dev, net] of [['bo7c', '10.213.79'], ['bond0', '10.213.77'], ['bo-x', '10.213.78']] as const) {
+    for (const [dev, net] of [
+      ['bo7c', '10.213.79'],
+      ['bond0', '10.213.77'],
+      ['bo-x', '10.213.78'],
+    ] as const) {
       await ip('link', 'add', dev, 'type', 'veth', 'peer', 'name', `${dev.replace('-', '')}p`);
       await ip('link', 'set', dev, 'up');
       await ip('link', 'set', `${dev.replace('-', '')}p`, 'up');
@@ -68,7 +72,9 @@ describe('the shared guard matches the exact lab links, at postrouting', () => {
     // routes it again, by the mark, out of bond0: a guard on the output hook saw the lab link only
     await run('ip', ['-n', NS, 'route', 'add', '10.213.79.0/24', 'dev', 'bond0', 'table', '100']);
     await run('ip', ['-n', NS, 'rule', 'add', 'fwmark', '0x42', 'table', '100']);
-    await runIn(NS, 'nft', ['-f', '-'], { input: 'table ip reroute {\n  chain out {\n    type route hook output priority mangle; policy accept;\n    ip daddr 10.213.79.9 meta mark set 0x42\n  }\n}\n' });
+    await runIn(NS, 'nft', ['-f', '-'], {
+      input: 'table ip reroute {\n  chain out {\n    type route hook output priority mangle; policy accept;\n    ip daddr 10.213.79.9 meta mark set 0x42\n  }\n}\n',
+    });
     const c0 = await nsCounter();
     await pingOnce('10.213.79.9');
     expect(await nsCounter()).toBe(c0 + 1);
@@ -118,7 +124,13 @@ describe('the lab range must be free', () => {
 
   it('a real target inside the lab range is refused (exit 2), nothing injected', async () => {
     for (const host of ['10.213.0.2', '10.213.200.7']) {
-      const suite = writeSuite({ name: 'in range', target: { host, echo: { port: 7 } }, probes: [{ name: 'echo', kind: 'tcp' }], injector: { kind: 'command', cut: ['true'], restore: ['true'] }, blackouts: ['1s'] });
+      const suite = writeSuite({
+        name: 'in range',
+        target: { host, echo: { port: 7 } },
+        probes: [{ name: 'echo', kind: 'tcp' }],
+        injector: { kind: 'command', cut: ['true'], restore: ['true'] },
+        blackouts: ['1s'],
+      });
       const out = tempDir();
       dirs.push(join(suite, '..'), out);
       const r = await runCli(['run', suite, '--out', out, '--no-live']);

@@ -70,18 +70,10 @@ describe('manual injector', () => {
       if (step === 0 && screen.includes('Unplug the test cable now, then press Enter')) {
         step = 1;
         // the person pulls the cable, then presses Enter 300 ms later
-        actions.push(
-          timedNft(`add element netdev ${s.cutTable} cut4 { ${s.targetAddress} timeout 60s }\n`, pulled).then(
-            () => new Promise<void>((res) => setTimeout(() => (send('\r'), res()), 300)),
-          ),
-        );
+        actions.push(timedNft(`add element netdev ${s.cutTable} cut4 { ${s.targetAddress} timeout 60s }\n`, pulled).then(() => new Promise<void>((res) => setTimeout(() => (send('\r'), res()), 300))));
       } else if (step === 1 && screen.includes('Plug it back in now, then press Enter')) {
         step = 2;
-        actions.push(
-          timedNft(`delete element netdev ${s.cutTable} cut4 { ${s.targetAddress} }\n`, plugged).then(
-            () => new Promise<void>((res) => setTimeout(() => (send('\r'), res()), 200)),
-          ),
-        );
+        actions.push(timedNft(`delete element netdev ${s.cutTable} cut4 { ${s.targetAddress} }\n`, plugged).then(() => new Promise<void>((res) => setTimeout(() => (send('\r'), res()), 200))));
       }
     });
     await Promise.all(actions);
@@ -94,7 +86,10 @@ describe('manual injector', () => {
     expect(plain).toContain('CABLE OUT  1… 2…  (counting to 2)\r\n  ▶ Plug it back in now, then press Enter.');
     expect(plain).toMatch(/ping {2,}icmp +STALLED \d\.\d+ s/);
     expect(plain).toMatch(/key presses: 2\.\d\d s apart; ping: outage \d+ ms; Enter came \d+ ms after the first lost reply/);
-    const events = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const events = readFileSync(join(out, 'events.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const cut = events.find((e) => e.type === 'cut')!;
     const restore = events.find((e) => e.type === 'restore')!;
     const d = (restore.detail as Record<string, Record<string, number>>)['icmp:ping']!;

@@ -43,7 +43,10 @@ describe('blackout run --metrics on the lab', () => {
       expect: { echo: { survives: '2s' }, 'echo-ut': { survives: '2s' } },
     });
     cleanup.push(out, dirname(suite));
-    const child = spawn(process.execPath, [join(ROOT, 'bin/blackout.mjs'), 'run', suite, '--out', out, '--metrics', '127.0.0.1:0', '--metrics-linger', '2s'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+    const child = spawn(process.execPath, [join(ROOT, 'bin/blackout.mjs'), 'run', suite, '--out', out, '--metrics', '127.0.0.1:0', '--metrics-linger', '2s'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, CI: 'true' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -56,7 +56,15 @@ describe('odbc connection values (pure)', () => {
   it('braces the password with "}" doubled, and writes each dialect\'s keywords and network timeout', () => {
     expect(braced('a}b;c')).toBe('{a}}b;c}');
     const ma = odbc.schema.parse({ ...base, networkTimeout: '1500ms', attributes: { SSLVERIFY: 0 } });
-    const m = connectionOf(ma, { host: '10.213.0.2', port: 3306, database: 'blackout', user: 'blackout', password: 'pw};DRIVER=x', driver: '/usr/lib/x86_64-linux-gnu/odbc/libmaodbc.so', dsnName: 'blackout_ma' });
+    const m = connectionOf(ma, {
+      host: '10.213.0.2',
+      port: 3306,
+      database: 'blackout',
+      user: 'blackout',
+      password: 'pw};DRIVER=x',
+      driver: '/usr/lib/x86_64-linux-gnu/odbc/libmaodbc.so',
+      dsnName: 'blackout_ma',
+    });
     expect(m.connectionString).toBe('DSN=blackout_ma;UID=blackout;PWD={pw}};DRIVER=x}');
     expect(m.ini).toEqual(expect.arrayContaining(['SERVER = 10.213.0.2', 'PORT = 3306', 'DATABASE = blackout', 'READ_TIMEOUT = 2', 'WRITE_TIMEOUT = 2', 'SSLVERIFY = 0']));
     expect(m.ini!.join('\n')).not.toContain('pw');
@@ -74,7 +82,7 @@ describe('odbc connection values (pure)', () => {
   });
 });
 
-describe('odbc probe with MariaDB Connector/ODBC against the lab\'s MariaDB', () => {
+describe("odbc probe with MariaDB Connector/ODBC against the lab's MariaDB", () => {
   const LAB = labName('pmaria');
   const lab = useLab(LAB, { upTimeoutMs: 300_000 });
   const made: string[] = [];

@@ -73,7 +73,10 @@ describe('rdp active mode against a static desktop', () => {
       code = r.code;
       if (code !== 0) console.error(r.stdout, r.stderr);
       summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
-      events = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as BlackoutEvent);
+      events = readFileSync(join(out, 'events.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as BlackoutEvent);
     }, 250_000);
 
     it('completes, and the desktop answered input in every steady state', () => {
@@ -115,12 +118,22 @@ describe('rdp active mode against a static desktop', () => {
 
   // after the cuts run: its 800x600 session already exists (a fresh one draws itself a few times as it starts)
   it('a passive viewer of the static desktop sees no frames: preflight error, exit 2', async () => {
-    await expectPreflightFailure(LAB, 'rdp static passive', { name: 'passive', kind: 'rdp', user: rdpStaticUser(LAB), loginTimeout: '8s' }, /no changing desktop within 8000 ms of connecting .*the desktop is static/);
+    await expectPreflightFailure(
+      LAB,
+      'rdp static passive',
+      { name: 'passive', kind: 'rdp', user: rdpStaticUser(LAB), loginTimeout: '8s' },
+      /no changing desktop within 8000 ms of connecting .*the desktop is static/,
+    );
   });
 
   // (a wrong password is not one: with TLS security xrdp shows its own login dialog, and typing into
   // that dialog changes the screen too; NLA security refuses the credentials before any screen)
   it('a wrong port is a preflight failure: exit 2, nothing injected', async () => {
-    await expectPreflightFailure(LAB, 'rdp static wrong port', { name: 'badport', kind: 'rdp', user: rdpStaticUser(LAB), input: TYPE_AND_ERASE, port: 3390 }, /RDP login failed: xfreerdp exit (131 \(connection failed\)|147 \(connect transport failed\))/);
+    await expectPreflightFailure(
+      LAB,
+      'rdp static wrong port',
+      { name: 'badport', kind: 'rdp', user: rdpStaticUser(LAB), input: TYPE_AND_ERASE, port: 3390 },
+      /RDP login failed: xfreerdp exit (131 \(connection failed\)|147 \(connect transport failed\))/,
+    );
   });
 });

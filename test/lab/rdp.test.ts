@@ -44,7 +44,12 @@ describe('rdp probe: pure parts', () => {
     const layout = parseXwdHeader(img);
     expect(layout).toMatchObject({ width: 3, height: 2, bitsPerPixel: 32, lsbFirst: true, pixelOffset: 102 });
     expect(isBlank(img, layout)).toBe(false);
-    expect(isBlank(xwd(3, 2, () => 0), layout)).toBe(true);
+    expect(
+      isBlank(
+        xwd(3, 2, () => 0),
+        layout,
+      ),
+    ).toBe(true);
     const png = xwdToPng(img, layout);
     expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
     // IHDR then IDAT: inflate and check the rows (filter byte + RGB)
@@ -155,7 +160,10 @@ describe('rdp probe against the lab', () => {
       code = r.code;
       if (code !== 0) console.error(r.stdout, r.stderr);
       summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
-      events = readFileSync(join(out, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as BlackoutEvent);
+      events = readFileSync(join(out, 'events.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as BlackoutEvent);
     }, 115_000);
 
     it('completes', () => {
@@ -176,7 +184,7 @@ describe('rdp probe against the lab', () => {
       }
     });
 
-    it('10 s cut, auto-reconnect off: kicked off with FreeRDP\'s own words (failed)', () => {
+    it("10 s cut, auto-reconnect off: kicked off with FreeRDP's own words (failed)", () => {
       const r = summary.trials[1]!.probes['rdp-off']!;
       expect(r.outcome).toBe('failed');
       expect(r.reason).toMatch(/Network disconnect!.*Connection timed out/);

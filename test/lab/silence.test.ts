@@ -79,9 +79,11 @@ describe('the leak guard', () => {
         sock.on('error', () => {});
         await inj.cut(600);
         sock.write('x\n');
-        connect({ host: s.targetAddress, port: 22 }).on('error', () => {}).setTimeout(300, function (this: Socket) {
-          this.destroy();
-        });
+        connect({ host: s.targetAddress, port: 22 })
+          .on('error', () => {})
+          .setTimeout(300, function (this: Socket) {
+            this.destroy();
+          });
         await sleep(600);
         await inj.restore('scheduled');
         await pinger;
@@ -112,7 +114,7 @@ describe('the leak guard', () => {
     }
   });
 
-  it('the shared /16 guard stops lab traffic on any non-lab interface even with the lab\'s own guard gone', async () => {
+  it("the shared /16 guard stops lab traffic on any non-lab interface even with the lab's own guard gone", async () => {
     const s = lab.state();
     // host-only veth again, named outside the lab's "bo*" pattern
     const a = `xgc${s.index}a`;

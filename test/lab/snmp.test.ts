@@ -53,7 +53,9 @@ describe('snmp-switch-port against snmpd', () => {
     const r = await runCli(['run', suite, '--out', out, '--no-live'], { timeoutMs: 90_000 });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { trials: Array<{ injected: { durationMs: number }; probes: Record<string, { outcome: string; observedOutageMs: number }> }> };
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
+      trials: Array<{ injected: { durationMs: number }; probes: Record<string, { outcome: string; observedOutageMs: number }> }>;
+    };
     const t = summary.trials[0]!;
     expect(t.injected.durationMs).toBeGreaterThan(1850);
     expect(t.injected.durationMs).toBeLessThan(2300);

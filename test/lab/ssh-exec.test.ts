@@ -31,10 +31,16 @@ const NASTY = ["it's", '$(touch /tmp/pwned)', '`id`', 'a b\tc', '"dq"', '\\back'
 describe('quoting', () => {
   it('posixQuote round-trips every string through a real /bin/sh', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.string({ unit: 'grapheme', maxLength: 12 }).filter((s) => !s.includes('\0')), { minLength: 1, maxLength: 5 }), async (args) => {
-        const r = await run('sh', ['-c', `printf '%s\\0' ${posixJoin(args)}`]);
-        expect(r.stdout.split('\0').slice(0, -1)).toEqual(args);
-      }),
+      fc.asyncProperty(
+        fc.array(
+          fc.string({ unit: 'grapheme', maxLength: 12 }).filter((s) => !s.includes('\0')),
+          { minLength: 1, maxLength: 5 },
+        ),
+        async (args) => {
+          const r = await run('sh', ['-c', `printf '%s\\0' ${posixJoin(args)}`]);
+          expect(r.stdout.split('\0').slice(0, -1)).toEqual(args);
+        },
+      ),
       { numRuns: 60 },
     );
     const r = await run('sh', ['-c', `printf '%s\\0' ${posixJoin(NASTY)}`]);
@@ -129,7 +135,12 @@ describe('over SSH: the lab OpenSSH server (real /bin/sh) and the recording serv
   const lab = useLab(labName('aexec'));
   let fake: FakeSsh;
   beforeAll(async () => {
-    fake = await startFakeSsh({ rules: [{ match: 'sleep-forever', hang: true }, { match: 'fail-me', code: 7, stderr: 'boom' }] });
+    fake = await startFakeSsh({
+      rules: [
+        { match: 'sleep-forever', hang: true },
+        { match: 'fail-me', code: 7, stderr: 'boom' },
+      ],
+    });
   });
   afterAll(async () => {
     await fake.close();

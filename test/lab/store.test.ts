@@ -42,7 +42,20 @@ async function q<T extends pg.QueryResultRow>(sql: string, params: unknown[] = [
 /** a small real log written by the run's own writer */
 function syntheticRun(dir: string, runId: string): number {
   const log = new EventLog(join(dir, 'events.jsonl'));
-  log.append({ type: 'run-start', t: 0, schema: EVENT_SCHEMA_VERSION, runId, suite: 'synthetic', config: { name: 'synthetic' }, wallMs: Date.now(), host: 'h', target: { name: 't', address: '127.0.0.1' }, injector: { kind: 'cable-pull' }, probes: [{ name: 'echo', kind: 'tcp', intervalMs: 100, toleranceMs: 100, policy: {} }], version: 'test' });
+  log.append({
+    type: 'run-start',
+    t: 0,
+    schema: EVENT_SCHEMA_VERSION,
+    runId,
+    suite: 'synthetic',
+    config: { name: 'synthetic' },
+    wallMs: Date.now(),
+    host: 'h',
+    target: { name: 't', address: '127.0.0.1' },
+    injector: { kind: 'cable-pull' },
+    probes: [{ name: 'echo', kind: 'tcp', intervalMs: 100, toleranceMs: 100, policy: {} }],
+    version: 'test',
+  });
   log.append({ type: 'trial-start', t: 1, trial: 0, requestedMs: 1000 });
   let t = 2;
   for (let i = 0; i < 20; i++) log.append({ type: 'sample', t: (t += 100), probe: 'echo', trial: 0, latencyMs: 0.3, seq: i });
@@ -135,7 +148,10 @@ describe('results store', () => {
     expect(summary.trials).toHaveLength(4);
     // the blackouts were not slowed by the outage
     for (const t of summary.trials) expect(t.injected.durationMs).toBeLessThan(2150);
-    const [ev] = await q<{ n: string; distinct_seq: string; max_seq: string }>(`select count(*) n, count(distinct seq) distinct_seq, max(seq) max_seq from blackout.events join blackout.runs using (run_key) where run_id = $1`, [summary.runId]);
+    const [ev] = await q<{ n: string; distinct_seq: string; max_seq: string }>(
+      `select count(*) n, count(distinct seq) distinct_seq, max(seq) max_seq from blackout.events join blackout.runs using (run_key) where run_id = $1`,
+      [summary.runId],
+    );
     expect(Number(ev!.n)).toBe(lines.length);
     expect(Number(ev!.distinct_seq)).toBe(lines.length);
     expect(Number(ev!.max_seq)).toBe(lines.length - 1);

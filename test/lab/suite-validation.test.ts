@@ -29,7 +29,17 @@ const bad: Array<[string, unknown, RegExp]> = [
   ['unknown probe field', { ...good, probes: [{ name: 'x', kind: 'tcp', intervall: '1s' }] }, /probes\[0\]: unknown field "intervall"/],
   ['wrong probe field type', { ...good, probes: [{ name: 'x', kind: 'tcp', port: 'seven' }] }, /probes\[0\]\.port: /],
   ['port out of range', { ...good, probes: [{ name: 'x', kind: 'tcp', port: 70000 }] }, /probes\[0\]\.port: .*65535/],
-  ['duplicate probe names', { ...good, probes: [{ name: 'x', kind: 'tcp' }, { name: 'x', kind: 'icmp' }] }, /probes\[1\]\.name: "x" is used twice/],
+  [
+    'duplicate probe names',
+    {
+      ...good,
+      probes: [
+        { name: 'x', kind: 'tcp' },
+        { name: 'x', kind: 'icmp' },
+      ],
+    },
+    /probes\[1\]\.name: "x" is used twice/,
+  ],
   ['no probes', { ...good, probes: [] }, /probes: expected at least one probe/],
   ['unknown injector', { ...good, injector: { kind: 'unplug' } }, /injector\.kind: expected one of cable-pull/],
   ['wrong injector option', { ...good, injector: { kind: 'cable-pull', arp: 'yes' } }, /injector\.arp: /],

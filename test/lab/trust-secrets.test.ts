@@ -73,7 +73,21 @@ describe('SSH trust', () => {
       process.kill(pid, 'SIGHUP');
       await new Promise((res) => setTimeout(res, 800));
       const out = tempDir();
-      const r = await runCli(['run', writeSuite({ name: 'trust', target: { lab: labName('ttrust') }, probes: [{ name: 'console', kind: 'console' }, { name: 'copy', kind: 'sftp', size: '1MB' }], injector: { kind: 'cable-pull' }, blackouts: ['1s'] }), '--out', out]);
+      const r = await runCli([
+        'run',
+        writeSuite({
+          name: 'trust',
+          target: { lab: labName('ttrust') },
+          probes: [
+            { name: 'console', kind: 'console' },
+            { name: 'copy', kind: 'sftp', size: '1MB' },
+          ],
+          injector: { kind: 'cable-pull' },
+          blackouts: ['1s'],
+        }),
+        '--out',
+        out,
+      ]);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain(offered);
       expect(r.stderr).toMatch(/does NOT match .*refused/);
@@ -92,7 +106,13 @@ describe('load', () => {
     const probes: unknown[] = Array.from({ length: 100 }, (_, i) => ({ name: `tcp${i}`, kind: 'tcp', interval: '100ms' }));
     for (let i = 0; i < 10; i++) probes.push({ name: `pg${i}`, kind: 'postgres', interval: '200ms' });
     const out = tempDir();
-    const r = await runCli(['run', writeSuite({ name: 'load', target: { lab: labName('ttrust') }, probes, injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '2s', recovery: '15s' }), '--out', out, '--no-live']);
+    const r = await runCli([
+      'run',
+      writeSuite({ name: 'load', target: { lab: labName('ttrust') }, probes, injector: { kind: 'cable-pull' }, blackouts: ['2s'], warmup: '2s', recovery: '15s' }),
+      '--out',
+      out,
+      '--no-live',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const t = readSummary<any>(out).trials[0];
     const outcomes = Object.values(t.probes as Record<string, { outcome: string; samples: number }>);

@@ -18,17 +18,7 @@ import { createHash } from 'node:crypto';
 import { createClock, sleep } from '../../src/core/clock.ts';
 import { run } from '../../src/transport/exec.ts';
 import { readLabState } from '../../src/lab/state.ts';
-import {
-  fetchBootId,
-  isVmProcess,
-  readVmState,
-  vmDown,
-  vmProcessPids,
-  vmTap,
-  vmTarget,
-  vmUp,
-  type VmState,
-} from '../../src/lab/vm.ts';
+import { fetchBootId, isVmProcess, readVmState, vmDown, vmProcessPids, vmTap, vmTarget, vmUp, type VmState } from '../../src/lab/vm.ts';
 import { healVm, journalPath, writeJournal } from '../../src/lab/vm-heal.ts';
 import { connectQmp, pollMigration } from '../../src/transport/qmp.ts';
 import { quickMigrationMs } from '../../src/analysis/migration-model.ts';

@@ -31,14 +31,7 @@ afterAll(() => {
 
 /** the lab app through declarative steps: the form, then a reload + its heading each check */
 const declarative = {
-  login: [
-    { goto: '/login' },
-    { fill: '#user', value: 'bolab' },
-    { fill: '#password', secret: 'password' },
-    { click: '#login' },
-    { waitForUrl: '/\\/app(\\?|$)/' },
-    { expectText: 'Logged in as' },
-  ],
+  login: [{ goto: '/login' }, { fill: '#user', value: 'bolab' }, { fill: '#password', secret: 'password' }, { click: '#login' }, { waitForUrl: '/\\/app(\\?|$)/' }, { expectText: 'Logged in as' }],
   check: [{ reload: true }, { expectText: 'Live data', in: 'h1' }],
 };
 
@@ -101,7 +94,10 @@ describe('web probe', () => {
     expect(rc.outcome, rc.reason).toBe('recovered');
     // the page reconnected because of the pull, not because of a late tick during the warm-up
     const cut = r.events.find((e) => e.type === 'cut')!;
-    expect(eventsOf(r.events, 'web-reconnect', 'session-lost').every((e) => e.t >= cut.t), 'no reconnect before the cut').toBe(true);
+    expect(
+      eventsOf(r.events, 'web-reconnect', 'session-lost').every((e) => e.t >= cut.t),
+      'no reconnect before the cut',
+    ).toBe(true);
     expect(message(eventsOf(r.events, 'web-reconnect', 'session-lost')[0])).toMatch(/^the page's websocket is down: Reconnecting… \(no data for 1500 ms\)/);
     expect(message(eventsOf(r.events, 'web-reconnect', 'session-open').at(-1))).toBe('the site works again in the same browser session');
 
@@ -111,7 +107,12 @@ describe('web probe', () => {
     // screenshots: when the page showed trouble, and after it recovered; none for the silent stall
     const shots = r.events.filter((e) => e.type === 'attachment');
     expect(shots.filter((e) => e.type === 'attachment' && e.probe === 'web')).toEqual([]);
-    for (const [probe, name] of [['web-reconnect', 'first-failure.png'], ['web-reconnect', 'after-recovery.png'], ['web-strict', 'first-failure.png'], ['web-kicked', 'first-failure.png']]) {
+    for (const [probe, name] of [
+      ['web-reconnect', 'first-failure.png'],
+      ['web-reconnect', 'after-recovery.png'],
+      ['web-strict', 'first-failure.png'],
+      ['web-kicked', 'first-failure.png'],
+    ]) {
       const a = shots.find((e) => e.type === 'attachment' && e.probe === probe && e.name === name);
       expect(a, `${probe} ${name}`).toBeTruthy();
       expect(existsSync(join(r.out, a!.type === 'attachment' ? a!.path : ''))).toBe(true);
@@ -162,11 +163,21 @@ describe('web probe', () => {
 
   it('a wrong port is a preflight failure: exit 2, nothing injected', async () => {
     const url = `http://${lab.state().targetAddress}:8081/`;
-    await expectPreflightFailure(LAB, 'web preflight', { name: 'badport', kind: 'web', url, journey: declarative, navigationTimeout: '5s' }, /login\[0\] \(goto \/login\): page\.goto: net::ERR_CONNECTION_REFUSED/);
+    await expectPreflightFailure(
+      LAB,
+      'web preflight',
+      { name: 'badport', kind: 'web', url, journey: declarative, navigationTimeout: '5s' },
+      /login\[0\] \(goto \/login\): page\.goto: net::ERR_CONNECTION_REFUSED/,
+    );
   });
 
   it('a wrong expectation is a preflight failure naming the step and what the page shows', async () => {
     const wrong = { ...declarative, check: [{ reload: true }, { expectText: 'Checkout', in: 'h1' }] };
-    await expectPreflightFailure(LAB, 'web preflight', { name: 'badtext', kind: 'web', journey: wrong, checkTimeout: '2s' }, /check\[1\] \(expectText Checkout in h1\): expected "Checkout" in h1 within 2000 ms; the page \(\/app\) shows: "Live data"/);
+    await expectPreflightFailure(
+      LAB,
+      'web preflight',
+      { name: 'badtext', kind: 'web', journey: wrong, checkTimeout: '2s' },
+      /check\[1\] \(expectText Checkout in h1\): expected "Checkout" in h1 within 2000 ms; the page \(\/app\) shows: "Live data"/,
+    );
   });
 });

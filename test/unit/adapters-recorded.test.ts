@@ -39,7 +39,9 @@ describe('hyperv over SSH (PowerShell)', () => {
     expect(cmds.every((c) => c !== null)).toBe(true); // every call went as -EncodedCommand
     const bodies = cmds.map((c) => body(c!));
     // exactly one VM by that name, or the preflight refuses
-    expect(bodies[0]).toBe(`$v = @(Get-VM -Name 'app''01 $(evil)' | Where-Object { $_.Name -eq 'app''01 $(evil)' })\nif ($v.Count -ne 1) { throw ('expected exactly one VM named ' + 'app''01 $(evil)' + ', found ' + $v.Count) }\n($v[0]).State`);
+    expect(bodies[0]).toBe(
+      `$v = @(Get-VM -Name 'app''01 $(evil)' | Where-Object { $_.Name -eq 'app''01 $(evil)' })\nif ($v.Count -ne 1) { throw ('expected exactly one VM named ' + 'app''01 $(evil)' + ', found ' + $v.Count) }\n($v[0]).State`,
+    );
     expect(bodies[1]).toContain(`if ($vm.State -eq 'Saved') { Start-VM -Name 'app''01 $(evil)'`);
     // the task is named after this run (a heal removes only a dead run's own tasks) and fires after the
     // requested 1 s + 60 s grace + the Save-VM step's own 30 s timeout: never while the save is still running
@@ -124,7 +126,9 @@ describe('vsphere (govc) over SSH', () => {
     const all = fake.recorded.map((r) => r.command).join('\n');
     expect(all).not.toContain('Vc-p@ss');
     const info = fake.recorded[0]!;
-    expect(info.command).toBe('IFS= read -r GOVC_URL && export GOVC_URL && IFS= read -r GOVC_USERNAME && export GOVC_USERNAME && IFS= read -r GOVC_PASSWORD && export GOVC_PASSWORD && exec govc vm.info -- app01');
+    expect(info.command).toBe(
+      'IFS= read -r GOVC_URL && export GOVC_URL && IFS= read -r GOVC_USERNAME && export GOVC_USERNAME && IFS= read -r GOVC_PASSWORD && export GOVC_PASSWORD && exec govc vm.info -- app01',
+    );
     expect(info.stdin).toBe('https://vc.example.internal/sdk\nops@vsphere.local\nVc-p@ss w0rd\n');
     const cmds = fake.recorded.map((r) => r.command);
     // the watchdog (armed through the arm script: a systemd timer where possible, else setsid nohup) retries the connect

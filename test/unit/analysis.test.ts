@@ -38,8 +38,18 @@ function trialEvents(trial: number, t0: number, len: number, per: Record<string,
 }
 
 const start: BlackoutEvent = {
-  type: 'run-start', t: 0, schema: 1, runId: 'r', suite: 'synthetic', config: { expect: { a: { survives: 2000 } } }, wallMs: Date.UTC(2026, 0, 1), host: 'h',
-  target: { name: 'lab', address: '10.213.0.2' }, injector: { kind: 'cable-pull' }, probes, version: '0',
+  type: 'run-start',
+  t: 0,
+  schema: 1,
+  runId: 'r',
+  suite: 'synthetic',
+  config: { expect: { a: { survives: 2000 } } },
+  wallMs: Date.UTC(2026, 0, 1),
+  host: 'h',
+  target: { name: 'lab', address: '10.213.0.2' },
+  injector: { kind: 'cable-pull' },
+  probes,
+  version: '0',
 };
 
 describe('analysis', () => {
@@ -83,7 +93,12 @@ describe('analysis', () => {
   });
 
   it('every reporter renders from the analysis alone', () => {
-    expect(JSON.parse(jsonReport(a))).toMatchObject({ suite: 'synthetic', passed: true, trials: [{ index: 0, requestedMs: 2000, injected: { durationMs: 2000 } }, { index: 1 }], probes: { a: { maxSurvivedMs: 2000, minFailedMs: 5000 } } });
+    expect(JSON.parse(jsonReport(a))).toMatchObject({
+      suite: 'synthetic',
+      passed: true,
+      trials: [{ index: 0, requestedMs: 2000, injected: { durationMs: 2000 } }, { index: 1 }],
+      probes: { a: { maxSurvivedMs: 2000, minFailedMs: 5000 } },
+    });
     const junit = junitReport(a);
     // the expectation held: a's failure at 5 s (no expectation covers it) and b's reconnect are observations
     expect(junit).toMatch(/tests="5" failures="0" errors="0"/);
@@ -96,7 +111,11 @@ describe('analysis', () => {
 
 describe('durations', () => {
   it.each([
-    ['250ms', 250], ['10s', 10_000], ['2m', 120_000], ['1.5s', 1500], [42, 42],
+    ['250ms', 250],
+    ['10s', 10_000],
+    ['2m', 120_000],
+    ['1.5s', 1500],
+    [42, 42],
   ] as const)('%s', (v, ms) => expect(parseDuration(v)).toBe(ms));
   it('rejects nonsense', () => expect(() => parseDuration('soon')).toThrow(/expected a duration/));
 });
@@ -104,7 +123,10 @@ describe('durations', () => {
 describe('restore evidence and unfinished copies', () => {
   const one = [{ name: 'a', kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: { reconnect: 'none' } }];
   const run = (detail: Record<string, unknown>, extra: BlackoutEvent[] = []): BlackoutEvent[] => {
-    const ev: BlackoutEvent[] = [{ ...start, probes: one }, { type: 'trial-start', t: 0, trial: 0, requestedMs: 1000 }];
+    const ev: BlackoutEvent[] = [
+      { ...start, probes: one },
+      { type: 'trial-start', t: 0, trial: 0, requestedMs: 1000 },
+    ];
     // cut at 1000 with a deadline at 2500; the harness only restored at 6000 (it was stuck)
     ev.push({ type: 'cut', t: 1000, before: 995, deadline: 2500, trial: 0 });
     ev.push({ type: 'restore', t: 6000, before: 5995, trial: 0, reason: 'scheduled', detail });
@@ -127,7 +149,9 @@ describe('restore evidence and unfinished copies', () => {
   });
 
   it('says what guarded each restore (the watchdog mechanism the cut recorded)', () => {
-    const ev = run({}).map((e) => (e.type === 'cut' ? { ...e, detail: { watchdog: 'systemd:blackout-watchdog-0a1b2c3d', watchdogMechanism: 'systemd timer blackout-watchdog-0a1b2c3d on local' } } : e));
+    const ev = run({}).map((e) =>
+      e.type === 'cut' ? { ...e, detail: { watchdog: 'systemd:blackout-watchdog-0a1b2c3d', watchdogMechanism: 'systemd timer blackout-watchdog-0a1b2c3d on local' } } : e,
+    );
     expect(analyze(ev).trials[0]!.injected!.guardedBy).toBe('watchdog: systemd timer blackout-watchdog-0a1b2c3d on local');
   });
 

@@ -129,7 +129,8 @@ describe('architecture', () => {
       readFileSync(file, 'utf8')
         .split('\n')
         .forEach((line, i) => {
-          if (/(?<!typeof )\bkind\s*[!=]==\s*['"`]|['"`]\s*[!=]==\s*[\w.]*\bkind\b|\bkind\b[\w.?]*\.(includes|startsWith|endsWith|match)\(|\.test\([^)]*\bkind\b/.test(line)) bad.push(`${r}:${i + 1}: ${line.trim()}`);
+          if (/(?<!typeof )\bkind\s*[!=]==\s*['"`]|['"`]\s*[!=]==\s*[\w.]*\bkind\b|\bkind\b[\w.?]*\.(includes|startsWith|endsWith|match)\(|\.test\([^)]*\bkind\b/.test(line))
+            bad.push(`${r}:${i + 1}: ${line.trim()}`);
         });
     }
     expect(bad).toEqual([]);

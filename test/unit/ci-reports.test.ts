@@ -18,9 +18,14 @@ import { allureRead, type AllureRead } from '../helpers/allure-junit.ts';
 
 type Edit = (events: BlackoutEvent[]) => BlackoutEvent[];
 
-const setStart = (f: (config: Record<string, unknown>) => Record<string, unknown>): Edit => (events) =>
-  events.map((e) => (e.type === 'run-start' ? { ...e, config: f({ ...(e.config as Record<string, unknown>) }) } : e));
-const setEnd = (exitCode: number, reason: string): Edit => (events) => events.map((e) => (e.type === 'run-end' ? { ...e, exitCode, reason } : e));
+const setStart =
+  (f: (config: Record<string, unknown>) => Record<string, unknown>): Edit =>
+  (events) =>
+    events.map((e) => (e.type === 'run-start' ? { ...e, config: f({ ...(e.config as Record<string, unknown>) }) } : e));
+const setEnd =
+  (exitCode: number, reason: string): Edit =>
+  (events) =>
+    events.map((e) => (e.type === 'run-end' ? { ...e, exitCode, reason } : e));
 
 const scenarios: Array<{ name: string; fixture: string; edit?: Edit }> = [
   { name: 'list', fixture: 'list-run' },
@@ -34,14 +39,27 @@ const scenarios: Array<{ name: string; fixture: string; edit?: Edit }> = [
   {
     name: 'preflight failed',
     fixture: 'list-run',
-    edit: (events) => [events[0]!, { type: 'preflight', t: 5, ok: false, message: 'target 10.213.9.2 does not answer' }, { type: 'run-end', t: 6, exitCode: 2, reason: 'preflight: target 10.213.9.2 does not answer' }],
+    edit: (events) => [
+      events[0]!,
+      { type: 'preflight', t: 5, ok: false, message: 'target 10.213.9.2 does not answer' },
+      { type: 'run-end', t: 6, exitCode: 2, reason: 'preflight: target 10.213.9.2 does not answer' },
+    ],
   },
 ];
 
 interface Summary {
   exitCode: number | null;
   passed: boolean;
-  tests: { strict: boolean; tests: number; passed: number; failed: number; errors: number; skipped: number; observations: number; cases: Array<{ id: string; name: string; status: string; observation: boolean; message?: string; breaks?: string }> };
+  tests: {
+    strict: boolean;
+    tests: number;
+    passed: number;
+    failed: number;
+    errors: number;
+    skipped: number;
+    observations: number;
+    cases: Array<{ id: string; name: string; status: string; observation: boolean; message?: string; breaks?: string }>;
+  };
 }
 
 let root: string;
@@ -117,11 +135,18 @@ describe('JUnit and Allure agree with the exit code', () => {
       expect(obs.every((c) => c.status === 'passed' && /: (failed|recovered) \(observed; no expectation covers it\)$/.test(c.name))).toBe(true);
       // the same cases fail under strict (same ids)
       const local = (id: string) => id.slice(id.lastIndexOf('.'));
-      expect(strict.cases.filter((c) => c.status === 'failed').map((c) => local(c.id)).sort()).toEqual(obs.map((c) => local(c.id)).sort());
+      expect(
+        strict.cases
+          .filter((c) => c.status === 'failed')
+          .map((c) => local(c.id))
+          .sort(),
+      ).toEqual(obs.map((c) => local(c.id)).sort());
     }
     const junit = runs.get('search')!.junit;
     expect(junit).not.toContain('<failure');
-    expect(junit).toMatch(/name="echo-ut3s \(tcp\), [\d.]+ s blackout \[trial \d\]: failed \(observed; no expectation covers it\)"[^>]*><properties><property name="outcome" value="failed"\/><property name="observation" value="true"\/><\/properties><system-out>outcome=failed [^<]*\nobserved \(fails nothing/);
+    expect(junit).toMatch(
+      /name="echo-ut3s \(tcp\), [\d.]+ s blackout \[trial \d\]: failed \(observed; no expectation covers it\)"[^>]*><properties><property name="outcome" value="failed"\/><property name="observation" value="true"\/><\/properties><system-out>outcome=failed [^<]*\nobserved \(fails nothing/,
+    );
     // a flaky probe's cases say so
     expect(runs.get('list')!.junit).toMatch(/name="flappy \(tcp\)[^"]*"[^>]*><properties>(?:<property [^>]*\/>)*<property name="flaky" value="true"\/>/);
     expect(runs.get('search strict')!.junit).toMatch(/<failure message="failed: session lost: read ETIMEDOUT" type="failed">/);
@@ -135,7 +160,10 @@ describe('JUnit and Allure agree with the exit code', () => {
   it('a broken expectation is one failing case; the sessions that broke it are its evidence, or failures of their own under strict', () => {
     const t = runs.get('list broken expectation')!.summary.tests;
     expect(t.failed).toBe(1);
-    expect(t.cases.find((c) => c.status === 'failed')).toMatchObject({ name: 'expect console survives 5 s', message: expect.stringMatching(/console did not survive a 2 s blackout|console did not survive a 5 s blackout/) });
+    expect(t.cases.find((c) => c.status === 'failed')).toMatchObject({
+      name: 'expect console survives 5 s',
+      message: expect.stringMatching(/console did not survive a 2 s blackout|console did not survive a 5 s blackout/),
+    });
     const evidence = t.cases.filter((c) => c.breaks === 'expect console survives 5 s');
     expect(evidence.length).toBeGreaterThan(0);
     expect(evidence.every((c) => c.status === 'passed' && c.name.endsWith('(breaks expect console survives 5 s)'))).toBe(true);

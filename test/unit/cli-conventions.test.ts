@@ -46,7 +46,14 @@ describe('--json', () => {
   it('validate --json: the suite as read, or { valid: false, problems } naming each field, exit 2', async () => {
     const ok = await runCli(['validate', join(ROOT, 'suites/lab-cable-pull.yaml'), '--json']);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, name: 'lab cable pull', injector: 'cable-pull', probes: [{ name: 'ping', kind: 'icmp', intervalMs: 10 }, { name: 'echo' }, { name: 'echo-ut3s' }], blackoutsMs: [2000, 5000, 10000], strict: false });
+    expect(JSON.parse(ok.stdout)).toMatchObject({
+      valid: true,
+      name: 'lab cable pull',
+      injector: 'cable-pull',
+      probes: [{ name: 'ping', kind: 'icmp', intervalMs: 10 }, { name: 'echo' }, { name: 'echo-ut3s' }],
+      blackoutsMs: [2000, 5000, 10000],
+      strict: false,
+    });
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'name: x\ntarget: lab\nprobes: [{ name: p, kind: tcp, interval: fast }]\ninjector: { kind: cable-pull }\nstrict: yes-please\n');
     const r = await runCli(['validate', bad, '--json']);

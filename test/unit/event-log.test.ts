@@ -6,8 +6,18 @@ import type { BlackoutEvent } from '../../src/core/events.ts';
 import { runCli, tempDir } from '../helpers/lab.ts';
 
 const start: BlackoutEvent = {
-  type: 'run-start', t: 0, schema: 1, runId: 'r', suite: 's', config: {}, wallMs: 1, host: 'h',
-  target: { name: 'lab', address: '10.0.0.2' }, injector: { kind: 'cable-pull' }, probes: [], version: '0',
+  type: 'run-start',
+  t: 0,
+  schema: 1,
+  runId: 'r',
+  suite: 's',
+  config: {},
+  wallMs: 1,
+  host: 'h',
+  target: { name: 'lab', address: '10.0.0.2' },
+  injector: { kind: 'cable-pull' },
+  probes: [],
+  version: '0',
 };
 
 describe('event log', () => {
@@ -73,7 +83,7 @@ describe('event log', () => {
       const log = new EventLog(path, {
         write: (fd, b, o, l) => {
           if (fail === 'no') return writeSync(fd, b, o, l);
-          if (fail === 'short') return (fail = 'error'), writeSync(fd, b, o, Math.min(l, 12));
+          if (fail === 'short') return ((fail = 'error'), writeSync(fd, b, o, Math.min(l, 12)));
           fail = 'no';
           throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
         },

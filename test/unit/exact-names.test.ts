@@ -96,7 +96,7 @@ describe('no sub-language injection', () => {
 });
 
 describe('remote POSIX commands through a fixed /bin/sh bootstrap', () => {
-  const NASTY = ["it's", '$(touch /nonexistent/pwned)', '`id`', 'a b\tc', '"dq"', '\\back', "'", "''", '\\\'', '!x', '{a,b}', '~', 'ü€', '-n', ''];
+  const NASTY = ["it's", '$(touch /nonexistent/pwned)', '`id`', 'a b\tc', '"dq"', '\\back', "'", "''", "\\'", '!x', '{a,b}', '~', 'ü€', '-n', ''];
   const line = renderPosix({ argv: ['printf', '%s\\n', ...NASTY] }, false).line;
   const sent = posixBootstrap(line);
 

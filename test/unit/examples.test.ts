@@ -146,7 +146,11 @@ describe('CI recipes', () => {
     for (const bad of [['run', 'VALUE', '--outt', 'x'], ['nonsense', '--help'], ['run'], ['run', 'x', '--metrics', 'nohost'], ['lab', 'up', '--vmm']]) {
       expect(await parseCommandLine(bad), bad.join(' ')).toMatchObject({ ok: false, exitCode: 2 });
     }
-    expect(await parseCommandLine(['run', 's.yaml', '--metrics', '127.0.0.1:9464', '--no-live'])).toMatchObject({ ok: true, command: ['run'], options: { metrics: { host: '127.0.0.1', port: 9464 }, live: false } });
+    expect(await parseCommandLine(['run', 's.yaml', '--metrics', '127.0.0.1:9464', '--no-live'])).toMatchObject({
+      ok: true,
+      command: ['run'],
+      options: { metrics: { host: '127.0.0.1', port: 9464 }, live: false },
+    });
     expect(await parseCommandLine(['lab', 'status', '--json'])).toMatchObject({ ok: true, command: ['lab', 'status'], options: { json: true } });
   });
 });

@@ -23,13 +23,16 @@ const EX = join(ROOT, 'examples');
 function words(line: string): string[] {
   const out: string[] = [];
   const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
-  for (let m; (m = re.exec(line)); ) out.push(m[1] ?? m[2] ?? m[3]!);
+  for (let m; (m = re.exec(line));) out.push(m[1] ?? m[2] ?? m[3]!);
   return out;
 }
 
 /** placeholders filled as the platform would (a Job's index, a matrix value, an env var) */
 function expand(s: string): string {
-  return s.replace(/\$\(JOB_COMPLETION_INDEX\)/g, '0').replace(/\$\{\{\s*matrix\.shard\s*\}\}/g, '2').replace(/\$\{?BLACKOUT_STORE\}?/g, 'postgres://blackout@db.internal:5432/blackout');
+  return s
+    .replace(/\$\(JOB_COMPLETION_INDEX\)/g, '0')
+    .replace(/\$\{\{\s*matrix\.shard\s*\}\}/g, '2')
+    .replace(/\$\{?BLACKOUT_STORE\}?/g, 'postgres://blackout@db.internal:5432/blackout');
 }
 
 function commandsIn(file: string): string[][] {
@@ -85,10 +88,7 @@ async function accepts(argv: string[]): Promise<string | null> {
 }
 
 describe('examples', () => {
-  const files = [
-    ...readdirSync(join(EX, 'kubernetes')).map((f) => join(EX, 'kubernetes', f)),
-    ...readdirSync(join(EX, 'ci')).map((f) => join(EX, 'ci', f)),
-  ];
+  const files = [...readdirSync(join(EX, 'kubernetes')).map((f) => join(EX, 'kubernetes', f)), ...readdirSync(join(EX, 'ci')).map((f) => join(EX, 'ci', f))];
   it('has the manifests: an Indexed Job for shards, a Deployment for workers, a CI matrix', () => {
     const all = files.map((f) => readFileSync(f, 'utf8')).join('\n');
     expect(all).toMatch(/completionMode: Indexed/);

@@ -33,9 +33,11 @@ describe('report.html in Chromium', () => {
       expect(await page.locator('#verdict .headline').innerText()).toContain(a.decision.verdict.headline.slice(0, 40));
 
       // every chart drew data marks with a real size
-      const charts = await page.locator('svg[data-chart]').evaluateAll((svgs) =>
-        svgs.map((s) => ({ chart: s.getAttribute('data-chart'), marks: s.querySelectorAll('.mark').length, w: s.getBoundingClientRect().width, h: s.getBoundingClientRect().height })),
-      );
+      const charts = await page
+        .locator('svg[data-chart]')
+        .evaluateAll((svgs) =>
+          svgs.map((s) => ({ chart: s.getAttribute('data-chart'), marks: s.querySelectorAll('.mark').length, w: s.getBoundingClientRect().width, h: s.getBoundingClientRect().height })),
+        );
       const kinds = charts.map((c) => c.chart);
       expect(kinds).toEqual(expect.arrayContaining(['lanes', 'survival', 'outage', 'recovery', 'timeline-0', 'timeline-3']));
       for (const c of charts) {

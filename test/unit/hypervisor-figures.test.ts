@@ -13,7 +13,7 @@ const trial = (info: Array<Record<string, unknown>>): TrialResult =>
   }) as unknown as TrialResult;
 
 describe('hypervisor figures beside the measured outage', () => {
-  it('puts QEMU\'s own downtime next to what the sessions saw', () => {
+  it("puts QEMU's own downtime next to what the sessions saw", () => {
     const rows = hypervisorFigures(trial([{ qemuDowntimeMs: 14, stopToResumeMs: 116, qemuTotalTimeMs: 515 }]));
     expect(rows).toEqual([
       { label: 'QEMU-reported downtime', ms: 14, source: 'hypervisor' },

@@ -11,8 +11,18 @@ import type { BlackoutEvent } from '../../src/core/events.ts';
 
 const probes = [{ name: 'ping', kind: 'icmp', intervalMs: 1, toleranceMs: 500, policy: {}, facts: { session: false, deadlines: [], notes: [], reconnect: false, sendTimes: true } }];
 const start: BlackoutEvent = {
-  type: 'run-start', t: 0, schema: 1, runId: 'r', suite: 's', config: {}, wallMs: Date.UTC(2026, 0, 1), host: 'h',
-  target: { name: 'lab', address: '10.213.0.2' }, injector: { kind: 'cable-pull' }, probes, version: '0',
+  type: 'run-start',
+  t: 0,
+  schema: 1,
+  runId: 'r',
+  suite: 's',
+  config: {},
+  wallMs: Date.UTC(2026, 0, 1),
+  host: 'h',
+  target: { name: 'lab', address: '10.213.0.2' },
+  injector: { kind: 'cable-pull' },
+  probes,
+  version: '0',
 };
 
 /** ping every `period` ms from 0 to 3000, a cut at `cut` for `len` ms; replies take `rtt(seq)` ms */

@@ -38,7 +38,11 @@ const ssh = () => ({ host: fake.host, port: fake.port, user: fake.user, privateK
 const LIVE_MODES: Array<[string, Record<string, unknown>, RegExp]> = [
   ['Hyper-V live migration', { kind: 'hyperv', vm: 'app01', mode: 'live-migration', node: 'HV02' }, /Move-ClusterVirtualMachineRole|Move-VM/],
   ['libvirt migrate-live', { kind: 'libvirt', uri: 'qemu:///system', domain: 'app01', mode: 'migrate-live', destination: 'qemu+ssh://kvm02.example.internal/system' }, /migrate --live/],
-  ['vSphere vMotion', { kind: 'vsphere', url: 'https://vc.example.internal/sdk', username: 'ops@vsphere.local', password: { env: 'A_LIVE_VS_PW' }, vm: 'app01', mode: 'vmotion', host: 'esx02' }, /vm\.migrate/],
+  [
+    'vSphere vMotion',
+    { kind: 'vsphere', url: 'https://vc.example.internal/sdk', username: 'ops@vsphere.local', password: { env: 'A_LIVE_VS_PW' }, vm: 'app01', mode: 'vmotion', host: 'esx02' },
+    /vm\.migrate/,
+  ],
   ['Proxmox migrate --online', { kind: 'proxmox', vmid: 101, mode: 'migrate', target: 'pve02' }, /qm migrate 101 pve02 --online/],
 ];
 

@@ -5,8 +5,17 @@ import { LiveState } from '../../src/core/live-state.ts';
 import { formatLength, formatMs, OUTCOME_GLYPH, sessionStateText, survived } from '../../src/core/format.ts';
 
 const start: BlackoutEvent = {
-  type: 'run-start', t: 0, schema: 1, runId: 'r', suite: 's', config: {}, wallMs: 0, host: 'h',
-  target: { name: 'lab', address: '10.213.0.2' }, injector: { kind: 'cable-pull', migration: 'none' }, version: '0',
+  type: 'run-start',
+  t: 0,
+  schema: 1,
+  runId: 'r',
+  suite: 's',
+  config: {},
+  wallMs: 0,
+  host: 'h',
+  target: { name: 'lab', address: '10.213.0.2' },
+  injector: { kind: 'cable-pull', migration: 'none' },
+  version: '0',
   probes: [{ name: 'echo', kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: {} }],
 };
 

@@ -28,4 +28,3 @@ describe('suites/real-estate', () => {
     for (const s of Object.values(secrets)) expect(r.stdout).not.toContain(s);
   });
 });
-

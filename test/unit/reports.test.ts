@@ -93,7 +93,12 @@ describe('reporters', async () => {
   it('summary.json keeps the docs/architecture.md contract and adds the verdict', () => {
     const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
     expect(s).toMatchObject({ suite: 'fixture list', passed: true });
-    expect(s.trials[0]).toMatchObject({ index: 0, requestedMs: 2000, reason: 'list: length 1 of 2, repeat 1 of 2', injected: { cutAt: expect.any(Number), restoredAt: expect.any(Number), durationMs: expect.any(Number) } });
+    expect(s.trials[0]).toMatchObject({
+      index: 0,
+      requestedMs: 2000,
+      reason: 'list: length 1 of 2, repeat 1 of 2',
+      injected: { cutAt: expect.any(Number), restoredAt: expect.any(Number), durationMs: expect.any(Number) },
+    });
     expect(s.trials[0].probes.echo).toMatchObject({ kind: 'tcp', outcome: 'stalled', observedOutageMs: expect.any(Number), recoveryMs: expect.any(Number), errors: [] });
     expect(s.probes.echo).toMatchObject({ kind: 'tcp', maxSurvivedMs: expect.any(Number), minFailedMs: null });
     expect(s.probes.legacy).toMatchObject({ agreement: 'survives-longer', predicted: { breakingMs: 1400 } });
@@ -137,21 +142,33 @@ describe('reporters', async () => {
 
   it('allure-results: one result per probe per trial, with steps, attachments and labels', () => {
     const res = join(dir, 'allure-results');
-    const results = readdirSync(res).filter((f) => f.endsWith('-result.json')).map((f) => JSON.parse(readFileSync(join(res, f), 'utf8')));
+    const results = readdirSync(res)
+      .filter((f) => f.endsWith('-result.json'))
+      .map((f) => JSON.parse(readFileSync(join(res, f), 'utf8')));
     expect(results).toHaveLength(a.trials.length * a.probeInfo.length + a.expectations.length);
     // an observation: passed, its outcome in the name and its own category's message
     const r = results.find((x) => x.name === 'console, 5 s blackout: recovered (observed)' && x.status === 'passed')!;
     expect(r.statusDetails.message).toMatch(/^observed: recovered: session lost/);
     expect(r.steps.at(-1).status).toBe('failed');
     expect(r.steps.map((s: { name: string }) => s.name.split(':')[0])).toEqual(['warm-up', 'cut', 'restore (scheduled)', 'recovery']);
-    expect(r.labels).toEqual(expect.arrayContaining([{ name: 'suite', value: 'fixture list' }, { name: 'probe', value: 'console' }, { name: 'injector', value: 'cable-pull' }]));
+    expect(r.labels).toEqual(
+      expect.arrayContaining([
+        { name: 'suite', value: 'fixture list' },
+        { name: 'probe', value: 'console' },
+        { name: 'injector', value: 'cable-pull' },
+      ]),
+    );
     for (const att of r.attachments) expect(existsSync(join(res, att.source))).toBe(true);
     const withShot = results.find((x) => x.attachments.some((t: { type: string }) => t.type === 'image/png'));
     expect(withShot?.name).toBe('console, 2 s blackout: stalled');
     expect(results.find((x) => x.name === 'expect echo survives 5 s')).toMatchObject({ status: 'passed' });
     expect(existsSync(join(res, 'environment.properties'))).toBe(true);
     // rebuilding gives the same names
-    expect(allureResults(a, dir).map((f) => f.name).sort()).toEqual(readdirSync(res).sort());
+    expect(
+      allureResults(a, dir)
+        .map((f) => f.name)
+        .sort(),
+    ).toEqual(readdirSync(res).sort());
   });
 });
 

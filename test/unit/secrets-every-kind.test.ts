@@ -53,7 +53,13 @@ const injectorBlocks: Record<string, Record<string, unknown>> = {
   vsphere: { kind: 'vsphere', ssh, url: 'https://vc.example.internal/sdk', username: { env: 'BO_SENT_KEY' }, password: { file: secretFile }, vm: 'app01', mode: 'suspend' },
   proxmox: { kind: 'proxmox', ssh, vmid: 101, mode: 'suspend' },
   'linux-gateway': { kind: 'linux-gateway', ssh, family: 'netdev', devices: ['eth1'], addresses: ['10.20.0.15'] },
-  'snmp-switch-port': { kind: 'snmp-switch-port', host: '10.20.0.2', version: '3', v3: { user: 'ops', level: 'authPriv', authProtocol: 'sha', authKey: { env: 'BO_SENT_KEY' }, privProtocol: 'aes', privKey: { file: secretFile } }, ifName: 'Gi1/0/12' },
+  'snmp-switch-port': {
+    kind: 'snmp-switch-port',
+    host: '10.20.0.2',
+    version: '3',
+    v3: { user: 'ops', level: 'authPriv', authProtocol: 'sha', authKey: { env: 'BO_SENT_KEY' }, privProtocol: 'aes', privKey: { file: secretFile } },
+    ifName: 'Gi1/0/12',
+  },
   manual: { kind: 'manual' },
 };
 
@@ -151,8 +157,14 @@ describe('the SMB password never stays on disk', () => {
     try {
       const config = smb.schema.parse({ name: 'cp', kind: 'smb', host: '127.0.0.1', port: 1, share: 'files', user: 'ops', passwordEnv: 'BO_SMB_SENTINEL', file: 'big.bin', timeout: '1s' });
       const probe = smb.create(config, {
-        name: 'cp', trial: 0, clock: createClock(), target: { name: 't', address: '127.0.0.1', services: {} }, runDir: dir,
-        signal: new AbortController().signal, emit: () => {}, attach: () => '',
+        name: 'cp',
+        trial: 0,
+        clock: createClock(),
+        target: { name: 't', address: '127.0.0.1', services: {} },
+        runDir: dir,
+        signal: new AbortController().signal,
+        emit: () => {},
+        attach: () => '',
       });
       // smbclient really starts, reads its authentication from fd 3, and fails to connect
       await expect(probe.open()).rejects.toThrow(/smbclient/);

@@ -17,7 +17,7 @@ const dir = mkdtempSync(join(tmpdir(), 'blackout-journey-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('web journeys (no browser)', () => {
-  it('reads a check\'s verdict from what it returns', () => {
+  it("reads a check's verdict from what it returns", () => {
     expect(verdictOf(undefined)).toEqual({ kind: 'ok' });
     expect(verdictOf(true)).toEqual({ kind: 'ok' });
     expect(verdictOf(42)).toEqual({ kind: 'ok', value: 42 });
@@ -32,7 +32,11 @@ describe('web journeys (no browser)', () => {
   });
 
   it('validates declarative steps, naming the field; secrets only by name', () => {
-    const ok = web.schema.safeParse({ name: 'w', kind: 'web', journey: { login: [{ goto: '/login' }, { fill: '#pw', secret: 'password' }], check: [{ reload: true }, { expectText: 'Hi', in: 'h1' }] } });
+    const ok = web.schema.safeParse({
+      name: 'w',
+      kind: 'web',
+      journey: { login: [{ goto: '/login' }, { fill: '#pw', secret: 'password' }], check: [{ reload: true }, { expectText: 'Hi', in: 'h1' }] },
+    });
     expect(ok.success).toBe(true);
     expect(web.schema.safeParse({ name: 'w', kind: 'web', journey: { check: [] } }).success).toBe(false);
     expect(web.schema.safeParse({ name: 'w', kind: 'web', journey: { check: [{ fill: '#pw', secret: 'bad name' }] } }).success).toBe(false);
@@ -42,8 +46,8 @@ describe('web journeys (no browser)', () => {
     expect(web.schema.safeParse({ name: 'w', kind: 'web' }).success).toBe(false);
   });
 
-  it('resolves a journey module against the suite file\'s folder and loads it', async () => {
-    writeFileSync(join(dir, 'shop.ts'), "export async function check(): Promise<number> { return 1; }\n");
+  it("resolves a journey module against the suite file's folder and loads it", async () => {
+    writeFileSync(join(dir, 'shop.ts'), 'export async function check(): Promise<number> { return 1; }\n');
     writeFileSync(join(dir, 'suite.yaml'), 'name: s\ntarget: lab\nprobes:\n  - { name: w, kind: web, journey: ./shop.ts }\ninjector: { kind: cable-pull }\nblackouts: [1s]\n');
     const s = await loadSuite(join(dir, 'suite.yaml'));
     const journey = (s.probes[0] as unknown as { journey: string }).journey;

@@ -33,9 +33,7 @@ export class Freezer {
 
   /** the file a write freezes or thaws, and the value that thaws */
   private get control(): { file: string; thawed: string; frozen: string } {
-    return this.version === 2
-      ? { file: `${this.lab.cgroup}/cgroup.freeze`, thawed: '0', frozen: '1' }
-      : { file: `${this.lab.cgroup}/freezer.state`, thawed: 'THAWED', frozen: 'FROZEN' };
+    return this.version === 2 ? { file: `${this.lab.cgroup}/cgroup.freeze`, thawed: '0', frozen: '1' } : { file: `${this.lab.cgroup}/freezer.state`, thawed: 'THAWED', frozen: 'FROZEN' };
   }
 
   /** FROZEN, FREEZING, THAWED or MISSING, for either version */

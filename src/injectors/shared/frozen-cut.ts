@@ -55,4 +55,3 @@ export function frozenCut(kind: string, migration: MigrationKind, ctx: InjectorC
     },
   };
 }
-

@@ -115,7 +115,12 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
       if (!get().isDryRun) {
         for (const o of orphanedWatchdogs(journalKey())) {
           const ended = o.id.startsWith('blackout-restore-')
-            ? (await get().exec({ powershell: `Unregister-ScheduledTask -TaskName ${psQuote(o.id)} -Confirm:$false -ErrorAction SilentlyContinue` }, { timeoutMs: spec.timeoutMs, allowFail: true, label: 'heal: end a dead run\'s watchdog' })).code === 0
+            ? (
+                await get().exec(
+                  { powershell: `Unregister-ScheduledTask -TaskName ${psQuote(o.id)} -Confirm:$false -ErrorAction SilentlyContinue` },
+                  { timeoutMs: spec.timeoutMs, allowFail: true, label: "heal: end a dead run's watchdog" },
+                )
+              ).code === 0
             : await disarmPosixWatchdog(get(), o.id, spec.timeoutMs);
           forgetWatchdog(journalKey(), o.id);
           lines.push(`${ended ? 'ended' : 'found already gone'} the watchdog ${o.mechanism} armed by a dead run (${o.runDir})`);
@@ -123,7 +128,12 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
       }
       if (!spec.heal) return lines;
       const r = await run(spec.heal, { allowFail: true, timeoutMs: Math.max(spec.timeoutMs, 120_000) });
-      lines.push(...r.stdout.split('\n').filter((l) => l.startsWith('healed: ')).map((l) => `${l.slice(8)} (${get().where})`));
+      lines.push(
+        ...r.stdout
+          .split('\n')
+          .filter((l) => l.startsWith('healed: '))
+          .map((l) => `${l.slice(8)} (${get().where})`),
+      );
       if (r.code !== 0 && !r.dryRun) lines.push(`heal on ${get().where} exited ${r.code}: ${(r.stderr.trim() || r.stdout.trim()).slice(0, 300)}`);
       return lines;
     },
@@ -142,7 +152,12 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
             (error: Error) => ({ t: clock.now(), result: null, error }),
           );
         migration = { start, promise };
-        return { before: start, t: start, deadline: start + p.migrationTimeoutMs, detail: { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, selfTimed: 'the migration command runs from cut to restore; the real pause lies inside and is what the probes measure' } };
+        return {
+          before: start,
+          t: start,
+          deadline: start + p.migrationTimeoutMs,
+          detail: { mechanism: `${spec.kind} ${spec.mode} on ${get().where}`, selfTimed: 'the migration command runs from cut to restore; the real pause lies inside and is what the probes measure' },
+        };
       }
       // the watchdog is armed before the cut (a kill -9 during a slow cut step is covered too) and fires only
       // after every cut step could have run to its timeout, plus the requested length and the grace: it never

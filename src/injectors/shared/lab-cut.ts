@@ -112,7 +112,9 @@ export class LabCut {
   async cut(requestedMs: number, extraMs = 0): Promise<CutInstant> {
     const timeout = Math.ceil(requestedMs + extraMs + KERNEL_GRACE_MS);
     // one buffer = one nft transaction: both sets (IP and ARP) go silent together
-    const cmd = this.sets().map((s) => `add element netdev ${this.lab.cutTable} ${s} { ${this.address} timeout ${timeout}ms }`).join('\n');
+    const cmd = this.sets()
+      .map((s) => `add element netdev ${this.lab.cutTable} ${s} { ${this.address} timeout ${timeout}ms }`)
+      .join('\n');
     this.active = true; // before: a failure half-way must still be restored
     const r = await this.getChannel().exec(cmd);
     if (r.error) throw new Error(`nft: ${r.error}`);
@@ -120,7 +122,9 @@ export class LabCut {
   }
 
   async restore(): Promise<Instant> {
-    const cmd = this.sets().map((s) => `delete element netdev ${this.lab.cutTable} ${s} { ${this.address} }`).join('\n');
+    const cmd = this.sets()
+      .map((s) => `delete element netdev ${this.lab.cutTable} ${s} { ${this.address} }`)
+      .join('\n');
     let before: number;
     let t: number;
     let error = '';

@@ -97,12 +97,7 @@ export async function armWatchdog(lab: LabState, j: MigrationJournal): Promise<n
  * connects to it, runs `setup` (migration parameters and the like) and arms the
  * watchdog. On any failure the destination is dropped and healed away.
  */
-export async function prepareMigration(
-  lab: LabState,
-  journal: MigrationJournal,
-  dest: VmInstance,
-  setup: (dstQ: QmpClient) => Promise<void>,
-): Promise<QmpClient> {
+export async function prepareMigration(lab: LabState, journal: MigrationJournal, dest: VmInstance, setup: (dstQ: QmpClient) => Promise<void>): Promise<QmpClient> {
   writeJournal(lab, journal);
   try {
     const dstQ = await qmpOf(dest);
@@ -169,14 +164,7 @@ export interface MigrationFlight {
  * error elsewhere, Ctrl-C) is recorded, with `figures`, and ends at the heal;
  * a failed scheduled restore throws, with the heal's actions and the guest console.
  */
-export async function healFailedMigration(
-  ctx: InjectorContext,
-  kind: string,
-  f: MigrationFlight,
-  reason: string,
-  error: unknown,
-  figures: Record<string, unknown> = {},
-): Promise<Instant> {
+export async function healFailedMigration(ctx: InjectorContext, kind: string, f: MigrationFlight, reason: string, error: unknown, figures: Record<string, unknown> = {}): Promise<Instant> {
   const before = ctx.clock.now();
   dropQmp(f.src);
   dropQmp(f.dest);

@@ -34,7 +34,10 @@ export const sshSchema = z
     passphraseFile: z.string().min(1).optional(),
     passwordEnv: envName.optional(),
     passwordFile: z.string().min(1).optional(),
-    hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…" (ssh-keygen -lf KEY.pub)').optional(),
+    hostKey: z
+      .string()
+      .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…" (ssh-keygen -lf KEY.pub)')
+      .optional(),
     knownHostsFile: z.string().min(1).optional(),
     connectTimeout: duration({ min: 100, max: 300_000 }).default(15_000),
   })
@@ -195,7 +198,7 @@ export async function armPosixWatchdog(
   const mode = env && Object.keys(env).length ? 'detached' : 'auto';
   const firesAt = clock.now() + delayMs;
   const r = await ex.exec({ posixScript: ARM, args: [secs, unit, mode, script, ...bodyArgs], env }, { timeoutMs, label: 'arm watchdog' });
-  const out = r.dryRun ? 'pid:PID' : r.stdout.trim().split('\n').pop()?.trim() ?? '';
+  const out = r.dryRun ? 'pid:PID' : (r.stdout.trim().split('\n').pop()?.trim() ?? '');
   const m = /^(systemd:(blackout-watchdog-[0-9a-f]{8})|pid:(\d+|PID))$/.exec(out);
   if (!m) throw new Error(`${ex.where}: the watchdog did not report how it was armed (got ${JSON.stringify(r.stdout.slice(0, 200))})`);
   const id = m[2] ? `systemd:${m[2]}` : m[3]!;
@@ -310,7 +313,11 @@ export function recordWatchdog(target: string, e: JournalEntry): void {
 
 export function forgetWatchdog(target: string, id: string): void {
   const f = journalFile(target);
-  if (existsSync(f)) writeJournal(f, readJournal(f).filter((x) => x.id !== id));
+  if (existsSync(f))
+    writeJournal(
+      f,
+      readJournal(f).filter((x) => x.id !== id),
+    );
 }
 
 function alive(pid: number): boolean {

@@ -34,7 +34,7 @@ export function writeRandomFile(path: string, size: number): string {
   const hash = createHash('sha256');
   const fd = openSync(path, 'w', 0o644);
   try {
-    for (let left = size; left > 0; ) {
+    for (let left = size; left > 0;) {
       const chunk = randomBytes(Math.min(left, 1 << 20));
       hash.update(chunk);
       writeSync(fd, chunk);

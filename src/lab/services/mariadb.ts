@@ -37,21 +37,20 @@ export const mariadb: LabService = {
     mkdirSync(tmp, { mode: 0o700 });
     chownSync(tmp, uid, gid);
     await run('mariadb-install-db', ['--user=mysql', `--datadir=${data}`, `--tmpdir=${tmp}`, '--skip-test-db', '--auth-root-authentication-method=socket'], { timeoutMs: 120_000 });
-    startInTarget(lab, 'mariadb', '/usr/sbin/mariadbd', [
-      `--datadir=${data}`, `--tmpdir=${tmp}`, `--socket=${socket}`, `--pid-file=${dir}/mysqld.pid`, `--bind-address=${lab.targetAddress}`, `--port=${MARIADB_PORT}`,
-    ], { user: 'mysql' });
+    startInTarget(
+      lab,
+      'mariadb',
+      '/usr/sbin/mariadbd',
+      [`--datadir=${data}`, `--tmpdir=${tmp}`, `--socket=${socket}`, `--pid-file=${dir}/mysqld.pid`, `--bind-address=${lab.targetAddress}`, `--port=${MARIADB_PORT}`],
+      { user: 'mysql' },
+    );
     await waitForPort(lab.targetAddress, MARIADB_PORT, 60_000);
 
     const password = randomBytes(18).toString('base64url');
     const passwordFile = `${lab.dir}/secrets/mariadb-password`;
     writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
     // the password travels on stdin, never on a command line
-    const sql = [
-      'CREATE DATABASE blackout;',
-      `CREATE USER 'blackout'@'%' IDENTIFIED BY '${password}';`,
-      "GRANT ALL PRIVILEGES ON blackout.* TO 'blackout'@'%';",
-      '',
-    ].join('\n');
+    const sql = ['CREATE DATABASE blackout;', `CREATE USER 'blackout'@'%' IDENTIFIED BY '${password}';`, "GRANT ALL PRIVILEGES ON blackout.* TO 'blackout'@'%';", ''].join('\n');
     await run('mariadb', [`--socket=${socket}`, '--user=root', '--batch'], { input: sql, timeoutMs: 30_000 });
     return { port: MARIADB_PORT, database: 'blackout', user: 'blackout', passwordFile, socket };
   },

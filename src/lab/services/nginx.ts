@@ -19,9 +19,21 @@ export const HTTPS_PORT = 443;
 /** Makes a self-signed certificate for `address`; returns its "sha256:AB:CD:…" fingerprint. */
 export async function selfSignedCert(dir: string, cn: string, address: string): Promise<string> {
   await run('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30',
-    '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`,
-    '-subj', `/CN=${cn}`, '-addext', `subjectAltName=IP:${address}`,
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '30',
+    '-keyout',
+    `${dir}/key.pem`,
+    '-out',
+    `${dir}/cert.pem`,
+    '-subj',
+    `/CN=${cn}`,
+    '-addext',
+    `subjectAltName=IP:${address}`,
   ]);
   chmodSync(`${dir}/key.pem`, 0o600);
   const fp = (await run('openssl', ['x509', '-in', `${dir}/cert.pem`, '-noout', '-fingerprint', '-sha256'])).stdout;

@@ -32,22 +32,65 @@ export const postgres: LabService = {
       mkdirSync(d, { mode: 0o700 });
       chownSync(d, uid, gid);
     }
-    await run('setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', `${bin}/initdb`, '-D', data, '-A', 'trust', '--auth-host=scram-sha-256', '-U', 'postgres', '--no-sync'], { timeoutMs: 60_000 });
+    await run('setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', `${bin}/initdb`, '-D', data, '-A', 'trust', '--auth-host=scram-sha-256', '-U', 'postgres', '--no-sync'], {
+      timeoutMs: 60_000,
+    });
     writeFileSync(`${data}/pg_hba.conf`, `local all all trust\nhost all all ${lab.subnet} scram-sha-256\n`);
     chownSync(`${data}/pg_hba.conf`, uid, gid);
     chmodSync(sock, 0o755);
-    startInTarget(lab, 'postgres', `${bin}/postgres`, [
-      '-D', data, '-c', `listen_addresses=${lab.targetAddress}`, '-c', 'port=5432', '-c', `unix_socket_directories=${sock}`,
-      '-c', 'fsync=off', '-c', 'max_connections=300', '-c', 'shared_buffers=32MB',
-    ], { user: 'postgres' });
+    startInTarget(
+      lab,
+      'postgres',
+      `${bin}/postgres`,
+      [
+        '-D',
+        data,
+        '-c',
+        `listen_addresses=${lab.targetAddress}`,
+        '-c',
+        'port=5432',
+        '-c',
+        `unix_socket_directories=${sock}`,
+        '-c',
+        'fsync=off',
+        '-c',
+        'max_connections=300',
+        '-c',
+        'shared_buffers=32MB',
+      ],
+      { user: 'postgres' },
+    );
     await waitForPort(lab.targetAddress, 5432, 30_000);
     // the password travels on stdin, never on a command line (ps would show it)
     const sql = `CREATE ROLE blackout LOGIN PASSWORD '${password}';\nCREATE DATABASE blackout OWNER blackout;\n`;
     // the port answers before the server accepts sessions ("the database system is starting up"),
     // which on a loaded machine (parallel test files) lasts a while: retry for up to 30 s
     for (let attempt = 0; ; attempt++) {
-      const r = await run('ip', ['netns', 'exec', lab.targetNs, 'setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups',
-        `${bin}/psql`, '-q', '-h', sock, '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-f', '-'], { input: sql, allowFail: true });
+      const r = await run(
+        'ip',
+        [
+          'netns',
+          'exec',
+          lab.targetNs,
+          'setpriv',
+          '--reuid=postgres',
+          '--regid=postgres',
+          '--init-groups',
+          `${bin}/psql`,
+          '-q',
+          '-h',
+          sock,
+          '-U',
+          'postgres',
+          '-d',
+          'postgres',
+          '-v',
+          'ON_ERROR_STOP=1',
+          '-f',
+          '-',
+        ],
+        { input: sql, allowFail: true },
+      );
       if (r.code === 0) break;
       if (!/starting up/.test(r.stderr) || attempt >= 150) throw new Error(`psql (creating the lab role and database): exit ${r.code}: ${r.stderr.trim()}`);
       await new Promise((res) => setTimeout(res, 200));

@@ -205,7 +205,10 @@ export const rdp: LabService = {
     mkdirSync(`${dir}/xlogs`, { mode: 0o1777 });
     chmodSync(`${dir}/xlogs`, 0o1777);
     writeFileSync(`${staticHome}/startwm.sh`, staticDesktopScript(), { mode: 0o755 });
-    for (const [u, h] of [[user, home], [staticUser, staticHome]] as const) {
+    for (const [u, h] of [
+      [user, home],
+      [staticUser, staticHome],
+    ] as const) {
       await removeUser(u);
       await run('useradd', ['--system', '--no-create-home', '--home-dir', h, '--shell', '/usr/sbin/nologin', '--comment', `blackout lab ${lab.name} rdp`, u]);
       await run('chpasswd', [], { input: `${u}:${password}\n` });
@@ -217,9 +220,21 @@ export const rdp: LabService = {
 
     // TLS: the lab's own certificate, pinned by its fingerprint
     await run('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '30',
-      '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`,
-      '-subj', `/CN=blackout-lab-${lab.name}`, '-addext', `subjectAltName=IP:${lab.targetAddress}`,
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '30',
+      '-keyout',
+      `${dir}/key.pem`,
+      '-out',
+      `${dir}/cert.pem`,
+      '-subj',
+      `/CN=blackout-lab-${lab.name}`,
+      '-addext',
+      `subjectAltName=IP:${lab.targetAddress}`,
     ]);
     chmodSync(`${dir}/key.pem`, 0o600);
     const fp = (await run('openssl', ['x509', '-in', `${dir}/cert.pem`, '-noout', '-fingerprint', '-sha256'])).stdout;
@@ -287,7 +302,15 @@ function clearStaleDisplays(offset: number): void {
       const pid = Number(readFileSync(lock, 'utf8').trim());
       if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) continue;
     }
-    for (const f of [lock, `/tmp/.X11-unix/X${d}`, `${XRDP_SOCKDIR}/xrdp_display_${d}`, `${XRDP_SOCKDIR}/xrdpapi_${d}`, `${XRDP_SOCKDIR}/xrdp_chansrv_socket_${d}`, `${XRDP_SOCKDIR}/xrdp_chansrv_audio_in_socket_${d}`, `${XRDP_SOCKDIR}/xrdp_chansrv_audio_out_socket_${d}`]) {
+    for (const f of [
+      lock,
+      `/tmp/.X11-unix/X${d}`,
+      `${XRDP_SOCKDIR}/xrdp_display_${d}`,
+      `${XRDP_SOCKDIR}/xrdpapi_${d}`,
+      `${XRDP_SOCKDIR}/xrdp_chansrv_socket_${d}`,
+      `${XRDP_SOCKDIR}/xrdp_chansrv_audio_in_socket_${d}`,
+      `${XRDP_SOCKDIR}/xrdp_chansrv_audio_out_socket_${d}`,
+    ]) {
       rmSync(f, { force: true });
     }
   }

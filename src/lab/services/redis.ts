@@ -20,11 +20,24 @@ export const redis: LabService = {
     const dir = `${lab.dir}/redis`;
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     startInTarget(lab, 'redis', '/usr/bin/redis-server', [
-      '--bind', lab.targetAddress, '--port', String(REDIS_PORT), '--save', '', '--appendonly', 'no',
-      '--dir', dir, '--daemonize', 'no', '--logfile', '',
+      '--bind',
+      lab.targetAddress,
+      '--port',
+      String(REDIS_PORT),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+      '--logfile',
+      '',
       // no password, so protected mode would answer every client from the lab subnet with -DENIED;
       // the lab subnet is reachable from this machine only (namespaces, guards)
-      '--protected-mode', 'no',
+      '--protected-mode',
+      'no',
     ]);
     await waitForPort(lab.targetAddress, REDIS_PORT, 30_000);
     return { port: REDIS_PORT };

@@ -74,7 +74,13 @@ export class CopyProgress {
 /** Resolves when `p` settles or after `ms`, whichever comes first; true when it settled. */
 export async function settledWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const r = await Promise.race([p.then(() => true, () => true), new Promise<boolean>((res) => (timer = setTimeout(() => res(false), ms)))]);
+  const r = await Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((res) => (timer = setTimeout(() => res(false), ms))),
+  ]);
   clearTimeout(timer);
   return r;
 }

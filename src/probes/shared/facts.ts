@@ -23,7 +23,17 @@ export function keepalive(k: { intervalMs: number; count: number } | undefined, 
 
 /** the kernel's keepalive on an idle connection (its only traffic); none when unset */
 export function idleKeepalive(k: { idle: number; interval: number; count: number } | undefined, what = 'TCP keepalive'): ClientDeadline[] {
-  return k ? [{ type: 'idle-keepalive', idleMs: k.idle, intervalMs: k.interval, count: k.count, what: `${what} ${s(k.idle)} idle, ${s(k.interval)} × ${k.count}: an idle connection's only traffic is the kernel's keepalive probes` }] : [];
+  return k
+    ? [
+        {
+          type: 'idle-keepalive',
+          idleMs: k.idle,
+          intervalMs: k.interval,
+          count: k.count,
+          what: `${what} ${s(k.idle)} idle, ${s(k.interval)} × ${k.count}: an idle connection's only traffic is the kernel's keepalive probes`,
+        },
+      ]
+    : [];
 }
 
 /** a note for a setting that does not bound a blackout; none when unset */

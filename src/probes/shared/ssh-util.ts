@@ -21,7 +21,10 @@ export const sshFields = {
   user: z.string().min(1).optional(),
   privateKeyFile: z.string().min(1).optional(),
   ...secretRef,
-  hostKey: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…"').optional(),
+  hostKey: z
+    .string()
+    .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…"')
+    .optional(),
   /** OpenSSH ServerAliveInterval/ServerAliveCountMax: ssh2's keepaliveInterval/keepaliveCountMax (off unless given) */
   serverAlive: z.strictObject({ interval: duration({ min: 100 }), countMax: z.number().int().min(1).max(100).default(3) }).optional(),
   /** how long the SSH handshake + authentication may take */

@@ -41,15 +41,7 @@ export interface JourneyContext {
   note(message: string): void;
 }
 
-export type CheckResult =
-  | void
-  | undefined
-  | boolean
-  | number
-  | { value?: number; latencyMs?: number }
-  | { stale: string }
-  | { lost: string }
-  | { failed: string };
+export type CheckResult = void | undefined | boolean | number | { value?: number; latencyMs?: number } | { stale: string } | { lost: string } | { failed: string };
 
 export interface Journey {
   login?(page: Page, secrets: Readonly<Record<string, string>>, ctx: JourneyContext): Promise<void>;
@@ -57,11 +49,7 @@ export interface Journey {
 }
 
 /** a check's verdict, as the probe uses it */
-export type Verdict =
-  | { kind: 'ok'; value?: number; latencyMs?: number }
-  | { kind: 'stale'; message: string }
-  | { kind: 'lost'; message: string }
-  | { kind: 'failed'; message: string };
+export type Verdict = { kind: 'ok'; value?: number; latencyMs?: number } | { kind: 'stale'; message: string } | { kind: 'lost'; message: string } | { kind: 'failed'; message: string };
 
 export function verdictOf(r: CheckResult): Verdict {
   if (r === undefined || r === null || r === true) return { kind: 'ok' };
@@ -85,7 +73,7 @@ export function verdictOf(r: CheckResult): Verdict {
 
 const selector = z.string().min(1).max(1000);
 /** a secret's name in the probe's `secrets` (or `password`) */
-const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'expected the name of one of the probe\'s secrets (password, or a key of `secrets`)');
+const secretName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, "expected the name of one of the probe's secrets (password, or a key of `secrets`)");
 /** "text" (a substring) or "/regex/flags" */
 const textPattern = z.string().min(1).max(1000);
 
@@ -159,7 +147,9 @@ export async function runSteps(page: Page, steps: Step[], part: 'login' | 'check
         } catch (e) {
           if (!/Timeout/i.test((e as Error).message)) throw e;
           const seen = await pageText(page, step.in);
-          throw new Error(`expected ${want instanceof RegExp ? want : JSON.stringify(want)}${step.in ? ` in ${step.in}` : ''} within ${timeoutMs} ms; the page (${new URL(page.url()).pathname}) shows: ${JSON.stringify(seen)}`);
+          throw new Error(
+            `expected ${want instanceof RegExp ? want : JSON.stringify(want)}${step.in ? ` in ${step.in}` : ''} within ${timeoutMs} ms; the page (${new URL(page.url()).pathname}) shows: ${JSON.stringify(seen)}`,
+          );
         }
       }
     } catch (e) {
