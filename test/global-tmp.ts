@@ -4,13 +4,16 @@
  * ends, so a test run leaves nothing in /tmp, whatever a test forgot or a
  * killed process left behind.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export default function setup(): () => void {
   const outer = process.env.TMPDIR;
   const dir = mkdtempSync(join(tmpdir(), 'blackout-test-'));
+  // other users (the test PostgreSQL cluster's postgres, the lab's users) must reach the folders made
+  // for them inside, without listing what else is there
+  chmodSync(dir, 0o711);
   process.env.TMPDIR = dir;
   // the watchdog journal (injectors/remote.ts) of the runs the tests make stays inside too
   process.env.BLACKOUT_STATE_DIR = join(dir, 'state');

@@ -66,7 +66,9 @@ describe('linux-gateway over SSH on the lab switch', () => {
     const cut = ev.find((e) => e.type === 'cut')!;
     const restore = ev.find((e) => e.type === 'restore')!;
     expect(restore.before - cut.t).toBeGreaterThanOrEqual(1999); // never shorter than asked
-    expect(t.injected!.durationMs).toBe(restore.t - cut.t);
+    // the window ends at the earliest evidence of the restore: the harness's, or the kernel timeout's when it came first
+    expect(t.injected!.durationMs).toBeGreaterThanOrEqual(2000 - 1);
+    expect(t.injected!.durationMs).toBeLessThanOrEqual(restore.t - cut.t + 1);
     // the restore went out when due: late only by event-loop lag, which a loaded 2-core machine keeps well under 1.5 s
     expect(restore.before - cut.t).toBeLessThan(2000 + 1500);
     // the silence ping saw lies between the inner and the outer bound of the two commands

@@ -46,7 +46,9 @@ describe('local POSIX watchdog', () => {
     else {
       expect(dog.mechanism).toMatch(/^detached process \d+ on local$/);
       // its own session: a signal to the harness's process group or session does not reach it
-      expect(sessionOf(Number(dog.id))).not.toBe(sessionOf(process.pid));
+      // (nohup execs setsid, which execs sh: the new session exists a moment after the PID is reported)
+      expect(await until(() => !alive(Number(dog.id)) || sessionOf(Number(dog.id)) !== sessionOf(process.pid), 3000)).toBe(true);
+      if (alive(Number(dog.id))) expect(sessionOf(Number(dog.id))).not.toBe(sessionOf(process.pid));
     }
     expect(await until(() => existsSync(tally) && readFileSync(tally, 'utf8').split('\n').filter(Boolean).length >= 3, 10_000)).toBe(true);
     await sleep(600);
