@@ -217,8 +217,9 @@ export class LocalExecutor implements Executor {
     }
     const detach = 'posixScript' in cmd && cmd.detach;
     return new Promise((resolve, reject) => {
-      // a detached watchdog must not inherit a run's send lease (lab/lease.ts): it may outlive the run
-      const child = detach ? spawnWithoutSendLease(() => spawn(file, args, { env, detached: true, stdio: 'ignore' })) : spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      // no local command inherits a run's send lease (transport/send-lease.ts): a script may leave a watchdog
+      // behind (`nohup … &`) that outlives the run, and the lab's shared guard must not wait for it
+      const child = spawnWithoutSendLease(() => (detach ? spawn(file, args, { env, detached: true, stdio: 'ignore' }) : spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'] })));
       if (detach) {
         child.on('error', (e) => reject(fail(this.where, opts.label, e.message, null, secrets)));
         child.unref();

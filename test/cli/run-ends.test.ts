@@ -88,6 +88,15 @@ describe('exit codes end to end', () => {
     expect(err && 'restoreError' in err ? err.restoreError : '').toMatch(/restore refused/);
     expect(events.at(-1)).toMatchObject({ type: 'run-end', exitCode: 4 });
     expect(existsSync(join(out, 'summary.json'))).toBe(true);
+    // its watchdog keeps retrying the restore after the run, the last resort (until the next run on the
+    // target heals it): find it in the watchdog journal, check it runs, and end it by its PID
+    const { journalFile } = await import('../../src/injectors/shared/remote.ts');
+    const journal = JSON.parse(readFileSync(journalFile(`command local ${JSON.stringify(['sh', '-c', 'echo restore refused >&2; exit 9'])}`), 'utf8')) as Array<{ id: string; runDir: string }>;
+    const dog = journal.find((e) => e.runDir === out);
+    expect(dog, JSON.stringify(journal)).toBeDefined();
+    const pid = Number(dog!.id);
+    expect(() => process.kill(pid, 0)).not.toThrow();
+    process.kill(pid, 'SIGTERM');
   });
 
   it('--help documents the exit codes', async () => {
