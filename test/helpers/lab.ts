@@ -31,9 +31,14 @@ export function useLab(name: string, opts: { upTimeoutMs?: number } = {}): { sta
     await labDown(name).catch(() => {});
     state = await labUp(name);
   }, opts.upTimeoutMs);
-  afterAll(async () => {
-    await labDown(name);
-  }, opts.upTimeoutMs);
+  afterAll(
+    async () => {
+      // a CLI run a timed-out test left behind may still hold the lab's lease: wait for it (bounded), then
+      // tear the lab down anyway (the shared guard stays while that run could still send)
+      await labDown(name, { waitMs: 30_000 }).catch(() => labDown(name, { force: true }));
+    },
+    Math.max(opts.upTimeoutMs ?? 0, 90_000),
+  );
   return {
     state: () => {
       if (!state) throw new Error('lab not up');
