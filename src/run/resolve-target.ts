@@ -1,6 +1,6 @@
 /** Turns a suite's `target:` into a ResolvedTarget, checking that a lab target is up. */
 import { lookup } from 'node:dns/promises';
-import { DEFAULT_LAB, SUPERNET, readLabState, labHealth } from '../lab/lab.ts';
+import { DEFAULT_LAB, SUPERNET, listLabs, readLabState, labHealth } from '../lab/lab.ts';
 import { inRange } from '../lab/range.ts';
 import { readVmState, vmTarget } from '../lab/vm.ts';
 import type { TargetConfig } from './suite.ts';
@@ -54,7 +54,7 @@ export async function resolveTarget(config: TargetConfig, opts: { lab?: string }
 }
 
 /**
- * A real target inside the lab range is refused: the lab blackholes and
+ * A real target inside the lab range is refused (unless a lab that is up hosts it): the lab blackholes and
  * guards that range, so such a target is either unreachable or a lab address
  * mistaken for a real one (and a cut "on the real estate" would hit the lab).
  * A name is resolved too (bounded: an unresolvable name is the probes' error
@@ -71,7 +71,13 @@ async function refuseLabRange(host: string): Promise<void> {
     ]);
     addrs.push(...found);
   }
-  const hit = addrs.find((a) => inRange(a, SUPERNET));
+  // a machine the lab itself hosts (a VM on a lab's switch, in the subnet of a lab that is up) is the lab's;
+  // any other address in the range is not, and its traffic would meet the lab's guards
+  const labSubnets = listLabs()
+    .map((n) => readLabState(n))
+    .filter((st): st is NonNullable<typeof st> => st !== null)
+    .map((st) => st.subnet);
+  const hit = addrs.find((a) => inRange(a, SUPERNET) && !labSubnets.some((net) => inRange(a, net)));
   if (hit)
     throw new PreflightError(
       `target host "${host}"${hit !== host ? ` (${hit})` : ''} is inside the lab range ${SUPERNET}, which blackout reserves for its lab: use \`target: lab\` for the lab, or the real target's own address`,
