@@ -123,7 +123,8 @@ describe('the lab range must be free', () => {
   });
 
   it('a real target inside the lab range (and in no lab that is up) is refused (exit 2), nothing injected', async () => {
-    for (const host of ['10.213.253.2', '10.213.254.7'] // no lab takes an index above 250) {
+    // no lab takes an index above 250
+    for (const host of ['10.213.253.2', '10.213.254.7']) {
       const suite = writeSuite({
         name: 'in range',
         target: { host, echo: { port: 7 } },
