@@ -34,43 +34,24 @@
  * sizes or users.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { sleep } from '../core/clock.ts';
 import { pidAlive } from '../transport/exec.ts';
-import { scrub } from '../core/secrets.ts';
+import { passwordRef, readSecret, scrub } from '../core/secrets.ts';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
 import { request, sessionFacts, userTimeout } from './shared/facts.ts';
 import type { RdpAccess } from '../core/target.ts';
 import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
 import { isBlank, parseXwdHeader, pixels, type XwdLayout, xwdToPng } from './shared/xwd-frame.ts';
 import { childEnv } from '../transport/child-env.ts';
+import { exitMeaning, expectedDropAfterMs, FINGERPRINT, FREERDP_DEFAULTS, normaliseFingerprint, parseFreerdpLine } from './shared/freerdp.ts';
+import { inputStepSchema, xdotoolArgs, type InputStep } from './shared/rdp-input.ts';
 
-/** FreeRDP 2 defaults that its command line cannot change */
-export const FREERDP_DEFAULTS = { tcpAckTimeoutMs: 9000, keepaliveIdleMs: 5000, keepaliveIntervalMs: 2000, connectTimeoutMs: 15000 } as const;
-
-/** an X keysym or a chord of them, as xdotool names them: a, BackSpace, Escape, ctrl+alt+t */
-const KEY = /^[A-Za-z0-9_]{1,32}(\+[A-Za-z0-9_]{1,32}){0,4}$/;
-const inputStepSchema = z.union([
-  z.strictObject({ key: z.string().regex(KEY, 'expected a key name or chord as xdotool names them (a, BackSpace, Escape, ctrl+alt+t)') }),
-  z.strictObject({
-    /** a mouse click at [x, y] on the client's screen */
-    click: z.tuple([z.number().int().min(0).max(9999), z.number().int().min(0).max(9999)]),
-    button: z.union([z.literal(1), z.literal(2), z.literal(3)]).default(1),
-  }),
-]);
-export type InputStep = z.infer<typeof inputStepSchema>;
-
-/** the xdotool calls for one step: a click moves the pointer first (that is drawn locally, before the baseline) */
-export function xdotoolArgs(step: InputStep): { before?: string[]; send: string[] } {
-  if ('key' in step) return { send: ['key', '--clearmodifiers', step.key] };
-  return { before: ['mousemove', String(step.click[0]), String(step.click[1])], send: ['click', String(step.button)] };
-}
-
-const FINGERPRINT = /^sha256:((?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64})$/;
+export { exitMeaning, expectedDropAfterMs, normaliseFingerprint, parseFreerdpLine, xdotoolArgs };
 
 const schema = z.strictObject({
   ...probeBase('rdp', { interval: 250, tolerance: 1000 }),
@@ -110,16 +91,6 @@ const schema = z.strictObject({
   input: z.array(inputStepSchema).min(1).max(20).optional(),
 });
 export type RdpConfig = z.infer<typeof schema>;
-
-/** Seconds of silence after which the kernel drops a passive FreeRDP 2 client's connection. */
-export function expectedDropAfterMs(timeoutMs: number): number {
-  const { keepaliveIdleMs: idle, keepaliveIntervalMs: step } = FREERDP_DEFAULTS;
-  // the keepalive timer fires at idle, idle+step, …; it closes at the first firing with a probe
-  // outstanding (so not the first) once the silence is at least the user timeout
-  let t = idle + step;
-  while (t < timeoutMs) t += step;
-  return t;
-}
 
 export const rdp: ProbeDefinition<RdpConfig> = {
   kind: 'rdp',
@@ -171,46 +142,6 @@ export const rdp: ProbeDefinition<RdpConfig> = {
   create: (config, ctx) => new RdpProbe(config, ctx),
 };
 
-/** xfreerdp's exit codes (FreeRDP 2, client/X11/xf_client.h), the ones a blackout can produce */
-const EXIT_CODES: Record<number, string> = {
-  0: 'success',
-  1: 'disconnected',
-  2: 'logged off',
-  3: 'idle timeout',
-  4: 'logon timeout',
-  5: 'connection replaced by another client',
-  7: 'connection denied',
-  11: 'disconnected by the user',
-  12: 'logged off (ERRINFO_LOGOFF_BY_USER: xrdp also says so when another client took the session)',
-  131: 'connection failed',
-  132: 'authentication failure',
-  133: 'negotiation failure',
-  134: 'logon failure',
-  141: 'connect failed',
-  143: 'TLS connect failed',
-  147: 'connect transport failed',
-  154: 'wrong password',
-  159: 'no or missing credentials',
-};
-
-export function exitMeaning(code: number | null, signal: NodeJS.Signals | null): string {
-  if (signal) return `killed by ${signal}`;
-  if (code === null) return 'exited';
-  return `exit ${code}${EXIT_CODES[code] ? ` (${EXIT_CODES[code]})` : ''}`;
-}
-
-export interface FreerdpLine {
-  level: string;
-  tag: string;
-  message: string;
-}
-
-/** Parses one line of FreeRDP's log: "[time] [pid:tid] [LEVEL][tag] - message". */
-export function parseFreerdpLine(line: string): FreerdpLine | null {
-  const m = /\[(TRACE|DEBUG|INFO|WARN|ERROR|FATAL)\]\[([^\]]+)\] - (.*)$/.exec(line);
-  return m ? { level: m[1]!, tag: m[2]!, message: m[3]!.trim() } : null;
-}
-
 type Phase = 'connecting' | 'up' | 'lost' | 'reconnecting' | 'exited';
 
 interface Access {
@@ -227,30 +158,14 @@ function resolveAccess(config: RdpConfig, ctx: ProbeContext): Access {
   const port = config.port ?? svc?.port ?? 3389;
   const user = config.user ?? svc?.user;
   if (!user) throw new Error('no user: set `user` (and passwordEnv or passwordFile) on the probe, or use a target with an rdp service');
-  let password: string | undefined;
-  const envName = config.passwordEnv ?? (config.passwordFile ? undefined : svc?.passwordEnv);
-  const file = config.passwordFile ?? (config.passwordEnv ? undefined : svc?.passwordFile);
-  if (envName) {
-    password = process.env[envName];
-    if (password === undefined) throw new Error(`the password variable ${envName} is not set`);
-  } else if (file) {
-    try {
-      password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    } catch (e) {
-      throw new Error(`cannot read the password file ${file}: ${(e as Error).message}`);
-    }
-  }
-  if (password === undefined) throw new Error('no password: set passwordEnv or passwordFile');
+  // the probe's own reference, else the target's rdp service's
+  const ref = config.passwordEnv || config.passwordFile ? passwordRef(config) : passwordRef(svc ?? {});
+  if (!ref.env && !ref.file) throw new Error('no password: set passwordEnv or passwordFile');
+  const password = readSecret(ref, 'rdp password');
   const fp = config.certFingerprint ?? svc?.certFingerprint;
   if (!fp) throw new Error('no certificate fingerprint to pin: set certFingerprint ("sha256:AB:CD:…"); the probe never connects unverified');
   if (!FINGERPRINT.test(fp)) throw new Error(`certificate fingerprint ${JSON.stringify(fp)}: expected "sha256:" and 32 hex bytes`);
   return { host, port, user, password, fingerprint: normaliseFingerprint(fp) };
-}
-
-/** "sha256:abcd…" or "sha256:AB:CD:…" → "sha256:ab:cd:…" (the form FreeRDP compares) */
-export function normaliseFingerprint(fp: string): string {
-  const hex = fp.slice('sha256:'.length).replace(/:/g, '').toLowerCase();
-  return `sha256:${hex.match(/../g)!.join(':')}`;
 }
 
 class RdpProbe {
