@@ -65,7 +65,8 @@ interface KnownService {
 
 const url = (scheme: string, host: string, port: number, std: number) => `${scheme}://${host.includes(':') ? `[${host}]` : host}${port === std ? '' : `:${port}`}/`;
 const hold = (name: string, port: number, what: string): ProbeTemplate => ({
-  probe: { name, kind: 'tcp', mode: 'hold', port, keepalive: { idle: '5s', interval: '1s', count: 5 } },
+  // idle 1 s: the kernel's first keepalive answer comes within a usual warm-up
+  probe: { name, kind: 'tcp', mode: 'hold', port, keepalive: { idle: '1s', interval: '1s', count: 5 } },
   note: `${what}: an idle connection held by kernel keepalives (no login). For real sessions use a client probe (odbc with the vendor's driver, …).`,
 });
 // a starter accepts the usual answers of a site's front page; tighten it to what yours returns
@@ -121,7 +122,14 @@ export const WELL_KNOWN: Record<number, KnownService> = {
   },
   1433: { service: 'SQL Server', real: (_h, port) => hold('mssql', port, 'SQL Server') },
   1521: { service: 'Oracle', real: (_h, port) => hold('oracle', port, 'Oracle listener') },
-  3306: { service: 'MySQL/MariaDB', real: (_h, port) => hold('mysql', port, 'MySQL/MariaDB') },
+  // an unauthenticated MySQL connection is closed after the server's connect_timeout (10 s): a real client session
+  3306: {
+    service: 'MySQL/MariaDB',
+    real: (_h, port) => ({
+      probe: { name: 'mysql', kind: 'odbc', driver: 'MariaDB Unicode', port, database: 'change_me', user: 'change_me', passwordEnv: 'BLACKOUT_MYSQL_PASSWORD' },
+      note: "an ODBC session through MariaDB's Connector/ODBC (Debian odbc-mariadb): it creates its own table, writes one row per interval and drops it at the end; set database, user, and the password in $BLACKOUT_MYSQL_PASSWORD",
+    }),
+  },
   3389: {
     service: 'RDP',
     real: () => ({
@@ -202,6 +210,10 @@ function labTemplate(lab: LabState, service: string, info: Record<string, unknow
       ];
     case 'redis':
       return [{ probe: { name: 'redis', kind: 'tcp', mode: 'exchange', port, send: 'PING\r\n', expect: '^\\+PONG' }, note: 'Redis: PING → +PONG every interval' }];
+    case 'mariadb':
+      return [
+        { probe: { name: 'mariadb', kind: 'odbc', driver: 'MariaDB Unicode' }, note: "an ODBC session through MariaDB's Connector/ODBC writing one row per interval (the lab's database and user)" },
+      ];
     default:
       return port > 0 ? [{ ...hold(service, port, `lab service ${service}`) }] : [];
   }

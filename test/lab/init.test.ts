@@ -38,11 +38,11 @@ describe('blackout init', () => {
     expect(suite.target).toEqual({ lab: s.name });
     expect(suite.injector.kind).toBe('cable-pull');
     const kinds = suite.probes.map((p) => p.kind).sort();
-    expect(kinds).toEqual(['console', 'http', 'http', 'http', 'icmp', 'postgres', 'rdp', 'smb', 'tcp', 'tcp']);
+    expect(kinds).toEqual(['console', 'http', 'http', 'http', 'icmp', 'odbc', 'postgres', 'rdp', 'smb', 'tcp', 'tcp']);
     expect(suite.probes.find((p) => p.name === 'redis')).toMatchObject({ kind: 'tcp', mode: 'exchange', port: 6379 });
     const v = await runCli(['validate', out]);
     expect(v.code, v.stderr).toBe(0);
-    expect(v.stdout).toContain('valid — 10 probes, injector cable-pull');
+    expect(v.stdout).toContain('valid — 11 probes, injector cable-pull');
     // it refuses to overwrite without --force
     const again = await runCli(['init', '--lab', LAB, '-o', out]);
     expect(again.code).toBe(2);
@@ -65,7 +65,7 @@ describe('blackout init', () => {
     const r = await runCli(['run', writeSuite(suite), '--out', out, '--no-live']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const t = readSummary(out).trials[0]!;
-    for (const name of ['echo', 'ssh', 'http', 'https', 'postgres', 'redis', 'http-8080']) {
+    for (const name of ['echo', 'ssh', 'http', 'https', 'postgres', 'redis', 'mariadb', 'http-8080']) {
       expect(['transparent', 'stalled'], `${name}: ${t.probes[name]?.reason}`).toContain(t.probes[name]!.outcome);
     }
   });
