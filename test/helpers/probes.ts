@@ -28,7 +28,8 @@ export function sampleValues(events: BlackoutEvent[], probe: string): number[] {
  */
 export function corruptAfterCut(path: string, size: number): (outDir: string) => Promise<void> {
   return async (outDir) => {
-    await waitForEvent(outDir, (e) => e.type === 'cut');
+    // the run opens its copies and warms up first: minutes on a machine loaded by the whole suite
+    await waitForEvent(outDir, (e) => e.type === 'cut', 180_000);
     const fd = openSync(path, 'r+');
     writeSync(fd, Buffer.from('corrupted by the test'), 0, 21, size - 4096);
     closeSync(fd);
