@@ -9,6 +9,7 @@
 import { createClock } from '../../src/core/clock.ts';
 import { readLabState } from '../../src/lab/state.ts';
 import { readVmState, vmTarget } from '../../src/lab/vm.ts';
+import { readJournal } from '../../src/lab/vm-heal.ts';
 import { qemuLive } from '../../src/injectors/qemu-live.ts';
 import { qemuQuick } from '../../src/injectors/qemu-quick.ts';
 
@@ -28,10 +29,18 @@ const injector =
     ? qemuLive.create(qemuLive.schema.parse({ kind: 'qemu-live', bandwidth: '16MB' }), ctx)
     : qemuQuick.create(qemuQuick.schema.parse({ kind: 'qemu-quick', emulate: { memory: '640MB', link: '1GbE' } }), ctx);
 if (which === 'live') {
-  // a throttled live migration: "cut" is printed while the pre-copy runs (the guest still runs)
+  // a throttled live migration: "cut" is printed once the pre-copy runs (the guest still runs) and the
+  // watchdog is armed; under load, starting the destination QEMU and the watchdog alone can take seconds
   const cut = injector.cut(0);
-  setTimeout(() => process.stdout.write(`cut ${ctx.clock.now()}\n`), 1000);
+  const poll = setInterval(() => {
+    const j = readJournal(lab);
+    if (j?.phase === 'migrating' && j.watchdogPid !== undefined) {
+      clearInterval(poll);
+      process.stdout.write(`cut ${ctx.clock.now()}\n`);
+    }
+  }, 20);
   await cut;
+  clearInterval(poll);
 } else {
   const c = await injector.cut(0);
   process.stdout.write(`cut ${c.t}\n`);
