@@ -101,6 +101,8 @@ class ProbeAcc {
   private sendGaps: Array<{ from: number; to: number; before: number; after: number }> = [];
   /** the bracket just recorded, waiting for the send after it (its restore-side period) */
   private sendAfter: { after: number } | null = null;
+  /** icmp: the longest round trip before the cut (what a reply that was not held in a queue takes) */
+  private rttBeforeCut = 0;
   lastBeforeCut: number | null = null;
   firstAfterCut: number | null = null;
   firstAfterRestore: number | null = null;
@@ -144,6 +146,23 @@ class ProbeAcc {
    * without the reply's round trip or the receive side's scheduling in it,
    * and without assuming ping kept its pace while nothing came back.
    */
+  /**
+   * An echo reply received at `t` after `latencyMs`. A request the target
+   * could not answer when it arrived, but that waited in a queue (a paused
+   * VM's tap device holds what comes in while QEMU loads a saved state, and
+   * the guest answers it all at once when it runs), comes back with a round
+   * trip far above the warm-up's: it was answered near its arrival, not near
+   * its send time. Its round trip is capped at twice the longest one seen
+   * before the cut plus one interval, so such a reply ends the outage when
+   * the target really answered again, while an ordinary jittery one keeps its
+   * own send time.
+   */
+  reply(t: number, latencyMs: number, seq: number): void {
+    if (t < this.win.cutAt) this.rttBeforeCut = Math.max(this.rttBeforeCut, latencyMs);
+    const cap = this.rttBeforeCut > 0 ? 2 * this.rttBeforeCut + this.info.intervalMs : Infinity;
+    this.sent(t - Math.min(latencyMs, cap), seq);
+  }
+
   sent(s: number, seq: number): void {
     const p = this.lastSend;
     if (this.sendAfter && p) this.sendAfter.after = s - p.s;
@@ -471,7 +490,7 @@ export class AnalysisBuilder {
     switch (e.type) {
       case 'sample':
         p.sample(e.t);
-        if (e.seq !== undefined && e.latencyMs !== undefined && p.info.facts?.sendTimes) p.sent(e.t - e.latencyMs, e.seq);
+        if (e.seq !== undefined && e.latencyMs !== undefined && p.info.facts?.sendTimes) p.reply(e.t, e.latencyMs, e.seq);
         return;
       case 'probe-error':
         p.error(e);

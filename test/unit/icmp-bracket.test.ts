@@ -75,4 +75,18 @@ describe('icmp outage: send-time bracket', () => {
     expect(Math.abs(icmp - 1500)).toBeLessThanOrEqual(10);
     expect(tcp).not.toBe(icmp);
   });
+
+  it('counts requests that a paused target held in a queue as answered when it ran again, not when they were sent', () => {
+    // a VM restored from a saved state: its tap device queues what arrives while QEMU loads, and the guest
+    // answers all of it at once when it runs (round trips up to 500 ms); the outage still ends at the restore
+    const ev = run(10, 1000.3, 1500, () => 0.5).filter((e) => e.type !== 'trial-end' && e.type !== 'run-end');
+    let seq = 0;
+    for (let s = 0; s <= 3000; s += 10, seq++)
+      if (s >= 2000 && s + 0.25 > 1000.3 && s + 0.25 < 2500.3) ev.push({ type: 'sample', t: 2500.8 + (s - 2000) / 100, probe: 'ping', trial: 0, seq, latencyMs: 2500.8 + (s - 2000) / 100 - s });
+    ev.push({ type: 'trial-end', t: 3100, trial: 0 }, { type: 'run-end', t: 3200, exitCode: 0, reason: 'completed' });
+    const a = analyze([ev[0]!, ...ev.slice(1).sort((x, y) => x.t - y.t)]);
+    const out = a.trials[0]!.probes.ping!.observedOutageMs!;
+    // one period, plus the cap on a held reply's round trip (twice the warm-up's, plus one interval)
+    expect(Math.abs(out - 1500)).toBeLessThanOrEqual(10 + 11);
+  });
 });
