@@ -4,8 +4,9 @@
  * migration freezes it). Adding a service to the lab is one file implementing
  * this interface plus one line in services/index.ts.
  */
-import { openSync } from 'node:fs';
+import { chmodSync, openSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { run } from '../transport/exec.ts';
 import type { Topology } from './topology.ts';
 import { spawnWithoutSendLease } from './lease.ts';
 
@@ -53,4 +54,30 @@ export function startInTarget(lab: Topology, label: string, cmd: string, args: s
   child.unref();
   if (child.pid === undefined) throw new Error(`could not start ${label}`);
   return child.pid;
+}
+
+/** Makes a self-signed certificate for `address` (key.pem, cert.pem in `dir`; the lab's TLS servers pin it); returns its "sha256:AB:CD:…" fingerprint. */
+export async function selfSignedCert(dir: string, cn: string, address: string): Promise<string> {
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '30',
+    '-keyout',
+    `${dir}/key.pem`,
+    '-out',
+    `${dir}/cert.pem`,
+    '-subj',
+    `/CN=${cn}`,
+    '-addext',
+    `subjectAltName=IP:${address}`,
+  ]);
+  chmodSync(`${dir}/key.pem`, 0o600);
+  const fp = (await run('openssl', ['x509', '-in', `${dir}/cert.pem`, '-noout', '-fingerprint', '-sha256'])).stdout;
+  const m = /Fingerprint=([0-9A-F:]+)/i.exec(fp);
+  if (!m) throw new Error(`could not read the certificate fingerprint (${fp.trim()})`);
+  return `sha256:${m[1]!.toUpperCase()}`;
 }

@@ -11,12 +11,12 @@
  *    as they live, even after the harness itself died.
  *
  * Node has no flock and opens every fd O_CLOEXEC: both go through libc via
- * koffi (already used for setsockopt). Waiting is a non-blocking poll, so the
+ * koffi (libc.ts). Waiting is a non-blocking poll, so the
  * event loop never blocks on a lock.
  */
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, writeSync, ftruncateSync, constants } from 'node:fs';
 import { createHash } from 'node:crypto';
-import koffi from 'koffi';
+import { libc } from './libc.ts';
 import { sleep } from '../core/clock.ts';
 import { pidAlive } from './exec.ts';
 
@@ -30,19 +30,6 @@ const F_SETFD = 2;
 const FD_CLOEXEC = 1;
 const EWOULDBLOCK = 11;
 const EINTR = 4;
-
-interface Libc {
-  flock: (fd: number, op: number) => number;
-  fcntl: (fd: number, cmd: number, ...rest: unknown[]) => number;
-}
-let libc: Libc | null = null;
-function c(): Libc {
-  if (!libc) {
-    const lib = koffi.load('libc.so.6');
-    libc = { flock: lib.func('int flock(int fd, int op)'), fcntl: lib.func('int fcntl(int fd, int cmd, ...)') };
-  }
-  return libc;
-}
 
 export type LeaseMode = 'shared' | 'exclusive';
 
@@ -100,10 +87,10 @@ export class Lease {
 }
 
 function setCloexec(fd: number, on: boolean): void {
-  const flags = c().fcntl(fd, F_GETFD);
-  if (flags < 0) throw new Error(`fcntl(F_GETFD) on fd ${fd} failed (errno ${koffi.errno()})`);
+  const flags = libc().fcntl(fd, F_GETFD);
+  if (flags < 0) throw new Error(`fcntl(F_GETFD) on fd ${fd} failed (errno ${libc().errno()})`);
   const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
-  if (c().fcntl(fd, F_SETFD, 'int', next) < 0) throw new Error(`fcntl(F_SETFD) on fd ${fd} failed (errno ${koffi.errno()})`);
+  if (libc().fcntl(fd, F_SETFD, 'int', next) < 0) throw new Error(`fcntl(F_SETFD) on fd ${fd} failed (errno ${libc().errno()})`);
 }
 
 function openLeaseFile(path: string): number {
@@ -126,9 +113,9 @@ function openLeaseFile(path: string): number {
 export function tryLease(path: string, mode: LeaseMode): Lease | null {
   const fd = openLeaseFile(path);
   for (;;) {
-    const rc = c().flock(fd, (mode === 'shared' ? LOCK_SH : LOCK_EX) | LOCK_NB);
+    const rc = libc().flock(fd, (mode === 'shared' ? LOCK_SH : LOCK_EX) | LOCK_NB);
     if (rc === 0) return new Lease(path, fd, mode);
-    const err = koffi.errno();
+    const err = libc().errno();
     if (err === EINTR) continue;
     closeSync(fd);
     if (err === EWOULDBLOCK) return null;

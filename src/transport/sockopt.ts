@@ -1,10 +1,9 @@
 /**
  * TCP socket options Node does not expose (TCP_USER_TIMEOUT, TCP_KEEPINTVL,
- * TCP_KEEPCNT), set with setsockopt(2) through koffi (a maintained FFI whose
- * npm package ships its prebuilt binary). Linux constants.
+ * TCP_KEEPCNT), set with setsockopt(2) through libc.ts. Linux constants.
  */
 import type { Socket } from 'node:net';
-import koffi from 'koffi';
+import { libc } from './libc.ts';
 
 const SOL_SOCKET = 1;
 const SO_KEEPALIVE = 9;
@@ -14,14 +13,8 @@ const TCP_KEEPINTVL = 5;
 const TCP_KEEPCNT = 6;
 const TCP_USER_TIMEOUT = 18;
 
-let setsockoptFn: ((fd: number, level: number, name: number, value: number[], len: number) => number) | null = null;
-
 function setsockopt(fd: number, level: number, name: number, value: number): void {
-  if (!setsockoptFn) {
-    const libc = koffi.load('libc.so.6');
-    setsockoptFn = libc.func('int setsockopt(int fd, int level, int name, _In_ int *value, uint32_t len)');
-  }
-  const rc = setsockoptFn(fd, level, name, [value], 4);
+  const rc = libc().setsockopt(fd, level, name, [value], 4);
   if (rc !== 0) throw new Error(`setsockopt(${level}, ${name}, ${value}) failed`);
 }
 
@@ -81,17 +74,11 @@ export interface TcpInfo {
   totalRetrans: number;
 }
 
-let getsockoptFn: ((fd: number, level: number, name: number, value: Buffer, len: number[]) => number) | null = null;
-
 /** Reads TCP_INFO of a connected socket through getsockopt(2). */
 export function tcpInfo(socket: Socket): TcpInfo {
-  if (!getsockoptFn) {
-    const libc = koffi.load('libc.so.6');
-    getsockoptFn = libc.func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *value, _Inout_ uint32_t *len)');
-  }
   const buf = Buffer.alloc(TCP_INFO_LEN);
   const len = [TCP_INFO_LEN];
-  const rc = getsockoptFn(fdOf(socket), IPPROTO_TCP, TCP_INFO, buf, len);
+  const rc = libc().getsockopt(fdOf(socket), IPPROTO_TCP, TCP_INFO, buf, len);
   if (rc !== 0) throw new Error('getsockopt(TCP_INFO) failed');
   return {
     state: buf.readUInt8(0),

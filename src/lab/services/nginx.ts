@@ -8,39 +8,12 @@
  * self-signed certificate made at `lab up` (its SHA-256 fingerprint and the
  * certificate itself recorded for the http probe's TLS tests: pin or CA file).
  */
-import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { run } from '../../transport/exec.ts';
-import { startInTarget, type LabService } from '../service.ts';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { selfSignedCert, startInTarget, type LabService } from '../service.ts';
 import { waitForPort } from '../wait.ts';
 
 export const HTTP_PORT = 80;
 export const HTTPS_PORT = 443;
-
-/** Makes a self-signed certificate for `address`; returns its "sha256:AB:CD:…" fingerprint. */
-export async function selfSignedCert(dir: string, cn: string, address: string): Promise<string> {
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '30',
-    '-keyout',
-    `${dir}/key.pem`,
-    '-out',
-    `${dir}/cert.pem`,
-    '-subj',
-    `/CN=${cn}`,
-    '-addext',
-    `subjectAltName=IP:${address}`,
-  ]);
-  chmodSync(`${dir}/key.pem`, 0o600);
-  const fp = (await run('openssl', ['x509', '-in', `${dir}/cert.pem`, '-noout', '-fingerprint', '-sha256'])).stdout;
-  const m = /Fingerprint=([0-9A-F:]+)/i.exec(fp);
-  if (!m) throw new Error(`could not read the certificate fingerprint (${fp.trim()})`);
-  return `sha256:${m[1]!.toUpperCase()}`;
-}
 
 function nginxConf(dir: string, address: string): string {
   return `# blackout lab: Debian's stock nginx.conf and default site, with the lab's own pid/log files and addresses

@@ -27,7 +27,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writ
 import { randomBytes } from 'node:crypto';
 import { run, runIn, pidAlive } from '../../transport/exec.ts';
 import { sleep } from '../../core/clock.ts';
-import { startInTarget, type LabService } from '../service.ts';
+import { selfSignedCert, startInTarget, type LabService } from '../service.ts';
 import type { Topology } from '../topology.ts';
 import { waitForPort } from '../wait.ts';
 
@@ -219,28 +219,7 @@ export const rdp: LabService = {
     writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
 
     // TLS: the lab's own certificate, pinned by its fingerprint
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '30',
-      '-keyout',
-      `${dir}/key.pem`,
-      '-out',
-      `${dir}/cert.pem`,
-      '-subj',
-      `/CN=blackout-lab-${lab.name}`,
-      '-addext',
-      `subjectAltName=IP:${lab.targetAddress}`,
-    ]);
-    chmodSync(`${dir}/key.pem`, 0o600);
-    const fp = (await run('openssl', ['x509', '-in', `${dir}/cert.pem`, '-noout', '-fingerprint', '-sha256'])).stdout;
-    const m = /Fingerprint=([0-9A-F:]+)/i.exec(fp);
-    if (!m) throw new Error(`rdp: could not read the certificate fingerprint (${fp.trim()})`);
-    const certFingerprint = `sha256:${m[1]!.toUpperCase()}`;
+    const certFingerprint = await selfSignedCert(dir, `blackout-lab-${lab.name}`, lab.targetAddress);
 
     writeFileSync(`${dir}/desktop.sh`, desktopScript(), { mode: 0o755 });
     writeFileSync(`${dir}/xrdp.ini`, xrdpIni(dir));
