@@ -477,11 +477,17 @@ class RdpProbe {
     switch (this.phase) {
       case 'connecting':
       case 'reconnecting': {
-        // a session counts as open when its desktop is seen changing: 3 fresh frames over ≥ 500 ms
-        // (a login screen or an error dialog changes once or twice, then stays still)
+        // a session counts as open when its desktop is seen changing by itself: fresh frames with no
+        // gap over interval + tolerance for 2 × that long (at least 2 s). A login screen, an error
+        // dialog, or a static desktop drawing itself as the session starts changes in a burst, then
+        // stays still; a pause starts the count again, so such a burst never opens the session
+        const limit = this.config.interval + this.config.tolerance;
+        const last = this.pendingFrames.at(-1);
+        if (this.phase === 'connecting' && last !== undefined && t - last > limit) this.pendingFrames = [];
         this.pendingFrames.push(t);
         const need = this.phase === 'connecting' ? 3 : 2;
-        if (this.pendingFrames.length < need || t - this.pendingFrames[0]! < (this.phase === 'connecting' ? 500 : 0)) return;
+        const span = this.phase === 'connecting' ? Math.max(2000, 2 * limit) : 0;
+        if (this.pendingFrames.length < need || t - this.pendingFrames[0]! < span) return;
         const reconnect = this.phase === 'reconnecting';
         this.phase = 'up';
         this.stalledSince = null;

@@ -116,11 +116,9 @@ describe('rdp active mode against a static desktop', () => {
     });
   });
 
-  // after the cuts run: its 800x600 session already exists (a fresh one draws itself a few times as it starts)
-  // Known defect, left out of the suite until fixed: in a fresh-clone run the passive viewer saw the desktop
-  // change while the lab's session was still drawing (xterm starting) and opened, so the run failed its
-  // trial (exit 1) instead of failing preflight; the probe should wait for the desktop to settle first.
-  it.skip('a passive viewer of the static desktop sees no frames: preflight error, exit 2', async () => {
+  // after the cuts run: its 800x600 session already exists; connecting redraws it in a burst (and a fresh
+  // one draws itself a few times as it starts), which must not count as a desktop that changes by itself
+  it('a passive viewer of the static desktop sees no frames: preflight error, exit 2', async () => {
     await expectPreflightFailure(
       LAB,
       'rdp static passive',

@@ -79,7 +79,7 @@ describe('icmp outage: send-time bracket', () => {
   it('counts requests that a paused target held in a queue as answered when it ran again, not when they were sent', () => {
     // a VM restored from a saved state: its tap device queues what arrives while QEMU loads, and the guest
     // answers all of it at once when it runs (round trips up to 500 ms); the outage still ends at the restore
-    const ev = run(10, 1000.3, 1500, () => 0.5).filter((e) => e.type !== 'trial-end' && e.type !== 'run-end');
+    const ev: BlackoutEvent[] = run(10, 1000.3, 1500, () => 0.5).filter((e) => e.type !== 'trial-end' && e.type !== 'run-end');
     let seq = 0;
     for (let s = 0; s <= 3000; s += 10, seq++)
       if (s >= 2000 && s + 0.25 > 1000.3 && s + 0.25 < 2500.3) ev.push({ type: 'sample', t: 2500.8 + (s - 2000) / 100, probe: 'ping', trial: 0, seq, latencyMs: 2500.8 + (s - 2000) / 100 - s });
