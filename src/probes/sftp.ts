@@ -15,13 +15,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Client, SFTPWrapper } from 'ssh2';
 import { z } from 'zod';
 import { byteSize, duration, probeBase } from '../core/schema-util.ts';
-import { CopyProgress, settledWithin } from './shared/copy-progress.ts';
+import { CopyProgress } from './shared/copy-progress.ts';
 import { errorText } from './shared/session-loop.ts';
 import { scrubbed } from '../core/secrets.ts';
 import { connectSsh, sshFields, sshPolicy, sshTarget } from './shared/ssh-util.ts';
 import { keepalive, request, sessionFacts } from './shared/facts.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
-import { UNFINISHED } from '../core/events.ts';
 
 const schema = z.strictObject({
   ...probeBase('sftp', { interval: 250, tolerance: 750 }),
@@ -247,15 +246,7 @@ export const sftp: ProbeDefinition<SftpConfig> = {
       },
       async close() {
         if (copy && progress && !progress.done && !lostEmitted) {
-          const finished = await settledWithin(copy, config.closeWait);
-          if (!finished) {
-            ctx.emit({
-              type: 'probe-error',
-              message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`,
-              code: UNFINISHED,
-              fatal: false,
-            });
-          }
+          await progress.settleAtClose(copy, config.closeWait);
         }
         progress?.stop();
         if (uploaded && client && !lostEmitted) {

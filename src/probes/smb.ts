@@ -20,10 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
-import { CopyProgress, settledWithin } from './shared/copy-progress.ts';
+import { CopyProgress } from './shared/copy-progress.ts';
 import { passwordRef, readSecret } from '../core/secrets.ts';
 import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
-import { UNFINISHED } from '../core/events.ts';
 import { childEnv } from '../transport/child-env.ts';
 
 const schema = z.strictObject({
@@ -246,14 +245,7 @@ export const smb: ProbeDefinition<SmbConfig> = {
       },
       async close() {
         if (copy && progress && !progress.done && !lostEmitted) {
-          if (!(await settledWithin(copy, config.closeWait))) {
-            ctx.emit({
-              type: 'probe-error',
-              message: `the copy was still running at the end of the trial (${progress.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`,
-              code: UNFINISHED,
-              fatal: false,
-            });
-          }
+          await progress.settleAtClose(copy, config.closeWait);
         }
         progress?.stop();
         if (child && child.exitCode === null && child.signalCode === null) {

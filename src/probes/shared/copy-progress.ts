@@ -11,6 +11,7 @@
  * copy that made no progress for that long.
  */
 import type { ProbeContext } from '../../core/probe.ts';
+import { UNFINISHED } from '../../core/events.ts';
 
 export class CopyProgress {
   bytes = 0;
@@ -58,6 +59,22 @@ export class CopyProgress {
       this.onStallTimeout(new Error(`the copy made no progress for ${this.stallTimeout} ms (${this.bytes} bytes copied): aborted by the application`));
       this.stop();
     }
+  }
+
+  /**
+   * At the end of the trial: gives a running copy `waitMs` to finish; one still
+   * running then is reported as unfinished (its checksum was never checked, so
+   * its outcome is unknown, not failed). True when the copy is no longer running.
+   */
+  async settleAtClose(copy: Promise<unknown>, waitMs: number): Promise<boolean> {
+    if (this.done || (await settledWithin(copy, waitMs))) return true;
+    this.ctx.emit({
+      type: 'probe-error',
+      message: `the copy was still running at the end of the trial (${this.bytes} bytes copied); aborted, checksum not verified: its outcome is unknown`,
+      code: UNFINISHED,
+      fatal: false,
+    });
+    return false;
   }
 
   stop(): void {
