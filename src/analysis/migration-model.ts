@@ -11,7 +11,7 @@
  */
 import { formatBytes, formatLength } from '../core/format.ts';
 import { z } from 'zod';
-import { byteSize, duration } from '../core/schema-util.ts';
+import { anyCase, byteSize, duration, inputForms } from '../core/schema-util.ts';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -79,6 +79,12 @@ export const throughput = z.union([z.number().positive().max(1e7), z.string().ma
   if (u === 'Mb' || /^mbit$/i.test(u)) return (n * 1e6) / 8 / MiB;
   if (u === 'Gb' || /^gbit$/i.test(u)) return (n * 1e9) / 8 / MiB;
   return /^g/i.test(u) ? n * 1024 : n;
+});
+inputForms.add(throughput, {
+  type: ['string', 'number'],
+  pattern: `^\\s*\\d+(\\.\\d+)?\\s*(${['MB', 'MiB', 'GB', 'GiB', 'Mbit', 'Gbit', 'Mb', 'Gb'].map(anyCase).join('|')})/s\\s*$`,
+  exclusiveMinimum: 0,
+  maximum: 1e7,
 });
 
 /**

@@ -23,7 +23,7 @@ const realTarget = z.strictObject({
   echo: z.strictObject({ port: z.number().int().min(1).max(65535) }).optional(),
   ssh: z
     .strictObject({
-      user: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, 'expected a user name'),
+      user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, 'expected a user name'),
       port: z.number().int().min(1).max(65535).default(22),
       privateKeyFile: z.string().min(1).optional(),
       ...secretRef,
@@ -93,7 +93,7 @@ const expectationSchema = z.strictObject({
   survives: duration({ min: 0 }).optional(),
 });
 
-const baseSuite = z.strictObject({
+export const baseSuite = z.strictObject({
   name: z.string().min(1).max(200),
   description: z.string().max(10_000).optional(),
   target: targetSchema,
