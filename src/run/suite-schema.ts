@@ -29,7 +29,7 @@ export const SCHEMA_LIMITS = [
 const KEEP = new Set(['description', 'default', 'title', 'examples']);
 
 /** zod → JSON Schema for one piece: the input side, a transform's field replaced by what a user writes (inputForms) */
-function toJson(schema: z.ZodType): JsonSchema {
+export function jsonSchemaOf(schema: z.ZodType): JsonSchema {
   const json = z.toJSONSchema(schema, {
     target: 'draft-07',
     io: 'input',
@@ -39,8 +39,9 @@ function toJson(schema: z.ZodType): JsonSchema {
       const form = inputForms.get(zs);
       const def = zs._zod.def;
       // JSON Schema patterns have no flags: a /…/i would silently become case-sensitive here
-      for (const re of (zs._zod.bag as { patterns?: Set<RegExp> }).patterns ?? []) {
-        if (re.flags) throw new Error(`the pattern ${String(re)} has flags, which JSON Schema cannot express: spell them out`);
+      for (const check of (def as { checks?: z.core.$ZodCheck[] }).checks ?? []) {
+        const re = (check._zod.def as { pattern?: unknown }).pattern;
+        if (re instanceof RegExp && re.flags) throw new Error(`the pattern ${String(re)} has flags, which JSON Schema cannot express: spell them out`);
       }
       if (form) {
         for (const k of Object.keys(ctx.jsonSchema)) if (!KEEP.has(k)) delete (ctx.jsonSchema as JsonSchema)[k];
@@ -61,7 +62,7 @@ function toJson(schema: z.ZodType): JsonSchema {
 export function suiteJsonSchema(): JsonSchema {
   const definitions: Record<string, JsonSchema> = {};
   const dispatch = (what: 'probe' | 'injector', kinds: Array<{ kind: string; summary: string; schema: z.ZodType }>, description: string): JsonSchema => {
-    for (const d of kinds) definitions[`${what}-${d.kind}`] = { description: `${what} kind ${d.kind}: ${d.summary}`, ...toJson(d.schema) };
+    for (const d of kinds) definitions[`${what}-${d.kind}`] = { description: `${what} kind ${d.kind}: ${d.summary}`, ...jsonSchemaOf(d.schema) };
     // one if/then per kind rather than anyOf: an editor and a validator then speak of the one kind written, not of every kind's fields
     return {
       description,
@@ -74,7 +75,7 @@ export function suiteJsonSchema(): JsonSchema {
   const probe = dispatch('probe', probes, 'one client session kept open against the target; its fields depend on its kind');
   const injector = dispatch('injector', injectors, 'what causes the blackout; its fields depend on its kind');
 
-  const suite = toJson(baseSuite);
+  const suite = jsonSchemaOf(baseSuite);
   const props = suite.properties as Record<string, JsonSchema>;
   props.probes = { ...props.probes, items: { $ref: '#/definitions/probe' } };
   props.injector = { $ref: '#/definitions/injector' };
