@@ -94,10 +94,15 @@ export function byteSize(opts: { max?: number } = {}) {
 /** The fields every probe has. `kind` is the discriminator. */
 export function probeBase<K extends string>(kind: K, defaults: { interval: number; tolerance?: number }) {
   return {
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1–64 letters, digits, "_", "." or "-"'),
-    kind: z.literal(kind),
-    interval: duration({ min: 1, max: 3_600_000 }).default(defaults.interval),
-    tolerance: duration({ max: 3_600_000 }).default(defaults.tolerance ?? 500),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1–64 letters, digits, "_", "." or "-"')
+      .describe("the probe's name in the report (unique in the suite; `expect` refers to it)"),
+    kind: z.literal(kind).describe('the probe kind'),
+    interval: duration({ min: 1, max: 3_600_000 }).default(defaults.interval).describe('how often the probe sends a request or takes a sample ("100ms", "1s" or a number of ms)'),
+    tolerance: duration({ max: 3_600_000 })
+      .default(defaults.tolerance ?? 500)
+      .describe('a gap between samples longer than interval + tolerance counts as a stall'),
   };
 }
 
@@ -106,6 +111,7 @@ export const secretRef = {
   passwordEnv: z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name')
-    .optional(),
-  passwordFile: z.string().min(1).optional(),
+    .optional()
+    .describe('the environment variable holding the password (never the password itself)'),
+  passwordFile: z.string().min(1).optional().describe('a file holding the password'),
 };

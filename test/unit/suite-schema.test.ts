@@ -158,21 +158,36 @@ describe('the suite JSON Schema', () => {
     expect(readFileSync(SCHEMA_FILE, 'utf8'), 'stale: run `npm run schema` and commit schema/suite.schema.json').toBe(suiteJsonSchemaText());
   });
 
-  it('names every probe and injector kind, and every kind’s field has a description', () => {
-    const defs = suiteJsonSchema().definitions as Record<string, { properties: Record<string, { description?: string }> }>;
+  it('names every probe and injector kind, and describes every field of every kind, nested ones included', () => {
+    const schema = suiteJsonSchema();
+    const defs = schema.definitions as Record<string, unknown>;
     const undescribed: string[] = [];
+    // every `properties` entry anywhere below a node: a field an editor completes
+    const walk = (node: unknown, where: string): void => {
+      if (Array.isArray(node)) return node.forEach((n) => walk(n, where));
+      if (!node || typeof node !== 'object') return;
+      for (const [k, v] of Object.entries(node)) {
+        if (k === 'properties') {
+          for (const [field, s] of Object.entries(v as Record<string, { description?: string }>)) {
+            if (!s.description) undescribed.push(`${where}.${field}`);
+            walk(s, `${where}.${field}`);
+          }
+        } else walk(v, where);
+      }
+    };
     for (const [what, kinds] of [
       ['probe', probes],
       ['injector', injectors],
     ] as const) {
       for (const d of kinds) {
-        const def = defs[`${what}-${d.kind}`];
-        expect(def, `${what} kind ${d.kind}`).toBeDefined();
-        for (const [field, s] of Object.entries(def!.properties)) if (field !== 'kind' && !s.description) undescribed.push(`${what} ${d.kind}: ${field}`);
+        expect(defs[`${what}-${d.kind}`], `${what} kind ${d.kind}`).toBeDefined();
+        walk(defs[`${what}-${d.kind}`], `${what} ${d.kind}`);
       }
     }
+    walk(schema.properties, 'suite');
     expect(undescribed).toEqual([]);
-    expect((defs.probe as unknown as { properties: { kind: { enum: string[] } } }).properties.kind.enum).toEqual(probes.map((d) => d.kind));
+    expect((defs.probe as { properties: { kind: { enum: string[] } } }).properties.kind.enum).toEqual(probes.map((d) => d.kind));
+    expect((defs.injector as { properties: { kind: { enum: string[] } } }).properties.kind.enum).toEqual(injectors.map((d) => d.kind));
   });
 
   it.each(suiteFiles.map((f) => [f.slice(ROOT.length + 1), f]))('%s names the schema on its first line and validates against it', (_, file) => {
