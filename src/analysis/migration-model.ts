@@ -98,9 +98,10 @@ export const migrationSchema = z
     links: z
       .record(z.string().min(1).max(40), throughput)
       .refine((r) => Object.keys(r).length <= 20, { message: 'expected at most 20 links' })
-      .optional(),
-    memory: z.array(byteSize()).min(1).max(20).optional(),
-    livePause: duration({ min: 1, max: 60_000 }).optional(),
+      .optional()
+      .describe('the storage links of the verdict table, by name: { "1GbE iSCSI": 125MB/s } (replaces the built-in ones)'),
+    memory: z.array(byteSize()).min(1).max(20).optional().describe('the VM memory sizes in the verdict table ("512MB", "4GB", …)'),
+    livePause: duration({ min: 1, max: 60_000 }).optional().describe("the live migration's pause to judge"),
   })
   .optional();
 

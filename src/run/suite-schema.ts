@@ -78,7 +78,8 @@ export function suiteJsonSchema(): JsonSchema {
   const suite = jsonSchemaOf(baseSuite);
   const props = suite.properties as Record<string, JsonSchema>;
   props.probes = { ...props.probes, items: { $ref: '#/definitions/probe' } };
-  props.injector = { $ref: '#/definitions/injector' };
+  // draft-07 ignores the siblings of a $ref: the description stays beside it through allOf
+  props.injector = { description: props.injector?.description, allOf: [{ $ref: '#/definitions/injector' }] };
   suite.required = [...new Set([...((suite.required as string[] | undefined) ?? []), 'injector'])];
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',

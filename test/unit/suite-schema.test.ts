@@ -184,7 +184,7 @@ describe('the suite JSON Schema', () => {
         walk(defs[`${what}-${d.kind}`], `${what} ${d.kind}`);
       }
     }
-    walk(schema.properties, 'suite');
+    walk({ properties: schema.properties }, 'suite');
     expect(undescribed).toEqual([]);
     expect((defs.probe as { properties: { kind: { enum: string[] } } }).properties.kind.enum).toEqual(probes.map((d) => d.kind));
     expect((defs.injector as { properties: { kind: { enum: string[] } } }).properties.kind.enum).toEqual(injectors.map((d) => d.kind));
