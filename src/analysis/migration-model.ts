@@ -82,7 +82,7 @@ export const throughput = z.union([z.number().positive().max(1e7), z.string().ma
 });
 inputForms.add(throughput, {
   type: ['string', 'number'],
-  pattern: `^\\s*\\d+(\\.\\d+)?\\s*(${['MB', 'MiB', 'GB', 'GiB', 'Mbit', 'Gbit', 'Mb', 'Gb'].map(anyCase).join('|')})/s\\s*$`,
+  pattern: `^\\s*\\d+(\\.\\d+)?\\s*(${[...new Set(['MB', 'MiB', 'GB', 'GiB', 'Mbit', 'Gbit', 'Mb', 'Gb'].map(anyCase))].join('|')})/s\\s*$`,
   exclusiveMinimum: 0,
   maximum: 1e7,
 });
