@@ -11,7 +11,7 @@
  */
 import { formatBytes, formatLength } from '../core/format.ts';
 import { z } from 'zod';
-import { byteSize, duration } from '../core/schema-util.ts';
+import { anyCase, byteSize, duration, inputForms } from '../core/schema-util.ts';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -80,6 +80,12 @@ export const throughput = z.union([z.number().positive().max(1e7), z.string().ma
   if (u === 'Gb' || /^gbit$/i.test(u)) return (n * 1e9) / 8 / MiB;
   return /^g/i.test(u) ? n * 1024 : n;
 });
+inputForms.add(throughput, {
+  type: ['string', 'number'],
+  pattern: `^\\s*\\d+(\\.\\d+)?\\s*(${[...new Set(['MB', 'MiB', 'GB', 'GiB', 'Mbit', 'Gbit', 'Mb', 'Gb'].map(anyCase))].join('|')})/s\\s*$`,
+  exclusiveMinimum: 0,
+  maximum: 1e7,
+});
 
 /**
  * `migration:` in a suite (all optional):
@@ -92,9 +98,10 @@ export const migrationSchema = z
     links: z
       .record(z.string().min(1).max(40), throughput)
       .refine((r) => Object.keys(r).length <= 20, { message: 'expected at most 20 links' })
-      .optional(),
-    memory: z.array(byteSize()).min(1).max(20).optional(),
-    livePause: duration({ min: 1, max: 60_000 }).optional(),
+      .optional()
+      .describe('the storage links of the verdict table, by name: { "1GbE iSCSI": 125MB/s } (replaces the built-in ones)'),
+    memory: z.array(byteSize()).min(1).max(20).optional().describe('the VM memory sizes in the verdict table ("512MB", "4GB", …)'),
+    livePause: duration({ min: 1, max: 60_000 }).optional().describe("the live migration's pause to judge"),
   })
   .optional();
 

@@ -6,6 +6,7 @@ import { basename, join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { pc, pcErr } from '../core/color.ts';
 import { loadSuite, SuiteError } from '../run/suite.ts';
+import { suiteJsonSchemaText } from '../run/suite-schema.ts';
 import { runSuite, EXIT } from '../run/runner.ts';
 import { analyzeRunDir, writeReports } from '../reporters/index.ts';
 import { AllureError, generateAllureReport } from '../reporters/allure.ts';
@@ -560,6 +561,17 @@ export function buildProgram(): Command {
     });
 
   registerFleetCommands(program, { runCommand });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of the suite format, for editor completion and checks of YAML suites')
+    .option('-o, --out <file>', 'write it to a file instead of stdout')
+    .addHelpText('after', '\nIn a YAML suite, a first line "# yaml-language-server: $schema=PATH-TO-THE-FILE" lets an editor with the YAML language server use it.')
+    .action((o: { out?: string }) => {
+      const text = suiteJsonSchemaText();
+      if (o.out) writeFileSync(o.out, text);
+      else process.stdout.write(text);
+    });
 
   program
     .command('kinds')

@@ -9,8 +9,8 @@ import { LabCut, requireLab } from './shared/lab-cut.ts';
 import type { InjectorDefinition } from '../core/injector.ts';
 
 const schema = z.strictObject({
-  kind: z.literal('cable-pull'),
-  arp: z.boolean().default(false),
+  kind: z.literal('cable-pull').describe('the injector kind'),
+  arp: z.boolean().default(false).describe('drop ARP too (a same-LAN pull: once the client\'s ARP entry expires it sees "Destination Host Unreachable")'),
 });
 export type CablePullConfig = z.infer<typeof schema>;
 

@@ -41,17 +41,18 @@ import type { CutInstant, InjectorDefinition, Instant } from '../core/injector.t
 const argv = z.array(z.string().max(4096)).min(1, 'expected a command as a list: [program, arg, …]').max(256, 'expected at most 256 arguments');
 
 const schema = z.strictObject({
-  kind: z.literal('command'),
+  kind: z.literal('command').describe('the injector kind'),
   ...remoteFields,
-  cut: argv,
-  restore: argv,
-  verifyCut: argv.optional(),
-  verifyRestore: argv.optional(),
-  /** run before the first trial to undo what a dead run left (default: restore when verifyRestore fails) */
-  heal: argv.optional(),
-  /** what the commands do to the target: a live or quick migration the report judges as such, or neither (default) */
-  migration: MigrationKindSchema.default('none'),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a variable name'), z.union([z.string(), secretSchema])).optional(),
+  cut: argv.describe('the command that cuts, as a list: [program, arg, …]'),
+  restore: argv.describe('the command that restores (idempotent: the watchdog may run it too)'),
+  verifyCut: argv.optional().describe('a command that must exit 0 while the target is cut'),
+  verifyRestore: argv.optional().describe('a command that must exit 0 once the target is restored'),
+  heal: argv.optional().describe('run before the first trial to undo what a dead run left (default: restore when verifyRestore fails)'),
+  migration: MigrationKindSchema.default('none').describe('what the commands do to the target: a live or quick migration the report judges as such, or neither (default)'),
+  env: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a variable name'), z.union([z.string(), secretSchema]))
+    .optional()
+    .describe('environment variables for the commands: a value, or a secret { env: NAME } / { file: PATH } (secrets travel on stdin)'),
 });
 export type CommandConfig = z.infer<typeof schema>;
 

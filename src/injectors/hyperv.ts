@@ -32,16 +32,18 @@ import type { InjectorDefinition } from '../core/injector.ts';
 const name = exactName(256);
 
 const schema = z.strictObject({
-  kind: z.literal('hyperv'),
+  kind: z.literal('hyperv').describe('the injector kind'),
   ...remoteFields,
-  ssh: sshSchema,
-  vm: name,
-  mode: z.enum(['quick-migration', 'live-migration', 'save', 'pause', 'cable']),
-  node: name.optional(),
-  cluster: name.optional(),
-  adapter: name.optional(),
-  switch: name.optional(),
-  migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
+  ssh: sshSchema.describe('the Hyper-V host (Windows OpenSSH) the PowerShell commands run on'),
+  vm: name.describe("the VM's name"),
+  mode: z
+    .enum(['quick-migration', 'live-migration', 'save', 'pause', 'cable'])
+    .describe('quick-migration / live-migration: a cluster move; save: Save-VM / Start-VM; pause: Suspend-VM / Resume-VM; cable: the virtual adapter disconnected and reconnected'),
+  node: name.optional().describe('migrations: the destination node (default: the cluster picks)'),
+  cluster: name.optional().describe('migrations: the failover cluster'),
+  adapter: name.optional().describe('cable: the network adapter (optional when the VM has one)'),
+  switch: name.optional().describe('cable: the virtual switch to reconnect to (default: read from the adapter before the cut)'),
+  migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000).describe('a self-timed migration taking longer than this is aborted'),
 });
 export type HypervConfig = z.infer<typeof schema>;
 

@@ -50,22 +50,26 @@ function libvirtUri(message: string) {
 
 const schema = z
   .strictObject({
-    kind: z.literal('libvirt'),
+    kind: z.literal('libvirt').describe('the injector kind'),
     ...remoteFields,
-    uri: libvirtUri('expected a libvirt URI such as qemu:///system').optional(),
-    domain: exactName(200),
-    mode: z.enum(['save', 'suspend', 'migrate-live']),
+    uri: libvirtUri('expected a libvirt URI such as qemu:///system').optional().describe('the libvirt connection URI, virsh -c (e.g. qemu:///system)'),
+    domain: exactName(200).describe('the domain (VM) name'),
+    mode: z
+      .enum(['save', 'suspend', 'migrate-live'])
+      .describe('save: suspend + save the memory to a file, then restore (a quick migration on one host); suspend: suspend / resume; migrate-live: virsh migrate --live'),
     saveFile: z
       .string()
       .regex(/^\/[^\0]*$/, 'expected an absolute path')
-      .optional(),
-    bypassCache: z.boolean().default(false),
-    destination: libvirtUri('expected a destination libvirt URI').optional(),
+      .optional()
+      .describe('save: where the memory is written (default: /var/lib/libvirt/qemu/save/blackout-DOMAIN.save)'),
+    bypassCache: z.boolean().default(false).describe('save: virsh save/restore --bypass-cache'),
+    destination: libvirtUri('expected a destination libvirt URI').optional().describe('migrate-live: the destination libvirt URI (qemu+ssh://kvm02/system)'),
     migrateFlags: z
       .array(z.string().regex(/^--[a-z0-9-]+(=.*)?$/, 'expected a virsh migrate flag such as --persistent'))
       .max(32)
-      .default([]),
-    migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
+      .default([])
+      .describe('migrate-live: more virsh migrate flags, e.g. [--persistent, --undefinesource]'),
+    migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000).describe('a self-timed migration taking longer than this is aborted (virsh domjobabort)'),
   })
   .refine((c) => c.mode !== 'migrate-live' || c.destination, { message: 'mode migrate-live needs destination: (a libvirt URI)', path: ['destination'] });
 export type LibvirtConfig = z.infer<typeof schema>;

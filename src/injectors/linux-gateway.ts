@@ -31,24 +31,30 @@ const address = z.string().refine((a) => ipv4.test(a) || (a.includes(':') && ipv
 
 const schema = z
   .strictObject({
-    kind: z.literal('linux-gateway'),
+    kind: z.literal('linux-gateway').describe('the injector kind'),
     ...remoteFields,
-    family: z.enum(['netdev', 'bridge', 'inet']).default('netdev'),
+    family: z
+      .enum(['netdev', 'bridge', 'inet'])
+      .default('netdev')
+      .describe("where packets are dropped: netdev (ingress of `devices`), bridge (a Linux bridge's forward hook), inet (a router's forward hook)"),
     devices: z
       .array(z.string().regex(/^[A-Za-z0-9_.@-]{1,15}$/, 'expected an interface name'))
       .max(64)
-      .default([]),
-    addresses: z.array(address).max(256).optional(),
+      .default([])
+      .describe("netdev: the interfaces on the VM's path, both sides"),
+    addresses: z.array(address).max(256).optional().describe("the addresses cut (default: the target's address)"),
     mac: z
       .string()
       .regex(/^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/, 'expected a MAC address aa:bb:cc:dd:ee:ff')
-      .optional(),
-    arp: z.boolean().default(false),
-    sudo: z.boolean().default(false),
+      .optional()
+      .describe("netdev/bridge: also drop the VM's frames by MAC"),
+    arp: z.boolean().default(false).describe('also drop ARP for the addresses (a same-LAN pull)'),
+    sudo: z.boolean().default(false).describe('run nft through sudo -n'),
     table: z
       .string()
       .regex(/^[a-z][a-z0-9_]{0,31}$/, 'expected an nft table name')
-      .default('blackout_gw'),
+      .default('blackout_gw')
+      .describe('the nft table created at preflight and removed at the end of the run'),
   })
   .refine((c) => c.family !== 'netdev' || c.devices.length > 0, { message: 'family netdev needs devices: [the interfaces on the VM’s path]', path: ['devices'] })
   .refine((c) => c.family === 'netdev' || c.devices.length === 0, { message: 'devices: only for family netdev', path: ['devices'] })

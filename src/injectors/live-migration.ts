@@ -10,9 +10,9 @@ import { frozenCut } from './shared/frozen-cut.ts';
 import type { InjectorDefinition } from '../core/injector.ts';
 
 const liveSchema = z.strictObject({
-  kind: z.literal('live-migration'),
-  arp: z.boolean().default(false),
-  pause: duration({ min: 1, max: 5000 }).default(150),
+  kind: z.literal('live-migration').describe('the injector kind'),
+  arp: z.boolean().default(false).describe('drop ARP too while the network is cut'),
+  pause: duration({ min: 1, max: 5000 }).default(150).describe("the length of the freeze and cut, the live migration's switch-over pause"),
 });
 
 export const liveMigration: InjectorDefinition<z.infer<typeof liveSchema>> = {

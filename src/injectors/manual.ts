@@ -28,15 +28,11 @@ import { sessionStateText } from '../core/format.ts';
 import type { CutInstant, InjectorDefinition, Instant } from '../core/injector.ts';
 
 const schema = z.strictObject({
-  kind: z.literal('manual'),
-  /** what the person pulls, for the instructions (default: "the network cable of <target>") */
-  what: z.string().min(1).max(200).optional(),
-  /** what the person does to the target: a live or quick migration the report judges as such, or neither (default) */
-  migration: MigrationKindSchema.default('none'),
-  /** how long to wait for a key press before giving up */
-  keyTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
-  /** how long after the restore key to wait for the icmp probe's first reply */
-  icmpWait: duration({ min: 0, max: 120_000 }).default(10_000),
+  kind: z.literal('manual').describe('the injector kind'),
+  what: z.string().min(1).max(200).optional().describe('what the person pulls, for the instructions (default: "the network cable of <target>")'),
+  migration: MigrationKindSchema.default('none').describe('what the person does to the target: a live or quick migration the report judges as such, or neither (default)'),
+  keyTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000).describe('how long to wait for a key press before giving up'),
+  icmpWait: duration({ min: 0, max: 120_000 }).default(10_000).describe("how long after the restore key to wait for the icmp probe's first reply"),
 });
 export type ManualConfig = z.infer<typeof schema>;
 

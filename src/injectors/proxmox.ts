@@ -26,19 +26,23 @@ import type { InjectorDefinition } from '../core/injector.ts';
 
 const schema = z
   .strictObject({
-    kind: z.literal('proxmox'),
+    kind: z.literal('proxmox').describe('the injector kind'),
     ...remoteFields,
-    vmid: z.number().int().min(100).max(999_999_999),
-    mode: z.enum(['suspend', 'hibernate', 'cable', 'migrate']),
+    vmid: z.number().int().min(100).max(999_999_999).describe("the VM's id"),
+    mode: z
+      .enum(['suspend', 'hibernate', 'cable', 'migrate'])
+      .describe("suspend: qm suspend / resume; hibernate: memory saved to disk and restored (a quick migration on one node); cable: the NIC's link_down; migrate: qm migrate --online"),
     net: z
       .string()
       .regex(/^net\d{1,2}$/, 'expected net0 … net31')
-      .default('net0'),
+      .default('net0')
+      .describe('cable: which NIC'),
     target: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/, 'expected a node name')
-      .optional(),
-    migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
+      .optional()
+      .describe('migrate: the destination node'),
+    migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000).describe('a self-timed migration taking longer than this is aborted'),
   })
   .refine((c) => c.mode !== 'migrate' || c.target, { message: 'mode migrate needs target: (a node name)', path: ['target'] });
 export type ProxmoxConfig = z.infer<typeof schema>;

@@ -42,13 +42,10 @@ import type { CutInstant, Injector, InjectorContext, InjectorDefinition, Instant
 
 export const QemuLiveSchema = z
   .object({
-    kind: z.literal('qemu-live'),
-    /** QEMU's downtime-limit: the longest pause it aims for at switch-over; QEMU's default is 300 ms */
-    downtimeLimit: duration({ min: 1, max: 60_000 }).optional(),
-    /** QEMU's max-bandwidth in bytes per second ("128MB" = 128 MiB/s, QEMU's default); higher is not better for the pause */
-    bandwidth: byteSize().optional(),
-    /** bound on one whole migration; default 120 s */
-    timeout: duration({ min: 1000 }).default(120_000),
+    kind: z.literal('qemu-live').describe('the injector kind'),
+    downtimeLimit: duration({ min: 1, max: 60_000 }).optional().describe("QEMU's downtime-limit: the longest pause it aims for at switch-over; QEMU's default is 300 ms"),
+    bandwidth: byteSize().optional().describe('QEMU\'s max-bandwidth in bytes per second ("128MB" = 128 MiB/s, QEMU\'s default); higher is not better for the pause'),
+    timeout: duration({ min: 1000 }).default(120_000).describe('bound on one whole migration; default 120 s'),
   })
   .strict();
 export type QemuLiveConfig = z.infer<typeof QemuLiveSchema>;

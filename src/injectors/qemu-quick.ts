@@ -56,11 +56,13 @@ import type { CutInstant, Injector, InjectorContext, InjectorDefinition, Instant
 
 export const QemuQuickSchema = z
   .object({
-    kind: z.literal('qemu-quick'),
-    /** emulate a VM of this memory on this storage link (the model's downtime); omit for the real, small times */
-    emulate: z.object({ memory: byteSize(), link: linkSchema }).strict().optional(),
-    /** bound on one whole migration (save + restore), beyond the model time; default 120 s */
-    timeout: duration({ min: 1000 }).default(120_000),
+    kind: z.literal('qemu-quick').describe('the injector kind'),
+    emulate: z
+      .object({ memory: byteSize().describe('the emulated VM\'s memory ("4GB")'), link: linkSchema.describe('the storage link: a name such as "1GbE iSCSI", or a throughput in MB/s') })
+      .strict()
+      .optional()
+      .describe("emulate a VM of this memory on this storage link (the model's downtime); omit for the real, small times"),
+    timeout: duration({ min: 1000 }).default(120_000).describe('bound on one whole migration (save + restore), beyond the model time; default 120 s'),
   })
   .strict();
 export type QemuQuickConfig = z.infer<typeof QemuQuickSchema>;

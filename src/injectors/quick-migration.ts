@@ -9,8 +9,8 @@ import { frozenCut } from './shared/frozen-cut.ts';
 import type { InjectorDefinition } from '../core/injector.ts';
 
 const quickSchema = z.strictObject({
-  kind: z.literal('quick-migration'),
-  arp: z.boolean().default(false),
+  kind: z.literal('quick-migration').describe('the injector kind'),
+  arp: z.boolean().default(false).describe('drop ARP too while the network is cut'),
 });
 export const quickMigration: InjectorDefinition<z.infer<typeof quickSchema>> = {
   kind: 'quick-migration',

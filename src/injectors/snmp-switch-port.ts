@@ -30,31 +30,36 @@ import type { CutInstant, InjectorDefinition, Instant } from '../core/injector.t
 
 const schema = z
   .strictObject({
-    kind: z.literal('snmp-switch-port'),
-    host: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$|^[0-9A-Fa-f:.]+$/, 'expected a host name or an IP address'),
-    port: z.number().int().min(1).max(65535).default(161),
-    version: z.enum(['2c', '3']).default('2c'),
-    community: secretSchema.optional(),
+    kind: z.literal('snmp-switch-port').describe('the injector kind'),
+    host: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$|^[0-9A-Fa-f:.]+$/, 'expected a host name or an IP address')
+      .describe("the switch's management address"),
+    port: z.number().int().min(1).max(65535).default(161).describe('its SNMP port'),
+    version: z.enum(['2c', '3']).default('2c').describe('the SNMP version: "2c" or "3"'),
+    community: secretSchema.optional().describe('v2c: the write community, { env: NAME } or { file: PATH }'),
     v3: z
       .strictObject({
-        user: z.string().min(1).max(64),
-        level: z.enum(['noAuthNoPriv', 'authNoPriv', 'authPriv']).default('authPriv'),
-        authProtocol: z.enum(['md5', 'sha', 'sha224', 'sha256', 'sha384', 'sha512']).default('sha'),
-        authKey: secretSchema.optional(),
-        privProtocol: z.enum(['des', 'aes', 'aes256b', 'aes256r']).default('aes'),
-        privKey: secretSchema.optional(),
+        user: z.string().min(1).max(64).describe('the SNMPv3 user'),
+        level: z.enum(['noAuthNoPriv', 'authNoPriv', 'authPriv']).default('authPriv').describe('the SNMPv3 security level'),
+        authProtocol: z.enum(['md5', 'sha', 'sha224', 'sha256', 'sha384', 'sha512']).default('sha').describe('the authentication protocol'),
+        authKey: secretSchema.optional().describe('the authentication key, { env: NAME } or { file: PATH }'),
+        privProtocol: z.enum(['des', 'aes', 'aes256b', 'aes256r']).default('aes').describe('the privacy (encryption) protocol'),
+        privKey: secretSchema.optional().describe('the privacy key, { env: NAME } or { file: PATH }'),
       })
-      .optional(),
+      .optional()
+      .describe('version 3: { user, level, authProtocol, authKey, privProtocol, privKey }'),
     ifIndex: z
       .number()
       .int()
       .min(1)
       .max(2 ** 31 - 1)
-      .optional(),
-    ifName: z.string().min(1).max(255).optional(),
-    timeout: duration({ min: 100, max: 60_000 }).default(3000),
-    retries: z.number().int().min(0).max(10).default(1),
-    grace: duration({ min: 0, max: 600_000 }).default(5000),
+      .optional()
+      .describe("the port's ifIndex (or give ifName)"),
+    ifName: z.string().min(1).max(255).optional().describe('the port\'s name, e.g. "Gi1/0/3" (looked up as ifName, else ifDescr; or give ifIndex)'),
+    timeout: duration({ min: 100, max: 60_000 }).default(3000).describe('the timeout of each SNMP request'),
+    retries: z.number().int().min(0).max(10).default(1).describe('retries of each SNMP request'),
+    grace: duration({ min: 0, max: 600_000 }).default(5000).describe('the watchdog sets the port up this long after the requested end if the harness died'),
   })
   .refine((c) => (c.ifIndex === undefined) !== (c.ifName === undefined), { message: 'give exactly one of ifIndex or ifName', path: ['ifIndex'] })
   .refine((c) => c.version !== '2c' || c.community, { message: 'SNMP v2c needs community: { env: NAME } or { file: PATH }', path: ['community'] })

@@ -33,23 +33,27 @@ const name = exactName(512);
 
 const schema = z
   .strictObject({
-    kind: z.literal('vsphere'),
+    kind: z.literal('vsphere').describe('the injector kind'),
     ...remoteFields,
-    url: z.string().regex(/^https?:\/\/[^\s@]+$/, 'expected https://HOST/sdk without credentials in it'),
-    username: z.union([name, secretSchema]),
-    password: secretSchema,
-    insecure: z.boolean().default(false),
-    datacenter: name.optional(),
-    vm: name,
-    mode: z.enum(['cable', 'suspend', 'vmotion']),
+    url: z
+      .string()
+      .regex(/^https?:\/\/[^\s@]+$/, 'expected https://HOST/sdk without credentials in it')
+      .describe('the vCenter or ESXi SDK URL, https://HOST/sdk (no credentials in it)'),
+    username: z.union([name, secretSchema]).describe('the user name, or a secret { env: NAME } / { file: PATH }'),
+    password: secretSchema.describe('the password, { env: NAME } or { file: PATH }'),
+    insecure: z.boolean().default(false).describe('skip TLS verification (GOVC_INSECURE=1)'),
+    datacenter: name.optional().describe('the datacenter (GOVC_DATACENTER)'),
+    vm: name.describe("the VM's name"),
+    mode: z.enum(['cable', 'suspend', 'vmotion']).describe('cable: the virtual NIC disconnected and reconnected; suspend: suspend / power on; vmotion: govc vm.migrate'),
     device: z
       .string()
       .regex(/^[a-z]+-\d+$/, 'expected a govc device name such as ethernet-0')
-      .default('ethernet-0'),
-    host: name.optional(),
-    datastore: name.optional(),
-    pool: name.optional(),
-    migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000),
+      .default('ethernet-0')
+      .describe('cable: the virtual NIC (govc device name)'),
+    host: name.optional().describe('vmotion: the destination host'),
+    datastore: name.optional().describe('vmotion: the destination datastore (storage vMotion as well)'),
+    pool: name.optional().describe('vmotion: the destination resource pool'),
+    migrationTimeout: duration({ min: 1000, max: 3_600_000 }).default(600_000).describe('a self-timed migration taking longer than this is aborted'),
   })
   .refine((c) => c.mode !== 'vmotion' || c.host || c.datastore || c.pool, { message: 'mode vmotion needs host:, datastore: or pool:', path: ['host'] });
 export type VsphereConfig = z.infer<typeof schema>;

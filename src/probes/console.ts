@@ -19,8 +19,7 @@ import type { ProbeDefinition } from '../core/probe.ts';
 const schema = z.strictObject({
   ...probeBase('console', { interval: 500, tolerance: 500 }),
   ...sshFields,
-  /** the operator gives up on an answer after this long and closes the session (0: waits forever) */
-  readTimeout: duration().default(0),
+  readTimeout: duration().default(0).describe('the operator gives up on an answer after this long and closes the session (0: waits forever)'),
   reconnect: reconnectSchema,
 });
 export type ConsoleConfig = z.infer<typeof schema>;

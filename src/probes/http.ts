@@ -57,51 +57,65 @@ const secretHeader = z
     env: z
       .string()
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name')
-      .optional(),
-    file: z.string().min(1).optional(),
+      .optional()
+      .describe('the environment variable holding the value'),
+    file: z.string().min(1).optional().describe('a file holding the value'),
   })
   .refine((v) => (v.env ? 1 : 0) + (v.file ? 1 : 0) === 1, { message: 'expected exactly one of env or file' });
 
 const schema = z
   .strictObject({
     ...probeBase('http', { interval: 500, tolerance: 500 }),
-    /** the URL; default on the lab: its nginx's stock page */
     url: z
       .string()
       .url()
       .refine((u) => /^https?:\/\//i.test(u), { message: 'expected an http:// or https:// URL' })
-      .optional(),
-    method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']).default('GET'),
-    /** plain headers (no credentials: those go under secretHeaders) */
-    headers: z.record(z.string().regex(HEADER_NAME, 'expected an HTTP header name'), z.string().regex(/^[^\r\n]*$/, 'expected a value without line breaks')).default({}),
-    /** headers whose values are secrets: { Authorization: { env: API_TOKEN } } or { file: /run/secrets/token } */
-    secretHeaders: z.record(z.string().regex(HEADER_NAME, 'expected an HTTP header name'), secretHeader).default({}),
-    body: z.string().optional(),
+      .optional()
+      .describe("the URL; default on the lab: its nginx's stock page"),
+    method: z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']).default('GET').describe('the request method'),
+    headers: z
+      .record(z.string().regex(HEADER_NAME, 'expected an HTTP header name'), z.string().regex(/^[^\r\n]*$/, 'expected a value without line breaks'))
+      .default({})
+      .describe('plain headers (no credentials: those go under secretHeaders)'),
+    secretHeaders: z
+      .record(z.string().regex(HEADER_NAME, 'expected an HTTP header name'), secretHeader)
+      .default({})
+      .describe('headers whose values are secrets: { Authorization: { env: API_TOKEN } } or { file: /run/secrets/token }'),
+    body: z.string().optional().describe('the request body (not for GET or HEAD)'),
     expect: z
       .strictObject({
-        /** expected status code(s); default: any 2xx */
-        status: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional(),
-        /** a regular expression the response body must match */
-        body: regex('expect.body').optional(),
+        status: z
+          .union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)])
+          .optional()
+          .describe('expected status code(s); default: any 2xx'),
+        body: regex('expect.body').optional().describe('a regular expression the response body must match'),
       })
-      .default({}),
+      .default({})
+      .describe('what a good response is: { status, body }'),
     tls: z
       .strictObject({
-        /** a PEM file with the CA certificate(s) to trust instead of the system's */
-        ca: z.string().min(1).optional(),
-        /** the server certificate's SHA-256 fingerprint ("sha256:AB:CD:…" or 64 hex digits): the pin is the trust */
-        pin: z.string().regex(PIN, 'expected "sha256:" and 32 hex bytes (AB:CD:… or 64 hex digits)').optional(),
-        /** the name the certificate is checked against (default: the URL's host) */
-        servername: z.string().min(1).optional(),
+        ca: z.string().min(1).optional().describe("a PEM file with the CA certificate(s) to trust instead of the system's"),
+        pin: z
+          .string()
+          .regex(PIN, 'expected "sha256:" and 32 hex bytes (AB:CD:… or 64 hex digits)')
+          .optional()
+          .describe('the server certificate\'s SHA-256 fingerprint ("sha256:AB:CD:…" or 64 hex digits): the pin is the trust'),
+        servername: z.string().min(1).optional().describe("the name the certificate is checked against (default: the URL's host)"),
       })
-      .optional(),
-    connectTimeout: duration({ min: 1 }).default(5000),
-    /** the client gives up on a response after this long, from sending the request (0: waits forever, Node's default) */
-    requestTimeout: duration().default(0),
+      .optional()
+      .describe("how the server is trusted for an https:// URL: { ca, pin, servername } (default: the system's CAs)"),
+    connectTimeout: duration({ min: 1 }).default(5000).describe('how long a connection (with its TLS handshake) may take'),
+    requestTimeout: duration().default(0).describe("the client gives up on a response after this long, from sending the request (0: waits forever, Node's default)"),
     /** TCP_USER_TIMEOUT, ms (off unless given) */
-    userTimeout: duration({ min: 1 }).optional(),
-    /** OS TCP keepalive (idle/interval/count); Node's keep-alive agent turns keepalive on with 1 s idle by itself */
-    keepalive: z.strictObject({ idle: duration({ min: 1000 }), interval: duration({ min: 1000 }), count: z.number().int().min(1).max(127) }).optional(),
+    userTimeout: duration({ min: 1 }).optional().describe('TCP_USER_TIMEOUT: the kernel drops the connection when sent data stays unacknowledged this long (off unless given)'),
+    keepalive: z
+      .strictObject({
+        idle: duration({ min: 1000 }).describe('TCP_KEEPIDLE: the first keepalive after this long idle'),
+        interval: duration({ min: 1000 }).describe('TCP_KEEPINTVL: between unanswered keepalives'),
+        count: z.number().int().min(1).max(127).describe('TCP_KEEPCNT: the connection ends after this many unanswered keepalives'),
+      })
+      .optional()
+      .describe("OS TCP keepalive (idle/interval/count); Node's keep-alive agent turns keepalive on with 1 s idle by itself"),
     reconnect: reconnectSchema,
   })
   .superRefine((c, ctx) => {

@@ -25,7 +25,7 @@ const schema = z.strictObject({
    * syscall, and at 1 ms a few milliseconds' wait for a CPU is several lost
    * sends. Default: on below a 10 ms interval.
    */
-  realtime: z.boolean().optional(),
+  realtime: z.boolean().optional().describe('run ping at real-time priority (root only) so its sends keep their period on a loaded machine; default: on below a 10 ms interval'),
 });
 export type IcmpConfig = z.infer<typeof schema>;
 

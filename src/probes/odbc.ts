@@ -70,40 +70,38 @@ export type Dialect = 'postgres' | 'mariadb' | 'generic';
 const schema = z
   .strictObject({
     ...probeBase('odbc', { interval: 200, tolerance: 500 }),
-    host: connValue('host').optional(),
-    port: z.number().int().min(1).max(65535).optional(),
-    database: connValue('database').optional(),
-    user: connValue('user').optional(),
+    host: connValue('host').optional().describe("the database server (default: the target's address)"),
+    port: z.number().int().min(1).max(65535).optional().describe("the port (default: the driver's)"),
+    database: connValue('database').optional().describe("the database (default: the target's)"),
+    user: connValue('user').optional().describe("the user (default: the target's)"),
     ...secretRef,
-    /** the ODBC driver: its odbcinst.ini name ("MariaDB Unicode") or its library path (default: Debian's psqlODBC) */
-    driver: connValue('driver').optional(),
-    /** a DSN configured on this machine (odbc.ini) instead of a driver: its own settings apply, the probe adds the user and password */
+    driver: connValue('driver').optional().describe('the ODBC driver: its odbcinst.ini name ("MariaDB Unicode") or its library path (default: Debian\'s psqlODBC)'),
     dsn: connValue('dsn')
       .regex(/^[A-Za-z0-9_. -]{1,128}$/, 'expected a DSN name (letters, digits, "_", ".", "-", spaces)')
-      .optional(),
-    /** how to speak to the driver; default: from the driver's name (psqlODBC → postgres, MariaDB/MySQL → mariadb, else generic) */
-    dialect: z.enum(['postgres', 'mariadb', 'generic']).optional(),
-    /** more connection attributes for the driver, e.g. { SSLMODE: require } */
-    attributes: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'expected an attribute name (letters, digits, "_")'), z.union([connValue('attribute value'), z.number()])).default({}),
-    /** a read-only query run every interval instead of the write ledger (e.g. "SELECT 1") */
-    query: z.string().min(1).max(10_000).optional(),
-    /** SQL_ATTR_LOGIN_TIMEOUT (whole seconds) */
-    loginTimeout: duration({ min: 1000 }).default(5000),
-    /** SQL_ATTR_CONNECTION_TIMEOUT (whole seconds; 0: none) */
-    connectionTimeout: duration().default(0),
-    /** SQL_ATTR_QUERY_TIMEOUT (whole seconds; 0: none) — enforced on the server where the driver applies it */
-    queryTimeout: duration().default(0),
-    /** the driver's own network timeout: psqlODBC → libpq tcp_user_timeout; MariaDB → READ_TIMEOUT / WRITE_TIMEOUT (whole seconds) */
-    networkTimeout: duration({ min: 1 }).optional(),
-    /** psqlODBC's TCP keepalive: KeepaliveTime / KeepaliveInterval (whole seconds) */
-    keepalive: z.strictObject({ idle: duration({ min: 1000 }), interval: duration({ min: 1000 }) }).optional(),
-    /** libpq tcp_user_timeout through psqlODBC's pqopt (ms); the same as networkTimeout for psqlODBC */
-    tcpUserTimeout: duration({ min: 1 }).optional(),
-    /** the application's watchdog on each ODBC call: past it the app restarts its ODBC client (0: waits forever) */
-    callTimeout: duration().default(0),
+      .optional()
+      .describe('a DSN configured on this machine (odbc.ini) instead of a driver: its own settings apply, the probe adds the user and password'),
+    dialect: z.enum(['postgres', 'mariadb', 'generic']).optional().describe("how to speak to the driver; default: from the driver's name (psqlODBC → postgres, MariaDB/MySQL → mariadb, else generic)"),
+    attributes: z
+      .record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,63}$/, 'expected an attribute name (letters, digits, "_")'), z.union([connValue('attribute value'), z.number()]))
+      .default({})
+      .describe('more connection attributes for the driver, e.g. { SSLMODE: require }'),
+    query: z.string().min(1).max(10_000).optional().describe('a read-only query run every interval instead of the write ledger (e.g. "SELECT 1")'),
+    loginTimeout: duration({ min: 1000 }).default(5000).describe('SQL_ATTR_LOGIN_TIMEOUT (whole seconds)'),
+    connectionTimeout: duration().default(0).describe('SQL_ATTR_CONNECTION_TIMEOUT (whole seconds; 0: none)'),
+    queryTimeout: duration().default(0).describe('SQL_ATTR_QUERY_TIMEOUT (whole seconds; 0: none) — enforced on the server where the driver applies it'),
+    networkTimeout: duration({ min: 1 }).optional().describe("the driver's own network timeout: psqlODBC → libpq tcp_user_timeout; MariaDB → READ_TIMEOUT / WRITE_TIMEOUT (whole seconds)"),
+    keepalive: z
+      .strictObject({
+        idle: duration({ min: 1000 }).describe('KeepaliveTime: the first keepalive after this long idle'),
+        interval: duration({ min: 1000 }).describe('KeepaliveInterval: between unanswered keepalives'),
+      })
+      .optional()
+      .describe("psqlODBC's TCP keepalive: KeepaliveTime / KeepaliveInterval (whole seconds)"),
+    tcpUserTimeout: duration({ min: 1 }).optional().describe("libpq tcp_user_timeout through psqlODBC's pqopt (ms); the same as networkTimeout for psqlODBC"),
+    callTimeout: duration().default(0).describe("the application's watchdog on each ODBC call: past it the app restarts its ODBC client (0: waits forever)"),
     reconnect: reconnectSchema,
-    verifyTimeout: duration({ min: 1000 }).default(10_000),
-    keepTable: z.boolean().default(false),
+    verifyTimeout: duration({ min: 1000 }).default(10_000).describe("the after-the-fact check's own connect + query timeout"),
+    keepTable: z.boolean().default(false).describe("keep the probe's table after the check (default: dropped when no data was lost)"),
   })
   .refine((c) => !(c.dsn && c.driver), { message: 'give a driver or a dsn, not both', path: ['dsn'] })
   .refine((c) => !(c.tcpUserTimeout !== undefined && c.networkTimeout !== undefined), { message: 'give networkTimeout or tcpUserTimeout, not both', path: ['tcpUserTimeout'] })

@@ -27,33 +27,28 @@ import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
 import { tableName, WriteLedger } from './shared/write-ledger.ts';
 
 const keepaliveSchema = z.strictObject({
-  idle: duration({ min: 1000 }),
-  interval: duration({ min: 1000 }),
-  count: z.number().int().min(1).max(127),
+  idle: duration({ min: 1000 }).describe('TCP_KEEPIDLE: the first keepalive after this long idle'),
+  interval: duration({ min: 1000 }).describe('TCP_KEEPINTVL: between unanswered keepalives'),
+  count: z.number().int().min(1).max(127).describe('TCP_KEEPCNT: the connection ends after this many unanswered keepalives'),
 });
 
 const schema = z.strictObject({
   ...probeBase('postgres', { interval: 200, tolerance: 500 }),
-  host: z.string().min(1).optional(),
-  port: z.number().int().min(1).max(65535).optional(),
-  database: z.string().min(1).optional(),
-  user: z.string().min(1).optional(),
+  host: z.string().min(1).optional().describe("the PostgreSQL server (default: the target's address)"),
+  port: z.number().int().min(1).max(65535).optional().describe("the port (default: the target's PostgreSQL port, else 5432)"),
+  database: z.string().min(1).optional().describe("the database (default: the target's)"),
+  user: z.string().min(1).optional().describe("the user (default: the target's)"),
   ...secretRef,
-  /** server-side statement_timeout (0: none, PostgreSQL's default) */
-  statementTimeout: duration().default(0),
-  /** pg's client-side query_timeout: the client gives up waiting for an answer (0: waits forever, pg's default) */
-  queryTimeout: duration().default(0),
+  statementTimeout: duration().default(0).describe("server-side statement_timeout (0: none, PostgreSQL's default)"),
+  queryTimeout: duration().default(0).describe("pg's client-side query_timeout: the client gives up waiting for an answer (0: waits forever, pg's default)"),
   /** connectionTimeoutMillis (0 would be forever; 5 s here) */
-  connectionTimeout: duration({ min: 1 }).default(5000),
-  /** OS TCP keepalive on the connection (off unless given) */
-  keepalive: keepaliveSchema.optional(),
+  connectionTimeout: duration({ min: 1 }).default(5000).describe('how long connecting may take (pg connectionTimeoutMillis)'),
+  keepalive: keepaliveSchema.optional().describe('OS TCP keepalive on the connection (off unless given)'),
   /** TCP_USER_TIMEOUT, ms (off unless given) */
-  userTimeout: duration({ min: 1 }).optional(),
+  userTimeout: duration({ min: 1 }).optional().describe('TCP_USER_TIMEOUT: the kernel drops the connection when sent data stays unacknowledged this long (off unless given)'),
   reconnect: reconnectSchema,
-  /** the after-the-fact check's own connect + query timeout */
-  verifyTimeout: duration({ min: 100 }).default(10_000),
-  /** keep the probe's table after the check (default: dropped when no data was lost) */
-  keepTable: z.boolean().default(false),
+  verifyTimeout: duration({ min: 100 }).default(10_000).describe("the after-the-fact check's own connect + query timeout"),
+  keepTable: z.boolean().default(false).describe("keep the probe's table after the check (default: dropped when no data was lost)"),
 });
 export type PostgresConfig = z.infer<typeof schema>;
 

@@ -59,36 +59,38 @@ const schema = z.strictObject({
   host: z
     .string()
     .regex(/^[A-Za-z0-9._:[\]-]{1,253}$/, 'expected a host name or an IP address')
-    .optional(),
-  port: z.number().int().min(1).max(65535).optional(),
+    .optional()
+    .describe("the RDP server (default: the target's address and its rdp service, which also gives user, password and fingerprint)"),
+  port: z.number().int().min(1).max(65535).optional().describe("the port (default: the target's rdp service, else 3389)"),
   user: z
     .string()
     .regex(/^[^\s\x00-\x1f/\\:]{1,256}$/, 'expected a user name (DOMAIN\\user is not supported; no spaces)')
-    .optional(),
+    .optional()
+    .describe('the user to log in as (DOMAIN\\user is not supported)'),
   ...secretRef,
-  /** the server certificate's SHA-256 fingerprint, "sha256:AB:CD:…" (64 hex digits); never connects unverified */
-  certFingerprint: z.string().regex(FINGERPRINT, 'expected "sha256:" and 32 hex bytes (AB:CD:… or 64 hex digits)').optional(),
-  security: z.enum(['tls', 'nla', 'rdp']).default('tls'),
-  /** the client's screen, WIDTHxHEIGHT */
+  certFingerprint: z
+    .string()
+    .regex(FINGERPRINT, 'expected "sha256:" and 32 hex bytes (AB:CD:… or 64 hex digits)')
+    .optional()
+    .describe('the server certificate\'s SHA-256 fingerprint, "sha256:AB:CD:…" (64 hex digits); never connects unverified'),
+  security: z.enum(['tls', 'nla', 'rdp']).default('tls').describe('the RDP security protocol FreeRDP negotiates: tls, nla or rdp'),
   size: z
     .string()
     .regex(/^\d{3,4}x\d{3,4}$/, 'expected WIDTHxHEIGHT, e.g. 800x600')
-    .default('800x600'),
-  /** FreeRDP +auto-reconnect: after a network disconnect it reconnects to the same session by itself */
-  autoReconnect: z.boolean().default(false),
-  /** FreeRDP /auto-reconnect-max-retries (0: unlimited) */
-  maxRetries: z.number().int().min(0).max(1000).default(20),
-  /** FreeRDP /timeout: TCP_USER_TIMEOUT and activation timeout (FreeRDP 2 default 9 s) */
-  timeout: duration({ min: 100, max: 600_000 }).optional(),
-  /** how long opening may take: login until the desktop is seen changing (or, active, answering input) */
-  loginTimeout: duration({ min: 1000, max: 120_000 }).default(20_000),
-  /**
-   * active mode, for a desktop that does not change by itself: one input step through the
-   * session every interval (in turn), and the time until the screen changes is the sample.
-   * Each step must change the screen: e.g. [{ key: a }, { key: BackSpace }] in a terminal,
-   * or [{ click: [20, 10] }, { key: Escape }] to open and close a menu.
-   */
-  input: z.array(inputStepSchema).min(1).max(20).optional(),
+    .default('800x600')
+    .describe("the client's screen, WIDTHxHEIGHT"),
+  autoReconnect: z.boolean().default(false).describe('FreeRDP +auto-reconnect: after a network disconnect it reconnects to the same session by itself'),
+  maxRetries: z.number().int().min(0).max(1000).default(20).describe('FreeRDP /auto-reconnect-max-retries (0: unlimited)'),
+  timeout: duration({ min: 100, max: 600_000 }).optional().describe('FreeRDP /timeout: TCP_USER_TIMEOUT and activation timeout (FreeRDP 2 default 9 s)'),
+  loginTimeout: duration({ min: 1000, max: 120_000 }).default(20_000).describe('how long opening may take: login until the desktop is seen changing (or, active, answering input)'),
+  input: z
+    .array(inputStepSchema)
+    .min(1)
+    .max(20)
+    .optional()
+    .describe(
+      'active mode, for a desktop that does not change by itself: one input step through the session every interval (in turn), and the time until the screen changes is the sample. Each step must change the screen: e.g. [{ key: a }, { key: BackSpace }] in a terminal, or [{ click: [20, 10] }, { key: Escape }] to open and close a menu.',
+    ),
 });
 export type RdpConfig = z.infer<typeof schema>;
 

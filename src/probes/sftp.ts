@@ -25,18 +25,15 @@ import type { ProbeDefinition } from '../core/probe.ts';
 const schema = z.strictObject({
   ...probeBase('sftp', { interval: 250, tolerance: 750 }),
   ...sshFields,
-  direction: z.enum(['download', 'upload', 'both']).default('download'),
-  size: byteSize().default(64 * 1024 * 1024),
-  /** the file to download (default: the lab's large file, or blackout-<size>.bin in `remoteDir`, created on the server when missing) */
-  remotePath: z.string().min(1).optional(),
-  /** where downloads are found / created and uploads are written (default: the lab's file-copy folder, else /tmp) */
-  remoteDir: z.string().min(1).optional(),
-  /** the application aborts a copy that made no progress this long (0: never, like OpenSSH sftp) */
-  stallTimeout: duration().default(0),
-  /** close() waits this long for a copy still running at the end of the trial */
-  closeWait: duration().default(13_000),
-  /** requests in flight per direction */
-  depth: z.number().int().min(1).max(64).default(8),
+  direction: z.enum(['download', 'upload', 'both']).default('download').describe('what the copy does: download, upload, or both at once'),
+  size: byteSize()
+    .default(64 * 1024 * 1024)
+    .describe('the size of the file copied ("64MB", "1GB" or a number of bytes)'),
+  remotePath: z.string().min(1).optional().describe("the file to download (default: the lab's large file, or blackout-<size>.bin in `remoteDir`, created on the server when missing)"),
+  remoteDir: z.string().min(1).optional().describe("where downloads are found / created and uploads are written (default: the lab's file-copy folder, else /tmp)"),
+  stallTimeout: duration().default(0).describe('the application aborts a copy that made no progress this long (0: never, like OpenSSH sftp)'),
+  closeWait: duration().default(13_000).describe('close() waits this long for a copy still running at the end of the trial'),
+  depth: z.number().int().min(1).max(64).default(8).describe('requests in flight per direction'),
 });
 export type SftpConfig = z.infer<typeof schema>;
 

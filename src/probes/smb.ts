@@ -30,21 +30,25 @@ const schema = z.strictObject({
   host: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/, 'expected a host name or an IP address')
-    .optional(),
-  port: z.number().int().min(1).max(65535).optional(),
+    .optional()
+    .describe("the SMB server (default: the target's address)"),
+  port: z.number().int().min(1).max(65535).optional().describe("the port (default: the target's smb service, else 445)"),
   share: z
     .string()
     .regex(/^[^\\/;"'\x00-\x1f\x7f]{1,80}$/, 'expected a share name without /, \\, ;, quotes or control characters')
-    .optional(),
+    .optional()
+    .describe("the share (default: the target's smb service's)"),
   // user and domain become lines of smbclient's authentication file: one line each
   user: z
     .string()
     .regex(/^[^;"'\x00-\x1f\x7f]{1,104}$/, 'expected a user name without ;, quotes or control characters')
-    .optional(),
+    .optional()
+    .describe("the user (default: the target's smb service's)"),
   domain: z
     .string()
     .regex(/^[^;"'\x00-\x1f\x7f]{1,64}$/, 'expected a domain without ;, quotes or control characters')
-    .default('WORKGROUP'),
+    .default('WORKGROUP')
+    .describe("the user's domain or workgroup"),
   ...secretRef,
   /**
    * the file on the share (default: the lab's large file). It goes into smbclient's own command
@@ -53,19 +57,17 @@ const schema = z.strictObject({
   file: z
     .string()
     .regex(/^[^;"'\x00-\x1f\x7f]{1,1024}$/, 'expected a file name without ;, quotes or control characters')
-    .optional(),
-  /** the expected sha256 (hex); default: read from FILE.sha256 on the share */
+    .optional()
+    .describe("the file on the share that is copied (default: the lab's large file)"),
   sha256: z
     .string()
     .regex(/^[0-9a-f]{64}$/)
-    .optional(),
-  /** smbclient -t: its timeout for each SMB request (default 20 s, smbclient's own) */
-  timeout: duration({ min: 1000 }).default(20_000),
-  /** smbclient -m: the highest protocol to negotiate */
-  maxProtocol: z.enum(['SMB2', 'SMB3']).default('SMB3'),
-  /** the application aborts a copy that made no progress this long (0: never) */
-  stallTimeout: duration().default(0),
-  closeWait: duration().default(13_000),
+    .optional()
+    .describe('the expected sha256 (hex); default: read from FILE.sha256 on the share'),
+  timeout: duration({ min: 1000 }).default(20_000).describe("smbclient -t: its timeout for each SMB request (default 20 s, smbclient's own)"),
+  maxProtocol: z.enum(['SMB2', 'SMB3']).default('SMB3').describe('smbclient -m: the highest protocol to negotiate'),
+  stallTimeout: duration().default(0).describe('the application aborts a copy that made no progress this long (0: never)'),
+  closeWait: duration().default(13_000).describe('close() waits this long for a copy still running at the end of the trial'),
 });
 export type SmbConfig = z.infer<typeof schema>;
 

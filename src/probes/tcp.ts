@@ -36,30 +36,32 @@ const regex = (what: string) =>
       }
     });
 
-const keepaliveSchema = z.strictObject({ idle: duration({ min: 1000 }), interval: duration({ min: 1000 }), count: z.number().int().min(1).max(127) });
+const keepaliveSchema = z.strictObject({
+  idle: duration({ min: 1000 }).describe('TCP_KEEPIDLE: the first keepalive after this long idle'),
+  interval: duration({ min: 1000 }).describe('TCP_KEEPINTVL: between unanswered keepalives'),
+  count: z.number().int().min(1).max(127).describe('TCP_KEEPCNT: the kernel ends the connection after this many unanswered keepalives'),
+});
 
 const schema = z
   .strictObject({
     ...probeBase('tcp', { interval: 100, tolerance: 500 }),
-    mode: z.enum(['echo', 'exchange', 'hold']).default('echo'),
-    /** the host to connect to (default: the target's address) */
+    mode: z
+      .enum(['echo', 'exchange', 'hold'])
+      .default('echo')
+      .describe("echo: a line echoed back (the lab's echo service); exchange: send `send`, expect `expect` back (PING → +PONG); hold: an idle connection held by kernel keepalives"),
     host: z
       .string()
       .regex(/^[A-Za-z0-9._:[\]-]{1,253}$/, 'expected a host name or an IP address')
-      .optional(),
-    port: z.number().int().min(1).max(65535).optional(),
-    /** exchange: what to send every interval (YAML escapes: "PING\r\n") */
-    send: z.string().min(1).max(4096).optional(),
-    /** exchange: a regular expression the answer must match */
-    expect: regex('expect').optional(),
-    /** exchange: a regular expression the server's first words must match (an SMTP 220, an FTP 220) */
-    greeting: regex('greeting').optional(),
-    connectTimeout: duration({ min: 1 }).default(5000),
-    /** the application gives up on an answer after this long (0: waits forever, like most apps) */
-    readTimeout: duration().default(0),
-    /** TCP_USER_TIMEOUT: the kernel drops the connection when sent data stays unacknowledged this long */
-    userTimeout: duration().optional(),
-    keepalive: keepaliveSchema.optional(),
+      .optional()
+      .describe("the host to connect to (default: the target's address)"),
+    port: z.number().int().min(1).max(65535).optional().describe("the port (needed by exchange and hold; echo: the target's echo port)"),
+    send: z.string().min(1).max(4096).optional().describe('exchange: what to send every interval (YAML escapes: "PING\\r\\n")'),
+    expect: regex('expect').optional().describe('exchange: a regular expression the answer must match'),
+    greeting: regex('greeting').optional().describe("exchange: a regular expression the server's first words must match (an SMTP 220, an FTP 220)"),
+    connectTimeout: duration({ min: 1 }).default(5000).describe('how long a connection attempt may take'),
+    readTimeout: duration().default(0).describe('the application gives up on an answer after this long (0: waits forever, like most apps)'),
+    userTimeout: duration().optional().describe('TCP_USER_TIMEOUT: the kernel drops the connection when sent data stays unacknowledged this long'),
+    keepalive: keepaliveSchema.optional().describe('OS TCP keepalive { idle, interval, count } (needed by hold; off unless given)'),
     reconnect: reconnectSchema,
   })
   .superRefine((c, ctx) => {

@@ -36,31 +36,31 @@ import { declarativeJourney, declarativeSchema, loadJourney, verdictOf, type Jou
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name');
 /** a secret is never inline: an environment variable or a file */
-const secretSource = z.union([z.strictObject({ env: envName }), z.strictObject({ file: z.string().min(1) })]);
+const secretSource = z.union([
+  z.strictObject({ env: envName.describe('the environment variable holding the secret') }),
+  z.strictObject({ file: z.string().min(1).describe('a file holding the secret') }),
+]);
 
 const schema = z.strictObject({
   ...probeBase('web', { interval: 1000, tolerance: 1500 }),
-  /** the site's base URL (default: the target's web service) */
-  url: z.string().url().optional(),
-  /** the user name the journey logs in with (default: the target's web service's) */
-  user: z.string().min(1).max(256).optional(),
+  url: z.string().url().optional().describe("the site's base URL (default: the target's web service)"),
+  user: z.string().min(1).max(256).optional().describe("the user name the journey logs in with (default: the target's web service's)"),
   /** the `password` secret (default: the target's web service's) */
   ...secretRef,
-  /** more secrets for the journey, by name: { apiKey: { env: SHOP_KEY } } */
-  secrets: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'expected a secret name (letters, digits, _)'), secretSource).default({}),
-  /** a module exporting login(page, secrets, ctx) and check(page, ctx), relative to the suite file; or declarative steps */
-  journey: z.union([z.string().min(1).max(4096), declarativeSchema]),
-  /** free parameters handed to a journey module (ctx.params) */
-  params: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'expected a parameter name'), z.union([z.string().max(1000), z.number(), z.boolean()])).default({}),
-  /** the login (every page load and action in it) must finish within this */
-  navigationTimeout: duration({ min: 500, max: 600_000 }).default(15_000),
-  /** each page load and action of a check must finish within this (the page-load timeout) */
-  checkTimeout: duration({ min: 100, max: 600_000 }).default(15_000),
-  /** after a failed check: none (the session is over), or log in again in a fresh browser context */
-  reconnect: reconnectSchema,
-  /** an uncaught script error on the page: fail the session, or only record it */
-  scriptErrors: z.enum(['fail', 'record']).default('fail'),
-  browser: z.string().min(1).default('/usr/bin/chromium'),
+  secrets: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'expected a secret name (letters, digits, _)'), secretSource)
+    .default({})
+    .describe('more secrets for the journey, by name: { apiKey: { env: SHOP_KEY } }'),
+  journey: z.union([z.string().min(1).max(4096), declarativeSchema]).describe('a module exporting login(page, secrets, ctx) and check(page, ctx), relative to the suite file; or declarative steps'),
+  params: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'expected a parameter name'), z.union([z.string().max(1000), z.number(), z.boolean()]))
+    .default({})
+    .describe('free parameters handed to a journey module (ctx.params)'),
+  navigationTimeout: duration({ min: 500, max: 600_000 }).default(15_000).describe('the login (every page load and action in it) must finish within this'),
+  checkTimeout: duration({ min: 100, max: 600_000 }).default(15_000).describe('each page load and action of a check must finish within this (the page-load timeout)'),
+  reconnect: reconnectSchema.describe('after a failed check: none (the session is over), or log in again in a fresh browser context'),
+  scriptErrors: z.enum(['fail', 'record']).default('fail').describe('an uncaught script error on the page: fail the session, or only record it'),
+  browser: z.string().min(1).default('/usr/bin/chromium').describe('the Chromium (or Chrome) executable'),
 });
 export type WebConfig = z.infer<typeof schema>;
 

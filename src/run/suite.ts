@@ -19,35 +19,50 @@ import { migrationSchema } from '../analysis/migration-model.ts';
 const hostname = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$|^\[?[0-9A-Fa-f:.]+\]?$/, 'expected a host name or an IP address');
 
 const realTarget = z.strictObject({
-  host: hostname,
-  echo: z.strictObject({ port: z.number().int().min(1).max(65535) }).optional(),
+  host: hostname.describe("the target's address (host name or IP address)"),
+  echo: z
+    .strictObject({ port: z.number().int().min(1).max(65535).describe("the port of the target's echo service") })
+    .optional()
+    .describe('an echo service on the target (for tcp probes in echo mode)'),
   ssh: z
     .strictObject({
-      user: z.string().regex(/^[a-z_][a-z0-9_.-]{0,31}$/i, 'expected a user name'),
-      port: z.number().int().min(1).max(65535).default(22),
-      privateKeyFile: z.string().min(1).optional(),
+      user: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/, 'expected a user name')
+        .describe('the SSH user'),
+      port: z.number().int().min(1).max(65535).default(22).describe('the SSH port'),
+      privateKeyFile: z.string().min(1).optional().describe('a private key file to log in with'),
       ...secretRef,
       hostKey: z
         .string()
         .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…"')
-        .optional(),
-      knownHostsFile: z.string().min(1).optional(),
+        .optional()
+        .describe('the host key fingerprint, "SHA256:…" (ssh-keygen -lf KEY.pub)'),
+      knownHostsFile: z.string().min(1).optional().describe('a known_hosts file holding the host key'),
     })
-    .optional(),
+    .optional()
+    .describe('SSH access to the target, used by the SSH probes (console, sftp) by default'),
   postgres: z
     .strictObject({
-      port: z.number().int().min(1).max(65535).default(5432),
-      database: z.string().min(1),
-      user: z.string().min(1),
+      port: z.number().int().min(1).max(65535).default(5432).describe('the PostgreSQL port'),
+      database: z.string().min(1).describe('the database'),
+      user: z.string().min(1).describe('the user'),
       ...secretRef,
     })
-    .optional(),
+    .optional()
+    .describe('the PostgreSQL database the postgres and odbc probes use by default'),
 });
 
 const targetSchema = z.union([
   z.literal('lab'),
   z.literal('lab-vm'),
-  z.strictObject({ lab: z.string().regex(/^[a-z][a-z0-9-]{0,15}$/, 'expected a lab name'), vm: z.boolean().default(false) }),
+  z.strictObject({
+    lab: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{0,15}$/, 'expected a lab name')
+      .describe('the name of a lab brought up with blackout lab up --name'),
+    vm: z.boolean().default(false).describe("true: the lab's QEMU guest is the target"),
+  }),
   realTarget,
 ]);
 export type TargetConfig = z.infer<typeof targetSchema>;
@@ -68,45 +83,50 @@ const blackoutsSchema = z.union([
     lengths: z
       .array(duration({ min: 0 }))
       .min(1, 'expected at least one blackout length')
-      .max(MAX_LENGTHS, `expected at most ${MAX_LENGTHS} blackout lengths`),
-    repeat: z.number().int().min(1).max(100).default(1),
+      .max(MAX_LENGTHS, `expected at most ${MAX_LENGTHS} blackout lengths`)
+      .describe('blackout lengths, in the order they run'),
+    repeat: z.number().int().min(1).max(100).default(1).describe('how many times each length runs'),
   }),
   z.strictObject({
-    /** an adaptive search for every probe's breaking point (src/analysis/search.ts) */
     search: z
       .strictObject({
-        from: duration({ min: 1 }),
-        to: duration({ min: 1 }),
-        resolution: duration({ min: 1 }),
-        maxTrials: z.number().int().min(1).max(500).default(40),
+        from: duration({ min: 1 }).describe('the shortest blackout length searched'),
+        to: duration({ min: 1 }).describe('the longest blackout length searched'),
+        resolution: duration({ min: 1 }).describe('how close the search brackets each breaking point'),
+        maxTrials: z.number().int().min(1).max(500).default(40).describe('the search stops after this many trials'),
       })
       .refine((s) => s.to > s.from, { message: 'expected to > from' })
       .refine((s) => s.resolution <= s.to - s.from, { message: 'expected a resolution no larger than to − from' })
       .refine((s) => (s.to - s.from) / s.resolution <= MAX_SEARCH_STEPS, {
         message: `expected (to − from) / resolution ≤ ${MAX_SEARCH_STEPS}: a finer search of so wide a range weighs too many candidate lengths; narrow the range or coarsen the resolution`,
-      }),
+      })
+      .describe("an adaptive search for every probe's breaking point: each trial's length chosen to narrow the open brackets"),
   }),
 ]);
 
 const expectationSchema = z.strictObject({
-  /** the probe must survive (transparent or stalled) every blackout up to this length, and one at least this long */
-  survives: duration({ min: 0 }).optional(),
+  survives: duration({ min: 0 }).optional().describe('the probe must survive (transparent or stalled) every blackout up to this length, and one at least this long'),
 });
 
-const baseSuite = z.strictObject({
-  name: z.string().min(1).max(200),
-  description: z.string().max(10_000).optional(),
-  target: targetSchema,
-  probes: z.array(z.unknown()).min(1, 'expected at least one probe').max(MAX_PROBES, `expected at most ${MAX_PROBES} probes`),
-  injector: z.unknown().optional(), // validated by its kind's own schema below
-  blackouts: blackoutsSchema.optional(),
-  warmup: duration({ min: 0, max: 600_000 }).default(2000),
-  recovery: duration({ min: 0, max: 3_600_000 }).default(20_000),
-  /** pause between trials so TCP stacks settle */
-  cooldown: duration({ min: 0, max: 600_000 }).default(1000),
-  expect: z.record(z.string().max(64), expectationSchema).default({}),
-  strict: z.boolean().default(false),
-  migration: migrationSchema,
+export const baseSuite = z.strictObject({
+  name: z.string().min(1).max(200).describe("the suite's name in the reports"),
+  description: z.string().max(10_000).optional().describe('what the suite is about, for the reports'),
+  target: targetSchema.describe('the machine under test: "lab", "lab-vm", { lab: NAME, vm }, or { host, ssh, postgres, echo } for your own'),
+  probes: z
+    .array(z.unknown())
+    .min(1, 'expected at least one probe')
+    .max(MAX_PROBES, `expected at most ${MAX_PROBES} probes`)
+    .describe('the client sessions kept open against the target while it is blacked out'),
+  injector: z.unknown().optional().describe('what causes the blackout: { kind: cable-pull | command | linux-gateway | manual | … }'), // validated by its kind's own schema below
+  blackouts: blackoutsSchema
+    .optional()
+    .describe('the blackout lengths: a list ["2s", "5s", "10s"], { lengths, repeat }, or { search: { from, to, resolution } } for each probe\'s breaking point (default: the injector\'s own)'),
+  warmup: duration({ min: 0, max: 600_000 }).default(2000).describe('how long the probes run before each cut'),
+  recovery: duration({ min: 0, max: 3_600_000 }).default(20_000).describe('how long after each restore the probes are watched for recovery'),
+  cooldown: duration({ min: 0, max: 600_000 }).default(1000).describe('pause between trials so TCP stacks settle'),
+  expect: z.record(z.string().max(64), expectationSchema).default({}).describe('per probe name: what the probe must survive ({ survives: "10s" }); the run exits 1 when it does not'),
+  strict: z.boolean().default(false).describe('true: every probe must survive every blackout, or the run exits 1'),
+  migration: migrationSchema.describe("the migration verdict's settings: { links, memory, livePause }"),
 });
 
 export interface Suite extends Omit<z.infer<typeof baseSuite>, 'probes' | 'injector' | 'blackouts'> {

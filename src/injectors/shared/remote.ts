@@ -26,20 +26,24 @@ const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an enviro
 /** `ssh:` of an injector: where its commands run. Secrets only by reference. */
 export const sshSchema = z
   .strictObject({
-    host: hostname,
-    port: z.number().int().min(1).max(65535).default(22),
-    user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.\\-]{0,63}$/, 'expected a user name'),
-    privateKeyFile: z.string().min(1).optional(),
-    passphraseEnv: envName.optional(),
-    passphraseFile: z.string().min(1).optional(),
-    passwordEnv: envName.optional(),
-    passwordFile: z.string().min(1).optional(),
+    host: hostname.describe('the machine the commands run on'),
+    port: z.number().int().min(1).max(65535).default(22).describe('its SSH port'),
+    user: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_.\\-]{0,63}$/, 'expected a user name')
+      .describe('the user to log in as'),
+    privateKeyFile: z.string().min(1).optional().describe('a private key file to log in with'),
+    passphraseEnv: envName.optional().describe("the environment variable holding the key's passphrase"),
+    passphraseFile: z.string().min(1).optional().describe("a file holding the key's passphrase"),
+    passwordEnv: envName.optional().describe('the environment variable holding the password'),
+    passwordFile: z.string().min(1).optional().describe('a file holding the password'),
     hostKey: z
       .string()
       .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…" (ssh-keygen -lf KEY.pub)')
-      .optional(),
-    knownHostsFile: z.string().min(1).optional(),
-    connectTimeout: duration({ min: 100, max: 300_000 }).default(15_000),
+      .optional()
+      .describe('the host key fingerprint, "SHA256:…" (ssh-keygen -lf KEY.pub); this or knownHostsFile is needed'),
+    knownHostsFile: z.string().min(1).optional().describe('a known_hosts file holding the host key; this or hostKey is needed'),
+    connectTimeout: duration({ min: 100, max: 300_000 }).default(15_000).describe('how long connecting and logging in may take'),
   })
   .refine((s) => s.hostKey || s.knownHostsFile, { message: 'give hostKey: "SHA256:…" or knownHostsFile: the host key must be verified' });
 export type SshConfig = z.infer<typeof sshSchema>;
@@ -62,16 +66,16 @@ export function exactName(max: number) {
 }
 
 /** A secret reference in an injector block: { env: NAME } or { file: PATH }. */
-export const secretSchema = z.union([z.strictObject({ env: envName }), z.strictObject({ file: z.string().min(1) })]);
+export const secretSchema = z.union([
+  z.strictObject({ env: envName.describe('the environment variable holding the secret') }),
+  z.strictObject({ file: z.string().min(1).describe('a file holding the secret') }),
+]);
 
 /** Fields every remote adapter has. */
 export const remoteFields = {
-  /** where the commands run; omit to run them on this machine */
-  ssh: sshSchema.optional(),
-  /** bound on every single command (the connect included) */
-  timeout: duration({ min: 100, max: 3_600_000 }).default(30_000),
-  /** the watchdog restores this long after the requested end if the harness has died */
-  grace: duration({ min: 0, max: 3_600_000 }).optional(),
+  ssh: sshSchema.optional().describe('where the commands run; omit to run them on this machine'),
+  timeout: duration({ min: 100, max: 3_600_000 }).default(30_000).describe('bound on every single command (the connect included)'),
+  grace: duration({ min: 0, max: 3_600_000 }).optional().describe('the watchdog restores this long after the requested end if the harness has died'),
 };
 
 export function sshSettings(c: SshConfig | undefined): SshSettings | undefined {

@@ -15,12 +15,13 @@ export const reconnectSchema = z
   .union([
     z.enum(['none', 'immediate', 'backoff']),
     z.strictObject({
-      mode: z.enum(['none', 'immediate', 'backoff']),
-      initial: duration({ min: 1 }).default(500),
-      max: duration({ min: 1 }).default(5000),
+      mode: z.enum(['none', 'immediate', 'backoff']).describe('none: a lost session stays lost; immediate: reopen at once; backoff: reopen after a growing wait'),
+      initial: duration({ min: 1 }).default(500).describe('backoff: the first wait before reopening'),
+      max: duration({ min: 1 }).default(5000).describe('backoff: the longest wait between attempts'),
     }),
   ])
   .default('none')
+  .describe('what the client does when its session is lost: none (the outcome is failed), immediate or backoff (a reopened session is "recovered"); or { mode, initial, max }')
   .transform((v) => (typeof v === 'string' ? { mode: v, initial: 500, max: 5000 } : v));
 export type ReconnectPolicy = z.infer<typeof reconnectSchema>;
 

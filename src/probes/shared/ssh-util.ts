@@ -16,19 +16,25 @@ import { passwordRef, readSecret } from '../../core/secrets.ts';
 import type { ProbeContext } from '../../core/probe.ts';
 
 export const sshFields = {
-  host: z.string().min(1).optional(),
-  port: z.number().int().min(1).max(65535).optional(),
-  user: z.string().min(1).optional(),
-  privateKeyFile: z.string().min(1).optional(),
+  host: z.string().min(1).optional().describe("the SSH server (default: the target's address)"),
+  port: z.number().int().min(1).max(65535).optional().describe("the SSH port (default: the target's SSH port, else 22)"),
+  user: z.string().min(1).optional().describe("the user to log in as (default: the target's SSH user)"),
+  privateKeyFile: z.string().min(1).optional().describe('a private key file to log in with'),
   ...secretRef,
   hostKey: z
     .string()
     .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'expected a host key fingerprint "SHA256:…"')
-    .optional(),
-  /** OpenSSH ServerAliveInterval/ServerAliveCountMax: ssh2's keepaliveInterval/keepaliveCountMax (off unless given) */
-  serverAlive: z.strictObject({ interval: duration({ min: 100 }), countMax: z.number().int().min(1).max(100).default(3) }).optional(),
-  /** how long the SSH handshake + authentication may take */
-  readyTimeout: duration({ min: 100 }).default(10_000),
+    .optional()
+    .describe('the server\'s host key fingerprint, "SHA256:…" (ssh-keygen -lf KEY.pub)'),
+  // ssh2's keepaliveInterval/keepaliveCountMax
+  serverAlive: z
+    .strictObject({
+      interval: duration({ min: 100 }).describe('ServerAliveInterval: a keepalive request after this long without data from the server'),
+      countMax: z.number().int().min(1).max(100).default(3).describe('ServerAliveCountMax: the session ends after this many unanswered keepalives'),
+    })
+    .optional()
+    .describe("OpenSSH's ServerAliveInterval / ServerAliveCountMax (off unless given)"),
+  readyTimeout: duration({ min: 100 }).default(10_000).describe('how long the SSH handshake and authentication may take'),
 };
 
 export interface SshConfigFields {

@@ -79,22 +79,28 @@ const textPattern = z.string().min(1).max(1000);
 
 export const stepSchema = z.union([
   /** load a URL (absolute, or relative to the probe's url) */
-  z.strictObject({ goto: z.string().min(1).max(2000) }),
+  z.strictObject({ goto: z.string().min(1).max(2000).describe("load a URL (absolute, or relative to the probe's url)") }),
   /** reload the page the user is on */
-  z.strictObject({ reload: z.literal(true) }),
+  z.strictObject({ reload: z.literal(true).describe('reload the page the user is on') }),
   /** type into a field: a literal `value`, or a `secret` by name (never written in the suite) */
-  z.union([z.strictObject({ fill: selector, value: z.string().max(10_000) }), z.strictObject({ fill: selector, secret: secretName })]),
-  z.strictObject({ click: selector }),
+  z.union([
+    z.strictObject({ fill: selector.describe('type into the field this selector finds'), value: z.string().max(10_000).describe('the text typed') }),
+    z.strictObject({ fill: selector.describe('type into the field this selector finds'), secret: secretName.describe("the name of the secret typed (password, or a key of the probe's secrets)") }),
+  ]),
+  z.strictObject({ click: selector.describe('click what this selector finds') }),
   /** wait until the URL matches ("/regex/" or a glob such as "**\/app*") */
-  z.strictObject({ waitForUrl: z.string().min(1).max(2000) }),
+  z.strictObject({ waitForUrl: z.string().min(1).max(2000).describe('wait until the URL matches ("/regex/" or a glob such as "**/app*")') }),
   /** wait until the text (a substring, or "/regex/flags") is visible, in `in` (a selector; default the whole page) */
-  z.strictObject({ expectText: textPattern, in: selector.optional() }),
+  z.strictObject({
+    expectText: textPattern.describe('wait until this text (a substring, or "/regex/flags") is visible'),
+    in: selector.optional().describe('where the text must be (a selector; default: the whole page)'),
+  }),
 ]);
 export type Step = z.infer<typeof stepSchema>;
 
 export const declarativeSchema = z.strictObject({
-  login: z.array(stepSchema).max(100).default([]),
-  check: z.array(stepSchema).min(1, 'expected at least one check step').max(100),
+  login: z.array(stepSchema).max(100).default([]).describe('the steps that log in, once per session'),
+  check: z.array(stepSchema).min(1, 'expected at least one check step').max(100).describe('the steps of one check, repeated every interval'),
 });
 export type DeclarativeJourney = z.infer<typeof declarativeSchema>;
 

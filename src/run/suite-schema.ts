@@ -1,0 +1,96 @@
+/**
+ * The suite format as a JSON Schema (draft-07), generated from the same zod
+ * schemas `validate` uses: the suite's own fields (run/suite.ts) and every
+ * probe and injector kind's `schema`, with their `.describe()` texts. Editors
+ * read it for completion and checks (`# yaml-language-server: $schema=…` at the
+ * top of a suite); `blackout schema` prints it and schema/suite.schema.json is
+ * its committed copy.
+ *
+ * It describes what a user may write (zod's input side): a duration is "10s" or
+ * a number of ms, a field with a default may be left out. What JSON Schema
+ * cannot say stays with `validate` alone (SCHEMA_LIMITS below).
+ */
+import { z } from 'zod';
+import { inputForms } from '../core/schema-util.ts';
+import { probes } from '../probes/index.ts';
+import { injectors } from '../injectors/index.ts';
+import { baseSuite } from './suite.ts';
+
+type JsonSchema = Record<string, unknown>;
+
+/** the rules only `validate` checks: said in the schema's $comment, so an editor user knows a clean file may still be refused */
+export const SCHEMA_LIMITS = [
+  'rules across fields (a tcp probe in exchange mode needs send and expect; a search needs to > from; give exactly one of two fields …)',
+  'probe names unique, and every key of expect naming a probe',
+  'a bound on a duration or size written as a string ("1ms" where at least 1 s is needed): a number is checked, a string only for its form',
+  'a regular expression field being a valid regular expression, a link name being a known link',
+];
+
+const KEEP = new Set(['description', 'default', 'title', 'examples']);
+
+/** zod → JSON Schema for one piece: the input side, a transform's field replaced by what a user writes (inputForms) */
+export function jsonSchemaOf(schema: z.ZodType): JsonSchema {
+  const json = z.toJSONSchema(schema, {
+    target: 'draft-07',
+    io: 'input',
+    unrepresentable: 'throw',
+    override(ctx) {
+      const zs: z.core.$ZodType = ctx.zodSchema;
+      const form = inputForms.get(zs);
+      const def = zs._zod.def;
+      // JSON Schema patterns have no flags: a /…/i would silently become case-sensitive here
+      for (const check of (def as { checks?: z.core.$ZodCheck[] }).checks ?? []) {
+        const re = (check._zod.def as { pattern?: unknown }).pattern;
+        if (re instanceof RegExp && re.flags) throw new Error(`the pattern ${String(re)} has flags, which JSON Schema cannot express: spell them out`);
+      }
+      if (form) {
+        for (const k of Object.keys(ctx.jsonSchema)) if (!KEEP.has(k)) delete (ctx.jsonSchema as JsonSchema)[k];
+        Object.assign(ctx.jsonSchema, structuredClone(form));
+      }
+      // zod leaves out a default in front of a transform (it is of the output type); ours are valid input too (ms, bytes)
+      if (def.type === 'default' && !('default' in ctx.jsonSchema)) {
+        const v = (def as unknown as { defaultValue: unknown }).defaultValue;
+        if (v !== undefined && (typeof v !== 'object' || v === null || Array.isArray(v) || Object.keys(v).length === 0)) ctx.jsonSchema.default = v;
+      }
+    },
+  }) as JsonSchema;
+  delete json.$schema;
+  return json;
+}
+
+/** The suite's JSON Schema, as an object (stable key order: the committed file is compared to it). */
+export function suiteJsonSchema(): JsonSchema {
+  const definitions: Record<string, JsonSchema> = {};
+  const dispatch = (what: 'probe' | 'injector', kinds: Array<{ kind: string; summary: string; schema: z.ZodType }>, description: string): JsonSchema => {
+    for (const d of kinds) definitions[`${what}-${d.kind}`] = { description: `${what} kind ${d.kind}: ${d.summary}`, ...jsonSchemaOf(d.schema) };
+    // one if/then per kind rather than anyOf: an editor and a validator then speak of the one kind written, not of every kind's fields
+    return {
+      description,
+      type: 'object',
+      required: ['kind'],
+      properties: { kind: { description: `the ${what} kind`, enum: kinds.map((d) => d.kind) } },
+      allOf: kinds.map((d) => ({ if: { properties: { kind: { const: d.kind } }, required: ['kind'] }, then: { $ref: `#/definitions/${what}-${d.kind}` } })),
+    };
+  };
+  const probe = dispatch('probe', probes, 'one client session kept open against the target; its fields depend on its kind');
+  const injector = dispatch('injector', injectors, 'what causes the blackout; its fields depend on its kind');
+
+  const suite = jsonSchemaOf(baseSuite);
+  const props = suite.properties as Record<string, JsonSchema>;
+  props.probes = { ...props.probes, items: { $ref: '#/definitions/probe' } };
+  // draft-07 ignores the siblings of a $ref: the description stays beside it through allOf
+  props.injector = { description: props.injector?.description, allOf: [{ $ref: '#/definitions/injector' }] };
+  suite.required = [...new Set([...((suite.required as string[] | undefined) ?? []), 'injector'])];
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'blackout suite',
+    $comment: `Generated by \`blackout schema\` from blackout's own suite schemas. \`blackout validate\` also checks what JSON Schema cannot express: ${SCHEMA_LIMITS.join('; ')}.`,
+    ...suite,
+    definitions: { probe, injector, ...definitions },
+  };
+}
+
+/** the schema file's text: what `blackout schema` prints and schema/suite.schema.json holds */
+export function suiteJsonSchemaText(): string {
+  return JSON.stringify(suiteJsonSchema(), null, 2) + '\n';
+}
