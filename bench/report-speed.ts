@@ -6,6 +6,7 @@ import { mkdtempSync, mkdirSync, openSync, writeSync, closeSync, statSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { nodeArgv } from '../src/core/runtime.ts';
 import { machine, saveResult, f1, load, runs, spread, fs1, ratio, baseline } from './common.ts';
 
 export function writeSyntheticLog(path: string, target: number): number {
@@ -72,8 +73,7 @@ function measure(dir: string): { secs: number; cpuSecs: number; kb: number; ok: 
 
 function phases(dir: string): Array<{ phase: string; wallMs: number; cpuMs: number }> {
   rmSync(join(dir, 'allure-results'), { recursive: true, force: true });
-  const script = new URL('./report-phases.ts', import.meta.url).pathname;
-  const r = spawnSync(process.execPath, ['--import', 'tsx', script, dir], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [...nodeArgv('./report-phases.ts', import.meta.url), dir], { encoding: 'utf8' });
   try {
     return (JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as { phases: Array<{ phase: string; wallMs: number; cpuMs: number }> }).phases;
   } catch {

@@ -7,6 +7,7 @@ import { scale } from './scale.ts';
 import { reportSpeed } from './report-speed.ts';
 import { search } from './search.ts';
 import { fleet } from './fleet.ts';
+import { startup } from './startup.ts';
 
 const all: Record<string, () => Promise<void>> = {
   accuracy: () => accuracy(),
@@ -14,6 +15,7 @@ const all: Record<string, () => Promise<void>> = {
   search: () => search(),
   'report-speed': () => reportSpeed(),
   fleet: () => fleet(),
+  startup: () => startup(),
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -19,6 +19,7 @@ import { MetricsSink } from '../reporters/metrics.ts';
 import { testsSummaryText } from '../analysis/test-cases.ts';
 import { createClock, sleep } from '../core/clock.ts';
 import { EventLogError } from '../core/event-log.ts';
+import { COMPILED } from '../core/runtime.ts';
 import { probes } from '../probes/index.ts';
 import { injectorDefinition, injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from '../reporters/markdown.ts';
@@ -45,8 +46,10 @@ const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 
 function defaultOutDir(suiteName: string): string {
   const stamp = new Date().toISOString().replace(/[:]/g, '-').replace(/\..+$/, '');
+  // a checkout keeps its runs in its own reports/; an installed blackout (its
+  // package folder is no place for them) in reports/ under the working directory
   const base = join(
-    ROOT,
+    COMPILED ? process.cwd() : ROOT,
     'reports',
     `${stamp}-${suiteName
       .toLowerCase()

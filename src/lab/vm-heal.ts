@@ -16,7 +16,7 @@
 import { spawn } from 'node:child_process';
 import { spawnWithoutSendLease } from './lease.ts';
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { nodeArgv } from '../core/runtime.ts';
 import { pidAlive } from '../transport/exec.ts';
 import { sleep } from '../core/clock.ts';
 import { connectQmp, pollMigration, type MigrationInfo, type QmpClient, type RunStatus } from '../transport/qmp.ts';
@@ -66,9 +66,6 @@ export function specOf(vm: VmState): InstanceSpec {
   return { image: vm.image, mac: vm.mac, memoryMB: vm.memoryMB, address: vm.address, prefixLength: vm.prefixLength, console: vm.console };
 }
 
-const watchdogScript = fileURLToPath(new URL('./vm-watchdog.ts', import.meta.url));
-const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
-
 /**
  * Starts the watchdog for the journal's migration, detached in its own
  * session (a kill -9 of the harness, or of its process group, leaves it
@@ -79,11 +76,9 @@ export async function spawnWatchdog(lab: Topology, driverPid: number, deadlineWa
   const fd = openSync(log, 'a');
   let pid: number | undefined;
   try {
-    // cwd = the project root, so `--import tsx` resolves from its node_modules;
     // the VM directory is in the argv so vmDown finds (and ends) it by PID
     const child = spawnWithoutSendLease(() =>
-      spawn(process.execPath, ['--import', 'tsx', watchdogScript, lab.name, String(driverPid), String(Math.round(deadlineWallMs)), `${vmDir(lab)}/`], {
-        cwd: projectRoot,
+      spawn(process.execPath, [...nodeArgv('./vm-watchdog.ts', import.meta.url), lab.name, String(driverPid), String(Math.round(deadlineWallMs)), `${vmDir(lab)}/`], {
         detached: true,
         stdio: ['ignore', fd, fd],
       }),

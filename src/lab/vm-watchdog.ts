@@ -2,7 +2,8 @@
  * The detached watchdog of one VM migration (started by vm-heal.ts
  * `spawnWatchdog`, in its own session, so it outlives a kill -9 of the harness).
  *
- *   node --import tsx vm-watchdog.ts LAB DRIVER_PID DEADLINE_WALL_MS VM_DIR/
+ *   node vm-watchdog.js LAB DRIVER_PID DEADLINE_WALL_MS VM_DIR/
+ *   (from the sources: node --import tsx vm-watchdog.ts …; core/runtime.ts nodeArgv picks)
  *
  * It polls every 50 ms: when the migration journal is gone (the driver
  * finished normally) it exits; when the driver's PID is gone, or the deadline

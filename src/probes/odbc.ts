@@ -242,7 +242,9 @@ class OdbcProcess {
       clearTimeout(p.timer);
       p.resolve(m);
     });
-    this.child.on('exit', (code, signal) => {
+    this.child.on('exit', () => (this.exited = true));
+    // 'close': after the exit and the end of its stderr, whose last line is the reason
+    this.child.on('close', (code, signal) => {
       this.exited = true;
       const e = new Error(`the ODBC client process ended (${signal ?? `exit ${code}`})${this.stderr.trim() ? `: ${this.stderr.trim().split('\n').pop()}` : ''}`);
       for (const p of this.pending.values()) {

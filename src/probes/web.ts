@@ -24,7 +24,7 @@
  * no GPU, no background networking, a fresh profile each launch that
  * playwright removes when the browser closes.
  */
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { z } from 'zod';
 import { sleep } from '../core/clock.ts';
 import { duration, probeBase, secretRef } from '../core/schema-util.ts';
@@ -70,8 +70,10 @@ let shared: { path: string; browser: Promise<Browser>; refs: number } | null = n
 
 function acquireBrowser(path: string): Promise<Browser> {
   if (!shared || shared.path !== path) {
-    // playwright gives every launch a fresh temporary --user-data-dir of its own and removes it at close
-    shared = { path, browser: chromium.launch({ executablePath: path, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 }), refs: 0 };
+    // playwright gives every launch a fresh temporary --user-data-dir of its own and removes it at close;
+    // loaded here, not at the top: it is the heaviest module of every start of the command (~0.4 s)
+    const browser = import('playwright-core').then(({ chromium }) => chromium.launch({ executablePath: path, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 }));
+    shared = { path, browser, refs: 0 };
     shared.browser.catch(() => (shared = null));
   }
   shared.refs++;

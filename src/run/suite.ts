@@ -5,11 +5,10 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve, extname, dirname, isAbsolute } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import { tsImport } from 'tsx/esm/api';
 import { z } from 'zod';
 import { duration, secretRef } from '../core/schema-util.ts';
+import { importUserModule } from '../core/runtime.ts';
 import { probes, probeDefinition } from '../probes/index.ts';
 import { injectors, injectorDefinition } from '../injectors/index.ts';
 import type { ProbeConfigBase } from '../core/probe.ts';
@@ -264,9 +263,9 @@ export async function loadSuite(file: string): Promise<Suite> {
   let raw: unknown;
   if (ext === '.ts' || ext === '.mts' || ext === '.js' || ext === '.mjs') {
     try {
-      // tsImport loads it as ESM whatever package.json sits next to it (a suite in /tmp has none),
-      // through its own loader namespace, so it can import defineSuite from this very module
-      const mod = (ext === '.ts' || ext === '.mts' ? await tsImport(pathToFileURL(path).href, import.meta.url) : await import(pathToFileURL(path).href)) as { default?: unknown };
+      // loaded as ESM whatever package.json sits next to it (a suite in /tmp has none),
+      // so it can import defineSuite from this very module, or from 'blackout'
+      const mod = (await importUserModule(path, import.meta.url)) as { default?: unknown };
       raw = mod.default;
       // a .ts file outside an ESM package arrives through CJS interop: { default: { default: suite } }
       if (raw && typeof raw === 'object' && Object.keys(raw).length === 1 && 'default' in raw) raw = (raw as { default: unknown }).default;

@@ -22,6 +22,18 @@ describe('defineSuite', () => {
     expect(r.stdout).toMatch(/valid — 1 probes, injector live-migration/);
   });
 
+  it("imports defineSuite from 'blackout' wherever the suite is (the running copy)", async () => {
+    const dir = tempDir('blackout-ts-');
+    const file = join(dir, 'suite.ts');
+    writeFileSync(
+      file,
+      `import { defineSuite } from 'blackout';\nexport default defineSuite({ name: 'ts', target: 'lab', probes: [{ name: 'echo', kind: 'tcp', interval: '50ms' }], injector: { kind: 'live-migration' } });\n`,
+    );
+    const r = await runCli(['validate', file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/valid — 1 probes, injector live-migration/);
+  });
+
   it('a wrong TypeScript suite names the field', async () => {
     const r = await runCli(['validate', tsSuite(`{ name: 'ts', target: 'lab', probes: [{ name: 'echo', kind: 'tcp', interval: 'fast' }], injector: { kind: 'cable-pull' } } as any`)]);
     expect(r.code).toBe(2);

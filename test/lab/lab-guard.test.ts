@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, runIn } from '../../src/transport/exec.ts';
 import { supernetGuardRuleset } from '../../src/lab/lab.ts';
 import { rangeConflicts } from '../../src/lab/range.ts';
+import { nodeArgv } from '../../src/core/runtime.ts';
 import { ROOT, runCli, tempDir, writeSuite } from '../helpers/lab.ts';
 
 const tag = process.env.BLACKOUT_TEST_LAB_TAG ?? 'x';
@@ -151,7 +152,7 @@ describe('the lab index lock is an flock: never broken by age, released by its h
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   function holder(holdMs: number) {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/alloc-lock-child.ts'), lock, String(holdMs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeArgv('../helpers/alloc-lock-child.ts', import.meta.url), lock, String(holdMs)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     const lines: Array<{ ev: string; t: number }> = [];
     const waiters: Array<() => void> = [];
     createInterface({ input: child.stdout! }).on('line', (l) => {

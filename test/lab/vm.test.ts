@@ -26,6 +26,7 @@ import { cablePull } from '../../src/injectors/cable-pull.ts';
 import { qemuLive } from '../../src/injectors/qemu-live.ts';
 import { qemuQuick } from '../../src/injectors/qemu-quick.ts';
 import type { InjectorContext } from '../../src/core/injector.ts';
+import { nodeArgv } from '../../src/core/runtime.ts';
 import { ROOT, useLab, labName } from '../helpers/lab.ts';
 
 const LAB = labName('vmtest1');
@@ -259,7 +260,7 @@ describe('lab VM (QEMU, TCG)', () => {
   /** Starts a migration in a child "harness", kills it with SIGKILL mid-way, and checks the watchdog brought the guest back. */
   async function killMidMigration(which: 'quick' | 'live', afterCutMs: number): Promise<string> {
     const state = lab.state();
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/vm-migrate-child.ts'), LAB, which], {
+    const child = spawn(process.execPath, [...nodeArgv('../helpers/vm-migrate-child.ts', import.meta.url), LAB, which], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -25,6 +25,8 @@ const DEPS: Record<string, string[]> = {
   // campaigns, workers, shards and merges: many runs
   fleet: ['core', 'transport', 'analysis', 'probes', 'injectors', 'lab', 'run', 'reporters', 'store', 'fleet'],
   cli: ['core', 'transport', 'analysis', 'probes', 'injectors', 'lab', 'run', 'reporters', 'store', 'fleet', 'cli'],
+  // the package's entry (import { defineSuite } from 'blackout')
+  'index.ts': ['run/suite.ts'],
 };
 
 function sourceFiles(dir: string): string[] {

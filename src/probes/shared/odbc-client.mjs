@@ -12,7 +12,22 @@
 // and gets { id, ok: true, rows? } or { id, ok: false, error: { message, state?, code? } }.
 // The DSN lives in a private odbc.ini named by the ODBCINI / ODBCSYSINI
 // environment the parent set for this process (never /etc).
-import odbc from 'odbc';
+// `odbc` is an optional dependency: a native addon whose install script
+// fetches a prebuilt binary or, failing that, builds one against unixODBC
+// (which fails without unixodbc-dev and a compiler, and which an npm that runs
+// only allowed install scripts skips). A blackout installed without it works
+// but for this probe: say so, in the one line the parent shows as the probe's
+// error, and end.
+let odbc;
+try {
+  odbc = (await import('odbc')).default;
+} catch (e) {
+  const cause = String(e?.message ?? e).split('\n')[0];
+  process.stderr.write(
+    `the odbc probe needs the npm package "odbc" with its native addon, which is not usable here (npm installs it with blackout when it may run its install script, e.g. \`npm install -g --allow-scripts=odbc …\`; building it needs unixodbc-dev and a C++ compiler): ${cause}\n`,
+  );
+  process.exit(3);
+}
 
 let conn = null;
 

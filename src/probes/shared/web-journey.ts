@@ -19,11 +19,10 @@
  * (one login), for what a check must remember (e.g. the last value seen).
  */
 import { existsSync } from 'node:fs';
-import { extname, isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { isAbsolute, resolve } from 'node:path';
 import type { Page } from 'playwright-core';
-import { tsImport } from 'tsx/esm/api';
 import { z } from 'zod';
+import { importUserModule } from '../../core/runtime.ts';
 
 /** what a journey's functions get besides the page */
 export interface JourneyContext {
@@ -187,16 +186,16 @@ export function declarativeJourney(d: DeclarativeJourney, timeoutMs: number): Jo
 
 /**
  * Loads a journey module (absolute path: the suite loader resolves it against
- * the suite file's folder). TypeScript goes through tsx's loader, like a .ts suite.
+ * the suite file's folder). TypeScript goes through tsx's loader, like a .ts suite
+ * (core/runtime.ts importUserModule).
  */
 export async function loadJourney(file: string): Promise<Journey> {
   // a suite validated without its file (programmatic use): relative to the working directory
   const path = isAbsolute(file) ? file : resolve(file);
   if (!existsSync(path)) throw new Error(`journey ${path}: file not found`);
-  const ext = extname(path);
   let mod: Record<string, unknown>;
   try {
-    mod = (ext === '.ts' || ext === '.mts' || ext === '.cts' ? await tsImport(pathToFileURL(path).href, import.meta.url) : await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    mod = await importUserModule(path, import.meta.url);
   } catch (e) {
     throw new Error(`journey ${path}: could not load: ${(e as Error).message.split('\n')[0]}`);
   }
