@@ -38,6 +38,7 @@ beforeAll(async () => {
   expect(listed).toContain('package/dist/probes/shared/odbc-client.mjs');
   expect(listed).toContain('package/servers/echo-server.mjs');
   expect(listed).toContain('package/suites/lab-cable-pull.yaml');
+  expect(listed).toContain('package/schema/suite.schema.json'); // the bundled suites name it on their first line
   expect(listed).toContain('package/LICENSE');
   expect(listed.filter((f) => /^package\/(src|test|bench|node_modules)\//.test(f) || f.endsWith('.npmrc'))).toEqual([]);
   expect(existsSync(join(prefix, 'lib', 'node_modules', 'blackout', 'dist', 'cli', 'cli.js'))).toBe(true);
