@@ -45,9 +45,9 @@ export function writeResultsMd(): void {
         .filter((f) => f.endsWith('.json'))
         .sort()
     : [];
-  const order = ['accuracy', 'scale', 'search', 'report-speed', 'fleet'];
+  const order = ['accuracy', 'scale', 'search', 'report-speed', 'ingest', 'fleet'];
   const results = files.map((f) => JSON.parse(readFileSync(join(RESULTS_DIR, f), 'utf8')) as BenchResult).sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
-  const out = ['# blackout benchmarks', '', 'Written by `npm run bench` (one benchmark: `npm run bench -- accuracy|scale|search|report-speed|fleet`). Raw figures: `bench/results/*.json`.', ''];
+  const out = ['# blackout benchmarks', '', 'Written by `npm run bench` (one benchmark: `npm run bench -- accuracy|scale|search|report-speed|ingest|fleet`). Raw figures: `bench/results/*.json`.', ''];
   for (const r of results) {
     out.push(`## ${r.title}`, '', `${r.date} · ${r.machine}${r.load ? ` · load average ${r.load}` : ''}`, '', ...r.table, '');
     for (const g of r.goals) out.push(`- ${g.met ? '✅ met' : '❌ not met'}: ${g.goal} — ${g.figure}`);

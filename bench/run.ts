@@ -7,12 +7,14 @@ import { scale } from './scale.ts';
 import { reportSpeed } from './report-speed.ts';
 import { search } from './search.ts';
 import { fleet } from './fleet.ts';
+import { ingest } from './ingest.ts';
 
 const all: Record<string, () => Promise<void>> = {
   accuracy: () => accuracy(),
   scale: () => scale(),
   search: () => search(),
   'report-speed': () => reportSpeed(),
+  ingest: () => ingest(),
   fleet: () => fleet(),
 };
 
