@@ -1,11 +1,13 @@
 /**
  * Store ingest on a private PostgreSQL (started and removed here), on the same
  * machine as the harness:
- *  - the run's path: 1 M events appended to a run's event log (events.jsonl in
- *    a temp folder) with the store sink subscribed to it, as `run --store`
- *    wires it; events per second from the first event to the last one
- *    committed, and the CPU time of the harness and of the PostgreSQL
- *    processes over that span;
+ *  - store ingest: 1 M events made and serialised once (as the event log
+ *    does) and handed to the store sink with their JSON lines, events per second from the first event
+ *    to the last one committed, and the CPU time of the harness and of the
+ *    PostgreSQL processes over that span;
+ *  - a run's whole path: the same events made one by one and appended to a
+ *    run's event log (events.jsonl in a temp folder) with the sink subscribed
+ *    to it, as `run --store` wires it;
  *  - the ceiling: the very rows the sink sent, exported and loaded again with
  *    psql's \copy into the same (emptied) table: PostgreSQL's own COPY rate for
  *    that row width on this machine, with no event made or analysed.
@@ -19,7 +21,7 @@ import { startPgCluster, type PgCluster } from '../test/helpers/pg-cluster.ts';
 import { RunStoreSink } from '../src/store/sink.ts';
 import { connectStore } from '../src/store/db.ts';
 import { EventLog } from '../src/core/event-log.ts';
-import { EVENT_SCHEMA_VERSION } from '../src/core/events.ts';
+import { EVENT_SCHEMA_VERSION, type BlackoutEvent } from '../src/core/events.ts';
 import { machine, saveResult, load, runs, spread, fs1 } from './common.ts';
 
 const EVENTS = 1_000_000;
@@ -60,52 +62,69 @@ interface IngestRun {
   pgCpuS: number;
 }
 
-/** one run's events through its event log and the store sink subscribed to it */
-async function runIngest(db: PgCluster, n: number, k: number): Promise<IngestRun> {
+/** a run of n events: run-start, trials of 20 000 samples over 20 probes, run-end */
+function* runEvents(n: number, k: number): Generator<BlackoutEvent> {
+  const probes = Array.from({ length: 20 }, (_, i) => ({ name: `p${i}`, kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: {} }));
+  yield {
+    type: 'run-start',
+    t: 0,
+    schema: EVENT_SCHEMA_VERSION,
+    runId: `ingest-${k}`,
+    suite: 'ingest',
+    config: {},
+    wallMs: Date.now(),
+    host: 'bench',
+    target: { name: 'lab', address: '10.213.0.2' },
+    injector: { kind: 'cable-pull' },
+    probes,
+    version: '0',
+  };
+  let t = 0;
+  let trial = -1;
+  for (let i = 1; i < n; i++) {
+    if (i % 20_000 === 1) {
+      if (trial >= 0) yield { type: 'trial-end', t: ++t, trial };
+      trial++;
+      yield { type: 'trial-start', t: ++t, trial, requestedMs: 2000 };
+      i += 2;
+    }
+    yield { type: 'sample', t: (t += 0.05), probe: probes[i % 20]!.name, trial, latencyMs: 0.31, seq: i };
+  }
+  yield { type: 'trial-end', t: ++t, trial };
+  yield { type: 'run-end', t: ++t, exitCode: 0, reason: 'completed' };
+}
+
+/**
+ * One run's events into the store, made one by one. 'run': appended to the
+ * run's event log with the sink subscribed to it (as `run --store` wires it);
+ * 'sink': each serialised once (the event log's JSON.stringify) and handed
+ * to the sink with its line, without the event log's file write.
+ */
+async function runIngest(db: PgCluster, n: number, k: number, mode: 'run' | 'sink'): Promise<IngestRun> {
   const dir = mkdtempSync(join(tmpdir(), 'blackout-bench-ingest-'));
   try {
-    const probes = Array.from({ length: 20 }, (_, i) => ({ name: `p${i}`, kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: {} }));
-    const log = new EventLog(join(dir, 'events.jsonl'));
     const sink = new RunStoreSink(db.url, { outDir: dir, closeWaitMs: 600_000 });
-    log.subscribe(sink.onEvent);
+    let log: EventLog | null = null;
+    if (mode === 'run') {
+      log = new EventLog(join(dir, 'events.jsonl'));
+      log.subscribe(sink.onEvent);
+    }
     const cpu0 = process.cpuUsage();
     const pg0 = clusterCpu(db);
     const t0 = performance.now();
-    log.append({
-      type: 'run-start',
-      t: 0,
-      schema: EVENT_SCHEMA_VERSION,
-      runId: `ingest-${k}`,
-      suite: 'ingest',
-      config: {},
-      wallMs: Date.now(),
-      host: 'bench',
-      target: { name: 'lab', address: '10.213.0.2' },
-      injector: { kind: 'cable-pull' },
-      probes,
-      version: '0',
-    });
-    let t = 0;
-    let trial = -1;
-    for (let i = 1; i < n; i++) {
-      if (i % 20_000 === 1) {
-        if (trial >= 0) log.append({ type: 'trial-end', t: ++t, trial });
-        trial++;
-        log.append({ type: 'trial-start', t: ++t, trial, requestedMs: 2000 });
-        i += 2;
-      }
-      log.append({ type: 'sample', t: (t += 0.05), probe: probes[i % 20]!.name, trial, latencyMs: 0.31, seq: i });
+    let i = 0;
+    for (const e of runEvents(n, k)) {
+      if (log) log.append(e);
+      else sink.onEvent(e, JSON.stringify(e));
       // hand the loop to the log's timer and the sink's pump now and then, as a run's timers do
-      if (i % 10_000 === 0) await new Promise((r) => setImmediate(r));
+      if (++i % 10_000 === 0) await new Promise((r) => setImmediate(r));
     }
-    log.append({ type: 'trial-end', t: ++t, trial });
-    log.append({ type: 'run-end', t: ++t, exitCode: 0, reason: 'completed' });
     const s = await sink.close();
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     const pgCpuS = clusterCpu(db) - pg0;
-    log.close();
-    if (s.notStored || s.refused || s.stored !== s.events || s.events !== log.count) throw new Error(`ingest: ${s.stored}/${s.events} stored of ${log.count}`);
+    log?.close();
+    if (s.notStored || s.refused || s.stored !== s.events || s.events !== i) throw new Error(`ingest: ${s.stored}/${s.events} stored of ${i}`);
     return { eventsPerSec: s.stored / (ms / 1000), ms, batches: s.batches, harnessCpuS: (cpu.user + cpu.system) / 1e6, pgCpuS };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -134,21 +153,27 @@ export async function ingest(): Promise<void> {
     const psql = psqlBin();
     const file = join(tmp, 'events.copy');
     const ing: IngestRun[] = [];
+    const alone: IngestRun[] = [];
     for (let k = 0; k < runs(); k++) {
-      // each run into the same empty table, after a checkpoint, so no run pays for another's writes
-      await c.query('truncate blackout.events, blackout.runs cascade');
-      await c.query('checkpoint');
-      ing.push(await runIngest(db, EVENTS, k));
-      process.stdout.write(`  ingest run ${k + 1}: ${Math.round(ing.at(-1)!.eventsPerSec)} events/s\n`);
+      for (const mode of ['sink', 'run'] as const) {
+        // each run into the same empty table, after a checkpoint, so no run pays for another's writes
+        await c.query('truncate blackout.events, blackout.runs cascade');
+        await c.query('checkpoint');
+        const r = await runIngest(db, EVENTS, k, mode);
+        (mode === 'run' ? ing : alone).push(r);
+        process.stdout.write(`  ingest ${mode} ${k + 1}: ${Math.round(r.eventsPerSec)} events/s\n`);
+      }
     }
     // the rows of the last run, as the sink sent them (psql \copy: the client writes the file)
     execFileSync(psql, [db.url, '-qc', `\\copy blackout.events (run_key, seq, t, type, trial, probe, body) to '${file}'`]);
     const bytes = statSync(file).size;
+    const perM = (s: number, n: number) => (s / n) * 1e6;
     const ceil = Array.from({ length: runs() }, () => ceiling(db, file));
     await c.end();
-    const eps = spread(ing.map((r) => r.eventsPerSec));
+    const eps = spread(alone.map((r) => r.eventsPerSec));
+    const row = (what: string, rs: IngestRun[]) =>
+      `| ${what} | ${fs1(spread(rs.map((r) => r.eventsPerSec)), 0)} | ${fs1(spread(rs.map((r) => r.ms / 1000)))} | ${fs1(spread(rs.map((r) => perM(r.harnessCpuS, EVENTS))))} | ${fs1(spread(rs.map((r) => perM(r.pgCpuS, EVENTS))))} |`;
     const rows = ceil[0]!.rows;
-    const perM = (s: number, n: number) => (s / n) * 1e6;
     saveResult({
       name: 'ingest',
       title: 'Store ingest: 1 M events of a run into PostgreSQL (COPY), private cluster on the same 2 cores',
@@ -158,7 +183,8 @@ export async function ingest(): Promise<void> {
       table: [
         `| median of ${runs()} (min–max) | events (rows) per second | seconds | harness CPU s per 1 M | PostgreSQL CPU s per 1 M |`,
         '| --- | --- | --- | --- | --- |',
-        `| a run's events: event log (events.jsonl) → store sink → COPY, first event to last commit | ${fs1(eps, 0)} | ${fs1(spread(ing.map((r) => r.ms / 1000)))} | ${fs1(spread(ing.map((r) => perM(r.harnessCpuS, EVENTS))))} | ${fs1(spread(ing.map((r) => perM(r.pgCpuS, EVENTS))))} |`,
+        row('store ingest: events made, serialised once (as the event log does) and handed to the store sink with their line; first event to last commit', alone),
+        row("a run's whole path: events made one by one, the event log writing events.jsonl, the sink subscribed to it", ing),
         `| ceiling: the same ${rows.toLocaleString('en')} rows (${(bytes / rows).toFixed(0)} bytes each) by psql \\copy | ${fs1(spread(ceil.map((r) => r.rowsPerSec)), 0)} | ${fs1(spread(ceil.map((r) => r.ms / 1000)))} | – | ${fs1(spread(ceil.map((r) => perM(r.pgCpuS, r.rows))))} |`,
       ],
       goals: [
@@ -170,9 +196,9 @@ export async function ingest(): Promise<void> {
       ],
       notes: [
         'The database runs with fsync off (a throwaway cluster); a production database with fsync on is also bounded by its disk at each batch commit.',
-        "Harness CPU: the benchmark's own process (making the events, the event log's write, the sink's analysis and COPY rows); PostgreSQL CPU: the postmaster and all its children (the COPY backend, WAL writer, checkpointer). On 2 cores the two run in parallel: the wall time is bounded by the larger of the two, and by the machine's other load.",
+        "Harness CPU: the benchmark's own process (the sink's analysis and COPY rows; on the run's path also making the events and the event log's write); PostgreSQL CPU: the postmaster and all its children (the COPY backend, WAL writer, checkpointer). On 2 cores the two run in parallel: the wall time is bounded by the larger of the two, and by the machine's other load.",
       ],
-      raw: { ingest: ing, ceiling: ceil, copyBytes: bytes },
+      raw: { sinkAlone: alone, runPath: ing, ceiling: ceil, copyBytes: bytes },
     });
   } finally {
     rmSync(tmp, { recursive: true, force: true });
