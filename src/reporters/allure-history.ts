@@ -55,12 +55,24 @@ function runStartOf(dir: string): { suite: string; wallMs: number; runId: string
     return null;
   }
   try {
-    // run-start carries the suite's config: a few KiB, rarely more
-    const buf = Buffer.alloc(256 << 10);
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    const text = buf.subarray(0, n).toString('utf8');
-    const nl = text.indexOf('\n');
-    const e = JSON.parse(nl < 0 ? text : text.slice(0, nl)) as { type?: unknown; suite?: unknown; wallMs?: unknown; runId?: unknown };
+    // run-start carries the suite's config: a few KiB, rarely more (read until its newline, at most 4 MiB)
+    const parts: Buffer[] = [];
+    let size = 0;
+    let nl = -1;
+    while (nl < 0 && size < 4 << 20) {
+      const buf = Buffer.allocUnsafe(16 << 10);
+      const n = readSync(fd, buf, 0, buf.length, size);
+      if (n === 0) break;
+      const got = buf.subarray(0, n);
+      const at = got.indexOf(10);
+      if (at >= 0) nl = size + at;
+      parts.push(got);
+      size += n;
+    }
+    const text = Buffer.concat(parts)
+      .subarray(0, nl < 0 ? size : nl)
+      .toString('utf8');
+    const e = JSON.parse(text) as { type?: unknown; suite?: unknown; wallMs?: unknown; runId?: unknown };
     if (e.type !== 'run-start' || typeof e.suite !== 'string' || typeof e.wallMs !== 'number' || typeof e.runId !== 'string') return null;
     return { suite: e.suite, wallMs: e.wallMs, runId: e.runId };
   } catch {
