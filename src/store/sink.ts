@@ -19,8 +19,7 @@
  * at the end (the same events in the same order: the run's single writer
  * hands its subscribers exactly the lines it writes).
  */
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type pg from 'pg';
@@ -168,6 +167,8 @@ export class RunStoreSink {
   private trials: PendingTrial[] = [];
   private end: { seq: number; e: EventOf<'run-end'>; summary: string } | null = null;
   private client: pg.Client | null = null;
+  /** the connection opened (and the schema migrated) when the sink is made, while the run prepares */
+  private early: Promise<pg.Client> | null;
   private pumping: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private backoffMs = 0;
@@ -182,6 +183,15 @@ export class RunStoreSink {
     private readonly opts: SinkOptions = {},
   ) {
     this.log = opts.log ?? (() => {});
+    // connect now: a run spends seconds on its lease and preflight before its first events, and a
+    // busy event loop turns too rarely to get through a connection's round trips quickly later
+    this.early = this.open();
+    this.early.catch(() => {}); // a failure is met (and retried) by the first pump
+  }
+
+  private open(): Promise<pg.Client> {
+    const p: Promise<pg.Client> = connectStore(this.url, { onError: (e) => void p.then((c) => this.client === c && this.markDown(e)) });
+    return p;
   }
 
   /**
@@ -306,7 +316,9 @@ export class RunStoreSink {
 
   private async connect(): Promise<boolean> {
     try {
-      const c = await connectStore(this.url, { onError: (e) => this.client === c && this.markDown(e) });
+      const early = this.early;
+      this.early = null;
+      const c = await (early ?? this.open());
       this.client = c;
       if (this.downSince !== null) {
         this.stats.downMs += Date.now() - this.downSince;
@@ -376,7 +388,12 @@ export class RunStoreSink {
       if (from === 0 || this.runKey === null) this.setKey(await this.insertRun(c));
       const key = this.keyCell;
       const stream = c.query(copyFrom(`copy ${SCHEMA}.events (run_key, seq, t, type, trial, probe, body) from stdin`));
-      await pipeline(Readable.from(batch.map((ch) => (ch.keyed ? ch.data : withKey(ch.data, key)))), stream);
+      // every Buffer handed over at once: the socket takes them as fast as the server reads, each
+      // drain in the event loop's next turn, without an async iteration step per Buffer in between
+      const done = finished(stream);
+      for (const ch of batch) stream.write(ch.keyed ? ch.data : withKey(ch.data, key));
+      stream.end();
+      await done;
       for (const t of this.trials) if (t.seq <= last) await this.insertTrial(c, t.result);
       if (this.end && this.end.seq <= last) {
         const s = JSON.parse(this.end.summary) as { passed?: boolean };
@@ -488,6 +505,8 @@ export class RunStoreSink {
     }
     await this.client?.end().catch(() => {});
     this.client = null;
+    if (this.early) await (await this.early.catch(() => null))?.end().catch(() => {});
+    this.early = null;
     return this.stats;
   }
 
