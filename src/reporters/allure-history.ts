@@ -46,7 +46,7 @@ const zero = (): Statistic => ({ failed: 0, broken: 0, skipped: 0, passed: 0, un
 const STATUSES = new Set<Status>(['passed', 'failed', 'broken', 'skipped', 'unknown']);
 
 /** the run-start of a run folder (its first line), or null */
-function runStartOf(dir: string): { suite: string; wallMs: number; runId: string } | null {
+function runStartOf(dir: string): { suite: string; wallMs: number; runId: string; shard: string | null } | null {
   const path = join(dir, 'events.jsonl');
   let fd: number;
   try {
@@ -72,9 +72,9 @@ function runStartOf(dir: string): { suite: string; wallMs: number; runId: string
     const text = Buffer.concat(parts)
       .subarray(0, nl < 0 ? size : nl)
       .toString('utf8');
-    const e = JSON.parse(text) as { type?: unknown; suite?: unknown; wallMs?: unknown; runId?: unknown };
+    const e = JSON.parse(text) as { type?: unknown; suite?: unknown; wallMs?: unknown; runId?: unknown; shard?: { index?: unknown; total?: unknown } };
     if (e.type !== 'run-start' || typeof e.suite !== 'string' || typeof e.wallMs !== 'number' || typeof e.runId !== 'string') return null;
-    return { suite: e.suite, wallMs: e.wallMs, runId: e.runId };
+    return { suite: e.suite, wallMs: e.wallMs, runId: e.runId, shard: e.shard ? `${String(e.shard.index)}/${String(e.shard.total)}` : null };
   } catch {
     return null;
   } finally {
@@ -84,10 +84,13 @@ function runStartOf(dir: string): { suite: string; wallMs: number; runId: string
 
 /**
  * The folder of the previous run of `suite` beside `runDir` (started before
- * `startedWallMs`, the latest such), or null.
+ * `startedWallMs`, the latest such), or null. A shard (`run --shard i/n`)
+ * follows the same shard of an earlier sweep, never another shard of its own
+ * sweep (they run side by side); a whole run follows a whole run.
  */
 export function previousRunDir(runDir: string, suite: string, startedWallMs: number): string | null {
   const self = resolve(runDir);
+  const shard = runStartOf(self)?.shard ?? null;
   const parent = dirname(self);
   let names: string[];
   try {
@@ -105,7 +108,7 @@ export function previousRunDir(runDir: string, suite: string, startedWallMs: num
       continue;
     }
     const s = runStartOf(dir);
-    if (!s || s.suite !== suite || !(s.wallMs < startedWallMs)) continue;
+    if (!s || s.suite !== suite || s.shard !== shard || !(s.wallMs < startedWallMs)) continue;
     if (!best || s.wallMs > best.wallMs) best = { dir, wallMs: s.wallMs };
   }
   return best?.dir ?? null;

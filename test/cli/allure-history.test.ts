@@ -21,14 +21,14 @@ afterAll(() => rmSync(parent, { recursive: true, force: true }));
  * `wallMs`; `later` ms added to every restore (the measured injected length and outage differ, as
  * they do from run to run)
  */
-function runFolder(name: string, runId: string, suite: string, wallMs: number, later = 0): string {
+function runFolder(name: string, runId: string, suite: string, wallMs: number, later = 0, shard?: { index: number; total: number }): string {
   const dir = join(parent, name);
   mkdirSync(dir);
   const lines = readFileSync(join(FIXTURES, 'list-run.jsonl'), 'utf8')
     .split('\n')
     .map((l) => (later && l.startsWith('{"type":"restore"') ? JSON.stringify({ ...(JSON.parse(l) as { t: number }), t: (JSON.parse(l) as { t: number }).t + later }) : l));
   const start = JSON.parse(lines[0]!) as Record<string, unknown>;
-  lines[0] = JSON.stringify({ ...start, runId, suite, wallMs });
+  lines[0] = JSON.stringify({ ...start, runId, suite, wallMs, ...(shard ? { shard } : {}) });
   writeFileSync(join(dir, 'events.jsonl'), lines.join('\n'));
   cpSync(join(FIXTURES, 'attachments'), join(dir, 'attachments'), { recursive: true });
   return dir;
@@ -48,6 +48,11 @@ describe('allure history', () => {
   it('carries each run’s history to the next run of the same suite, through a real allure generate', async () => {
     const first = runFolder('2026-11-01-fixture-list', 'hist-1', 'fixture list', t0);
     const other = runFolder('2026-11-02-other', 'hist-other', 'another suite', t0 + day);
+    // a shard of another sweep of the suite, between the two: a whole run never follows a shard
+    const shard = runFolder('2026-11-02-fixture-list-shard-1-of-2', 'hist-shard', 'fixture list', t0 + 1.5 * day, 0, { index: 1, total: 2 });
+    const rs = await runCli(['report', shard, '--allure'], { timeoutMs: 170_000 });
+    expect(rs.code, rs.stderr + rs.stdout).toBe(0);
+    expect(existsSync(join(shard, 'allure-results', 'history'))).toBe(false);
     const second = runFolder('2026-11-03-fixture-list', 'hist-2', 'fixture list', t0 + 2 * day, 37);
     const later = runFolder('2026-11-05-fixture-list', 'hist-4', 'fixture list', t0 + 4 * day);
 
