@@ -45,12 +45,12 @@ export function writeResultsMd(): void {
         .filter((f) => f.endsWith('.json'))
         .sort()
     : [];
-  const order = ['accuracy', 'scale', 'search', 'report-speed', 'fleet', 'startup'];
+  const order = ['accuracy', 'scale', 'search', 'report-speed', 'ingest', 'fleet', 'startup'];
   const results = files.map((f) => JSON.parse(readFileSync(join(RESULTS_DIR, f), 'utf8')) as BenchResult).sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
   const out = [
     '# blackout benchmarks',
     '',
-    'Written by `npm run bench` (one benchmark: `npm run bench -- accuracy|scale|search|report-speed|fleet|startup`). Raw figures: `bench/results/*.json`.',
+    'Written by `npm run bench` (one benchmark: `npm run bench -- accuracy|scale|search|report-speed|ingest|fleet|startup`). Raw figures: `bench/results/*.json`.',
     '',
   ];
   for (const r of results) {

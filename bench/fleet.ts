@@ -1,8 +1,6 @@
 /**
- * Fleet benchmarks on a private PostgreSQL (started and removed here):
- *  - store ingest: 1 M events through the run's store sink (COPY batches, one
- *    transaction each), events per second from the first event to the last one
- *    committed;
+ * Fleet benchmarks on a private PostgreSQL (started and removed here; store
+ * ingest has its own benchmark, bench/ingest.ts):
  *  - queue overhead per job: graphile-worker lanes; the time from a lane's job
  *    finishing (its target free) to the next job of that lane starting, and
  *    from a job's submission to its start on an idle worker;
@@ -15,7 +13,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, makeWorkerUtils, Logger } from 'graphile-worker';
 import { startPgCluster, type PgCluster } from '../test/helpers/pg-cluster.ts';
-import { RunStoreSink } from '../src/store/sink.ts';
 import { connectStore } from '../src/store/db.ts';
 import { EventLog } from '../src/core/event-log.ts';
 import { EVENT_SCHEMA_VERSION, type BlackoutEvent } from '../src/core/events.ts';
@@ -27,45 +24,6 @@ import { buildFleetReport, fleetHtml, fleetMarkdown } from '../src/fleet/fleet-r
 import { stats, machine, saveResult, f1 } from './common.ts';
 
 const quiet = new Logger(() => () => {});
-
-async function ingest(db: PgCluster, n: number): Promise<{ eventsPerSec: number; ms: number; batches: number }> {
-  const probes = Array.from({ length: 20 }, (_, i) => ({ name: `p${i}`, kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: {} }));
-  const sink = new RunStoreSink(db.url, { closeWaitMs: 600_000 });
-  const t0 = performance.now();
-  sink.onEvent({
-    type: 'run-start',
-    t: 0,
-    schema: EVENT_SCHEMA_VERSION,
-    runId: `ingest-${n}`,
-    suite: 'ingest',
-    config: {},
-    wallMs: Date.now(),
-    host: 'bench',
-    target: { name: 'lab', address: '10.213.0.2' },
-    injector: { kind: 'cable-pull' },
-    probes,
-    version: '0',
-  });
-  let t = 0;
-  let trial = -1;
-  for (let i = 1; i < n; i++) {
-    if (i % 20_000 === 1) {
-      if (trial >= 0) sink.onEvent({ type: 'trial-end', t: ++t, trial });
-      trial++;
-      sink.onEvent({ type: 'trial-start', t: ++t, trial, requestedMs: 2000 });
-      i += 2;
-    }
-    sink.onEvent({ type: 'sample', t: (t += 0.05), probe: probes[i % 20]!.name, trial, latencyMs: 0.31, seq: i });
-    // hand the loop to the pump now and then, as a run's timers do
-    if (i % 50_000 === 0) await new Promise((r) => setImmediate(r));
-  }
-  sink.onEvent({ type: 'trial-end', t: ++t, trial });
-  sink.onEvent({ type: 'run-end', t: ++t, exitCode: 0, reason: 'completed' });
-  const s = await sink.close();
-  const ms = performance.now() - t0;
-  if (s.notStored || s.refused || s.stored !== s.events) throw new Error(`ingest: ${s.stored}/${s.events} stored`);
-  return { eventsPerSec: s.stored / (ms / 1000), ms, batches: s.batches };
-}
 
 async function queueOverhead(db: PgCluster): Promise<{ laneGap: number[]; idleStart: number[] }> {
   const utils = await makeWorkerUtils({ connectionString: db.url, logger: quiet });
@@ -195,20 +153,18 @@ async function simulatedFleet(db: PgCluster, n: number): Promise<{ planMs: numbe
 export async function fleet(): Promise<void> {
   const db = await startPgCluster();
   try {
-    const ing = await ingest(db, 1_000_000);
     const q = await queueOverhead(db);
     const sim = await simulatedFleet(db, 500);
     const gap = stats(q.laneGap);
     const idle = stats(q.idleStart);
     saveResult({
       name: 'fleet',
-      title: 'Fleet: store ingest, queue overhead, a simulated fleet of 500 targets',
+      title: 'Fleet: queue overhead, a simulated fleet of 500 targets',
       date: new Date().toISOString(),
       machine: machine(),
       table: [
         '| measure | figure |',
         '| --- | --- |',
-        `| store ingest (1 M events, COPY batches, private PostgreSQL on the same 2 cores) | ${Math.round(ing.eventsPerSec).toLocaleString('en')} events/s (${f1(ing.ms / 1000)} s, ${ing.batches} batches) |`,
         `| queue: a target's next job starts after its previous one ends (graphile-worker lane, n=${gap.n}) | p50 ${f1(gap.p50)} ms, p95 ${f1(gap.p95)} ms, max ${f1(gap.max)} ms |`,
         `| queue: submission → start on an idle worker (LISTEN/NOTIFY, n=${idle.n}) | p50 ${f1(idle.p50)} ms, p95 ${f1(idle.p95)} ms, max ${f1(idle.max)} ms |`,
         `| 500 targets × 1 suite (2 stub trials each): plan | ${f1(sim.planMs)} ms |`,
@@ -216,9 +172,9 @@ export async function fleet(): Promise<void> {
         `| … distribute and run over ${sim.workers} workers × 4 (stub trials, real store sink) | ${f1(sim.distributeMs / 1000)} s |`,
         `| … fleet report (each job's run rebuilt from the store, every reporter) | ${f1(sim.reportMs / 1000)} s |`,
       ],
-      goals: [{ goal: 'store ingest ≥ 200 000 events/s', met: ing.eventsPerSec >= 200_000, figure: `${Math.round(ing.eventsPerSec).toLocaleString('en')} events/s` }],
-      notes: ['The database runs with fsync off in this benchmark (a throwaway cluster); a production database with fsync on is bounded by its disk at each batch commit (one per ≤ 50 000 events).'],
-      raw: { ingest: ing, queue: q, simulated: sim },
+      goals: [],
+      notes: ['The database runs with fsync off in this benchmark (a throwaway cluster). Store ingest: its own section (`npm run bench -- ingest`).'],
+      raw: { queue: q, simulated: sim },
     });
   } finally {
     await db.destroy();

@@ -8,12 +8,14 @@ import { reportSpeed } from './report-speed.ts';
 import { search } from './search.ts';
 import { fleet } from './fleet.ts';
 import { startup } from './startup.ts';
+import { ingest } from './ingest.ts';
 
 const all: Record<string, () => Promise<void>> = {
   accuracy: () => accuracy(),
   scale: () => scale(),
   search: () => search(),
   'report-speed': () => reportSpeed(),
+  ingest: () => ingest(),
   fleet: () => fleet(),
   startup: () => startup(),
 };

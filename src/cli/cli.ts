@@ -20,6 +20,7 @@ import { testsSummaryText } from '../analysis/test-cases.ts';
 import { createClock, sleep } from '../core/clock.ts';
 import { EventLogError } from '../core/event-log.ts';
 import { COMPILED } from '../core/runtime.ts';
+import type { BlackoutEvent } from '../core/events.ts';
 import { probes } from '../probes/index.ts';
 import { injectorDefinition, injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from '../reporters/markdown.ts';
@@ -159,7 +160,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   }
   // the metrics endpoint serves until the reports are written (and the linger is over), and closes whatever happens
   const runAndReport = async (): Promise<number> => {
-    const sinks = [view?.onEvent, metrics?.onEvent, store?.onEvent].filter((f): f is NonNullable<typeof f> => f !== undefined);
+    const sinks: Array<(e: BlackoutEvent, line?: string) => void> = [view?.onEvent, metrics?.onEvent, store?.onEvent].filter((f): f is NonNullable<typeof f> => f !== undefined);
     const abort = new AbortController();
     let signals = 0;
     const onSignal = (sig: string) => {
@@ -182,7 +183,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
         leaseWaitMs: waitMs(o.wait),
         signal: abort.signal,
         clock,
-        onEvent: sinks.length ? (e) => sinks.forEach((f) => f(e)) : undefined,
+        onEvent: sinks.length ? (e, line) => sinks.forEach((f) => f(e, line)) : undefined,
         log: view ? () => {} : (l) => process.stdout.write(`${l}\n`),
         ...(shard ? { shard, only: (k: number) => inShard(shard, k) } : {}),
       });

@@ -24,7 +24,8 @@ import { EventSchema, EVENT_SCHEMA_VERSION, type BlackoutEvent } from './events.
 const FLUSH_MS = 50;
 const IMMEDIATE = new Set<BlackoutEvent['type']>(['run-start', 'cut', 'restore', 'trial-start', 'trial-end', 'run-end', 'preflight', 'heal', 'session-lost', 'injector-error']);
 
-export type Listener = (event: BlackoutEvent) => void;
+/** `line` is the event's JSON exactly as written to events.jsonl (a sink may reuse it rather than serialise again) */
+export type Listener = (event: BlackoutEvent, line: string) => void;
 
 /** write(2) as fs.writeSync: may write fewer bytes than asked (tests substitute a stingy one) */
 export type WriteFn = (fd: number, buffer: Buffer, offset: number, length: number) => number;
@@ -58,13 +59,14 @@ export class EventLog {
 
   append(event: BlackoutEvent): void {
     if (this.fd === null) return; // closed: late events from a probe being torn down
-    this.buffer.push(JSON.stringify(event));
+    const line = JSON.stringify(event);
+    this.buffer.push(line);
     this.count++;
     if (IMMEDIATE.has(event.type)) this.flush();
     else if (!this.timer) this.timer = setTimeout(() => this.flush(), FLUSH_MS);
     for (const l of this.listeners) {
       try {
-        l(event);
+        l(event, line);
       } catch {
         // a broken listener (e.g. the terminal went away) must never stop the record
       }

@@ -15,7 +15,7 @@ import { checkStoreUrl, StoreError } from '../store/db.ts';
 import type { BlackoutEvent } from '../core/events.ts';
 
 export interface RunStoreHandle {
-  onEvent: (e: BlackoutEvent) => void;
+  onEvent: (e: BlackoutEvent, line?: string) => void;
   close(): Promise<unknown>;
 }
 

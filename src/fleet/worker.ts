@@ -165,8 +165,8 @@ export class FleetWorker {
           outDir,
           signal: abort.signal,
           drain: this.drain.signal,
-          onEvent: (e) => {
-            sink.onEvent(e);
+          onEvent: (e, line) => {
+            sink.onEvent(e, line);
             if (e.type === 'heal') healed.push(...e.actions);
           },
           log: (l) => this.o.log(`${p.jobId}: ${l}`),

@@ -22,6 +22,7 @@ import type { CaseStatus, TestCase } from '../analysis/test-cases.ts';
 import { timelineSvg } from './html.ts';
 import { lengthLabel } from './matrix.ts';
 import { formatMs } from '../core/format.ts';
+import { carriedHistory } from './allure-history.ts';
 
 type Status = 'passed' | 'failed' | 'broken' | 'skipped' | 'unknown';
 
@@ -39,7 +40,8 @@ interface AllureStep {
   stop: number;
   steps: AllureStep[];
   attachments: AllureAttachment[];
-  parameters: Array<{ name: string; value: string }>;
+  /** excluded: left out of the key Allure files the history under (its test case and parameters) */
+  parameters: Array<{ name: string; value: string; excluded?: boolean }>;
   statusDetails?: { message?: string; trace?: string; flaky?: boolean };
 }
 
@@ -278,10 +280,12 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
     attachments,
     parameters: [
       { name: 'blackout', value: lengthLabel(t.requestedMs) },
-      { name: 'injected', value: formatMs(inj?.durationMs) },
+      // measured, not identity: Allure keys a test's history by its test case and parameters, so a
+      // parameter that differs from run to run (5.00 s vs 5.01 s injected) would cut its history
+      { name: 'injected', value: formatMs(inj?.durationMs), excluded: true },
       { name: 'trial', value: String(t.index) },
-      { name: 'outcome', value: r.outcome },
-      { name: 'observed outage', value: formatMs(r.observedOutageMs) },
+      { name: 'outcome', value: r.outcome, excluded: true },
+      { name: 'observed outage', value: formatMs(r.observedOutageMs), excluded: true },
     ],
     labels: [
       { name: 'parentSuite', value: 'blackout' },
@@ -311,7 +315,9 @@ const ALLURE_WRITES_IN_FLIGHT = 32;
  * wrote); resolves with its path. A long run has tens of thousands of files
  * (one result per probe per trial, Allure's format): they are produced one at
  * a time and written ALLURE_WRITES_IN_FLIGHT at a time, so the per-file cost
- * of the file system overlaps instead of adding up.
+ * of the file system overlaps instead of adding up. Its history/ is carried
+ * from the previous run of the same suite beside it (allure-history.ts), so
+ * Allure shows each test's earlier statuses and the trend.
  */
 export async function writeAllureResults(runDir: string, a: Analysis): Promise<string> {
   const dir = join(runDir, 'allure-results');
@@ -329,6 +335,17 @@ export async function writeAllureResults(runDir: string, a: Analysis): Promise<s
     }
   };
   await Promise.all(Array.from({ length: ALLURE_WRITES_IN_FLIGHT }, worker));
+  const history = carriedHistory(runDir, a.suite, a.startedWallMs);
+  if (history.files.length) {
+    stale.delete('history');
+    const h = join(dir, 'history');
+    await rm(h, { recursive: true, force: true });
+    mkdirSync(h);
+    for (const f of history.files) {
+      if (f.copyFrom) await copyFile(f.copyFrom, join(h, f.name));
+      else await writeFile(join(h, f.name), f.content ?? '');
+    }
+  }
   await Promise.all([...stale].map((name) => rm(join(dir, name), { recursive: true, force: true })));
   return dir;
 }

@@ -72,8 +72,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** terminal progress */
   log?: (line: string) => void;
-  /** subscribers to the event stream (live view) */
-  onEvent?: (e: BlackoutEvent) => void;
+  /** subscribers to the event stream (live view, store); `line` is the event as written to events.jsonl */
+  onEvent?: (e: BlackoutEvent, line?: string) => void;
   /** an externally shared clock (tests) */
   clock?: Clock;
   /** how long to wait for another run that holds the same target or lab (default 0: refuse at once) */

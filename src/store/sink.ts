@@ -6,13 +6,20 @@
  * probe results finished in it, and the run's high-water mark
  * (runs.events_stored). When the database goes away the pump backs off and
  * retries; on reconnect it reads the high-water mark and resumes after it, so
- * nothing is stored twice and nothing is lost. A queue that outgrows its
+ * nothing is stored twice and nothing is lost.
+ *
+ * Ingest speed: each row is made from the JSON line the event log already
+ * wrote (no second serialisation; JSON holds no raw tab or newline, so COPY's
+ * text format only needs its backslashes doubled), with the run's key in it
+ * once the key is known; each row is written straight into a Buffer of
+ * CHUNK_BYTES (outside the JS heap: a backlog of a million rows is a few
+ * hundred Buffers for the garbage collector, not a million strings) and a
+ * batch's Buffers go to COPY as they are. A queue that outgrows its
  * memory budget is dropped and refilled from the run folder's events.jsonl
  * at the end (the same events in the same order: the run's single writer
  * hands its subscribers exactly the lines it writes).
  */
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type pg from 'pg';
@@ -49,6 +56,9 @@ export interface SinkStats {
   refused: number;
 }
 
+/** bytes per Buffer of the queue (some thousands of rows) */
+const CHUNK_BYTES = 1 << 20;
+
 /** COPY text format: backslash, tab, newline, carriage return escaped; \N is NULL. */
 function esc(s: string): string {
   return /[\\\t\n\r]/.test(s) ? s.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r') : s;
@@ -70,12 +80,62 @@ function isConnectionError(e: unknown): boolean {
   return code.startsWith('08') || code.startsWith('57P') || code.startsWith('53') || code === '40001' || code === '40P01';
 }
 
-/** one events row without its run key (prefixed at COPY time, once the run's key is known) */
-export function copyRow(seq: number, e: BlackoutEvent): string {
-  const body = jsonText(e);
-  const trial = 'trial' in e && typeof e.trial === 'number' ? String(e.trial) : '\\N';
-  const probe = 'probe' in e && typeof e.probe === 'string' ? esc(e.probe) : '\\N';
-  return `${seq}\t${e.t}\t${e.type}\t${trial}\t${probe}\t${esc(body)}\n`;
+/**
+ * The body column of an event: `line` is its JSON as the event log wrote it
+ * (JSON.stringify of the same event), else it is serialised here. JSON escapes
+ * every control character, so of COPY's specials only the backslash can occur
+ * (doubled); NUL (\u0000, which json operators refuse) becomes U+FFFD as in jsonText.
+ */
+export function copyBody(e: BlackoutEvent, line?: string): string {
+  const s = line ?? JSON.stringify(e);
+  if (!s.includes('\\')) return s;
+  return (s.includes('\\u0000') ? s.replace(/\\u0000/g, '\\ufffd') : s).replace(/\\/g, '\\\\');
+}
+
+/** probe names recur on every sample: escape each once */
+const probeCells = new Map<string, string>();
+function probeCell(p: string): string {
+  let c = probeCells.get(p);
+  if (c === undefined) {
+    c = esc(p);
+    if (probeCells.size < 10_000) probeCells.set(p, c);
+  }
+  return c;
+}
+
+/**
+ * The t cell: events are made as { type, t, … }, so their JSON line begins
+ * {"type":"…","t":NUMBER, and that NUMBER is already the text String(t)
+ * would make (formatting a double costs more than finding it).
+ */
+function tCell(e: BlackoutEvent, line: string | undefined): string {
+  if (line !== undefined) {
+    const at = 9 + e.type.length;
+    if (line.startsWith('","t":', at)) {
+      let end = line.indexOf(',', at + 6);
+      if (end < 0) end = line.length - 1;
+      const t = line.slice(at + 6, end);
+      if (t !== 'null') return t;
+    }
+  }
+  return String(e.t);
+}
+
+/** one events row; `key` (the run's key and a tab) is left out until the run's key is known */
+export function copyRow(seq: number, e: BlackoutEvent, line?: string, key = ''): string {
+  const trial = 'trial' in e && typeof e.trial === 'number' ? e.trial : '\\N';
+  const probe = 'probe' in e && typeof e.probe === 'string' ? probeCell(e.probe) : '\\N';
+  return `${key}${seq}\t${tCell(e, line)}\t${e.type}\t${trial}\t${probe}\t${copyBody(e, line)}\n`;
+}
+
+/** rows of the queue in COPY text format, each ending in a newline */
+interface Chunk {
+  /** seq of its first row */
+  from: number;
+  rows: number;
+  data: Buffer;
+  /** whether its rows begin with the run's key (rows queued before the key was known do not) */
+  keyed: boolean;
 }
 
 interface PendingTrial {
@@ -84,19 +144,31 @@ interface PendingTrial {
 }
 
 export class RunStoreSink {
-  private lines: string[] = [];
+  /** the queue: sealed chunks, then the rows of the chunk being filled (seq order, no gap) */
+  private chunks: Chunk[] = [];
+  /** the Buffer being filled: its rows end at curBytes */
+  private cur: Buffer | null = null;
+  private curBytes = 0;
+  private curRows = 0;
+  /** seq of the first row in cur */
+  private curFrom = 0;
+  private curKeyed = false;
+  /** rows queued (chunks and cur) */
+  private queued = 0;
   private bytes = 0;
-  /** seq of lines[0] */
-  private firstSeq = 0;
   private seq = 0;
   private runId: string | null = null;
   /** runs.run_key, once the run's row exists */
   private runKey: string | null = null;
+  /** the run's key and a tab: the first cell of its rows */
+  private keyCell = '';
   private start: EventOf<'run-start'> | null = null;
   private analysis = new AnalysisBuilder();
   private trials: PendingTrial[] = [];
   private end: { seq: number; e: EventOf<'run-end'>; summary: string } | null = null;
   private client: pg.Client | null = null;
+  /** the connection opened (and the schema migrated) when the sink is made, while the run prepares */
+  private early: Promise<pg.Client> | null;
   private pumping: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private backoffMs = 0;
@@ -111,10 +183,22 @@ export class RunStoreSink {
     private readonly opts: SinkOptions = {},
   ) {
     this.log = opts.log ?? (() => {});
+    // connect now: a run spends seconds on its lease and preflight before its first events, and a
+    // busy event loop turns too rarely to get through a connection's round trips quickly later
+    this.early = this.open();
+    this.early.catch(() => {}); // a failure is met (and retried) by the first pump
   }
 
-  /** Queues one event; never blocks, never throws. */
-  onEvent = (e: BlackoutEvent): void => {
+  private open(): Promise<pg.Client> {
+    const p: Promise<pg.Client> = connectStore(this.url, { onError: (e) => void p.then((c) => this.client === c && this.markDown(e)) });
+    return p;
+  }
+
+  /**
+   * Queues one event; never blocks, never throws. `line`: the event's JSON as
+   * the event log wrote it (JSON.stringify of the same event), reused for the row.
+   */
+  onEvent = (e: BlackoutEvent, line?: string): void => {
     if (this.closed) return;
     if (!this.runId) {
       if (e.type !== 'run-start') return;
@@ -136,18 +220,77 @@ export class RunStoreSink {
       this.log(`store: could not fold event ${seq}: ${(err as Error).message}`);
     }
     if (this.overflowed) return;
-    const line = copyRow(seq, e);
-    this.lines.push(line);
-    this.bytes += line.length;
+    this.enqueue(seq, e, line);
     if (this.bytes > (this.opts.maxQueueBytes ?? 256 << 20)) {
       // the run folder has every event: refill from it at the end rather than hold them all
-      this.log(`store: the database has been away too long; ${this.lines.length} queued events dropped from memory, to be read back from events.jsonl`);
+      this.log(`store: the database has been away too long; ${this.queued} queued events dropped from memory, to be read back from events.jsonl`);
       this.overflowed = true;
-      this.lines = [];
+      this.chunks = [];
+      this.cur = null;
+      this.curRows = 0;
+      this.queued = 0;
       this.bytes = 0;
     }
-    this.schedule(this.lines.length >= (this.opts.batchRows ?? 50_000) ? 0 : 100);
+    this.schedule(this.queued >= (this.opts.batchRows ?? 50_000) ? 0 : 100);
   };
+
+  private enqueue(seq: number, e: BlackoutEvent, line?: string): void {
+    const keyed = this.runKey !== null;
+    const row = copyRow(seq, e, line, this.keyCell);
+    // a UTF-16 unit is at most 3 bytes of UTF-8
+    if (this.curRows && (keyed !== this.curKeyed || this.curBytes + 3 * row.length > this.cur!.length)) this.seal();
+    if (!this.curRows) {
+      if (!this.cur || this.cur.length - this.curBytes < 3 * row.length) this.cur = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, 3 * row.length));
+      this.curFrom = seq;
+      this.curKeyed = keyed;
+    }
+    const n = this.cur!.write(row, this.curBytes);
+    this.curBytes += n;
+    this.curRows++;
+    this.bytes += n;
+    this.queued++;
+  }
+
+  /** the rows being filled become a chunk (the rest of their Buffer is filled next) */
+  private seal(): void {
+    if (!this.curRows) return;
+    const data = this.cur!.subarray(0, this.curBytes);
+    this.chunks.push({ from: this.curFrom, rows: this.curRows, data, keyed: this.curKeyed });
+    this.curFrom += this.curRows;
+    this.cur = this.cur!.subarray(this.curBytes);
+    this.curBytes = 0;
+    this.curRows = 0;
+  }
+
+  private setKey(k: string): void {
+    this.runKey = k;
+    this.keyCell = `${k}\t`;
+  }
+
+  /** forget the first queued rows, up to (not including) seq n */
+  private discard(n: number): void {
+    this.seal();
+    while (this.chunks.length) {
+      const c = this.chunks[0]!;
+      if (c.from + c.rows <= n) {
+        this.chunks.shift();
+        this.queued -= c.rows;
+        this.bytes -= c.data.length;
+        continue;
+      }
+      if (c.from < n) {
+        // part of a chunk (the store's high-water mark written by another sink, e.g. the run's own before an import)
+        let off = 0;
+        for (let i = 0; i < n - c.from; i++) off = c.data.indexOf(10, off) + 1;
+        this.queued -= n - c.from;
+        this.bytes -= off;
+        c.data = c.data.subarray(off);
+        c.rows -= n - c.from;
+        c.from = n;
+      }
+      return;
+    }
+  }
 
   private schedule(ms: number): void {
     if (this.timer || this.pumping) return;
@@ -155,7 +298,7 @@ export class RunStoreSink {
       this.timer = null;
       this.pumping = this.pump().finally(() => {
         this.pumping = null;
-        if (this.lines.length && !this.overflowed) this.schedule(this.backoffMs);
+        if (this.queued && !this.overflowed) this.schedule(this.backoffMs);
       });
     }, ms);
   }
@@ -173,7 +316,9 @@ export class RunStoreSink {
 
   private async connect(): Promise<boolean> {
     try {
-      const c = await connectStore(this.url, { onError: (e) => this.client === c && this.markDown(e) });
+      const early = this.early;
+      this.early = null;
+      const c = await (early ?? this.open());
       this.client = c;
       if (this.downSince !== null) {
         this.stats.downMs += Date.now() - this.downSince;
@@ -185,7 +330,7 @@ export class RunStoreSink {
       // resume after what the store already holds (a batch that committed as the connection died)
       const { rows } = await c.query<{ n: string; k: string }>(`select events_stored as n, run_key as k from ${SCHEMA}.runs where run_id = $1`, [this.runId]);
       const stored = rows[0] ? Number(rows[0].n) : 0;
-      this.runKey = rows[0] ? rows[0].k : null;
+      if (rows[0]) this.setKey(rows[0].k);
       this.dropThrough(stored);
       return true;
     } catch (e) {
@@ -196,26 +341,28 @@ export class RunStoreSink {
 
   /** forget queued rows with seq < n (already in the store) */
   private dropThrough(n: number): void {
-    const k = Math.min(this.lines.length, Math.max(0, n - this.firstSeq));
-    if (k > 0) {
-      for (let i = 0; i < k; i++) this.bytes -= this.lines[i]!.length;
-      this.lines.splice(0, k);
-      this.firstSeq += k;
-    }
-    if (n > this.firstSeq && this.lines.length === 0) this.firstSeq = n;
+    this.discard(n);
     this.trials = this.trials.filter((t) => t.seq >= n);
     if (this.end && this.end.seq < n) this.end = null;
     this.stats.stored = Math.max(this.stats.stored, n);
   }
 
   private async pump(): Promise<void> {
-    while (this.lines.length && !this.overflowed) {
+    while (this.queued && !this.overflowed) {
       if (!this.client && !(await this.connect())) return;
-      if (!this.lines.length) return;
-      const n = Math.min(this.lines.length, this.opts.batchRows ?? 50_000);
-      const from = this.firstSeq;
+      if (!this.queued) return;
+      // whole chunks, up to batchRows rows (at least one chunk)
+      this.seal();
+      const batch: Chunk[] = [];
+      let n = 0;
+      for (const c of this.chunks) {
+        if (batch.length && n + c.rows > (this.opts.batchRows ?? 50_000)) break;
+        batch.push(c);
+        n += c.rows;
+      }
+      const from = batch[0]!.from;
       try {
-        await this.writeBatch(this.lines.slice(0, n), from, from + n - 1);
+        await this.writeBatch(batch, from, from + n - 1);
       } catch (e) {
         if (isConnectionError(e)) {
           this.markDown(e as Error);
@@ -225,9 +372,7 @@ export class RunStoreSink {
         // would loop for ever; name it and go on (the run folder holds them; import can retry later)
         this.log(`store: the database refused events ${from}…${from + n - 1} of run ${this.runId}: ${(e as Error).message}`);
         this.stats.refused += n;
-        for (let i = 0; i < n; i++) this.bytes -= this.lines[i]!.length;
-        this.lines.splice(0, n);
-        this.firstSeq += n;
+        this.discard(from + n);
         this.trials = this.trials.filter((t) => t.seq > from + n - 1);
         continue;
       }
@@ -236,13 +381,19 @@ export class RunStoreSink {
     }
   }
 
-  private async writeBatch(rows: string[], from: number, last: number): Promise<void> {
+  private async writeBatch(batch: Chunk[], from: number, last: number): Promise<void> {
     const c = this.client!;
     await c.query('begin');
     try {
-      if (from === 0 || this.runKey === null) this.runKey = await this.insertRun(c);
+      if (from === 0 || this.runKey === null) this.setKey(await this.insertRun(c));
+      const key = this.keyCell;
       const stream = c.query(copyFrom(`copy ${SCHEMA}.events (run_key, seq, t, type, trial, probe, body) from stdin`));
-      await pipeline(Readable.from(chunks(rows, this.runKey)), stream);
+      // every Buffer handed over at once: the socket takes them as fast as the server reads, each
+      // drain in the event loop's next turn, without an async iteration step per Buffer in between
+      const done = finished(stream);
+      for (const ch of batch) stream.write(ch.keyed ? ch.data : withKey(ch.data, key));
+      stream.end();
+      await done;
       for (const t of this.trials) if (t.seq <= last) await this.insertTrial(c, t.result);
       if (this.end && this.end.seq <= last) {
         const s = JSON.parse(this.end.summary) as { passed?: boolean };
@@ -324,7 +475,7 @@ export class RunStoreSink {
 
   /** Whether every queued event is stored. */
   get caughtUp(): boolean {
-    return !this.overflowed && this.lines.length === 0 && !this.pumping;
+    return !this.overflowed && this.queued === 0 && !this.pumping;
   }
 
   /**
@@ -336,46 +487,50 @@ export class RunStoreSink {
     this.closed = true;
     const deadline = Date.now() + (this.opts.closeWaitMs ?? 60_000);
     if (this.overflowed && this.opts.outDir && existsSync(join(this.opts.outDir, 'events.jsonl'))) this.refillFromFolder();
-    while (this.lines.length && Date.now() < deadline) {
+    while (this.queued && Date.now() < deadline) {
       if (this.timer) {
         clearTimeout(this.timer);
         this.timer = null;
       }
       if (this.pumping) await this.pumping;
       else await (this.pumping = this.pump().finally(() => (this.pumping = null)));
-      if (this.lines.length) await new Promise((r) => setTimeout(r, Math.max(100, this.backoffMs)));
+      if (this.queued) await new Promise((r) => setTimeout(r, Math.max(100, this.backoffMs)));
     }
     if (this.timer) clearTimeout(this.timer);
     if (this.pumping) await this.pumping;
     if (this.downSince !== null) this.stats.downMs += Date.now() - this.downSince;
-    this.stats.notStored = this.lines.length;
-    if (this.lines.length) {
-      this.log(`store: ${this.lines.length} event(s) of run ${this.runId} not stored (database unreachable); add them later with: blackout import ${this.opts.outDir ?? 'RUN_DIR'} --store URL`);
+    this.stats.notStored = this.queued;
+    if (this.queued) {
+      this.log(`store: ${this.queued} event(s) of run ${this.runId} not stored (database unreachable); add them later with: blackout import ${this.opts.outDir ?? 'RUN_DIR'} --store URL`);
     }
     await this.client?.end().catch(() => {});
     this.client = null;
+    if (this.early) await (await this.early.catch(() => null))?.end().catch(() => {});
+    this.early = null;
     return this.stats;
   }
 
   /** the queue from the run folder, from the first event not yet stored */
   private refillFromFolder(): void {
     const from = this.stats.stored;
-    this.lines = [];
+    this.chunks = [];
+    this.cur = null;
+    this.curRows = 0;
+    this.queued = 0;
     this.bytes = 0;
-    this.firstSeq = from;
     let seq = 0;
     foldEvents(join(this.opts.outDir!, 'events.jsonl'), (e) => {
-      if (seq >= from) this.lines.push(copyRow(seq, e));
+      if (seq >= from) this.enqueue(seq, e);
       seq++;
     });
     this.overflowed = false;
   }
 }
 
-function* chunks(rows: string[], key: string): Generator<string> {
-  // a few hundred KB per write: fewer stream callbacks than one per row
-  const prefix = `${key}\t`;
-  for (let i = 0; i < rows.length; i += 2000) yield prefix + rows.slice(i, i + 2000).join(prefix);
+/** a chunk queued before the run's key was known, with the key put in front of each row */
+function withKey(data: Buffer, key: string): Buffer {
+  const s = data.toString('utf8');
+  return Buffer.from(key + s.slice(0, -1).replaceAll('\n', `\n${key}`) + '\n');
 }
 
 /**
