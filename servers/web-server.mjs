@@ -90,7 +90,7 @@ function appPage(session) {
   const giveUp = Number(q.get('giveUp')) || 30000;
   const statusEl = document.getElementById('status');
   const dataEl = document.getElementById('data');
-  const bo = (window.__bo = { state: 'connecting', seq: null, receivedAt: null, reconnects: 0, opens: 0, message: '', staleAfter, giveUp });
+  const bo = (window.__bo = { state: 'connecting', seq: null, receivedAt: null, reconnects: 0, opens: 0, message: '', lastDrop: '', staleAfter, giveUp });
   // heardAt: the last data on the current socket, or its opening: a socket that has just
   // (re)opened has not yet had the chance to be stale, whatever the last data before it was
   let ws = null, downSince = null, attempt = 0, connectTimer = null, retryTimer = null, heardAt = null;
@@ -110,7 +110,8 @@ function appPage(session) {
   }
   function retry(why) {
     if (bo.state === 'failed' || bo.state === 'logged-out') return;
-    if (downSince === null) downSince = Date.now();
+    // what started this outage, kept after the reconnect: a check that looks only now and then still learns of it
+    if (downSince === null) { downSince = Date.now(); bo.lastDrop = 'Reconnecting… (' + why + ')'; }
     if (Date.now() - downSince >= giveUp) {
       setState('failed', 'Connection to the server lost (' + why + '). Please reload the page.');
       return;

@@ -24,6 +24,8 @@ interface LabPageState {
   receivedAt: number | null;
   reconnects: number;
   message: string;
+  /** what started the last outage ("Reconnecting… (why)"), kept after the page reconnected */
+  lastDrop: string;
   path: string;
   reason: string;
   now: number;
@@ -40,13 +42,14 @@ function ms(v: string | number | boolean | undefined, fallback: number): number 
 
 const readState = (page: Page): Promise<LabPageState> =>
   page.evaluate(() => {
-    const bo = (window as unknown as { __bo?: { state: string; seq: number | null; receivedAt: number | null; reconnects: number; message: string } }).__bo;
+    const bo = (window as unknown as { __bo?: { state: string; seq: number | null; receivedAt: number | null; reconnects: number; message: string; lastDrop?: string } }).__bo;
     return {
       state: bo?.state ?? 'none',
       seq: bo?.seq ?? null,
       receivedAt: bo?.receivedAt ?? null,
       reconnects: bo?.reconnects ?? 0,
       message: bo?.message ?? '',
+      lastDrop: bo?.lastDrop ?? '',
       path: location.pathname,
       reason: document.getElementById('reason')?.textContent ?? '',
       now: Date.now(),
@@ -83,7 +86,17 @@ export async function check(page: Page, ctx: JourneyContext): Promise<CheckResul
   }
   if (s.path !== '/app') return { failed: `sent to ${s.path}: ${s.reason || 'logged out'}` };
   if (s.state === 'failed' || s.state === 'logged-out') return { failed: s.message };
-  if (s.state === 'reconnecting') return { lost: `the page's websocket is down: ${s.message}` };
+  // the page's own reconnect counter: a drop and reconnect that happened between two looks (a loaded
+  // machine looks late) is still a lost session, not a stall
+  const before = typeof ctx.state.reconnects === 'number' ? ctx.state.reconnects : s.reconnects;
+  ctx.state.reconnects = s.reconnects;
+  if (s.state === 'reconnecting') {
+    ctx.state.sawDown = true;
+    return { lost: `the page's websocket is down: ${s.message}` };
+  }
+  const missed = s.reconnects > before && ctx.state.sawDown !== true;
+  ctx.state.sawDown = false;
+  if (missed) return { lost: `the page's websocket is down: ${s.lastDrop} (back before this look)` };
   // fresh data: a sequence number not seen before, on a live page
   if (s.state === 'live' && s.seq !== null && s.seq !== ctx.state.lastSeq) {
     ctx.state.lastSeq = s.seq;

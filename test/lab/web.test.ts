@@ -64,7 +64,8 @@ describe('web probe', () => {
         injector: { kind: 'cable-pull' },
         blackouts: ['2s'],
         warmup: '2s',
-        recovery: '8s',
+        // the page's own reconnect (backoff from 500 ms, a lost SYN retried after 1 s) on a loaded machine
+        recovery: '12s',
       },
       {
         during: async (out) => {

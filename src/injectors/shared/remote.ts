@@ -166,7 +166,7 @@ fi
 `;
 
 export interface Watchdog {
-  /** run-clock ms when it fires */
+  /** run-clock ms by which it has fired (taken after arming returned: its own wait began earlier) */
   firesAt: number;
   id: string;
   /** what carries it: "systemd timer UNIT", "detached process PID", "scheduled task NAME" (the report says which armed each restore) */
@@ -200,8 +200,10 @@ export async function armPosixWatchdog(
   const script = WATCHDOG_PRELUDE + body;
   const unit = `blackout-watchdog-${randomBytes(4).toString('hex')}`;
   const mode = env && Object.keys(env).length ? 'detached' : 'auto';
-  const firesAt = clock.now() + delayMs;
   const r = await ex.exec({ posixScript: ARM, args: [secs, unit, mode, script, ...bodyArgs], env }, { timeoutMs, label: 'arm watchdog' });
+  // the latest instant it fires: its wait began where it runs before this call returned (over SSH that is
+  // up to a round trip after the call started, so a deadline taken before the call would come too early)
+  const firesAt = clock.now() + delayMs;
   const out = r.dryRun ? 'pid:PID' : (r.stdout.trim().split('\n').pop()?.trim() ?? '');
   const m = /^(systemd:(blackout-watchdog-[0-9a-f]{8})|pid:(\d+|PID))$/.exec(out);
   if (!m) throw new Error(`${ex.where}: the watchdog did not report how it was armed (got ${JSON.stringify(r.stdout.slice(0, 200))})`);
@@ -256,8 +258,9 @@ export async function armPowershellWatchdog(ex: Executor, clock: Clock, delayMs:
       `Register-ScheduledTask -TaskName ${psQuote(id)} -Description 'blackout: restores the VM if the harness died' -Action $action -Trigger $trigger -User 'SYSTEM' -RunLevel Highest -Force | Out-Null`,
     ].join('\n'),
   );
-  const firesAt = clock.now() + secs * 1000;
   await ex.exec({ powershell: script }, { timeoutMs, label: 'arm watchdog' });
+  // the latest instant it fires (see armPosixWatchdog): the task's clock started before this call returned
+  const firesAt = clock.now() + secs * 1000;
   return {
     firesAt,
     id,
