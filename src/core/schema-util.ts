@@ -115,3 +115,17 @@ export const secretRef = {
     .describe('the environment variable holding the password (never the password itself)'),
   passwordFile: z.string().min(1).optional().describe('a file holding the password'),
 };
+
+/** A regular expression a user writes as a string (a suite field): refused when it does not compile, naming `what`. */
+export function regexString(what: string) {
+  return z
+    .string()
+    .min(1)
+    .superRefine((v, ctx) => {
+      try {
+        new RegExp(v);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: `expected a regular expression for ${what}: ${(e as Error).message}` });
+      }
+    });
+}

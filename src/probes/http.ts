@@ -28,7 +28,7 @@ import https from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { z } from 'zod';
-import { duration, probeBase } from '../core/schema-util.ts';
+import { duration, probeBase, regexString } from '../core/schema-util.ts';
 import { setKeepalive, setUserTimeout } from '../transport/sockopt.ts';
 import { readSecret, scrubbed } from '../core/secrets.ts';
 import { reconnectSchema, SessionLoop, type LoopSession } from './shared/session-loop.ts';
@@ -39,18 +39,6 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$/;
 /** headers whose values are credentials: only under secretHeaders */
 const CREDENTIAL_HEADERS = /^(authorization|proxy-authorization|cookie|x-api-key|api-key|x-auth-token)$/i;
 export const PIN = /^sha256:((?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{64})$/;
-
-const regex = (what: string) =>
-  z
-    .string()
-    .min(1)
-    .superRefine((v, ctx) => {
-      try {
-        new RegExp(v);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', message: `expected a regular expression for ${what}: ${(e as Error).message}` });
-      }
-    });
 
 const secretHeader = z
   .strictObject({
@@ -88,7 +76,7 @@ const schema = z
           .union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)])
           .optional()
           .describe('expected status code(s); default: any 2xx'),
-        body: regex('expect.body').optional().describe('a regular expression the response body must match'),
+        body: regexString('expect.body').optional().describe('a regular expression the response body must match'),
       })
       .default({})
       .describe('what a good response is: { status, body }'),

@@ -18,23 +18,11 @@
  */
 import { connect, type Socket } from 'node:net';
 import { z } from 'zod';
-import { duration, probeBase } from '../core/schema-util.ts';
+import { duration, probeBase, regexString } from '../core/schema-util.ts';
 import { setKeepalive, setUserTimeout, tcpInfo, type TcpInfo } from '../transport/sockopt.ts';
 import { reconnectSchema, SessionLoop, type LoopSession } from './shared/session-loop.ts';
 import type { ProbeContext, ProbeDefinition } from '../core/probe.ts';
 import { idleKeepalive, note, request, sessionFacts, userTimeout } from './shared/facts.ts';
-
-const regex = (what: string) =>
-  z
-    .string()
-    .min(1)
-    .superRefine((v, ctx) => {
-      try {
-        new RegExp(v);
-      } catch (e) {
-        ctx.addIssue({ code: 'custom', message: `expected a regular expression for ${what}: ${(e as Error).message}` });
-      }
-    });
 
 const keepaliveSchema = z.strictObject({
   idle: duration({ min: 1000 }).describe('TCP_KEEPIDLE: the first keepalive after this long idle'),
@@ -56,8 +44,8 @@ const schema = z
       .describe("the host to connect to (default: the target's address)"),
     port: z.number().int().min(1).max(65535).optional().describe("the port (needed by exchange and hold; echo: the target's echo port)"),
     send: z.string().min(1).max(4096).optional().describe('exchange: what to send every interval (YAML escapes: "PING\\r\\n")'),
-    expect: regex('expect').optional().describe('exchange: a regular expression the answer must match'),
-    greeting: regex('greeting').optional().describe("exchange: a regular expression the server's first words must match (an SMTP 220, an FTP 220)"),
+    expect: regexString('expect').optional().describe('exchange: a regular expression the answer must match'),
+    greeting: regexString('greeting').optional().describe("exchange: a regular expression the server's first words must match (an SMTP 220, an FTP 220)"),
     connectTimeout: duration({ min: 1 }).default(5000).describe('how long a connection attempt may take'),
     readTimeout: duration().default(0).describe('the application gives up on an answer after this long (0: waits forever, like most apps)'),
     userTimeout: duration().optional().describe('TCP_USER_TIMEOUT: the kernel drops the connection when sent data stays unacknowledged this long'),
