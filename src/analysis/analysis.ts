@@ -77,6 +77,8 @@ const RING = 256;
 const TAIL = 64;
 const REORDER = 16;
 const TOP_GAPS = 8;
+/** icmp: how many round trips before the cut set the cap on a held reply's */
+const RTT_RING = 128;
 const MAX_SEGMENTS = 5000;
 
 /** Per probe per trial: bounded state, fed sample by sample. */
@@ -101,8 +103,10 @@ class ProbeAcc {
   private sendGaps: Array<{ from: number; to: number; before: number; after: number }> = [];
   /** the bracket just recorded, waiting for the send after it (its restore-side period) */
   private sendAfter: { after: number } | null = null;
-  /** icmp: the longest round trip before the cut (what a reply that was not held in a queue takes) */
-  private rttBeforeCut = 0;
+  /** icmp: the last round trips before the cut (what a reply that was not held in a queue takes) */
+  private rttsBeforeCut: number[] = [];
+  private rttNext = 0;
+  private rttCap: number | null = null;
   lastBeforeCut: number | null = null;
   firstAfterCut: number | null = null;
   firstAfterRestore: number | null = null;
@@ -135,6 +139,41 @@ class ProbeAcc {
   }
 
   /**
+   * An echo reply received at `t` after `latencyMs`. A request the target
+   * could not answer when it arrived, but that waited in a queue (a paused
+   * VM's tap device holds what comes in while QEMU loads a saved state, and
+   * the guest answers it all at once when it runs), comes back with a round
+   * trip far above the warm-up's: it was answered near its arrival, not near
+   * its send time. Its round trip is capped at twice the longest one seen
+   * before the cut plus one interval, so such a reply ends the outage when
+   * the target really answered again, while an ordinary jittery one keeps its
+   * own send time. "Longest" is the 90th percentile of the last 128 round
+   * trips, not their maximum: one reply that a starved guest answered seconds
+   * late before the cut would otherwise lift the cap above the held replies'
+   * round trips and the outage would end at the restore's start.
+   */
+  reply(t: number, latencyMs: number, seq: number): void {
+    if (t < this.win.cutAt) {
+      // a reply before the cut is its own measure: never capped
+      const r = this.rttsBeforeCut;
+      if (r.length < RTT_RING) r.push(latencyMs);
+      else r[this.rttNext] = latencyMs;
+      this.rttNext = (this.rttNext + 1) % RTT_RING;
+      this.rttCap = null;
+      this.sent(t - latencyMs, seq);
+      return;
+    }
+    if (this.rttCap === null) {
+      // once per cut (the ring only changes before it)
+      const sorted = [...this.rttsBeforeCut].sort((a, b) => a - b);
+      const p90 = sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))];
+      this.rttCap = p90 === undefined ? Infinity : 2 * p90 + this.info.intervalMs;
+    }
+    const held = latencyMs > this.rttCap;
+    this.sent(held ? t - this.rttCap : t - latencyMs, seq, held);
+  }
+
+  /**
    * An answered echo request, by its send time and sequence number (ping's
    * own counter, which advances for every request sent, answered or not).
    * The outage is bracketed by send times: it began after the last answered
@@ -146,31 +185,16 @@ class ProbeAcc {
    * without the reply's round trip or the receive side's scheduling in it,
    * and without assuming ping kept its pace while nothing came back.
    */
-  /**
-   * An echo reply received at `t` after `latencyMs`. A request the target
-   * could not answer when it arrived, but that waited in a queue (a paused
-   * VM's tap device holds what comes in while QEMU loads a saved state, and
-   * the guest answers it all at once when it runs), comes back with a round
-   * trip far above the warm-up's: it was answered near its arrival, not near
-   * its send time. Its round trip is capped at twice the longest one seen
-   * before the cut plus one interval, so such a reply ends the outage when
-   * the target really answered again, while an ordinary jittery one keeps its
-   * own send time.
-   */
-  reply(t: number, latencyMs: number, seq: number): void {
-    if (t < this.win.cutAt) this.rttBeforeCut = Math.max(this.rttBeforeCut, latencyMs);
-    const cap = this.rttBeforeCut > 0 ? 2 * this.rttBeforeCut + this.info.intervalMs : Infinity;
-    this.sent(t - Math.min(latencyMs, cap), seq);
-  }
-
-  sent(s: number, seq: number): void {
+  sent(s: number, seq: number, held = false): void {
     const p = this.lastSend;
     if (this.sendAfter && p) this.sendAfter.after = s - p.s;
     this.sendAfter = null;
     if (p !== null && s > p.s) {
       // iputils' icmp_seq is 16 bits: at 1 ms it wraps every 65 s
       const n = (((seq - p.seq) % 65536) + 65536) % 65536;
-      if (n >= 2) {
+      // a held reply is a gap even right after the last answered request: the guest paused with that
+      // request in its receive ring and answered it when it ran again (the lost ones come after it)
+      if (n >= 2 || held) {
         const g = this.sendGaps;
         const x = { from: p.s, to: s, before: this.sendBefore === null ? NaN : p.s - this.sendBefore, after: NaN };
         const len = s - p.s;
