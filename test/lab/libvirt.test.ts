@@ -33,7 +33,10 @@ afterAll(async () => {
 });
 
 interface Summary {
-  trials: Array<{ injected: { cutAt: number; restoredAt: number; durationMs: number } | null; probes: Record<string, { outcome: string; observedOutageMs: number | null }> }>;
+  trials: Array<{
+    injected: { cutAt: number; restoredAt: number; durationMs: number } | null;
+    probes: Record<string, { outcome: string; observedOutageMs: number | null }>;
+  }>;
 }
 
 const suite = (mode: string, blackout: string, extra: Record<string, unknown> = {}) =>
@@ -83,6 +86,10 @@ async function measured(mode: string, blackout: string) {
     mode,
     blackout,
     injectedMs: t.injected!.durationMs,
+    // how long the suspend and the restore/resume calls took: the guest stopped and ran again somewhere
+    // inside them, and the injected window runs from one's return to the other's
+    cutCallMs: callMs(out, 'cut'),
+    restoreCallMs: callMs(out, 'restore'),
     guestPauseMs: Math.round(guestPauseMs),
     guestDriftPct: Math.round(driftRate * 1000) / 10,
     pingOutageMs: t.probes.ping!.observedOutageMs,
@@ -92,6 +99,15 @@ async function measured(mode: string, blackout: string) {
   writeFileSync(join(out, 'figures.json'), JSON.stringify(figures, null, 2));
   console.log(`libvirt ${JSON.stringify(figures)}`);
   return { out, figures };
+}
+
+/** how long the call behind the run's cut or restore event took (its `before` to its instant) */
+function callMs(out: string, type: 'cut' | 'restore'): number {
+  const line = readFileSync(join(out, 'events.jsonl'), 'utf8')
+    .split('\n')
+    .find((l) => l.includes(`"type":"${type}"`));
+  const e = JSON.parse(line!) as { t: number; before: number };
+  return Math.round(e.t - e.before);
 }
 
 /** what ping saw around the cut and the restore (ms from the cut: seq and round trip), for a failure's message */
@@ -126,7 +142,8 @@ describe('libvirt adapter against a real libvirtd', () => {
     expect(Math.abs(figures.guestPauseMs - figures.injectedMs)).toBeLessThan(300 + 0.15 * figures.injectedMs);
     // ping's outage is the injected window: the requests the guest's tap device held while QEMU loaded the
     // saved state come back all at once (round trips over a second) and count from when the guest ran again
-    expect(Math.abs(figures.pingOutageMs! - figures.injectedMs), pingTimeline(out)).toBeLessThan(300);
+    // (the guest stopped inside the suspend call: up to that call's length before the window starts)
+    expect(Math.abs(figures.pingOutageMs! - figures.injectedMs), pingTimeline(out)).toBeLessThan(300 + figures.cutCallMs);
     expect(['stalled', 'transparent']).toContain(figures.echo);
     const events = readFileSync(join(out, 'events.jsonl'), 'utf8');
     expect(events).toMatch(/"saveMs":\d/);
@@ -137,11 +154,13 @@ describe('libvirt adapter against a real libvirtd', () => {
   });
 
   it('suspend/resume: a pause', async () => {
-    const { figures } = await measured('suspend', '1s');
+    const { out, figures } = await measured('suspend', '1s');
     expect(figures.injectedMs).toBeGreaterThan(800); // from `virsh suspend` returning: a busy machine makes that late
     expect(figures.injectedMs).toBeLessThan(1600);
     expect(Math.abs(figures.guestPauseMs - figures.injectedMs)).toBeLessThan(300 + 0.15 * figures.injectedMs);
-    expect(Math.abs(figures.pingOutageMs! - figures.injectedMs)).toBeLessThan(200);
+    // the guest stopped inside the suspend call and ran again inside the resume call (under load either takes
+    // a few hundred ms: once 250 ms, and ping and the guest's clock both saw a pause that much longer)
+    expect(Math.abs(figures.pingOutageMs! - figures.injectedMs), pingTimeline(out)).toBeLessThan(200 + figures.cutCallMs + figures.restoreCallMs);
   });
 
   it('kill -9 of the harness after the save: the watchdog restores the guest from the file', async () => {
