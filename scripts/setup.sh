@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs whatever is missing for blackout on a Debian machine (root):
-# the Debian packages listed in scripts/debian-packages.txt and the npm
+# the Debian packages listed in scripts/debian-packages.txt and those the
+# probe kinds and lab services declare (scripts/plugin-packages.sh), and the npm
 # dependencies. Idempotent and quiet when everything is there, so `npm test`
 # and `npm run demo` can call it every time.
 set -euo pipefail
@@ -11,6 +12,10 @@ while read -r line; do
   pkg=${line%%#*}; pkg=$(echo "$pkg" | xargs)
   [ -n "$pkg" ] && want+=("$pkg")
 done < scripts/debian-packages.txt
+# and what each probe kind and lab service declares in its own file (a failure here stops the setup)
+declared=$(bash scripts/plugin-packages.sh)
+for pkg in $declared; do want+=("$pkg"); done
+mapfile -t want < <(printf '%s\n' "${want[@]}" | sort -u)
 
 missing=()
 for p in "${want[@]}"; do

@@ -95,6 +95,11 @@ export interface ProbeDefinition<C extends ProbeConfigBase> {
   kind: C['kind'];
   /** one line for --help */
   summary: string;
+  /**
+   * Debian packages its client needs on the harness host, one array literal on the definition:
+   * scripts/setup.sh reads them from this file (before any npm module is installed) and installs the missing ones
+   */
+  packages?: readonly string[];
   /** validates one entry of the suite's `probes:` list (name, kind, interval, tolerance included) */
   schema: z.ZodType<C>;
   /** fields holding a file path relative to the suite file (the suite loader makes them absolute) */

@@ -1,8 +1,8 @@
 /**
  * A lab service: one real server from a Debian package, running inside the
  * target namespace and inside the target's freezer cgroup (so a quick
- * migration freezes it). Adding a service to the lab is one file implementing
- * this interface plus one line in services/index.ts.
+ * migration freezes it). Adding a service to the lab is one file in
+ * services/ exporting an object of this shape: services/index.ts finds it.
  */
 import { chmodSync, openSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -17,8 +17,13 @@ export interface ServiceInfo {
 
 export interface LabService {
   name: string;
-  /** Debian packages it needs (scripts/setup.sh installs them) */
-  packages: string[];
+  /**
+   * Debian packages it needs, one array literal: scripts/setup.sh reads them from this file
+   * (before any npm module is installed) and installs the missing ones
+   */
+  packages: readonly string[];
+  /** services whose start this one needs first (their files, their users); the others start in name order */
+  after?: readonly string[];
   /** prepares its files, starts its server(s); returns what clients need (no secrets inline: file paths) */
   start(lab: Topology): Promise<ServiceInfo>;
   /** optional: removes what it made outside the lab dir and namespaces (after its processes are gone); returns what it removed */

@@ -48,6 +48,7 @@ const PROBLEM = /^\[(\d+\.\d+)\] (From .*)$/;
 export const icmp: ProbeDefinition<IcmpConfig> = {
   kind: 'icmp',
   summary: 'continuous ping (system ping -D -O, ≥ 50 Hz): the exact outage window',
+  packages: ['iputils-ping'],
   schema,
   policy: (c) => ({ client: 'iputils ping -D -O', intervalMs: c.interval, pingArgIntervalMs: pingInterval(c.interval), realtime: c.realtime ?? c.interval < 10 }),
   facts: () => ({ session: false, deadlines: [], notes: ['ping keeps no session: it only measures the outage'], reconnect: false, sendTimes: true }),

@@ -300,6 +300,7 @@ const connectionProblem = (e: unknown) => !(e instanceof OdbcError) || !e.state 
 export const odbc: ProbeDefinition<OdbcConfig> = {
   kind: 'odbc',
   summary: 'ODBC (odbc npm + unixODBC + any driver: psqlODBC, MariaDB, a DSN) loop: INSERT + read back every interval, or a query; lost-write check at close',
+  packages: ['unixodbc', 'odbc-postgresql', 'odbc-mariadb'],
   schema,
   policy: (c) => {
     const d = dialectOf(c);

@@ -97,6 +97,7 @@ export type RdpConfig = z.infer<typeof schema>;
 export const rdp: ProbeDefinition<RdpConfig> = {
   kind: 'rdp',
   summary: 'a real RDP session (FreeRDP under Xvfb) watching the desktop for fresh frames; FreeRDP auto-reconnect on or off',
+  packages: ['freerdp2-x11', 'xvfb', 'xdotool'],
   schema,
   facts: (c) => {
     const ack = c.timeout ?? FREERDP_DEFAULTS.tcpAckTimeoutMs;

@@ -154,6 +154,7 @@ function smbTarget(config: SmbConfig, ctx: ProbeContext): Smb & { password: stri
 export const smb: ProbeDefinition<SmbConfig> = {
   kind: 'smb',
   summary: 'large SMB file copy with smbclient (child process, progress from the byte stream), sha256 checked',
+  packages: ['smbclient'],
   schema,
   policy: (c) => ({
     client: 'smbclient (Samba)',

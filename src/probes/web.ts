@@ -100,6 +100,7 @@ function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export const web: ProbeDefinition<WebConfig> = {
   kind: 'web',
   summary: 'a logged-in Chromium session (playwright-core) following a journey: your Playwright module or declarative steps; a check every interval',
+  packages: ['chromium'],
   schema,
   fileFields: ['journey'],
   policy: (c) => ({

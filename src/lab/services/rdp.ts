@@ -179,7 +179,7 @@ FuseMountName=thinclient_drives
 
 export const rdp: LabService = {
   name: 'rdp',
-  packages: ['xrdp', 'xorgxrdp', 'xterm', 'fonts-dejavu-core', 'openssl'],
+  packages: ['xrdp', 'xorgxrdp', 'xserver-xorg-core', 'xterm', 'fonts-dejavu-core', 'openssl'],
   async start(lab) {
     for (const bin of ['/usr/sbin/xrdp', '/usr/sbin/xrdp-sesman', '/usr/lib/xorg/Xorg', '/usr/bin/xterm']) {
       if (!existsSync(bin)) throw new Error(`rdp: ${bin} is missing: run \`npm run setup\` (installs xrdp, xorgxrdp, xterm)`);

@@ -17,6 +17,8 @@ export const SMB_SHARE = 'files';
 export const smb: LabService = {
   name: 'smb',
   packages: ['samba', 'smbclient'],
+  // its share is the files service's folder
+  after: ['files'],
   async start(lab) {
     const dir = `${lab.dir}/smb`;
     rmSync(dir, { recursive: true, force: true });
