@@ -580,15 +580,19 @@ export function buildProgram(): Command {
   program
     .command('kinds')
     .description('list the probe and injector kinds')
-    .option('--json', 'machine-readable: { probes: [{ kind, summary }], injectors: [...] }')
+    .option('--json', 'machine-readable: { probes: [{ kind, summary, packages }], injectors: [{ kind, summary }] }')
     .action((o: { json?: boolean }) => {
+      // the Debian packages a probe's client needs on this machine (a clone's setup installs them; an npm install does not)
+      const needs = (p: (typeof probes)[number]) => p.packages ?? [];
       if (o.json) {
         process.stdout.write(
-          JSON.stringify({ probes: probes.map((p) => ({ kind: p.kind, summary: p.summary })), injectors: injectors.map((p) => ({ kind: p.kind, summary: p.summary })) }, null, 2) + '\n',
+          JSON.stringify({ probes: probes.map((p) => ({ kind: p.kind, summary: p.summary, packages: needs(p) })), injectors: injectors.map((p) => ({ kind: p.kind, summary: p.summary })) }, null, 2) +
+            '\n',
         );
         return;
       }
-      process.stdout.write('probes:\n' + probes.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');
+      const line = (p: (typeof probes)[number]) => `  ${p.kind.padEnd(16)} ${p.summary}${needs(p).length ? ` (Debian: ${needs(p).join(', ')})` : ''}`;
+      process.stdout.write('probes:\n' + probes.map(line).join('\n') + '\n');
       process.stdout.write('injectors:\n' + injectors.map((p) => `  ${p.kind.padEnd(16)} ${p.summary}`).join('\n') + '\n');
     });
   return program;

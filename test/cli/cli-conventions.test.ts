@@ -70,6 +70,9 @@ describe('--json', () => {
     expect(j.probes.map((p: { kind: string }) => p.kind)).toEqual(expect.arrayContaining(['icmp', 'tcp', 'postgres']));
     expect(j.injectors.map((p: { kind: string }) => p.kind)).toEqual(expect.arrayContaining(['cable-pull', 'quick-migration']));
     expect(j.probes.every((p: { summary: string }) => p.summary.length > 0)).toBe(true);
+    // what a client needs installed, from the probe's own declaration
+    expect(j.probes.find((p: { kind: string }) => p.kind === 'smb').packages).toEqual(['smbclient']);
+    expect(j.probes.find((p: { kind: string }) => p.kind === 'postgres').packages).toEqual([]);
   });
 
   it('lab status --json for a lab that is not up', async () => {
