@@ -6,6 +6,7 @@
  */
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { expect } from 'vitest';
 import type { BlackoutEvent } from '../../src/core/events.ts';
@@ -68,7 +69,24 @@ export async function runLabSuite(
   const suiteFile = writeSuite({ target: 'lab', ...suite });
   const cli = runCli(['run', suiteFile, '--lab', lab, '--out', out, '--no-live'], { env: opts.env });
   try {
-    if (opts.during) await opts.during(out);
+    if (opts.during) {
+      // a run that ends first (a preflight failure, an error) would leave `during` waiting for an event that
+      // never comes, and the test would fail on that wait without the run's own words: give it 2 s more, then
+      // fail with the run's exit code, stderr and last events
+      const acting = opts.during(out);
+      acting.catch(() => {});
+      const ended = cli.then(async (r) => {
+        const late = await Promise.race([acting.then(() => true), sleep(2000).then(() => false)]);
+        if (!late) {
+          const last = eventsSoFar(out)
+            .slice(-8)
+            .map((e) => JSON.stringify(e))
+            .join('\n');
+          throw new Error(`the run ended (exit ${r.code}) before the test had acted; stderr: ${r.stderr.slice(-1500)}\nlast events:\n${last}`);
+        }
+      });
+      await Promise.race([acting, ended]);
+    }
   } finally {
     await cli;
     rmSync(dirname(suiteFile), { recursive: true, force: true });
