@@ -2,7 +2,7 @@
 # Prints the Debian packages that the probe kinds and the lab services declare
 # in their own files (`packages: ['a', 'b']` on the definition), one per line,
 # sorted: scripts/setup.sh installs them with scripts/debian-packages.txt.
-# Read from the sources with sed, not by loading them: it runs before any npm
+# Read from the sources with grep, not by loading them: it runs before any npm
 # module is installed. test/unit/plugin-packages.test.ts checks that it finds
 # exactly what the loaded plug-ins declare.
 set -euo pipefail

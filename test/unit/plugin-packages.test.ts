@@ -1,6 +1,6 @@
 /**
  * The Debian packages a probe kind or a lab service needs are declared in its
- * own file; scripts/setup.sh reads them with scripts/plugin-packages.sh (sed
+ * own file; scripts/setup.sh reads them with scripts/plugin-packages.sh (grep
  * over the sources, before any npm module is installed). That script must see
  * exactly what the loaded plug-ins declare. The lab's services are found by
  * their folder alone, and start in name order after the ones they name.
