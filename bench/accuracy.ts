@@ -1,13 +1,17 @@
 /**
  * Outage accuracy: 20 cuts of random lengths (0.3–5 s) on the lab, watched at
- * the same time by the icmp probe at 10 ms and at 1 ms, fping at 10 ms
- * (`fping -l -p 10 -D`, which sends no faster on this machine) and the tcp
- * probe at 10 ms: each one's outage against the injector's window, on the
- * same cuts. The icmp figures are given twice, by the analysis's send-time
- * bracket and by the former estimate (longest gap between replies minus one
- * period), computed from the same events. Then the 1 ms probe alone for a
- * while: its CPU cost (ping and the harness) and the events it writes, and how
- * long the reports of a log at that rate take. Repeated BENCH_RUNS times.
+ * the same time by the icmp probe at 10 ms, fping at 10 ms (`fping -l -p 10
+ * -D`, which sends no faster on this machine) and the tcp probe at 10 ms:
+ * each one's outage against the injector's window, on the same cuts. Then the
+ * icmp probe at 1 ms on cuts of the same lengths, in a pass of its own: at
+ * real-time priority its ping spins one core, and sharing the cuts with it
+ * starved fping (116–158 ms late replies on an idle machine). The icmp
+ * figures are given twice, by the analysis's send-time bracket and by the
+ * former estimate (longest gap between replies minus one period), computed
+ * from the same events, with the pace ping kept while the link was dead.
+ * Then the 1 ms probe alone for a while: its CPU cost (ping and the harness)
+ * and the events it writes, and how long the reports of a log at that rate
+ * take. Repeated BENCH_RUNS times.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -15,12 +19,12 @@ import { join } from 'node:path';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { createClock } from '../src/core/clock.ts';
+import { createClock, type Clock } from '../src/core/clock.ts';
 import { labDown } from '../src/lab/lab.ts';
 import { runSuite } from '../src/run/runner.ts';
 import { validateSuite } from '../src/run/suite.ts';
 import { foldEvents } from '../src/core/event-log.ts';
-import { analyze, median } from '../src/analysis/analysis.ts';
+import { analyze, median, type Analysis } from '../src/analysis/analysis.ts';
 import { writeReports } from '../src/reporters/index.ts';
 import type { BlackoutEvent } from '../src/core/events.ts';
 import { stats, machine, saveResult, f1, benchLab, benchLabUp, load, runs, spread, fs1, ratio, baseline } from './common.ts';
@@ -55,6 +59,9 @@ interface Row {
   fping: number;
   ping10IntervalMs: number;
   ping1IntervalMs: number;
+  /** ms between the requests ping sent while the link was dead (from the lost sequence numbers) */
+  ping10SilentPaceMs: number | null;
+  ping1SilentPaceMs: number | null;
   tcpDetectedAfterMs: number | null;
   tcpOutcome: string;
 }
@@ -75,21 +82,51 @@ function gapEstimate(samples: number[], cutAt: number, restoredAt: number): numb
   return Math.max(0, worst - (median(before.slice(-256)) ?? 0));
 }
 
+/**
+ * The pace of ping's sends while nothing came back: the longest stretch
+ * between two answered requests (by send time, reply − round trip) across
+ * the window, less the ordinary period before the first lost one, over the
+ * requests lost in between (by sequence number).
+ */
+function silentPace(samples: Array<{ s: number; seq: number }>, cutAt: number, restoredAt: number, periodMs: number): number | null {
+  let best: { len: number; lost: number } | null = null;
+  for (let i = 1; i < samples.length; i++) {
+    const a = samples[i - 1]!;
+    const b = samples[i]!;
+    if (!(b.s > cutAt && a.s < restoredAt)) continue;
+    const lost = ((((b.seq - a.seq) % 65536) + 65536) % 65536) - 1;
+    if (lost >= 1 && (!best || b.s - a.s > best.len)) best = { len: b.s - a.s, lost };
+  }
+  return best ? (best.len - periodMs) / best.lost : null;
+}
+
+/** One run of the suite's cuts with these probes; its events and their analysis (the run folder is removed). */
+async function pass(lab: string, name: string, probes: Array<Record<string, unknown>>, lengths: number[], clock: Clock, log: (l: string) => void): Promise<{ events: BlackoutEvent[]; a: Analysis }> {
+  const suite = validateSuite({ name, target: { lab }, probes, injector: { kind: 'cable-pull' }, blackouts: lengths, warmup: '700ms', recovery: '8s', cooldown: '300ms' });
+  const out = mkdtempSync(join(tmpdir(), 'bench-acc-'));
+  try {
+    await runSuite(suite, { outDir: out, clock, log });
+    const events: BlackoutEvent[] = [];
+    foldEvents(join(out, 'events.jsonl'), (e) => events.push(e));
+    return { events, a: analyze(events) };
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+}
+
+/** a probe's answered requests in one trial: receive times, and send times with sequence numbers */
+function answered(events: BlackoutEvent[], trial: number, probe: string): { t: number[]; sent: Array<{ s: number; seq: number }> } {
+  const t: number[] = [];
+  const sent: Array<{ s: number; seq: number }> = [];
+  for (const e of events) {
+    if (e.type !== 'sample' || e.trial !== trial || e.probe !== probe) continue;
+    t.push(e.t);
+    if (e.seq !== undefined && e.latencyMs !== undefined) sent.push({ s: e.t - e.latencyMs, seq: e.seq });
+  }
+  return { t, sent };
+}
+
 async function once(lab: string, address: string, lengths: number[], log: (l: string) => void): Promise<{ rows: Row[]; fpingPeriod: number; wallS: number; cost: Record<string, number> }> {
-  const suite = validateSuite({
-    name: 'bench accuracy',
-    target: { lab },
-    probes: [
-      { name: 'ping10', kind: 'icmp', interval: '10ms' },
-      { name: 'ping1', kind: 'icmp', interval: '1ms' },
-      { name: 'tcp', kind: 'tcp', interval: '10ms' },
-    ],
-    injector: { kind: 'cable-pull' },
-    blackouts: lengths,
-    warmup: '700ms',
-    recovery: '8s',
-    cooldown: '300ms',
-  });
   const clock = createClock();
   const fpingReplies: number[] = [];
   const fping = spawn('fping', ['-l', '-p', '10', '-D', address], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -97,52 +134,68 @@ async function once(lab: string, address: string, lengths: number[], log: (l: st
     const m = /^\[(\d+\.\d+)\] \S+ : \[\d+\], \d+ bytes/.exec(line);
     if (m) fpingReplies.push(clock.fromWallMs(Number(m[1]) * 1000));
   });
-  const out = mkdtempSync(join(tmpdir(), 'bench-acc-'));
+  const pings = new Map<number, { arg: string; secs: number }>();
+  const poll = setInterval(() => pingCpu(pings), 250);
+  const started = Date.now();
+  let at10: { events: BlackoutEvent[]; a: Analysis };
+  const t0 = clock.now();
   try {
-    const started = Date.now();
-    await runSuite(suite, { outDir: out, clock, log });
-    fping.kill('SIGINT');
-    const events: BlackoutEvent[] = [];
-    foldEvents(join(out, 'events.jsonl'), (e) => events.push(e));
-    const a = analyze(events);
-    const samples: Record<string, number[]> = { ping10: [], ping1: [] };
-    const gaps: number[] = [];
-    for (let i = 1; i < fpingReplies.length; i++) gaps.push(fpingReplies[i]! - fpingReplies[i - 1]!);
-    const fpingPeriod = median(gaps.filter((g) => g < 100)) ?? 10;
-    const rows: Row[] = [];
-    for (const t of a.trials) {
-      if (!t.injected) continue;
-      const { cutAt, restoredAt, durationMs } = t.injected;
-      samples.ping10 = [];
-      samples.ping1 = [];
-      for (const e of events) if (e.type === 'sample' && e.trial === t.index && (e.probe === 'ping10' || e.probe === 'ping1')) samples[e.probe]!.push(e.t);
-      let worst = 0;
-      for (let i = 1; i < fpingReplies.length; i++) {
-        const from = fpingReplies[i - 1]!;
-        const to = fpingReplies[i]!;
-        if (to > cutAt && from < restoredAt) worst = Math.max(worst, to - from);
-      }
-      const err = (v: number | null | undefined) => (v === null || v === undefined ? null : v - durationMs);
-      rows.push({
-        trial: t.index,
-        injectedMs: durationMs,
-        injectWindowMs: t.injected.cutAt - t.injected.cutBefore + (t.injected.restoredAt - t.injected.restoreBefore),
-        ping10: err(t.probes.ping10!.observedOutageMs),
-        ping10Gap: err(gapEstimate(samples.ping10!, cutAt, restoredAt)),
-        ping1: err(t.probes.ping1!.observedOutageMs),
-        ping1Gap: err(gapEstimate(samples.ping1!, cutAt, restoredAt)),
-        fping: worst - fpingPeriod - durationMs,
-        ping10IntervalMs: t.probes.ping10!.effectiveIntervalMs,
-        ping1IntervalMs: t.probes.ping1!.effectiveIntervalMs,
-        tcpDetectedAfterMs: t.probes.tcp!.detectedAfterMs,
-        tcpOutcome: t.probes.tcp!.outcome,
-      });
-    }
-    return { rows, fpingPeriod, wallS: (Date.now() - started) / 1000, cost: {} };
+    at10 = await pass(
+      lab,
+      'bench accuracy',
+      [
+        { name: 'ping10', kind: 'icmp', interval: '10ms' },
+        { name: 'tcp', kind: 'tcp', interval: '10ms' },
+      ],
+      lengths,
+      clock,
+      log,
+    );
   } finally {
-    if (fping.exitCode === null) fping.kill('SIGKILL');
-    rmSync(out, { recursive: true, force: true });
+    clearInterval(poll);
+    pingCpu(pings);
+    fping.kill('SIGINT');
+    if (fping.exitCode === null) setTimeout(() => fping.exitCode === null && fping.kill('SIGKILL'), 1000).unref();
   }
+  const ping10Cpu = ([...pings.values()].reduce((sum, p) => sum + p.secs, 0) / ((clock.now() - t0) / 1000)) * 100;
+  // the 1 ms probe on cuts of the same lengths, alone (see the header)
+  const at1 = await pass(lab, 'bench accuracy 1 ms', [{ name: 'ping1', kind: 'icmp', interval: '1ms' }], lengths, clock, log);
+  const gaps: number[] = [];
+  for (let i = 1; i < fpingReplies.length; i++) gaps.push(fpingReplies[i]! - fpingReplies[i - 1]!);
+  const fpingPeriod = median(gaps.filter((g) => g < 100)) ?? 10;
+  const rows: Row[] = [];
+  for (const t of at10.a.trials) {
+    const t1 = at1.a.trials.find((x) => x.index === t.index);
+    if (!t.injected || !t1?.injected) continue;
+    const { cutAt, restoredAt, durationMs } = t.injected;
+    const p10 = answered(at10.events, t.index, 'ping10');
+    const p1 = answered(at1.events, t.index, 'ping1');
+    let worst = 0;
+    for (let i = 1; i < fpingReplies.length; i++) {
+      const from = fpingReplies[i - 1]!;
+      const to = fpingReplies[i]!;
+      if (to > cutAt && from < restoredAt) worst = Math.max(worst, to - from);
+    }
+    const err = (v: number | null | undefined, injected: number) => (v === null || v === undefined ? null : v - injected);
+    const ping1 = t1.probes.ping1!;
+    rows.push({
+      trial: t.index,
+      injectedMs: durationMs,
+      injectWindowMs: t.injected.cutAt - t.injected.cutBefore + (t.injected.restoredAt - t.injected.restoreBefore),
+      ping10: err(t.probes.ping10!.observedOutageMs, durationMs),
+      ping10Gap: err(gapEstimate(p10.t, cutAt, restoredAt), durationMs),
+      ping1: err(ping1.observedOutageMs, t1.injected.durationMs),
+      ping1Gap: err(gapEstimate(p1.t, t1.injected.cutAt, t1.injected.restoredAt), t1.injected.durationMs),
+      fping: worst - fpingPeriod - durationMs,
+      ping10IntervalMs: t.probes.ping10!.effectiveIntervalMs,
+      ping1IntervalMs: ping1.effectiveIntervalMs,
+      ping10SilentPaceMs: silentPace(p10.sent, cutAt, restoredAt, t.probes.ping10!.effectiveIntervalMs),
+      ping1SilentPaceMs: silentPace(p1.sent, t1.injected.cutAt, t1.injected.restoredAt, ping1.effectiveIntervalMs),
+      tcpDetectedAfterMs: t.probes.tcp!.detectedAfterMs,
+      tcpOutcome: t.probes.tcp!.outcome,
+    });
+  }
+  return { rows, fpingPeriod, wallS: (Date.now() - started) / 1000, cost: { ping10CpuPct: ping10Cpu } };
 }
 
 /**
@@ -216,11 +269,11 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
     const state = await benchLabUp(lab);
     for (let i = 0; i < runs(); i++) {
       const r = await once(lab, state.targetAddress, lengths, (l) => process.stdout.write(`  [${i + 1}] ${l}\n`));
-      r.cost = await cost(lab);
+      r.cost = { ...r.cost, ...(await cost(lab)) };
       perRun.push(r);
       const p95 = (k: keyof Row) => stats(r.rows.map((x) => Math.abs(Number(x[k] ?? NaN))).filter(Number.isFinite)).p95;
       process.stdout.write(
-        `  run ${i + 1}: p95 |error| ping10 ${f1(p95('ping10'))} ms, fping ${f1(p95('fping'))} ms, ping1 ${f1(p95('ping1'))} ms; ping1 cpu ${f1(r.cost.pingCpuPct!)} % + harness ${f1(r.cost.harnessCpuPct!)} %\n`,
+        `  run ${i + 1}: p95 |error| ping10 ${f1(p95('ping10'))} ms, fping ${f1(p95('fping'))} ms, ping1 ${f1(p95('ping1'))} ms; ping10 cpu ${f1(r.cost.ping10CpuPct!)} %, ping1 cpu ${f1(r.cost.pingCpuPct!)} % + harness ${f1(r.cost.harnessCpuPct!)} %\n`,
       );
     }
   } finally {
@@ -240,12 +293,13 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
   const cst = (k: string) => spread(perRun.map((r) => r.cost[k] ?? NaN));
   const det = spread(perRun.map((r) => stats(r.rows.map((x) => x.tcpDetectedAfterMs ?? NaN).filter(Number.isFinite)).p95));
   const win = spread(perRun.map((r) => stats(r.rows.map((x) => x.injectWindowMs)).p95));
-  const ivl = (k: 'ping10IntervalMs' | 'ping1IntervalMs') => spread(perRun.map((r) => median(r.rows.map((x) => x[k])) ?? NaN));
+  const ivl = (k: 'ping10IntervalMs' | 'ping1IntervalMs' | 'ping10SilentPaceMs' | 'ping1SilentPaceMs') =>
+    spread(perRun.map((r) => median(r.rows.map((x) => x[k] ?? NaN).filter(Number.isFinite)) ?? NaN));
   const fpPeriod = spread(perRun.map((r) => r.fpingPeriod));
   const cuts = perRun[0]?.rows.length ?? 0;
   saveResult({
     name: 'accuracy',
-    title: `Outage accuracy: ${cuts} cuts of 0.3–5 s, icmp probe at 10 ms and 1 ms vs fping at 10 ms, on the same cuts`,
+    title: `Outage accuracy: ${cuts} cuts of 0.3–5 s, icmp probe at 10 ms vs fping at 10 ms on the same cuts, icmp probe at 1 ms on cuts of the same lengths`,
     date: new Date().toISOString(),
     machine: machine(),
     load: `${loadBefore} at the start, ${load()} at the end`,
@@ -258,10 +312,11 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
       row('icmp probe, 1 ms: send-time bracket (the analysis)', 'ping1', true),
       row('icmp probe, 1 ms: gap − period (former estimate, same events)', 'ping1Gap', true),
       '',
-      '| icmp probe at 1 ms, alone | median (min–max) |',
+      '| icmp probe at 1 ms, alone (and what limits both) | median (min–max) |',
       '|---|---|',
       `| effective interval (ms): 10 ms probe / 1 ms probe / fping | ${fs1(ivl('ping10IntervalMs'), 2)} / ${fs1(ivl('ping1IntervalMs'), 2)} / ${fs1(fpPeriod, 2)} |`,
-      `| ping process CPU (% of one core) | ${fs1(cst('pingCpuPct'))} |`,
+      `| ping's send pace while the link is dead (ms, median of the cuts): 10 ms probe / 1 ms probe | ${fs1(ivl('ping10SilentPaceMs'), 2)} / ${fs1(ivl('ping1SilentPaceMs'), 2)} |`,
+      `| ping process CPU (% of one core): 10 ms probe (ping -i 0.009) / 1 ms probe | ${fs1(cst('ping10CpuPct'))} / ${fs1(cst('pingCpuPct'))} |`,
       `| harness CPU while it runs alone (% of one core) | ${fs1(cst('harnessCpuPct'))} |`,
       `| events written per second | ${fs1(cst('samplesPerSec'), 0)} |`,
       `| bytes of events.jsonl per sample | ${fs1(cst('bytesPerEvent'), 0)} |`,
@@ -279,7 +334,8 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
       { goal: 'icmp probe at 1 ms: p95 |outage − injected| ≤ 2 ms', met: p1.median <= 2, figure: `p95 ${fs1(p1)} ms over ${cuts} cuts (${ratio(p1.median, pf.median)} fping's)` },
     ],
     notes: [
-      "Send-time bracket: each reply's send time is its receive time minus its round trip; the outage lies between the last answered request before the cut and the first answered one after the restore (ping -O: lost requests still advance the sequence), less half the send period at each edge (the period before the last answered request, the one after the first). Its error is within one send period, the round trip and receive-side delays drop out, and so does the pace ping keeps while nothing comes back. ping runs at real-time priority below 10 ms (chrt -f 10) and the injector's nft thread too, so a loaded machine does not stretch their periods or timestamps; the 10 ms probe and fping run at normal priority.",
+      "Send-time bracket: each reply's send time is its receive time minus its round trip; the outage lies between the last answered request before the cut and the first answered one after the restore (ping -O: lost requests still advance the sequence), less half a send period at each edge: at the cut the period before the last answered request, at the restore the pace ping kept while nothing came back (the lost requests' span over their count). The round trip and receive-side delays drop out. ping runs at real-time priority below 10 ms (chrt -f 10) and the injector's nft thread too, so a loaded machine does not stretch their periods or timestamps; the 10 ms probe and fping run at normal priority.",
+      'What limits the 1 ms figure: iputils ping waits at least 10 ms for a missing reply before it sends again (MIN_INTERVAL_MS in its ping_common.c), so while the link is dead it sends every ~10 ms whatever -i says (the pace row), and the restore lies somewhere in the last of those periods: ±5 ms at best, however fast ping sends while replies come back. Below 10 ms, and at -i 0.009, it spins between sends (the CPU row); from -i 0.010 up it sleeps in whole kernel ticks (16 ms apart at HZ=250). fping keeps its own pace while nothing comes back, but sends no faster than every 10 ms.',
       `Every tcp outcome: ${[...new Set(perRun.flatMap((r) => r.rows.map((x) => x.tcpOutcome)))].join(', ')}. Wall time ${((Date.now() - started) / 1000).toFixed(0)} s for ${perRun.length} run(s).`,
     ],
     raw: { lengths, runs: perRun },

@@ -79,6 +79,34 @@ const REORDER = 16;
 const TOP_GAPS = 8;
 /** icmp: how many round trips before the cut set the cap on a held reply's */
 const RTT_RING = 128;
+
+/** icmp: a stretch between two answered requests with requests lost in between */
+interface SendGap {
+  /** send times of the answered requests on either side */
+  from: number;
+  to: number;
+  /** the send period before `from`, and after `to` */
+  before: number;
+  after: number;
+  /** requests sent and lost in between, by sequence number (0: not known, a held reply's gap) */
+  lost: number;
+}
+
+/**
+ * iputils ping waits at least 10 ms for a reply before it sends again while
+ * one is missing (MIN_INTERVAL_MS in ping_common.c): at `-i 0.001` it sends
+ * every 10.3 ms while the link is dead, measured on this kind of machine. So
+ * the restore lies somewhere in the last silent period before the first
+ * answered request, not in the period after it. That pace is what the lost
+ * requests show: the first one left one ordinary period after `from`, the
+ * others one silent period apart. Without lost requests to show it (a held
+ * reply), or when it is implausible, the period after the restore stands in.
+ */
+function silentPace(g: SendGap, cutEdge: number, intervalMs: number, fallback: number): number {
+  if (g.lost < 1) return fallback;
+  const pace = (g.to - g.from - cutEdge) / g.lost;
+  return pace > 0 && pace <= 4 * Math.max(intervalMs, 10) ? pace : fallback;
+}
 const MAX_SEGMENTS = 5000;
 
 /** Per probe per trial: bounded state, fed sample by sample. */
@@ -100,7 +128,7 @@ class ProbeAcc {
   /** icmp: the answered requests' send times (reply − round trip) and sequence numbers */
   private lastSend: { s: number; seq: number } | null = null;
   private sendBefore: number | null = null;
-  private sendGaps: Array<{ from: number; to: number; before: number; after: number }> = [];
+  private sendGaps: SendGap[] = [];
   /** the bracket just recorded, waiting for the send after it (its restore-side period) */
   private sendAfter: { after: number } | null = null;
   /** icmp: the last round trips before the cut (what a reply that was not held in a queue takes) */
@@ -179,11 +207,11 @@ class ProbeAcc {
    * The outage is bracketed by send times: it began after the last answered
    * request before the cut and before the next request was sent, and ended
    * after the request before the first answered one after the restore was
-   * sent. The send periods at the two edges (the period before the last
-   * answered request, the one after the first) place those unanswered sends:
+   * sent. The send periods at the two edges place those unanswered sends:
+   * at the cut the period before the last answered request, at the restore
+   * the pace ping kept while nothing came back (see silentPace):
    * outage = bracket − (period at the cut + period at the restore) / 2,
-   * without the reply's round trip or the receive side's scheduling in it,
-   * and without assuming ping kept its pace while nothing came back.
+   * without the reply's round trip or the receive side's scheduling in it.
    */
   sent(s: number, seq: number, held = false): void {
     const p = this.lastSend;
@@ -196,7 +224,7 @@ class ProbeAcc {
       // request in its receive ring and answered it when it ran again (the lost ones come after it)
       if (n >= 2 || held) {
         const g = this.sendGaps;
-        const x = { from: p.s, to: s, before: this.sendBefore === null ? NaN : p.s - this.sendBefore, after: NaN };
+        const x: SendGap = { from: p.s, to: s, before: this.sendBefore === null ? NaN : p.s - this.sendBefore, after: NaN, lost: held ? 0 : n - 1 };
         const len = s - p.s;
         let put = true;
         if (g.length < TOP_GAPS) g.push(x);
@@ -345,7 +373,7 @@ class ProbeAcc {
     // no good sample after the restore: the outage never ended (within this trial), so it has no length
     if (worst && firstAfter !== null) base.observedOutageMs = Math.max(0, worst.to - worst.from - effectiveIntervalMs);
     // icmp: the send-time bracket (see sent()), when it covers the window
-    let bracket: { from: number; to: number; before: number; after: number } | null = null;
+    let bracket: SendGap | null = null;
     for (const g of this.sendGaps) {
       if (!(g.to > cutAt && g.from < restoredAt)) continue;
       if (!bracket || g.to - g.from > bracket.to - bracket.from) bracket = g;
@@ -353,7 +381,8 @@ class ProbeAcc {
     if (bracket && firstAfter !== null) {
       // each edge's own send period (a missing or implausible one: the interval seen before the cut)
       const edge = (p: number) => (Number.isFinite(p) && p > 0 && p < 4 * effectiveIntervalMs ? p : effectiveIntervalMs);
-      base.observedOutageMs = Math.max(0, bracket.to - bracket.from - (edge(bracket.before) + edge(bracket.after)) / 2);
+      const cutEdge = edge(bracket.before);
+      base.observedOutageMs = Math.max(0, bracket.to - bracket.from - (cutEdge + silentPace(bracket, cutEdge, effectiveIntervalMs, edge(bracket.after))) / 2);
     }
     if (base.lastOkBeforeMs !== null) base.detectedAfterMs = Math.max(0, base.lastOkBeforeMs + effectiveIntervalMs - cutAt);
 

@@ -1,13 +1,17 @@
 /**
  * icmp: continuous echo with the system `ping`, streamed (`-D -O`): every
- * reply carries the kernel's receive timestamp (wall clock), mapped onto the
- * run clock, and its round trip, so the analysis knows when each answered
+ * reply carries ping's wall-clock time as it printed it, mapped onto the run
+ * clock, and its round trip, so the analysis knows when each answered
  * request was sent: it brackets the outage by send times (the last answered
- * request before the cut, the first after the restore, divided by the
- * requests lost in between, which `-O` makes ping count). At HZ=250,
- * `-i 0.01` really sends every 16 ms: the analysis takes the effective
- * interval from the replies themselves. As root, `interval: 1ms` is
- * supported (ping sends ~900 requests a second).
+ * request before the cut, the first after the restore, with the requests
+ * lost in between counted by their sequence numbers). At HZ=250, `-i 0.01`
+ * really sends every 16 ms: the analysis takes the effective interval from
+ * the replies themselves. As root, `interval: 1ms` is supported: ping sends
+ * ~1 000 requests a second while replies come back, but only every ~10 ms
+ * while one is missing (iputils waits that long for it), so a cut's restore
+ * edge is known to half of that. Below a 20 ms interval (10–19 ms run
+ * `-i 0.009`, see pingInterval) ping spins between sends: one CPU core,
+ * measured.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';

@@ -35,7 +35,7 @@ function run(period: number, cut: number, len: number, rtt: (seq: number) => num
     { type: 'restore', t: restore, before: restore - 0.1, trial: 0, reason: 'scheduled' },
   ];
   let seq = seq0;
-  // pace: how much faster ping sends while the link is dead (nothing to read in between)
+  // pace: how much faster ping sends while the link is dead (below 1: slower, as iputils at 1 ms)
   for (let s = 0; s <= 3000; s += s > cut && s < restore ? period / pace : period, seq = (seq + 1) % 65536) {
     const r = rtt(seq);
     // lost when the request or its reply would cross the dead link
@@ -60,6 +60,17 @@ describe('icmp outage: send-time bracket', () => {
   it('uses the send periods at the edges, not the pace of the unanswered requests', () => {
     const a = analyze(run(10, 1003, 1500, () => 0.3, 0, 'icmp', 2));
     expect(Math.abs(a.trials[0]!.probes.ping!.observedOutageMs! - 1500)).toBeLessThanOrEqual(10);
+  });
+
+  it('places the restore within the pace ping kept while nothing came back, not the period after it', () => {
+    // iputils at -i 0.001 sends every 1 ms while replies come back and every 10.3 ms while none do (it waits
+    // 10 ms for a missing reply): the first answered request after the restore left up to 10.3 ms after it.
+    // Half the period after it (0.5 ms) as that edge read the outage 4.5 ms long on average, up to 9.6 ms.
+    const errs: number[] = [];
+    for (let len = 700; len < 1700; len += 17.3) errs.push(analyze(run(1, 1000.3, len, () => 0.05, 0, 'icmp', 1 / 10.3)).trials[0]!.probes.ping!.observedOutageMs! - len);
+    const mean = errs.reduce((sum, e) => sum + e, 0) / errs.length;
+    expect(Math.max(...errs.map(Math.abs))).toBeLessThanOrEqual(5.5);
+    expect(Math.abs(mean)).toBeLessThanOrEqual(1);
   });
 
   it('keeps working across the 16-bit sequence wrap', () => {
