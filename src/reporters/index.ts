@@ -63,22 +63,18 @@ export function loadAssets(runDir: string, a: Analysis): Assets {
 }
 
 /**
- * Every report of a run folder. Allure's files are written while the other
- * reporters render (their writes run in libuv's thread pool), and each
- * report is written as soon as it is rendered, so only one is held at a time.
+ * Every report of a run folder. Each report is written as soon as it is
+ * rendered, so only one is held at a time; Allure's files come last.
  */
 export async function writeReports(runDir: string): Promise<WrittenReports> {
   const { analysis, tornTail, tornLines } = analyzeRunDir(runDir);
   const assets = loadAssets(runDir, analysis);
-  const allure = writeAllureResults(runDir, analysis);
   const files: string[] = [];
   for (const r of reporters) {
-    // let the Allure writer hand the thread pool its next files before the main thread renders again
-    await new Promise((res) => setImmediate(res));
     const path = join(runDir, r.file);
     await writeFile(path, r.render(analysis, assets));
     files.push(path);
   }
-  files.push(await allure);
+  files.push(await writeAllureResults(runDir, analysis));
   return { analysis, files, tornTail: tornTail !== null, tornLines };
 }
