@@ -364,13 +364,21 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
     const opened = await Promise.allSettled(
       suite.probes.map(async (cfg) => {
         const def = probeDefinition(cfg.kind)!;
+        // each probe its own signal, following the trial's: every session adds and removes a listener
+        // at each tick, and on one shared signal each add walked the thousands already there (a third
+        // of the main thread's CPU at 2 000 sessions)
+        const probeAbort = new AbortController();
+        setMaxListeners(0, probeAbort.signal);
+        const stop = () => probeAbort.abort(trial.abort.signal.reason);
+        if (trial.abort.signal.aborted) stop();
+        else trial.abort.signal.addEventListener('abort', stop, { once: true });
         const ctx: ProbeContext = {
           name: cfg.name,
           trial: index,
           clock,
           target: target!,
           runDir: opts.outDir,
-          signal: trial.abort.signal,
+          signal: probeAbort.signal,
           emit: (e: ProbeEvent) => emit({ ...e, t: e.t ?? clock.now(), probe: cfg.name, trial: index } as BlackoutEvent),
           attach: (name, data, contentType) => {
             const dir = join(opts.outDir, 'attachments');
