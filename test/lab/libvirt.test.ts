@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guardLeakCount } from '../../src/lab/lab.ts';
 import { buildGuest, guestClock, startGuest, startLibvirtd, type Libvirtd } from '../helpers/libvirt.ts';
 import { runCli, tempDir, useLab, writeSuite, labName } from '../helpers/lab.ts';
+import { eventsSoFar } from '../helpers/run-dir.ts';
+import type { BlackoutEvent, EventOf } from '../../src/core/events.ts';
 
 const lab = useLab(labName('alv'));
 let lv: Libvirtd;
@@ -82,14 +84,15 @@ async function measured(mode: string, blackout: string) {
   const guestPauseMs = lag(b, c);
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
   const t = summary.trials[0]!;
+  const log = eventsSoFar(out);
   const figures = {
     mode,
     blackout,
     injectedMs: t.injected!.durationMs,
     // how long the suspend and the restore/resume calls took: the guest stopped and ran again somewhere
     // inside them, and the injected window runs from one's return to the other's
-    cutCallMs: callMs(out, 'cut'),
-    restoreCallMs: callMs(out, 'restore'),
+    cutCallMs: callMs(log, 'cut'),
+    restoreCallMs: callMs(log, 'restore'),
     guestPauseMs: Math.round(guestPauseMs),
     guestDriftPct: Math.round(driftRate * 1000) / 10,
     pingOutageMs: t.probes.ping!.observedOutageMs,
@@ -98,31 +101,24 @@ async function measured(mode: string, blackout: string) {
   };
   writeFileSync(join(out, 'figures.json'), JSON.stringify(figures, null, 2));
   console.log(`libvirt ${JSON.stringify(figures)}`);
-  return { out, figures };
+  return { log, figures };
 }
 
 /** how long the call behind the run's cut or restore event took (its `before` to its instant) */
-function callMs(out: string, type: 'cut' | 'restore'): number {
-  const line = readFileSync(join(out, 'events.jsonl'), 'utf8')
-    .split('\n')
-    .find((l) => l.includes(`"type":"${type}"`));
-  const e = JSON.parse(line!) as { t: number; before: number };
-  return Math.round(e.t - e.before);
+function callMs(log: BlackoutEvent[], type: 'cut' | 'restore'): number {
+  const e = log.find((x): x is EventOf<'cut' | 'restore'> => x.type === type);
+  return Math.round(e!.t - e!.before);
 }
 
 /** what ping saw around the cut and the restore (ms from the cut: seq and round trip), for a failure's message */
-function pingTimeline(out: string): string {
-  const ev = readFileSync(join(out, 'events.jsonl'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { type: string; t: number; probe?: string; seq?: number; latencyMs?: number });
-  const cut = ev.find((e) => e.type === 'cut')?.t ?? 0;
-  const restore = ev.find((e) => e.type === 'restore')?.t ?? 0;
-  const pings = ev.filter((e) => e.type === 'sample' && e.probe === 'ping');
+function pingTimeline(log: BlackoutEvent[]): string {
+  const cut = log.find((e) => e.type === 'cut')?.t ?? 0;
+  const restore = log.find((e) => e.type === 'restore')?.t ?? 0;
+  const pings = log.filter((e): e is EventOf<'sample'> => e.type === 'sample' && e.probe === 'ping');
   const before = pings.filter((e) => e.t <= cut).slice(-5);
   const after = pings.filter((e) => e.t > cut).slice(0, 25);
   const rtts = pings.filter((e) => e.t <= cut).map((e) => e.latencyMs ?? 0);
-  const fmt = (e: (typeof ev)[number]) => `${(e.t - cut).toFixed(1)}:#${e.seq}/${e.latencyMs}`;
+  const fmt = (e: EventOf<'sample'>) => `${(e.t - cut).toFixed(1)}:#${e.seq}/${e.latencyMs}`;
   return `restore at +${(restore - cut).toFixed(1)} ms; max rtt before the cut ${Math.max(...rtts)} ms; pings ${before.map(fmt).join(' ')} | ${after.map(fmt).join(' ')}`;
 }
 
@@ -132,7 +128,7 @@ describe('libvirt adapter against a real libvirtd', () => {
   });
 
   it('save/restore: a real quick migration; the guest paused as long as the injected window', async () => {
-    const { out, figures } = await measured('save', '2s');
+    const { log, figures } = await measured('save', '2s');
     // the injected window runs from `virsh suspend` to `virsh restore --running` returning
     expect(figures.injectedMs).toBeGreaterThan(2000);
     expect(figures.injectedMs).toBeLessThan(8000);
@@ -143,9 +139,9 @@ describe('libvirt adapter against a real libvirtd', () => {
     // ping's outage is the injected window: the requests the guest's tap device held while QEMU loaded the
     // saved state come back all at once (round trips over a second) and count from when the guest ran again
     // (the guest stopped inside the suspend call: up to that call's length before the window starts)
-    expect(Math.abs(figures.pingOutageMs! - figures.injectedMs), pingTimeline(out)).toBeLessThan(300 + figures.cutCallMs);
+    expect(Math.abs(figures.pingOutageMs! - figures.injectedMs), pingTimeline(log)).toBeLessThan(300 + figures.cutCallMs);
     expect(['stalled', 'transparent']).toContain(figures.echo);
-    const events = readFileSync(join(out, 'events.jsonl'), 'utf8');
+    const events = JSON.stringify(log);
     expect(events).toMatch(/"saveMs":\d/);
     expect(events).toMatch(/"restoreMs":\d/);
     expect(existsSync(join(lv.dir, `${DOM}.save`))).toBe(false); // removed after the restore
@@ -154,13 +150,13 @@ describe('libvirt adapter against a real libvirtd', () => {
   });
 
   it('suspend/resume: a pause', async () => {
-    const { out, figures } = await measured('suspend', '1s');
+    const { log, figures } = await measured('suspend', '1s');
     expect(figures.injectedMs).toBeGreaterThan(800); // from `virsh suspend` returning: a busy machine makes that late
     expect(figures.injectedMs).toBeLessThan(1600);
     expect(Math.abs(figures.guestPauseMs - figures.injectedMs)).toBeLessThan(300 + 0.15 * figures.injectedMs);
     // the guest stopped inside the suspend call and ran again inside the resume call (under load either takes
     // a few hundred ms: once 250 ms, and ping and the guest's clock both saw a pause that much longer)
-    expect(Math.abs(figures.pingOutageMs! - figures.injectedMs), pingTimeline(out)).toBeLessThan(200 + figures.cutCallMs + figures.restoreCallMs);
+    expect(Math.abs(figures.pingOutageMs! - figures.injectedMs), pingTimeline(log)).toBeLessThan(200 + figures.cutCallMs + figures.restoreCallMs);
   });
 
   it('kill -9 of the harness after the save: the watchdog restores the guest from the file', async () => {
