@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSuite } from '../../src/run/suite.ts';
 import { web } from '../../src/probes/web.ts';
-import { loadJourney, pattern, verdictOf } from '../../src/probes/shared/web-journey.ts';
+import { isLocalNetworkChange, loadJourney, pattern, verdictOf } from '../../src/probes/shared/web-journey.ts';
 import { ROOT } from '../helpers/lab.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'blackout-journey-'));
@@ -29,6 +29,17 @@ describe('web journeys (no browser)', () => {
     expect(() => verdictOf('yes' as never)).toThrow(/expected nothing, a boolean, a number/);
     expect(pattern('/Live\\s+data/i')).toEqual(/Live\s+data/i);
     expect(pattern('Live data')).toBe('Live data');
+  });
+
+  it("takes Chromium's abort on a change of the machine's own network for the machine's, not the site's", () => {
+    // what page.reload threw in a test run when another lab came up on the machine mid-cut
+    expect(isLocalNetworkChange({ kind: 'failed', message: 'page.reload: net::ERR_NETWORK_CHANGED at http://10.213.3.2:8080/' })).toBe(true);
+    expect(isLocalNetworkChange({ kind: 'lost', message: 'net::ERR_NETWORK_CHANGED' })).toBe(true);
+    // the target's own silence or refusal is the application's failure
+    expect(isLocalNetworkChange({ kind: 'failed', message: 'page.reload: net::ERR_CONNECTION_TIMED_OUT' })).toBe(false);
+    expect(isLocalNetworkChange({ kind: 'failed', message: 'page.reload: net::ERR_CONNECTION_REFUSED' })).toBe(false);
+    expect(isLocalNetworkChange({ kind: 'stale', message: 'ERR_NETWORK_CHANGED' })).toBe(false);
+    expect(isLocalNetworkChange({ kind: 'ok' })).toBe(false);
   });
 
   it('validates declarative steps, naming the field; secrets only by name', () => {

@@ -68,6 +68,16 @@ export function verdictOf(r: CheckResult): Verdict {
   throw new Error(`the journey's check returned ${JSON.stringify(r)}: expected nothing, a boolean, a number or { value } / { stale } / { lost } / { failed }`);
 }
 
+/**
+ * Chromium aborts whatever is in flight whenever an address, route or link on
+ * the harness's machine changes (net::ERR_NETWORK_CHANGED), whatever the
+ * target does: such a failure is the machine's, not the application's, and
+ * the check is worth one more try before it counts.
+ */
+export function isLocalNetworkChange(v: Verdict): v is Extract<Verdict, { kind: 'failed' | 'lost' }> {
+  return (v.kind === 'failed' || v.kind === 'lost') && v.message.includes('ERR_NETWORK_CHANGED');
+}
+
 // ---- declarative steps ----
 
 const selector = z.string().min(1).max(1000);
