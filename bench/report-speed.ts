@@ -9,7 +9,11 @@ import { spawnSync } from 'node:child_process';
 import { nodeArgv } from '../src/core/runtime.ts';
 import { machine, saveResult, f1, load, runs, spread, fs1, ratio, baseline } from './common.ts';
 
-export function writeSyntheticLog(path: string, target: number): number {
+/**
+ * `stretch`: each trial's recovery that many times longer (more samples per
+ * trial, the same trials): the log grows without the results growing.
+ */
+export function writeSyntheticLog(path: string, target: number, stretch = 1): { count: number; trials: number } {
   const fd = openSync(path, 'w');
   const probes = Array.from({ length: 50 }, (_, i) => ({ name: `p${i}`, kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: { reconnect: 'none' } }));
   const lines: string[] = [
@@ -40,7 +44,7 @@ export function writeSyntheticLog(path: string, target: number): number {
     lines.push(JSON.stringify({ type: 'trial-start', t, trial, requestedMs: len }));
     const cut = t + 3000;
     const restore = cut + len;
-    const end = restore + 5000;
+    const end = restore + 5000 * stretch;
     for (let s = t; s < end && count < target; s += 100) {
       for (const p of probes) {
         if (s > cut && s < restore + 1500) continue;
@@ -59,7 +63,7 @@ export function writeSyntheticLog(path: string, target: number): number {
   lines.push(JSON.stringify({ type: 'run-end', t, exitCode: 0, reason: 'completed' }));
   flush();
   closeSync(fd);
-  return count;
+  return { count, trials: trial };
 }
 
 /** Builds every report of a synthetic log (`blackout report DIR`, a fresh process: its peak RSS is the report's alone). */
@@ -85,12 +89,17 @@ export async function reportSpeed(): Promise<void> {
   const loadBefore = load();
   const root = mkdtempSync(join(tmpdir(), 'bench-report-'));
   try {
-    // a quarter-size log beside the full one: memory that does not grow with the log stays flat between them
-    const logs = [250_000, 1_000_000].map((n) => {
-      const dir = join(root, String(n));
+    // a quarter-size log beside the full one: memory that does not grow with the log stays flat between them;
+    // and the full size again with the quarter's trials (each 4× as long): what grows with the events alone
+    const logs = [
+      { n: 250_000, stretch: 1 },
+      { n: 1_000_000, stretch: 1 },
+      { n: 1_000_000, stretch: 5 },
+    ].map(({ n, stretch }) => {
+      const dir = join(root, `${n}-${stretch}`);
       mkdirSync(dir);
-      const count = writeSyntheticLog(join(dir, 'events.jsonl'), n);
-      return { n, dir, count, size: statSync(join(dir, 'events.jsonl')).size };
+      const { count, trials } = writeSyntheticLog(join(dir, 'events.jsonl'), n, stretch);
+      return { n, dir, count, trials, size: statSync(join(dir, 'events.jsonl')).size };
     });
     // the sizes interleaved, run after run: a change in the machine's load falls on both alike
     const all = logs.map(() => [] as ReturnType<typeof measure>[]);
@@ -103,22 +112,23 @@ export async function reportSpeed(): Promise<void> {
     }
     const ph = phases(logs[1]!.dir);
     const base = baseline();
-    const [small, big] = all.map((ms) => ({
+    const [small, big, long] = all.map((ms) => ({
       secs: spread(ms.map((m) => m.secs)),
       cpu: spread(ms.map((m) => m.cpuSecs)),
       mib: spread(ms.map((m) => m.kb / 1024)),
       ok: ms.every((m) => m.ok),
       stderr: ms.find((m) => !m.ok)?.stderr ?? '',
     }));
-    const key = (i: number) => (i === 0 ? '250k' : '1M');
+    const key = (i: number) => (i === 0 ? '250k' : i === 1 ? '1M' : '');
     const row = (i: number) => {
       const l = logs[i]!;
-      const m = i === 0 ? small! : big!;
+      const m = [small, big, long][i]!;
       const b = base[`report.${key(i)}.secs`];
       const bm = base[`report.${key(i)}.rssMiB`];
-      return `| ${l.count} | ${f1(l.size / 2 ** 20)} MiB | ${fs1(m.secs)} | ${b ? `${b} → ${ratio(m.secs.median, b)}` : '–'} | ${fs1(m.cpu)} | ${fs1(m.mib)} | ${bm ? `${bm} → ${ratio(m.mib.median, bm)}` : '–'} | ${m.ok ? 0 : 'failed'} |`;
+      return `| ${l.count} | ${l.trials} | ${f1(l.size / 2 ** 20)} MiB | ${fs1(m.secs)} | ${b ? `${b} → ${ratio(m.secs.median, b)}` : '–'} | ${fs1(m.cpu)} | ${fs1(m.mib)} | ${bm ? `${bm} → ${ratio(m.mib.median, bm)}` : '–'} | ${m.ok ? 0 : 'failed'} |`;
     };
     const growth = big!.mib.median / small!.mib.median;
+    const growthEvents = long!.mib.median / small!.mib.median;
     saveResult({
       name: 'report-speed',
       title: 'Report speed: analysis + every reporter (summary, JUnit, Markdown, HTML, Allure results) on synthetic logs',
@@ -126,10 +136,11 @@ export async function reportSpeed(): Promise<void> {
       machine: machine(),
       load: `${loadBefore} at the start, ${load()} at the end`,
       table: [
-        `| events | log size | wall time (s), median of ${runs()} (min–max) | wall before → ratio | CPU time, user + system (s) | peak RSS (MiB) | RSS before → ratio | exit |`,
-        '|---|---|---|---|---|---|---|---|',
+        `| events | trials (× 50 probes) | log size | wall time (s), median of ${runs()} (min–max) | wall before → ratio | CPU time, user + system (s) | peak RSS (MiB) | RSS before → ratio | exit |`,
+        '|---|---|---|---|---|---|---|---|---|',
         row(0),
         row(1),
+        row(2),
         '',
         `| where the time goes, 1 M events (one run, in one process) | wall ms | CPU ms |`,
         '|---|---|---|',
@@ -142,12 +153,17 @@ export async function reportSpeed(): Promise<void> {
           met: big!.ok && growth <= 1.2,
           figure: `${f1(small!.mib.median)} MiB at ${logs[0]!.count} events, ${f1(big!.mib.median)} MiB at ${logs[1]!.count} (×${growth.toFixed(2)} for ×4 the log)`,
         },
+        {
+          goal: 'the same, with the trials held (×4 the events, each trial 4× as long)',
+          met: long!.ok && growthEvents <= 1.2,
+          figure: `${f1(small!.mib.median)} MiB at ${logs[0]!.count} events in ${logs[0]!.trials} trials, ${f1(long!.mib.median)} MiB at ${logs[2]!.count} in ${logs[2]!.trials} (×${growthEvents.toFixed(2)})`,
+        },
       ],
       notes: [
-        "The 1 M-event log is 50 probes × ~300 trials: besides the analysis (one JSON.parse per line, a hand check of each sample, zod for every other event, a fold into per-trial accumulators) the reporters write ~15 000 Allure results, one file per probe per trial (Allure's format), written synchronously after the other reporters (fs/promises' writeFile, 32 in flight, cost twice the CPU for no gain in wall time: each file's open, write and close are trips to the thread pool). Creating those files is the file system's work: 15 000 creates took 0.3–2.7 s on this machine's ext4 (mounted with discard), depending on what was deleted before. The CLI loads the runner, the probes and their client libraries only for the commands that run suites. Wall time counts the whole `blackout report` process, Node and the TypeScript loader included; CPU time is user + system of that process (its thread pool included), which a loaded machine inflates less than wall time.",
+        "The 1 M-event log is 50 probes × ~300 trials (the third log: the same events in as many trials as the quarter-size one): besides the analysis (one JSON.parse per line, a hand check of each sample, zod for every other event, a fold into per-trial accumulators) the reporters write ~15 000 Allure results, one file per probe per trial (Allure's format), written synchronously after the other reporters (fs/promises' writeFile, 32 in flight, cost twice the CPU for no gain in wall time: each file's open, write and close are trips to the thread pool). Creating those files is the file system's work: 15 000 creates took 0.3–2.7 s on this machine's ext4 (mounted with discard), depending on what was deleted before. The CLI loads the runner, the probes and their client libraries only for the commands that run suites. Wall time counts the whole `blackout report` process, Node and the TypeScript loader included; CPU time is user + system of that process (its thread pool included), which a loaded machine inflates less than wall time.",
         ...(big!.ok ? [] : [`blackout report failed: ${big!.stderr}`]),
       ],
-      raw: { logs: logs.map(({ n, count, size }) => ({ n, count, size })), runs: all, phases: ph },
+      raw: { logs: logs.map(({ n, count, trials, size }) => ({ n, count, trials, size })), runs: all, phases: ph },
     });
   } finally {
     rmSync(root, { recursive: true, force: true });
