@@ -53,6 +53,26 @@ describe('event log', () => {
     expect(() => readEvents(path)).toThrow(EventLogError);
   });
 
+  it('reads lines that straddle its read chunks whole, multi-byte characters and lines longer than a chunk included', () => {
+    const dir = tempDir();
+    const path = join(dir, 'events.jsonl');
+    const lines = [JSON.stringify(start)];
+    const messages: string[] = [];
+    // 2-, 3- and 4-byte UTF-8 characters at every offset around the 1 MiB chunk boundaries, and one
+    // message of 2.5 MiB (a line longer than two chunks)
+    for (let i = 0, size = 0; size < 3.2 * 2 ** 20; i++) {
+      messages.push(`${'x'.repeat(i % 7)}é—🔌 `.repeat(1 + ((i * 7919) % 5000)));
+      size += messages[i]!.length;
+    }
+    messages.push('ü'.repeat(1.25 * 2 ** 20));
+    for (const m of messages) lines.push(JSON.stringify({ type: 'probe-error', t: 1, probe: 'p', trial: 0, message: m, fatal: false }));
+    writeFileSync(path, lines.join('\n') + '\n');
+    const got: string[] = [];
+    const r = foldEvents(path, (e) => e.type === 'probe-error' && got.push(e.message));
+    expect(r).toMatchObject({ count: messages.length + 1, tornTail: null, tornLines: 0 });
+    expect(got).toEqual(messages);
+  });
+
   it('short writes: every byte reaches the file, every line stays whole', () => {
     const dir = tempDir();
     try {
