@@ -95,7 +95,7 @@ interface SendGap {
 /**
  * iputils ping waits at least 10 ms for a reply before it sends again while
  * one is missing (MIN_INTERVAL_MS in ping_common.c): at `-i 0.001` it sends
- * every 10.3 ms while the link is dead, measured on this kind of machine. So
+ * every 10.2–10.3 ms while the link is dead, measured on this kind of machine. So
  * the restore lies somewhere in the last silent period before the first
  * answered request, not in the period after it. That pace is what the lost
  * requests show: the first one left one ordinary period after `from`, the
