@@ -19,7 +19,7 @@
  *    is released to the queue (graphile-worker's graceful shutdown) and
  *    resumed elsewhere after the trials already done.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -176,7 +176,9 @@ export class FleetWorker {
       } finally {
         await sink.close();
       }
-      await writeReports(outDir);
+      // the previous run of this suite against this target may be in an earlier campaign's folder: its
+      // Allure history goes on across campaigns (on this host: the folders under --out-root)
+      await writeReports(outDir, { historyFrom: subfolders(this.o.outRoot) });
       await this.pool.query(
         `update ${SCHEMA}.campaign_jobs set run_ids = array_append(run_ids, (select run_id from ${SCHEMA}.runs where out_dir = $2 limit 1)), out_dirs = array_append(out_dirs, $2) where job_id = $1`,
         [p.jobId, resolve(outDir)],
@@ -214,5 +216,16 @@ export class FleetWorker {
     for (const t of this.timers) clearInterval(t);
     await this.utils?.release();
     await this.pool.end().catch(() => {});
+  }
+}
+
+/** the folders in `dir` (none when it cannot be read) */
+function subfolders(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => join(dir, d.name));
+  } catch {
+    return [];
   }
 }

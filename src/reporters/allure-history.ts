@@ -46,7 +46,7 @@ const zero = (): Statistic => ({ failed: 0, broken: 0, skipped: 0, passed: 0, un
 const STATUSES = new Set<Status>(['passed', 'failed', 'broken', 'skipped', 'unknown']);
 
 /** the run-start of a run folder (its first line), or null */
-function runStartOf(dir: string): { suite: string; wallMs: number; runId: string; shard: string | null } | null {
+function runStartOf(dir: string): { suite: string; target: string | null; wallMs: number; runId: string; shard: string | null } | null {
   const path = join(dir, 'events.jsonl');
   let fd: number;
   try {
@@ -72,9 +72,15 @@ function runStartOf(dir: string): { suite: string; wallMs: number; runId: string
     const text = Buffer.concat(parts)
       .subarray(0, nl < 0 ? size : nl)
       .toString('utf8');
-    const e = JSON.parse(text) as { type?: unknown; suite?: unknown; wallMs?: unknown; runId?: unknown; shard?: { index?: unknown; total?: unknown } };
+    const e = JSON.parse(text) as { type?: unknown; suite?: unknown; target?: { name?: unknown }; wallMs?: unknown; runId?: unknown; shard?: { index?: unknown; total?: unknown } };
     if (e.type !== 'run-start' || typeof e.suite !== 'string' || typeof e.wallMs !== 'number' || typeof e.runId !== 'string') return null;
-    return { suite: e.suite, wallMs: e.wallMs, runId: e.runId, shard: e.shard ? `${String(e.shard.index)}/${String(e.shard.total)}` : null };
+    return {
+      suite: e.suite,
+      target: typeof e.target?.name === 'string' ? e.target.name : null,
+      wallMs: e.wallMs,
+      runId: e.runId,
+      shard: e.shard ? `${String(e.shard.index)}/${String(e.shard.total)}` : null,
+    };
   } catch {
     return null;
   } finally {
@@ -83,33 +89,39 @@ function runStartOf(dir: string): { suite: string; wallMs: number; runId: string
 }
 
 /**
- * The folder of the previous run of `suite` beside `runDir` (started before
- * `startedWallMs`, the latest such), or null. A shard (`run --shard i/n`)
- * follows the same shard of an earlier sweep, never another shard of its own
- * sweep (they run side by side); a whole run follows a whole run.
+ * The folder of the previous run of `suite` against the same target beside
+ * `runDir`, or in one of the `alsoIn` folders (a worker's other campaigns),
+ * started before `startedWallMs`, the latest such; or null. A run of the same
+ * suite against another target is another application's history. A shard
+ * (`run --shard i/n`) follows the same shard of an earlier sweep, never
+ * another shard of its own sweep (they run side by side); a whole run follows
+ * a whole run.
  */
-export function previousRunDir(runDir: string, suite: string, startedWallMs: number): string | null {
+export function previousRunDir(runDir: string, suite: string, startedWallMs: number, alsoIn: readonly string[] = []): string | null {
   const self = resolve(runDir);
-  const shard = runStartOf(self)?.shard ?? null;
-  const parent = dirname(self);
-  let names: string[];
-  try {
-    names = readdirSync(parent);
-  } catch {
-    return null;
-  }
+  const own = runStartOf(self);
+  const shard = own?.shard ?? null;
+  const target = own?.target ?? null;
   let best: { dir: string; wallMs: number } | null = null;
-  for (const name of names) {
-    const dir = join(parent, name);
-    if (dir === self) continue;
+  for (const parent of new Set([dirname(self), ...alsoIn.map((d) => resolve(d))])) {
+    let names: string[];
     try {
-      if (!statSync(dir).isDirectory()) continue;
+      names = readdirSync(parent);
     } catch {
       continue;
     }
-    const s = runStartOf(dir);
-    if (!s || s.suite !== suite || s.shard !== shard || !(s.wallMs < startedWallMs)) continue;
-    if (!best || s.wallMs > best.wallMs) best = { dir, wallMs: s.wallMs };
+    for (const name of names) {
+      const dir = join(parent, name);
+      if (dir === self) continue;
+      try {
+        if (!statSync(dir).isDirectory()) continue;
+      } catch {
+        continue;
+      }
+      const s = runStartOf(dir);
+      if (!s || s.suite !== suite || s.target !== target || s.shard !== shard || !(s.wallMs < startedWallMs)) continue;
+      if (!best || s.wallMs > best.wallMs) best = { dir, wallMs: s.wallMs };
+    }
   }
   return best?.dir ?? null;
 }
@@ -196,9 +208,10 @@ export interface HistoryFile {
 /**
  * The history/ files this run's allure-results/ carries from the previous run
  * of the same suite (empty when there is none), and which run they came from.
+ * `alsoIn`: more folders of run folders to look in (see previousRunDir).
  */
-export function carriedHistory(runDir: string, suite: string, startedWallMs: number): { from: string | null; files: HistoryFile[] } {
-  const prev = previousRunDir(runDir, suite, startedWallMs);
+export function carriedHistory(runDir: string, suite: string, startedWallMs: number, alsoIn: readonly string[] = []): { from: string | null; files: HistoryFile[] } {
+  const prev = previousRunDir(runDir, suite, startedWallMs, alsoIn);
   if (!prev) return { from: null, files: [] };
   const built = join(prev, 'allure-report', 'history');
   if (existsSync(join(built, 'history.json'))) {

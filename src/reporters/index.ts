@@ -13,7 +13,7 @@ import { htmlReport, type Assets } from './html.ts';
 import { jsonReport } from './json.ts';
 import { junitReport } from './junit.ts';
 import { markdownReport } from './markdown.ts';
-import { writeAllureResults } from './allure.ts';
+import { writeAllureResults, type ReportOptions } from './allure.ts';
 
 export interface Reporter {
   file: string;
@@ -66,7 +66,7 @@ export function loadAssets(runDir: string, a: Analysis): Assets {
  * Every report of a run folder. Each report is written as soon as it is
  * rendered, so only one is held at a time; Allure's files come last.
  */
-export async function writeReports(runDir: string): Promise<WrittenReports> {
+export async function writeReports(runDir: string, opts: ReportOptions = {}): Promise<WrittenReports> {
   const { analysis, tornTail, tornLines } = analyzeRunDir(runDir);
   const assets = loadAssets(runDir, analysis);
   const files: string[] = [];
@@ -75,6 +75,6 @@ export async function writeReports(runDir: string): Promise<WrittenReports> {
     await writeFile(path, r.render(analysis, assets));
     files.push(path);
   }
-  files.push(await writeAllureResults(runDir, analysis));
+  files.push(await writeAllureResults(runDir, analysis, opts));
   return { analysis, files, tornTail: tornTail !== null, tornLines };
 }

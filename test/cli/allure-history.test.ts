@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/lab.ts';
 import { FIXTURES } from '../helpers/fixtures.ts';
-import { allureHistoryKey, type AllureHistory, type TrendEntry } from '../../src/reporters/allure-history.ts';
+import { allureHistoryKey, previousRunDir, type AllureHistory, type TrendEntry } from '../../src/reporters/allure-history.ts';
 
 const parent = mkdtempSync(join(tmpdir(), 'blackout-allure-history-'));
 afterAll(() => rmSync(parent, { recursive: true, force: true }));
@@ -121,4 +121,24 @@ describe('allure history', () => {
     // the other suite's run carried nothing from the fixture list runs
     expect(existsSync(join(other, 'allure-results', 'history'))).toBe(false);
   }, 600_000);
+
+  it("follows the same suite against the same target only, and looks in the other folders it is given (a worker's earlier campaigns)", () => {
+    const root = join(parent, 'out-root');
+    const start = JSON.parse(readFileSync(join(FIXTURES, 'list-run.jsonl'), 'utf8').split('\n')[0]!) as { target: Record<string, unknown> };
+    const folder = (campaign: string, name: string, wallMs: number, target: string) => {
+      const dir = join(root, campaign, name);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'events.jsonl'), JSON.stringify({ ...start, runId: `${campaign}-${name}`, suite: 'cable pull', wallMs, target: { ...start.target, name: target } }) + '\n');
+      return dir;
+    };
+    const erpJanuary = folder('january', 'erp-db-attempt-1', t0, 'erp-db');
+    // the same suite name against another application, later than the erp run above: never its history
+    folder('january', 'crm-app-attempt-1', t0 + day, 'crm-app');
+    const erpFebruary = folder('february', 'erp-db-attempt-1', t0 + 2 * day, 'erp-db');
+    folder('february', 'crm-app-attempt-1', t0 + 2 * day, 'crm-app');
+    // its own campaign's folder alone has no earlier run of its suite against its target
+    expect(previousRunDir(erpFebruary, 'cable pull', t0 + 2 * day)).toBeNull();
+    // given every campaign's folder, it follows January's run of the same application
+    expect(previousRunDir(erpFebruary, 'cable pull', t0 + 2 * day, [join(root, 'january'), join(root, 'february')])).toBe(erpJanuary);
+  });
 });
