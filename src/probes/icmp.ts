@@ -1,25 +1,33 @@
 /**
- * icmp: continuous echo with the system `ping`, streamed (`-D -O`): every
- * reply carries ping's wall-clock time as it printed it, mapped onto the run
- * clock, and its round trip, so the analysis knows when each answered
- * request was sent: it brackets the outage by send times (the last answered
- * request before the cut, the first after the restore, with the requests
- * lost in between counted by their sequence numbers). At HZ=250, `-i 0.01`
- * really sends every 16 ms: the analysis takes the effective interval from
- * the replies themselves. As root, `interval: 1ms` is supported: ping sends
- * ~1 000 requests a second while replies come back, but only every ~10 ms
- * while one is missing (iputils waits that long for it), so a cut's restore
- * edge is known to half of that. Below a 20 ms interval (10–19 ms run
- * `-i 0.009`, see pingInterval) ping spins between sends: one CPU core,
- * measured.
+ * icmp: continuous echo requests, with one of two clients.
+ *
+ * `client: ping` (the default from a 10 ms interval) runs the system iputils
+ * `ping -D -O`: every reply carries ping's wall-clock time as it printed it,
+ * mapped onto the run clock, and its round trip, so the analysis knows when
+ * each answered request was sent: it brackets the outage by send times (the
+ * last answered request before the cut, the first after the restore, with the
+ * requests lost in between counted by their sequence numbers). At HZ=250,
+ * `-i 0.01` really sends every 16 ms: the analysis takes the effective interval
+ * from the replies themselves. Below a 20 ms interval (10–19 ms run `-i 0.009`,
+ * see pingInterval) ping spins between sends: a CPU core, measured. And while
+ * a reply is missing iputils sends only every ~10 ms, whatever `-i` says, so
+ * below 10 ms the restore edge would be known to ±5 ms only.
+ *
+ * `client: socket` (the default below 10 ms) sends from a thread of its own
+ * (transport/icmp-socket.ts) on a fixed grid of the monotonic clock, replies
+ * or not, and stamps sends and replies on the run clock's source: at 1 ms the
+ * restore edge is known to the millisecond, for a few per cent of a core. It
+ * needs a raw socket (root or CAP_NET_RAW) or an ICMP datagram socket
+ * (net.ipv4.ping_group_range).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import { probeBase } from '../core/schema-util.ts';
 import { atMost } from '../core/clock.ts';
-import type { ProbeDefinition } from '../core/probe.ts';
+import type { Probe, ProbeContext, ProbeDefinition } from '../core/probe.ts';
 import { childEnv } from '../transport/child-env.ts';
+import { startPinger, type Pinger } from '../transport/icmp-socket.ts';
 
 const schema = z.strictObject({
   ...probeBase('icmp', { interval: 10, tolerance: 500 }),
@@ -30,6 +38,17 @@ const schema = z.strictObject({
    * sends. Default: on below a 10 ms interval.
    */
   realtime: z.boolean().optional().describe('run ping at real-time priority (root only) so its sends keep their period on a loaded machine; default: on below a 10 ms interval'),
+  /**
+   * Who sends the echo requests: the system `ping` (iputils), or blackout's
+   * own paced thread on an ICMP socket, which keeps the period while replies
+   * are missing. Default: socket below a 10 ms interval, ping from 10 ms up.
+   */
+  client: z
+    .enum(['ping', 'socket'])
+    .optional()
+    .describe(
+      "who sends: 'ping' (system iputils ping) or 'socket' (blackout's own paced sender, which keeps the period during a cut; root, CAP_NET_RAW or net.ipv4.ping_group_range); default: socket below a 10 ms interval, ping from 10 ms up",
+    ),
 });
 export type IcmpConfig = z.infer<typeof schema>;
 
@@ -46,24 +65,31 @@ export function pingInterval(wantedMs: number): number {
   return wantedMs - 5;
 }
 
+const clientOf = (c: IcmpConfig): 'ping' | 'socket' => c.client ?? (c.interval < 10 ? 'socket' : 'ping');
+const realtimeOf = (c: IcmpConfig): boolean => c.realtime ?? c.interval < 10;
+
 const REPLY = /^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms/;
 const PROBLEM = /^\[(\d+\.\d+)\] (From .*)$/;
 
 export const icmp: ProbeDefinition<IcmpConfig> = {
   kind: 'icmp',
-  summary: 'continuous ping (system ping -D -O, ≥ 50 Hz): the exact outage window',
+  summary: 'continuous echo requests (system ping, or a paced sender down to 1 ms): the exact outage window',
   packages: ['iputils-ping'],
   schema,
-  policy: (c) => ({ client: 'iputils ping -D -O', intervalMs: c.interval, pingArgIntervalMs: pingInterval(c.interval), realtime: c.realtime ?? c.interval < 10 }),
+  policy: (c) =>
+    clientOf(c) === 'socket'
+      ? { client: 'socket (paced thread)', intervalMs: c.interval, realtime: realtimeOf(c) }
+      : { client: 'iputils ping -D -O', intervalMs: c.interval, pingArgIntervalMs: pingInterval(c.interval), realtime: realtimeOf(c) },
   facts: () => ({ session: false, deadlines: [], notes: ['ping keeps no session: it only measures the outage'], reconnect: false, sendTimes: true }),
   create(config, ctx) {
+    if (clientOf(config) === 'socket') return socketClient(config, ctx);
     let child: ChildProcess | null = null;
     let opened = false;
     return {
       open() {
         return new Promise((resolve, reject) => {
           const args = ['-D', '-O', '-n', '-i', (pingInterval(config.interval) / 1000).toFixed(4), '-W', '1', ctx.target.address];
-          const rt = (config.realtime ?? config.interval < 10) && process.getuid?.() === 0;
+          const rt = realtimeOf(config) && process.getuid?.() === 0;
           // chrt execs ping: the same PID, so close()'s SIGINT reaches ping itself
           child = rt
             ? spawn('chrt', ['-f', '10', 'ping', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() })
@@ -110,3 +136,51 @@ export const icmp: ProbeDefinition<IcmpConfig> = {
     };
   },
 };
+
+/** `client: socket`: the paced sender thread; replies reach the main thread in batches */
+function socketClient(config: IcmpConfig, ctx: ProbeContext): Probe {
+  let pinger: Pinger | null = null;
+  return {
+    async open() {
+      let opened = false;
+      let firstReply: () => void = () => {};
+      const first = new Promise<void>((resolve) => (firstReply = resolve));
+      pinger = await startPinger({
+        address: ctx.target.address,
+        periodMs: config.interval,
+        originNs: ctx.clock.originNs,
+        realtime: realtimeOf(config),
+        onReplies(replies) {
+          for (const r of replies) {
+            if (!opened) {
+              opened = true;
+              ctx.emit({ type: 'session-open', reconnect: false, t: r.receivedAt });
+              firstReply();
+            }
+            ctx.emit({ type: 'sample', t: r.receivedAt, seq: r.seq, latencyMs: r.receivedAt - r.sentAt });
+          }
+        },
+        // "no route to host" and the like: a local error, not silence
+        onError: (t, message) => ctx.emit({ type: 'probe-error', t, message, fatal: false }),
+        onFatal(message) {
+          if (opened && !ctx.signal.aborted) ctx.emit({ type: 'session-lost', message: `icmp sender: ${message}` });
+        },
+      });
+      try {
+        await pinger.ready;
+        const ok = await atMost(
+          first.then(() => true),
+          3000,
+        );
+        if (ok !== true) throw new Error(`icmp ${ctx.target.address}: no reply within 3 s`);
+      } catch (e) {
+        await pinger.stop();
+        pinger = null;
+        throw e;
+      }
+    },
+    async close() {
+      await pinger?.stop();
+    },
+  };
+}

@@ -1,6 +1,8 @@
 /**
  * The core slice end to end through the real CLI against the real lab: the
- * icmp probe measures the injected window, the tcp probe stalls through a
+ * icmp probe measures the injected window (with iputils ping at 10 ms, and
+ * with the socket sender at 1 ms, which keeps its pace through the cut), the
+ * tcp probe stalls through a
  * 2 s cut, the same probe with a 1 s TCP user timeout fails with the kernel's
  * own error; Ctrl-C mid-cut restores, writes the reports and exits 130.
  */
@@ -15,13 +17,14 @@ import { eventsSoFar, readSummary, waitForEvent } from '../helpers/run-dir.ts';
 const lab = useLab(labName('trun'));
 
 describe('blackout run on the lab', () => {
-  it('measures a 2 s cut: icmp within one interval + 10 ms, tcp stalled, tcp with a 1 s user timeout failed', async () => {
+  it('measures a 2 s cut: icmp within one interval + 10 ms (at 10 ms and at 1 ms), tcp stalled, tcp with a 1 s user timeout failed', async () => {
     const out = tempDir();
     const suite = writeSuite({
       name: 'core 2s',
       target: { lab: labName('trun') },
       probes: [
         { name: 'ping', kind: 'icmp', interval: '10ms' },
+        { name: 'ping1', kind: 'icmp', interval: '1ms' },
         { name: 'echo', kind: 'tcp', interval: '100ms' },
         { name: 'echo-ut', kind: 'tcp', interval: '100ms', userTimeout: '1s' },
       ],
@@ -41,6 +44,16 @@ describe('blackout run on the lab', () => {
     const ping = trial.probes.ping;
     expect(ping.outcome).toBe('stalled');
     expect(Math.abs(ping.observedOutageMs - trial.injected.durationMs)).toBeLessThanOrEqual(ping.effectiveIntervalMs + 10);
+    const ping1 = trial.probes.ping1;
+    expect(ping1.outcome).toBe('stalled');
+    expect(ping1.effectiveIntervalMs).toBeLessThan(2);
+    expect(Math.abs(ping1.observedOutageMs - trial.injected.durationMs)).toBeLessThanOrEqual(ping1.effectiveIntervalMs + 10);
+    // the socket sender kept sending through the silence: the requests lost in the cut, by sequence
+    // number, are about one per ms (iputils ping sends one per ~10 ms while replies are missing)
+    const answered = eventsSoFar(out).filter((e): e is EventOf<'sample'> => e.type === 'sample' && e.probe === 'ping1');
+    const cut = answered.findIndex((e) => e.t - e.latencyMs! > trial.injected.restoredAt);
+    const lost = answered[cut]!.seq! - answered[cut - 1]!.seq! - 1;
+    expect(lost).toBeGreaterThan(trial.injected.durationMs / 2);
     expect(trial.probes.echo.outcome).toBe('stalled');
     expect(trial.probes.echo.errors).toEqual([]);
     // TCP waits out its retransmission backoff: the application saw more than the cut
