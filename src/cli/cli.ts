@@ -9,6 +9,7 @@ import { loadSuite, SuiteError } from '../run/suite.ts';
 import { suiteJsonSchemaText } from '../run/suite-schema.ts';
 import { runSuite, EXIT } from '../run/runner.ts';
 import { analyzeRunDir, writeReports } from '../reporters/index.ts';
+import { storeHistory, storedHistory, withStore } from '../store/allure-history.ts';
 import { AllureError, generateAllureReport } from '../reporters/allure.ts';
 import { compareHtml, compareMarkdown } from '../reporters/compare.ts';
 import { linearSweepTrials } from '../analysis/search.ts';
@@ -193,7 +194,11 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
       process.off('SIGTERM', onTerm);
       await store?.close();
     }
-    const { analysis, files } = await writeReports(outDir);
+    // Allure history: the previous run of this suite may have run on another host (see store/allure-history.ts)
+    const storeLog = (l: string) => process.stderr.write(pcErr.dim(`${l}\n`));
+    const history = storeUrl ? await withStore(storeUrl, 'Allure history', storeLog, (db) => storedHistory(db, outDir)) : null;
+    const { analysis, files } = await writeReports(outDir, { history });
+    if (storeUrl) await withStore(storeUrl, 'Allure history', storeLog, (db) => storeHistory(db, outDir));
     if (result.exitCode === EXIT.badInput) {
       process.stderr.write(pcErr.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
       return EXIT.badInput;

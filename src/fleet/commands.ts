@@ -222,11 +222,15 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
         if (!existsSync(join(d, 'events.jsonl'))) return fail(program, `${join(resolve(d), 'events.jsonl')}: not found`);
       }
       const { importRunDir } = await import('../store/sink.ts');
+      const { storeHistory, withStore } = await import('../store/allure-history.ts');
       for (const d of dirs) {
         try {
-          const s = await importRunDir(url, resolve(d), (l) => process.stderr.write(pc.dim(`${l}\n`)));
+          const log = (l: string) => process.stderr.write(pc.dim(`${l}\n`));
+          const s = await importRunDir(url, resolve(d), log);
           if (s.notStored || s.refused) return fail(program, `${d}: ${s.notStored + s.refused} event(s) could not be stored`, 1);
-          process.stdout.write(`${d}: run ${s.runId}, ${s.stored} event(s) in the store\n`);
+          // its Allure history too, for the next run of its suite on whichever host (when its reports were written)
+          const history = await withStore(url, 'Allure history', log, (db) => storeHistory(db, resolve(d)));
+          process.stdout.write(`${d}: run ${s.runId}, ${s.stored} event(s) in the store${history ? ', with its Allure history' : ''}\n`);
         } catch (e) {
           if (!(e instanceof StoreError)) throw e;
           return fail(program, e.message, 1);

@@ -27,6 +27,7 @@ import { run, makeWorkerUtils, type Task, type Runner, type WorkerUtils } from '
 import { runSuite, EXIT } from '../run/runner.ts';
 import { validateSuite } from '../run/suite.ts';
 import { writeReports } from '../reporters/index.ts';
+import { storeHistory, storedHistory } from '../store/allure-history.ts';
 import { RunStoreSink } from '../store/sink.ts';
 import { connectStore } from '../store/db.ts';
 import { SCHEMA } from '../store/migrations.ts';
@@ -176,9 +177,13 @@ export class FleetWorker {
       } finally {
         await sink.close();
       }
-      // the previous run of this suite against this target may be in an earlier campaign's folder: its
-      // Allure history goes on across campaigns (on this host: the folders under --out-root)
-      await writeReports(outDir, { historyFrom: subfolders(this.o.outRoot) });
+      // the previous run of this suite against this target may be in an earlier campaign's folder (on
+      // this host: the folders under --out-root) or have run on another host (the store keeps its
+      // history): its Allure history goes on from the later of the two
+      const log = (l: string) => this.o.log(`${p.jobId}: ${l}`);
+      const history = await storedHistory(this.pool, outDir).catch((e: Error) => (log(`Allure history from the store: ${e.message}`), null));
+      await writeReports(outDir, { historyFrom: subfolders(this.o.outRoot), history });
+      await storeHistory(this.pool, outDir).catch((e: Error) => log(`Allure history into the store: ${e.message}`));
       await this.pool.query(
         `update ${SCHEMA}.campaign_jobs set run_ids = array_append(run_ids, (select run_id from ${SCHEMA}.runs where out_dir = $2 limit 1)), out_dirs = array_append(out_dirs, $2) where job_id = $1`,
         [p.jobId, resolve(outDir)],

@@ -14,7 +14,9 @@
  *    statuses on.
  * "The same suite": the suite name of run-start; "previous": the latest
  * earlier run-start wall time (never a later run, so rebuilding an old run's
- * reports gives the same history).
+ * reports gives the same history). With a results store the previous run
+ * may have run on another host: the store keeps each run's history for the
+ * next one (store/allure-history.ts), and the later of the two is carried.
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -46,7 +48,7 @@ const zero = (): Statistic => ({ failed: 0, broken: 0, skipped: 0, passed: 0, un
 const STATUSES = new Set<Status>(['passed', 'failed', 'broken', 'skipped', 'unknown']);
 
 /** the run-start of a run folder (its first line), or null */
-function runStartOf(dir: string): { suite: string; target: string | null; wallMs: number; runId: string; shard: string | null } | null {
+export function runStartOf(dir: string): { suite: string; target: string | null; wallMs: number; runId: string; shard: string | null } | null {
   const path = join(dir, 'events.jsonl');
   let fd: number;
   try {
@@ -205,23 +207,33 @@ export interface HistoryFile {
   copyFrom?: string;
 }
 
+/** History carried into a run: its files, and the run they came from (a folder, or a run in the store) with its start */
+export interface CarriedHistory {
+  from: string | null;
+  /** run-start wall time of the run it came from */
+  wallMs: number | null;
+  files: HistoryFile[];
+}
+
 /**
  * The history/ files this run's allure-results/ carries from the previous run
  * of the same suite (empty when there is none), and which run they came from.
  * `alsoIn`: more folders of run folders to look in (see previousRunDir).
  */
-export function carriedHistory(runDir: string, suite: string, startedWallMs: number, alsoIn: readonly string[] = []): { from: string | null; files: HistoryFile[] } {
+export function carriedHistory(runDir: string, suite: string, startedWallMs: number, alsoIn: readonly string[] = []): CarriedHistory {
   const prev = previousRunDir(runDir, suite, startedWallMs, alsoIn);
-  if (!prev) return { from: null, files: [] };
+  if (!prev) return { from: null, wallMs: null, files: [] };
+  const wallMs = runStartOf(prev)?.wallMs ?? null;
   const built = join(prev, 'allure-report', 'history');
   if (existsSync(join(built, 'history.json'))) {
-    return { from: prev, files: ALLURE_HISTORY_FILES.filter((f) => existsSync(join(built, f))).map((f) => ({ name: f, copyFrom: join(built, f) })) };
+    return { from: prev, wallMs, files: ALLURE_HISTORY_FILES.filter((f) => existsSync(join(built, f))).map((f) => ({ name: f, copyFrom: join(built, f) })) };
   }
   const results = join(prev, 'allure-results');
-  if (!existsSync(results)) return { from: prev, files: [] };
+  if (!existsSync(results)) return { from: prev, wallMs, files: [] };
   const { history, trend } = foldResultsIntoHistory(results, basename(prev));
   return {
     from: prev,
+    wallMs,
     files: [
       { name: 'history.json', content: JSON.stringify(history) },
       { name: 'history-trend.json', content: JSON.stringify(trend) },

@@ -21,7 +21,7 @@ import type { CaseStatus, TestCase } from '../analysis/test-cases.ts';
 import { timelineSvg } from './html.ts';
 import { lengthLabel } from './matrix.ts';
 import { formatMs } from '../core/format.ts';
-import { carriedHistory } from './allure-history.ts';
+import { carriedHistory, type CarriedHistory } from './allure-history.ts';
 
 type Status = 'passed' | 'failed' | 'broken' | 'skipped' | 'unknown';
 
@@ -328,7 +328,10 @@ export async function writeAllureResults(runDir: string, a: Analysis, opts: Repo
     stale.delete(f.name);
     put(f, join(dir, f.name));
   }
-  const history = carriedHistory(runDir, a.suite, a.startedWallMs, opts.historyFrom);
+  const beside = carriedHistory(runDir, a.suite, a.startedWallMs, opts.historyFrom);
+  // the store's previous run (maybe on another host) or the one in the folders here: the later one
+  const given = opts.history;
+  const history = given?.files.length && !(beside.files.length && (beside.wallMs ?? -Infinity) > (given.wallMs ?? -Infinity)) ? given : beside;
   if (history.files.length) {
     stale.delete('history');
     const h = join(dir, 'history');
@@ -343,6 +346,8 @@ export async function writeAllureResults(runDir: string, a: Analysis, opts: Repo
 export interface ReportOptions {
   /** more folders of run folders in which the previous run of the suite may be (beside the run's own folder) */
   historyFrom?: readonly string[];
+  /** the previous run's history from elsewhere (the results store); carried when it is later than any run in the folders */
+  history?: CarriedHistory | null;
 }
 
 export class AllureError extends Error {}

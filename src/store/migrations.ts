@@ -138,6 +138,24 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "Allure history per suite, target and shard (a run's successor may run on another host)",
+    sql: `
+      create table ${SCHEMA}.allure_history (
+        run_id text primary key,
+        suite text not null,
+        -- '' when the run had no target name, and for a whole run (not a shard)
+        target text not null,
+        shard text not null,
+        wall_ms double precision not null,
+        -- what the next run carries: this run's history with its own results folded in
+        history jsonb not null,
+        trend jsonb not null
+      );
+      create index allure_history_previous on ${SCHEMA}.allure_history (suite, target, shard, wall_ms);
+    `,
+  },
 ];
 
 /** Applies every migration not yet applied; returns the versions applied now. */

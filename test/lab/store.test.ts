@@ -4,9 +4,11 @@
  * imported (idempotently: importing again stores nothing twice); and on the
  * lab, `run --store` with the database stopped for 10 s mid-run: the run
  * completes unslowed, its folder is complete, and the store catches up with
- * every event.
+ * every event; and Allure history carried through the store from a run on
+ * one host to the next run of the suite on another (folders that do not see
+ * each other).
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,7 +79,7 @@ describe('results store', () => {
     for (const c of clients) await c.end();
     expect(r.map((x) => x.code)).toEqual([2, 2]);
     const rows = await q<{ version: number }>('select version from blackout.schema_migrations order by version');
-    expect(rows.map((x) => x.version)).toEqual([1, 2, 3]);
+    expect(rows.map((x) => x.version)).toEqual([1, 2, 3, 4]);
   });
 
   it('imports a run folder by COPY, idempotently, with the verdict-level rows', async () => {
@@ -160,4 +162,59 @@ describe('results store', () => {
     const [runRow] = await q<{ exit_code: number; passed: boolean }>(`select exit_code, passed from blackout.runs where run_id = $1`, [summary.runId]);
     expect(runRow!.exit_code).toBe(0);
   }, 180_000);
+
+  it('carries Allure history through the store to the next run of the suite on another host', async () => {
+    // two "hosts": run folders in parents that do not see each other; only the store joins them
+    const hostA = tempDir('blackout-host-a-');
+    const hostB = tempDir('blackout-host-b-');
+    dirs.push(hostA, hostB);
+    const suite = writeSuite({
+      name: 'history across hosts',
+      target: { lab: LAB },
+      probes: [{ name: 'ping', kind: 'icmp', interval: '20ms' }],
+      injector: { kind: 'cable-pull' },
+      blackouts: ['500ms'],
+      warmup: '500ms',
+      recovery: '1s',
+    });
+    dirs.push(join(suite, '..'));
+    const other = writeSuite({
+      name: 'another suite',
+      target: { lab: LAB },
+      probes: [{ name: 'ping', kind: 'icmp', interval: '20ms' }],
+      injector: { kind: 'cable-pull' },
+      blackouts: ['500ms'],
+      warmup: '500ms',
+      recovery: '1s',
+    });
+    dirs.push(join(other, '..'));
+    const run = async (suitePath: string, parent: string, name: string) => {
+      const out = join(parent, name);
+      const r = await runCli(['run', suitePath, '--out', out, '--store', db.url, '--no-live']);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      return out;
+    };
+    const json = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
+    const uuids = (dir: string) =>
+      readdirSync(join(dir, 'allure-results'))
+        .filter((f) => f.endsWith('-result.json'))
+        .map((f) => json<{ uuid: string }>(join(dir, 'allure-results', f)).uuid);
+
+    const first = await run(suite, hostA, 'first');
+    expect(existsSync(join(first, 'allure-results', 'history'))).toBe(false);
+    // a run of another suite in between, on host B: never carried into this suite's history
+    const between = await run(other, hostB, 'other');
+    const second = await run(suite, hostB, 'second');
+    const history = json<Record<string, { items: Array<{ uid: string }> }>>(join(second, 'allure-results', 'history', 'history.json'));
+    const carried = new Set(Object.values(history).flatMap((h) => h.items.map((i) => i.uid)));
+    expect(uuids(first).length).toBeGreaterThan(0);
+    for (const u of uuids(first)) expect(carried).toContain(u);
+    for (const u of uuids(between)) expect(carried).not.toContain(u);
+    const trend = json<Array<{ reportName: string; data: { total: number } }>>(join(second, 'allure-results', 'history', 'history-trend.json'));
+    expect(trend.map((t) => t.reportName)).toEqual(['first']);
+    expect(trend[0]!.data.total).toBe(uuids(first).length);
+    // and the second run's own history is in the store for the run after it
+    const rows = await q<{ run_id: string; trend: Array<{ reportName: string }> }>(`select run_id, trend from blackout.allure_history where suite = 'history across hosts' order by wall_ms`);
+    expect(rows.map((r) => r.trend.map((t) => t.reportName))).toEqual([['first'], ['second', 'first']]);
+  }, 120_000);
 });
