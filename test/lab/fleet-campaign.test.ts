@@ -205,6 +205,9 @@ describe('campaigns', () => {
         expect(existsSync(join(rep, j.report))).toBe(true);
       }
     }
+    // every job's run kept its Allure history in the store, for the next run of its suite on any worker
+    const kept = await q<{ run_id: string }>(`select h.run_id from blackout.allure_history h join blackout.runs r using (run_id) where r.campaign = $1`, [campaign]);
+    expect(kept).toHaveLength(outDirs.length);
     process.stdout.write(`campaign of 8 jobs on 3 workers: ${(elapsed / 1000).toFixed(1)} s\n`);
   }, 420_000);
 
