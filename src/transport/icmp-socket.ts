@@ -41,14 +41,19 @@ export interface Pinger {
   stop(): Promise<number>;
 }
 
-async function resolveAddress(address: string): Promise<{ family: 4 | 6; bytes: number[] }> {
+/** the address's family and bytes (a host name is looked up first) */
+export async function resolveAddress(address: string): Promise<{ family: 4 | 6; bytes: number[] }> {
   const ip = isIP(address) ? { address, family: isIP(address) } : await lookup(address);
   if (ip.family === 4) return { family: 4, bytes: ip.address.split('.').map(Number) };
+  // a zone ("%eth0") is dropped; a dotted IPv4 tail (::ffff:192.0.2.1) is two groups
+  let text = ip.address.replace(/%.*$/, '');
+  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (v4) text = text.slice(0, v4.index) + [((+v4[1]! << 8) | +v4[2]!).toString(16), ((+v4[3]! << 8) | +v4[4]!).toString(16)].join(':');
   // expand "::" so every group is there, then two bytes per group
-  const [head = '', tail = ''] = ip.address.split('::');
+  const [head = '', tail = ''] = text.split('::');
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
-  const groups = ip.address.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+  const groups = text.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
   return { family: 6, bytes: groups.flatMap((g) => [(parseInt(g, 16) >> 8) & 0xff, parseInt(g, 16) & 0xff]) };
 }
 
