@@ -85,6 +85,32 @@ packet.writeUInt16BE(ident, 4);
 packet.writeUInt32BE(token, 12);
 const replyType = v6 ? 129 : 0;
 
+// ICMP errors about our requests (a router or this host saying "unreachable",
+// e.g. once the neighbour's ARP entry has expired on a same-LAN pull): a
+// local error, not silence, as iputils prints "From …" lines for them.
+const UNREACHABLE = v6
+  ? { 1: ['no route', 'administratively prohibited', 'beyond scope', 'address unreachable', 'port unreachable'], 3: ['hop limit exceeded'] }
+  : {
+      3: [
+        'net unreachable',
+        'host unreachable',
+        'protocol unreachable',
+        'port unreachable',
+        'fragmentation needed',
+        'source route failed',
+        'net unknown',
+        'host unknown',
+        'source host isolated',
+        'net prohibited',
+        'host prohibited',
+        'net unreachable for TOS',
+        'host unreachable for TOS',
+        'communication administratively prohibited',
+      ],
+      11: ['time to live exceeded'],
+    };
+const errorSeen = new Map();
+
 function checksum(buf) {
   let sum = 0;
   for (let i = 0; i < buf.length; i += 2) sum += buf.readUInt16BE(i);
@@ -166,12 +192,17 @@ function drain() {
     const n = Number(recv(fd, rx, rx.length, MSG_DONTWAIT));
     if (n < 0) {
       const errno = koffi.errno();
-      if (errno !== EAGAIN) parentPort.postMessage({ what: 'error', t: now(), message: `recv: ${strerror(errno)}` });
+      // a datagram socket reports an ICMP error about a request as the error of the next recv
+      if (errno !== EAGAIN) say(now(), `recv: ${strerror(errno)}`);
       return;
     }
     const t = now();
     // a raw IPv4 socket gets the IP header first; IPv6 and datagram sockets do not
     const off = raw && !v6 ? (rx[0] & 0x0f) * 4 : 0;
+    if (raw && UNREACHABLE[rx[off]] && n >= off + 8) {
+      icmpError(rx, off, n, t);
+      continue;
+    }
     if (n < off + 16 || rx[off] !== replyType) continue;
     if (raw && (rx.readUInt16BE(off + 4) !== ident || rx.readUInt32BE(off + 12) !== token)) continue;
     const s = rx.readUInt32BE(off + 8);
@@ -180,6 +211,25 @@ function drain() {
     answered[slot] = 1;
     batch.push(s, sentAt[slot], t);
   }
+}
+
+/** An ICMP error that quotes one of our requests: said once per kind and second (at 1 ms there is one per request). */
+function icmpError(buf, off, n, t) {
+  // the quoted packet: its IP header (IPv4: variable, IPv6: 40 bytes), then our echo request's first 8 bytes
+  const inner = off + 8;
+  const icmp = v6 ? inner + 40 : inner + (buf[inner] & 0x0f) * 4;
+  if (n < icmp + 8 || buf[icmp] !== packet[0] || buf.readUInt16BE(icmp + 4) !== ident) return;
+  const text = UNREACHABLE[buf[off]][buf[off + 1]] ?? `ICMP type ${buf[off]} code ${buf[off + 1]}`;
+  const from = v6 ? '' : `From ${buf[12]}.${buf[13]}.${buf[14]}.${buf[15]}: `;
+  const message = `${from}${text} (icmp_seq=${buf.readUInt16BE(icmp + 6)})`;
+  say(t, message, `${from}${text}`);
+}
+
+/** a local error, said once per kind (`key`) and second */
+function say(t, message, key = message) {
+  if (t - (errorSeen.get(key) ?? -Infinity) < 1000) return;
+  errorSeen.set(key, t);
+  parentPort.postMessage({ what: 'error', t, message });
 }
 
 parentPort.postMessage({ what: 'ready', raw });
