@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type pg from 'pg';
 import { foldResultsIntoHistory, runStartOf, type CarriedHistory } from '../reporters/allure-history.ts';
-import { connectStore, redactUrl } from './db.ts';
+import { StoreError, connectStore, redactUrl } from './db.ts';
 import { SCHEMA } from './migrations.ts';
 
 type Db = Pick<pg.ClientBase, 'query'>;
@@ -63,7 +63,8 @@ export async function withStore<T>(url: string, what: string, log: (line: string
     client = await connectStore(url, { onError: () => {} });
     return await f(client);
   } catch (e) {
-    log(`results store ${redactUrl(url)}: ${what}: ${(e as Error).message.replace(/^results store [^:]+: /, '')}`);
+    const m = (e as Error).message;
+    log(`${what}: ${e instanceof StoreError ? m : `results store ${redactUrl(url)}: ${m}`}`);
     return null;
   } finally {
     await client?.end().catch(() => {});
