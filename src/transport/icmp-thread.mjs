@@ -6,7 +6,7 @@
 // sends again, so during a cut a 1 ms ping sends every 10 ms and the restore is
 // known only to within that; and below 10 ms it spins a core. This thread
 // sleeps in ppoll(2) until the next send or a reply, so it keeps its period
-// while nothing comes back, at a few per cent of a core.
+// while nothing comes back, and sleeps between sends instead of spinning.
 //
 // Stamps are CLOCK_MONOTONIC (process.hrtime, the run clock's source) taken
 // right after sendto(2) returns and right after recv(2) returns.
@@ -44,8 +44,8 @@ function fail(message) {
 }
 
 // A raw socket needs root or CAP_NET_RAW; an ICMP datagram socket needs the
-// user's group in net.ipv4.ping_group_range (Debian's default excludes
-// everyone). Either one will do.
+// user's group in net.ipv4.ping_group_range (the kernel's own default, "1 0",
+// admits no group; some distributions open it to all). Either one will do.
 const domain = v6 ? AF_INET6 : AF_INET;
 const proto = v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
 let raw = true;

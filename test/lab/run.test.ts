@@ -2,9 +2,9 @@
  * The core slice end to end through the real CLI against the real lab: the
  * icmp probe measures the injected window (with iputils ping at 10 ms, and
  * with the socket sender at 1 ms, which keeps its pace through the cut), the
- * tcp probe stalls through a
- * 2 s cut, the same probe with a 1 s TCP user timeout fails with the kernel's
- * own error; Ctrl-C mid-cut restores, writes the reports and exits 130.
+ * tcp probe stalls through a 2 s cut, the same probe with a 1 s TCP user
+ * timeout fails with the kernel's own error; Ctrl-C mid-cut restores, writes
+ * the reports and exits 130.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
