@@ -197,8 +197,8 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     // Allure history: the previous run of this suite may have run on another host (see store/allure-history.ts)
     const storeLog = (l: string) => process.stderr.write(pcErr.dim(`${l}\n`));
     const history = storeUrl ? await withStore(storeUrl, 'Allure history', storeLog, (db) => storedHistory(db, outDir)) : null;
-    const { analysis, files } = await writeReports(outDir, { history });
-    if (storeUrl) await withStore(storeUrl, 'Allure history', storeLog, (db) => storeHistory(db, outDir));
+    const { analysis, files, nextAllureHistory } = await writeReports(outDir, { history });
+    if (storeUrl) await withStore(storeUrl, 'Allure history', storeLog, (db) => storeHistory(db, outDir, nextAllureHistory));
     if (result.exitCode === EXIT.badInput) {
       process.stderr.write(pcErr.red(`preflight failed, nothing was injected: ${result.reason.replace(/^preflight: /, '')}\n`));
       return EXIT.badInput;

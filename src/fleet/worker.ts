@@ -182,8 +182,8 @@ export class FleetWorker {
       // history): its Allure history goes on from the later of the two
       const log = (l: string) => this.o.log(`${p.jobId}: ${l}`);
       const history = await storedHistory(this.pool, outDir).catch((e: Error) => (log(`Allure history from the store: ${e.message}`), null));
-      await writeReports(outDir, { historyFrom: subfolders(this.o.outRoot), history });
-      await storeHistory(this.pool, outDir).catch((e: Error) => log(`Allure history into the store: ${e.message}`));
+      const { nextAllureHistory } = await writeReports(outDir, { historyFrom: subfolders(this.o.outRoot), history });
+      await storeHistory(this.pool, outDir, nextAllureHistory).catch((e: Error) => log(`Allure history into the store: ${e.message}`));
       await this.pool.query(
         `update ${SCHEMA}.campaign_jobs set run_ids = array_append(run_ids, (select run_id from ${SCHEMA}.runs where out_dir = $2 limit 1)), out_dirs = array_append(out_dirs, $2) where job_id = $1`,
         [p.jobId, resolve(outDir)],

@@ -161,20 +161,35 @@ export function allureHistoryKey(r: ResultKeyFields): string | null {
   return `${md5(id)}.${md5(params.map((p) => `${p.name}:${p.value}`).join(','))}`;
 }
 
+type ResultRecord = ResultKeyFields & { uuid?: string; status?: Status; statusDetails?: { message?: unknown }; start?: number; stop?: number };
+
+/** What the next run of a suite carries: this run's history with its own results folded in. */
+export interface NextHistory {
+  history: AllureHistory;
+  trend: TrendEntry[];
+}
+
 /**
  * A results folder's history with its own results folded in, as `allure
- * generate` would write it into the report's history/.
+ * generate` would write it into the report's history/. (A run being written
+ * folds the results it has in memory: see foldIntoHistory.)
  */
-export function foldResultsIntoHistory(resultsDir: string, runName: string): { history: AllureHistory; trend: TrendEntry[] } {
-  const history: AllureHistory = readJson<AllureHistory>(join(resultsDir, 'history', 'history.json')) ?? {};
-  const before = readJson<TrendEntry[]>(join(resultsDir, 'history', 'history-trend.json'));
-  const trend = Array.isArray(before) ? before : [];
+export function foldResultsIntoHistory(resultsDir: string, runName: string): NextHistory {
+  const results = readdirSync(resultsDir)
+    .filter((f) => f.endsWith('-result.json'))
+    .map((f) => readJson<ResultRecord>(join(resultsDir, f)));
+  const prior = { history: readJson<AllureHistory>(join(resultsDir, 'history', 'history.json')), trend: readJson<TrendEntry[]>(join(resultsDir, 'history', 'history-trend.json')) };
+  return foldIntoHistory(prior, results, runName);
+}
+
+/** The history `prior` (as carried into the run) with the run's `results` folded in; pure. */
+export function foldIntoHistory(prior: { history: AllureHistory | null; trend: TrendEntry[] | null }, results: Iterable<ResultRecord | null>, runName: string): NextHistory {
+  const history: AllureHistory = prior.history ?? {};
+  const trend = Array.isArray(prior.trend) ? prior.trend : [];
   const data = zero();
   // results under one key are one test and its retries: Allure keeps the latest
-  const latest = new Map<string, ResultKeyFields & { uuid: string; status?: Status; statusDetails?: { message?: unknown }; start?: number; stop?: number }>();
-  for (const f of readdirSync(resultsDir)) {
-    if (!f.endsWith('-result.json')) continue;
-    const r = readJson<ResultKeyFields & { uuid?: string; status?: Status; statusDetails?: { message?: unknown }; start?: number; stop?: number }>(join(resultsDir, f));
+  const latest = new Map<string, ResultRecord & { uuid: string }>();
+  for (const r of results) {
     const key = r && allureHistoryKey(r);
     if (!r || !key || !r.uuid) continue;
     const had = latest.get(key);

@@ -12,16 +12,16 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, extname, join, resolve, sep } from 'node:path';
+import { basename, dirname, extname, join, resolve, sep } from 'node:path';
 import type { Analysis, ProbeTrialResult, TrialResult } from '../analysis/analysis.ts';
 
 import type { CaseStatus, TestCase } from '../analysis/test-cases.ts';
 import { timelineSvg } from './html.ts';
 import { lengthLabel } from './matrix.ts';
 import { formatMs } from '../core/format.ts';
-import { carriedHistory, type CarriedHistory } from './allure-history.ts';
+import { carriedHistory, foldIntoHistory, type CarriedHistory, type NextHistory } from './allure-history.ts';
 
 type Status = 'passed' | 'failed' | 'broken' | 'skipped' | 'unknown';
 
@@ -318,15 +318,17 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
  * the previous run of the same suite beside it (allure-history.ts), so Allure
  * shows each test's earlier statuses and the trend.
  */
-export async function writeAllureResults(runDir: string, a: Analysis, opts: ReportOptions = {}): Promise<string> {
+export async function writeAllureResults(runDir: string, a: Analysis, opts: ReportOptions = {}): Promise<{ dir: string; nextHistory: () => NextHistory }> {
   const dir = join(runDir, 'allure-results');
   mkdirSync(dir, { recursive: true });
   // overwrite in place and remove only what this build no longer has (cheaper than emptying a folder of thousands)
   const stale = new Set(readdirSync(dir));
   const put = (f: AllureFile, path: string) => (f.copyFrom ? copyFileSync(f.copyFrom, path) : writeFileSync(path, f.content ?? ''));
+  const results: string[] = [];
   for (const f of allureFiles(a, runDir)) {
     stale.delete(f.name);
     put(f, join(dir, f.name));
+    if (f.name.endsWith('-result.json') && f.content) results.push(f.content);
   }
   const beside = carriedHistory(runDir, a.suite, a.startedWallMs, opts.historyFrom);
   // the store's previous run (maybe on another host) or the one in the folders here: the later one
@@ -340,7 +342,21 @@ export async function writeAllureResults(runDir: string, a: Analysis, opts: Repo
     for (const f of history.files) put(f, join(h, f.name));
   }
   for (const name of stale) rmSync(join(dir, name), { recursive: true, force: true });
-  return dir;
+  // what the next run carries (kept in the results store), from what was just written, only when asked for
+  const prior = (name: string) => {
+    const f = history.files.find((x) => x.name === name);
+    const text = f?.content ?? (f?.copyFrom ? readFileSync(f.copyFrom, 'utf8') : null);
+    return text === null ? null : JSON.parse(text);
+  };
+  return {
+    dir,
+    nextHistory: () =>
+      foldIntoHistory(
+        { history: prior('history.json'), trend: prior('history-trend.json') },
+        results.map((r) => JSON.parse(r)),
+        basename(runDir),
+      ),
+  };
 }
 
 export interface ReportOptions {

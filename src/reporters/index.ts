@@ -14,6 +14,7 @@ import { jsonReport } from './json.ts';
 import { junitReport } from './junit.ts';
 import { markdownReport } from './markdown.ts';
 import { writeAllureResults, type ReportOptions } from './allure.ts';
+import type { NextHistory } from './allure-history.ts';
 
 export interface Reporter {
   file: string;
@@ -33,6 +34,8 @@ export interface WrittenReports {
   tornTail: boolean;
   /** torn lines skipped anywhere in events.jsonl */
   tornLines: number;
+  /** the Allure history the next run of the suite carries (for the results store), folded on demand */
+  nextAllureHistory: () => NextHistory;
 }
 
 /** Folds a run folder's events.jsonl into its analysis, streaming. */
@@ -75,6 +78,7 @@ export async function writeReports(runDir: string, opts: ReportOptions = {}): Pr
     await writeFile(path, r.render(analysis, assets));
     files.push(path);
   }
-  files.push(await writeAllureResults(runDir, analysis, opts));
-  return { analysis, files, tornTail: tornTail !== null, tornLines };
+  const allure = await writeAllureResults(runDir, analysis, opts);
+  files.push(allure.dir);
+  return { analysis, files, tornTail: tornTail !== null, tornLines, nextAllureHistory: allure.nextHistory };
 }

@@ -11,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type pg from 'pg';
-import { foldResultsIntoHistory, runStartOf, type CarriedHistory } from '../reporters/allure-history.ts';
+import { foldResultsIntoHistory, runStartOf, type CarriedHistory, type NextHistory } from '../reporters/allure-history.ts';
 import { StoreError, connectStore, redactUrl } from './db.ts';
 import { SCHEMA } from './migrations.ts';
 
@@ -38,12 +38,17 @@ export async function storedHistory(db: Db, runDir: string): Promise<CarriedHist
   };
 }
 
-/** Keeps the history the next run of this one's suite should carry; false when the run folder has no allure-results yet. */
-export async function storeHistory(db: Db, runDir: string): Promise<boolean> {
+/**
+ * Keeps the history the next run of this one's suite should carry: `next`
+ * when the reports were just written (folded from what they wrote), else
+ * folded from the run folder's allure-results/ (`blackout import`); false when
+ * there is none yet.
+ */
+export async function storeHistory(db: Db, runDir: string, next?: () => NextHistory): Promise<boolean> {
   const s = runStartOf(runDir);
   const results = join(runDir, 'allure-results');
-  if (!s || !existsSync(results)) return false;
-  const { history, trend } = foldResultsIntoHistory(results, basename(runDir));
+  if (!s || (!next && !existsSync(results))) return false;
+  const { history, trend } = next ? next() : foldResultsIntoHistory(results, basename(runDir));
   await db.query(
     `insert into ${SCHEMA}.allure_history (run_id, suite, target, shard, wall_ms, history, trend) values ($1, $2, $3, $4, $5, $6, $7)
      on conflict (run_id) do update set history = excluded.history, trend = excluded.trend`,

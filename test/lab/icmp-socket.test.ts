@@ -8,8 +8,8 @@
  */
 import { readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createClock } from '../../src/core/clock.ts';
-import { startPinger, type EchoReply } from '../../src/transport/icmp-socket.ts';
+import { createClock, sleep } from '../../src/core/clock.ts';
+import { watchPinger } from '../helpers/pinger.ts';
 
 /** this process's open ICMP sockets are not listed by name: count every socket fd instead */
 const sockets = () =>
@@ -23,25 +23,18 @@ const sockets = () =>
 
 async function pingFor(address: string, ms: number) {
   const clock = createClock();
-  const replies: EchoReply[] = [];
-  const errors: string[] = [];
   const before = sockets();
-  const p = await startPinger({
+  let during = 0;
+  const w = await watchPinger(
     address,
-    periodMs: 1,
-    originNs: clock.originNs,
-    realtime: false,
-    onReplies: (r) => replies.push(...r),
-    onError: (_t, m) => errors.push(m),
-    onFatal: (m) => errors.push(m),
-  });
-  await p.ready;
-  const during = sockets();
-  await new Promise((r) => setTimeout(r, ms));
-  const sent = await p.stop();
-  const count = replies.length;
-  await new Promise((r) => setTimeout(r, 50));
-  return { replies, errors, sent, before, during, after: sockets(), lateReplies: replies.length - count, now: clock.now() };
+    async () => {
+      during = sockets();
+      await sleep(ms);
+    },
+    clock,
+  );
+  await sleep(50);
+  return { ...w, before, during, after: sockets(), lateReplies: w.replies.length - w.repliesAtStop, now: clock.now() };
 }
 
 describe('icmp socket sender', () => {

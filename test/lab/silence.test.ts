@@ -14,8 +14,8 @@ import { run } from '../../src/transport/exec.ts';
 import { resolveTarget } from '../../src/run/resolve-target.ts';
 import { injectors } from '../../src/injectors/index.ts';
 import { LabCut } from '../../src/injectors/shared/lab-cut.ts';
-import { startPinger, type EchoReply } from '../../src/transport/icmp-socket.ts';
 import { useLab, labName } from '../helpers/lab.ts';
+import { watchPinger } from '../helpers/pinger.ts';
 
 const lab = useLab(labName('tsilence'));
 
@@ -68,32 +68,19 @@ describe('cable-pull is silent packet loss', () => {
   it('the icmp socket sender sees the pull as silence, and a neighbour that never answers ARP as unreachable', async () => {
     const s = lab.state();
     const clock = createClock();
-    const watch = async (address: string, ms: number, during?: () => Promise<void>) => {
-      const replies: EchoReply[] = [];
-      const errors: string[] = [];
-      const p = await startPinger({
-        address,
-        periodMs: 1,
-        originNs: clock.originNs,
-        realtime: false,
-        onReplies: (r) => replies.push(...r),
-        onError: (_t, m) => errors.push(m),
-        onFatal: (m) => errors.push(m),
-      });
-      await p.ready;
-      await (during?.() ?? sleep(ms));
-      await p.stop();
-      return { replies, errors };
-    };
     const cut = new LabCut(s, clock, s.targetAddress, false);
     const window = { from: 0, to: 0 };
-    const pulled = await watch(s.targetAddress, 0, async () => {
-      await sleep(300);
-      window.from = (await cut.cut(4000)).t;
-      await sleep(1500);
-      window.to = (await cut.restore()).before;
-      await sleep(300);
-    });
+    const pulled = await watchPinger(
+      s.targetAddress,
+      async () => {
+        await sleep(300);
+        window.from = (await cut.cut(4000)).t;
+        await sleep(1500);
+        window.to = (await cut.restore()).before;
+        await sleep(300);
+      },
+      clock,
+    );
     expect(pulled.errors).toEqual([]);
     // requests kept going out through the silence, and replies came back after it
     const answeredDuring = pulled.replies.filter((r) => r.sentAt > window.from && r.sentAt < window.to);
@@ -104,7 +91,7 @@ describe('cable-pull is silent packet loss', () => {
     expect(after.seq - before.seq).toBeGreaterThan((window.to - window.from) / 2);
     // nobody at .250 of the lab's subnet: after ARP's three tries the host reports it unreachable
     const nobody = s.targetAddress.replace(/\.\d+$/, '.250');
-    const gone = await watch(nobody, 4500);
+    const gone = await watchPinger(nobody, () => sleep(4500));
     expect(gone.replies).toEqual([]);
     expect(gone.errors.join('\n')).toMatch(/^From [\d.]+: host unreachable \(icmp_seq=\d+\)$/m);
   });

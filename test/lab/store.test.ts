@@ -168,26 +168,22 @@ describe('results store', () => {
     const hostA = tempDir('blackout-host-a-');
     const hostB = tempDir('blackout-host-b-');
     dirs.push(hostA, hostB);
-    const suite = writeSuite({
-      name: 'history across hosts',
-      target: { lab: LAB },
-      probes: [{ name: 'ping', kind: 'icmp', interval: '20ms' }],
-      injector: { kind: 'cable-pull' },
-      blackouts: ['500ms'],
-      warmup: '500ms',
-      recovery: '1s',
-    });
-    dirs.push(join(suite, '..'));
-    const other = writeSuite({
-      name: 'another suite',
-      target: { lab: LAB },
-      probes: [{ name: 'ping', kind: 'icmp', interval: '20ms' }],
-      injector: { kind: 'cable-pull' },
-      blackouts: ['500ms'],
-      warmup: '500ms',
-      recovery: '1s',
-    });
-    dirs.push(join(other, '..'));
+    // the same small suite under two names
+    const small = (name: string) => {
+      const path = writeSuite({
+        name,
+        target: { lab: LAB },
+        probes: [{ name: 'ping', kind: 'icmp', interval: '20ms' }],
+        injector: { kind: 'cable-pull' },
+        blackouts: ['500ms'],
+        warmup: '500ms',
+        recovery: '1s',
+      });
+      dirs.push(join(path, '..'));
+      return path;
+    };
+    const suite = small('history across hosts');
+    const other = small('another suite');
     const run = async (suitePath: string, parent: string, name: string) => {
       const out = join(parent, name);
       const r = await runCli(['run', suitePath, '--out', out, '--store', db.url, '--no-live']);
