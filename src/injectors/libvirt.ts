@@ -13,15 +13,20 @@
  *     migrateFlags: [--persistent, --undefinesource]             # mode migrate-live, optional
  *
  *  - save (a real quick migration on one host): `virsh suspend` is the cut
- *    instant (the guest stops there), then `virsh save` writes its memory to
- *    the file; after the blackout `virsh restore FILE --running` brings it
- *    back (the restore instant is when that returns: the guest runs again) and
- *    the file is removed. The blackout is max(requested, suspend+save) plus
- *    the restore.
+ *    (the guest stops there), then `virsh save` writes its memory to the
+ *    file; after the blackout `virsh restore FILE --running` brings it back
+ *    and the file is removed. The blackout is max(requested, suspend+save)
+ *    plus the restore.
  *  - suspend: `virsh suspend` / `virsh resume` (a pause, e.g. a live
  *    migration's stop-and-copy stretched to N s).
  *  - migrate-live: `virsh migrate --live DOMAIN DESTINATION` (self-timed); on
  *    timeout `virsh domjobabort`.
+ *
+ * The cut and restore instants are libvirt's own lifecycle events
+ * ("Suspended", "Resumed"), heard by a `virsh event` listener started before
+ * the cut, within the calls' [start, return]: `virsh restore` does more work
+ * after the guest runs again, and under load it returned a second later. If
+ * the listener heard nothing, a call's return is the instant.
  *
  * Guaranteed restore: a detached watchdog where virsh runs (nohup sh) that,
  * at the deadline, resumes a paused domain or restores it from the save file,
@@ -103,6 +108,45 @@ echo "domain $dom did not come back" >&2
 exit 1
 `;
 
+/**
+ * The state-change listener: `virsh "uri; event …"` in its own process group
+ * (the stop ends it whole), writing to a fresh file; `uri` answers once it is
+ * connected, and the event registration follows at once. It ends itself after
+ * its lifetime and removes its file.
+ */
+const LISTEN = `t=$1; shift
+f=$(mktemp "\${TMPDIR:-/tmp}/blackout-events.XXXXXX") || exit 1
+setsid sh -c 'f=$1; t=$2; shift 2; "$@" "uri; event --event lifecycle --loop --timestamp --timeout $t" >"$f" 2>/dev/null; rm -f "$f"' blackout-events "$f" "$t" "$@" </dev/null >/dev/null 2>&1 &
+p=$!
+i=0
+while [ ! -s "$f" ] && [ "$i" -lt 300 ]; do sleep 0.01; i=$((i + 1)); done
+echo "$p $f"
+`;
+const READ_EVENTS = `cat -- "$1" 2>/dev/null; date +%s.%N`;
+const STOP_LISTENING = `case $1 in ''|*[!0-9]*) exit 1 ;; esac
+kill -s TERM -- "-$1" 2>/dev/null
+case $2 in */blackout-events.*) rm -f -- "$2" ;; esac
+`;
+
+/** `virsh event --timestamp` lines of one domain: "2026-12-04 11:24:41.317+0000: event 'lifecycle' for domain 'app01': Resumed Snapshot" */
+export function parseLifecycle(stdout: string, domain: string): { changes: Array<{ wallMs: number; running: boolean }>; nowWallMs: number } | null {
+  const lines = stdout.trimEnd().split('\n');
+  const now = Number(lines.pop());
+  if (!Number.isFinite(now)) return null;
+  const tag = `: event 'lifecycle' for domain '${domain}': `;
+  const changes: Array<{ wallMs: number; running: boolean }> = [];
+  for (const line of lines) {
+    const at = line.indexOf(tag);
+    const m = at > 0 ? /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)([+-]\d\d)(\d\d)$/.exec(line.slice(0, at)) : null;
+    if (!m) continue;
+    const wallMs = Date.parse(`${m[1]}T${m[2]}${m[3]}:${m[4]}`);
+    const what = line.slice(at + tag.length).split(' ')[0];
+    // Suspended (paused) and Stopped (saved) mean it does not run; Resumed means it runs again
+    if (Number.isFinite(wallMs) && (what === 'Suspended' || what === 'Stopped' || what === 'Resumed')) changes.push({ wallMs, running: what === 'Resumed' });
+  }
+  return { changes, nowWallMs: now * 1000 };
+}
+
 /** what each mode does to the VM: a save/restore is a quick migration's pause, a pause or a cable is neither */
 const MIGRATION: Record<z.infer<typeof schema>['mode'], MigrationKind> = { save: 'quick', suspend: 'none', 'migrate-live': 'live' };
 export const libvirt: InjectorDefinition<LibvirtConfig> = {
@@ -146,6 +190,12 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
               migrationTimeoutMs: config.migrationTimeout,
             };
           }
+          const events = {
+            start: (lifetimeS: number) => ({ label: 'listen for state changes', cmd: { posixScript: LISTEN, args: [String(lifetimeS), ...virsh] } }),
+            read: (h: string) => ({ label: 'read state changes', cmd: { posixScript: READ_EVENTS, args: [h.split(' ')[1] ?? ''] } }),
+            stop: (h: string) => ({ label: 'stop listening', cmd: { posixScript: STOP_LISTENING, args: h.split(' ') } }),
+            parse: (out: string) => parseLifecycle(out, dom),
+          };
           const watchdog = (ex: Parameters<typeof armPosixWatchdog>[0], delayMs: number) => armPosixWatchdog(ex, ctx.clock, delayMs, ensure(120, config.mode === 'save'), undefined, config.timeout);
           if (config.mode === 'suspend') {
             return {
@@ -153,6 +203,7 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
               restore: (started: number, completed: number) =>
                 completed ? [step('resume', 'resume', '--', dom)] : started ? [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, false).args } }] : [],
               watchdog,
+              events,
             };
           }
           return {
@@ -169,6 +220,7 @@ export const libvirt: InjectorDefinition<LibvirtConfig> = {
                   : // the suspend or the save failed half-way: resume, or restore from the file if the save did complete
                     [{ label: 'ensure running', cmd: { posixScript: ENSURE_RUNNING, args: ensure(30, true).args } }],
             watchdog,
+            events,
           };
         },
       },

@@ -6,7 +6,8 @@
  * (how far its clock fell behind the host's). Then kill -9 of the harness
  * during a save-mode blackout: the detached watchdog restores the guest.
  */
-import { readFileSync, existsSync, writeFileSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guardLeakCount } from '../../src/lab/lab.ts';
@@ -93,6 +94,11 @@ async function measured(mode: string, blackout: string) {
     // inside them, and the injected window runs from one's return to the other's
     cutCallMs: callMs(log, 'cut'),
     restoreCallMs: callMs(log, 'restore'),
+    // the instants are libvirt's lifecycle events; how long after each the call returned
+    cutFrom: detailOf(log, 'cut').instantFrom,
+    cutReturnedAfterMs: Math.round(Number(detailOf(log, 'cut').callReturnedAfterMs)),
+    restoreFrom: detailOf(log, 'restore').instantFrom,
+    restoreReturnedAfterMs: Math.round(Number(detailOf(log, 'restore').callReturnedAfterMs)),
     guestPauseMs: Math.round(guestPauseMs),
     guestDriftPct: Math.round(driftRate * 1000) / 10,
     pingOutageMs: t.probes.ping!.observedOutageMs,
@@ -108,6 +114,10 @@ async function measured(mode: string, blackout: string) {
 function callMs(log: BlackoutEvent[], type: 'cut' | 'restore'): number {
   const e = log.find((x): x is EventOf<'cut' | 'restore'> => x.type === type);
   return Math.round(e!.t - e!.before);
+}
+
+function detailOf(log: BlackoutEvent[], type: 'cut' | 'restore'): Record<string, unknown> {
+  return log.find((x): x is EventOf<'cut' | 'restore'> => x.type === type)?.detail ?? {};
 }
 
 /** what ping saw around the cut and the restore (ms from the cut: seq and round trip), for a failure's message */
@@ -129,7 +139,11 @@ describe('libvirt adapter against a real libvirtd', () => {
 
   it('save/restore: a real quick migration; the guest paused as long as the injected window', async () => {
     const { log, figures } = await measured('save', '2s');
-    // the injected window runs from `virsh suspend` to `virsh restore --running` returning
+    // the injected window runs from libvirt's "Suspended" event to its "Resumed" event, heard by a listener
+    // (`virsh restore` returns later: 1.0 s later once, under load)
+    expect(figures.cutFrom).toBe('state-change event');
+    expect(figures.restoreFrom).toBe('state-change event');
+    expect(figures.restoreReturnedAfterMs).toBeGreaterThanOrEqual(0);
     expect(figures.injectedMs).toBeGreaterThan(2000);
     expect(figures.injectedMs).toBeLessThan(8000);
     // the guest's clock stood still that long (its uptime has 10 ms steps; the reads add a little)
@@ -138,7 +152,7 @@ describe('libvirt adapter against a real libvirtd', () => {
     expect(Math.abs(figures.guestPauseMs - figures.injectedMs)).toBeLessThan(300 + 0.15 * figures.injectedMs);
     // ping's outage is the injected window: the requests the guest's tap device held while QEMU loaded the
     // saved state come back all at once (round trips over a second) and count from when the guest ran again
-    // (the guest stopped inside the suspend call: up to that call's length before the window starts)
+    // (the guest stopped inside the suspend call, before its event: up to that much before the window starts)
     expect(Math.abs(figures.pingOutageMs! - figures.injectedMs), pingTimeline(log)).toBeLessThan(300 + figures.cutCallMs);
     expect(['stalled', 'transparent']).toContain(figures.echo);
     const events = JSON.stringify(log);
@@ -151,12 +165,14 @@ describe('libvirt adapter against a real libvirtd', () => {
 
   it('suspend/resume: a pause', async () => {
     const { log, figures } = await measured('suspend', '1s');
-    expect(figures.injectedMs).toBeGreaterThan(800); // from `virsh suspend` returning: a busy machine makes that late
+    expect([figures.cutFrom, figures.restoreFrom]).toEqual(['state-change event', 'state-change event']);
+    expect(figures.injectedMs).toBeGreaterThan(800);
     expect(figures.injectedMs).toBeLessThan(1600);
     expect(Math.abs(figures.guestPauseMs - figures.injectedMs)).toBeLessThan(300 + 0.15 * figures.injectedMs);
-    // the guest stopped inside the suspend call and ran again inside the resume call (under load either takes
-    // a few hundred ms: once 250 ms, and ping and the guest's clock both saw a pause that much longer)
+    // the guest stopped inside the suspend call and ran again inside the resume call, before their events (under
+    // load either call took a few hundred ms: once 250 ms, and ping and the guest's clock both saw that much more)
     expect(Math.abs(figures.pingOutageMs! - figures.injectedMs), pingTimeline(log)).toBeLessThan(200 + figures.cutCallMs + figures.restoreCallMs);
+    expect(listeners()).toEqual([]); // the listener ended with the trial
   });
 
   it('kill -9 of the harness after the save: the watchdog restores the guest from the file', async () => {
@@ -187,4 +203,27 @@ describe('libvirt adapter against a real libvirtd', () => {
     expect(existsSync(join(lv.dir, `${DOM}.save`))).toBe(false);
     expect(await guardLeakCount(lab.state())).toBe(leak0);
   });
+
+  it("the trial's state-change listener is gone after a run, and after a kill -9 once libvirtd is", async () => {
+    // the killed run's listener ends itself (its lifetime, or its libvirtd going away) and removes its file
+    await lv.stop();
+    const end = Date.now() + 10_000;
+    while (Date.now() < end && listeners().length) await new Promise((r) => setTimeout(r, 100));
+    expect(listeners()).toEqual([]);
+    expect(readdirSync(tmpdir()).filter((f) => f.startsWith('blackout-events.'))).toEqual([]);
+  });
 });
+
+/** the `virsh … event` listeners of this test's libvirtd that still run */
+function listeners(): string[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .map((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ');
+      } catch {
+        return '';
+      }
+    })
+    .filter((c) => c.startsWith('virsh ') && c.includes(lv.uri) && c.includes('event --event lifecycle'));
+}

@@ -38,6 +38,28 @@ export interface TimedPlan {
   restore(started: number, completed: number): Step[];
   /** the watchdog, armed before the cut with the deadline delay */
   watchdog(ex: Executor, delayMs: number): Promise<Watchdog>;
+  /** the hypervisor's own record of when the guest stopped and ran again, where it keeps one */
+  events?: GuestEvents;
+}
+
+/**
+ * A call returns some time after it took effect, and under load that time is
+ * long: `virsh restore` once returned 1.0 s after the guest ran again (the
+ * held ping replies said so). Where the hypervisor announces its guests'
+ * state changes (libvirt's lifecycle events), a listener started before the
+ * cut hears the instants themselves. They are read together with the
+ * hypervisor's wall clock, so its clock never has to agree with ours: an
+ * instant is placed on the run clock by its distance from that "now".
+ */
+export interface GuestEvents {
+  /** starts a listener that ends itself after `lifetimeS`; prints one line, its handle, once it listens */
+  start(lifetimeS: number): Step;
+  /** prints what the listener heard so far, then the hypervisor's wall clock */
+  read(handle: string): Step;
+  /** ends the listener and removes what it kept */
+  stop(handle: string): Step;
+  /** what read printed: each state change on the hypervisor's wall clock (epoch ms), and its "now" */
+  parse(stdout: string): { changes: Array<{ wallMs: number; running: boolean }>; nowWallMs: number } | null;
 }
 
 export interface MigrationPlan {
@@ -70,6 +92,25 @@ export interface HypervisorSpec {
 
 const RESTORE_TRIES = 3;
 
+/**
+ * Where a call's effect lies within [call.before, call.t]: the first state
+ * change of the wanted kind the listener heard from the call's start on,
+ * placed on the run clock by its distance from the hypervisor's "now" (read
+ * at the midpoint of the read; its half-length plus the timestamps' 1 ms is
+ * the slack). Null when none was heard.
+ */
+export function heardInstant(heard: ReturnType<GuestEvents['parse']>, read: { before: number; t: number }, call: { before: number; t: number }, running: boolean): number | null {
+  if (!heard) return null;
+  const mid = (read.before + read.t) / 2;
+  const slack = (read.t - read.before) / 2 + 1;
+  const at = heard.changes
+    .filter((c) => c.running === running)
+    .map((c) => mid - (heard.nowWallMs - c.wallMs))
+    .find((t) => t >= call.before - slack);
+  // heard after the call returned (a late listener): the return bounds it
+  return at === undefined ? null : Math.min(Math.max(at, call.before), call.t);
+}
+
 export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): Injector {
   let ex: Executor | null = null;
   const get = () => (ex ??= executorFor(ctx, spec.ssh));
@@ -84,6 +125,26 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
   let dog: Watchdog | null = null;
   let active = false;
   let migration: { start: number; promise: Promise<{ t: number; result: ExecResult | null; error: Error | null }> } | null = null;
+  // the handle of this trial's state-change listener (TimedPlan.events)
+  let listener: string | null = null;
+  const stopListening = async (events: GuestEvents | undefined) => {
+    if (!events || listener === null) return;
+    const h = listener;
+    listener = null;
+    await run(events.stop(h), { allowFail: true }).catch((e: Error) => ctx.log(`could not end the state-change listener (${e.message}); it ends itself`));
+  };
+  /** the instant the listener heard for a call, or null (then the call's return stands) */
+  const heard = async (events: GuestEvents | undefined, call: { before: number; t: number }, running: boolean): Promise<number | null> => {
+    if (!events || listener === null) return null;
+    try {
+      const step = events.read(listener);
+      const r = await timed(get(), ctx.clock, step.cmd, { timeoutMs: spec.timeoutMs, label: step.label });
+      return heardInstant(events.parse(r.result.stdout), r, call, running);
+    } catch (e) {
+      ctx.log(`could not read the state-change listener (${(e as Error).message}); the call's return is the instant`);
+      return null;
+    }
+  };
   // the journal of armed watchdogs is per target: this adapter, where it runs, and what it acts on
   const journalKey = () => `${spec.kind} ${get().where} ${JSON.stringify(spec.describe)}`;
   const disarm = async (d: Watchdog) => {
@@ -163,6 +224,17 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
       // after every cut step could have run to its timeout, plus the requested length and the grace: it never
       // tries to restore while a Save-VM or a hibernate is still under way
       const cutBudgetMs = p.cut.length * spec.timeoutMs;
+      if (p.events) {
+        await stopListening(p.events);
+        // it outlives the trial's every step and retry, then ends itself (a kill -9 of the harness leaves it that long)
+        const lifetimeS = Math.ceil((requestedMs + spec.graceMs + cutBudgetMs + RESTORE_TRIES * 4 * spec.timeoutMs) / 1000) + 60;
+        try {
+          const h = (await run(p.events.start(lifetimeS))).stdout.trim();
+          listener = h || null;
+        } catch (e) {
+          ctx.log(`could not start listening for the guest's state changes (${(e as Error).message}); the calls' returns are the instants`);
+        }
+      }
       const arm = async (delayMs: number) => {
         const d = await p.watchdog(get(), delayMs);
         if (!get().isDryRun) recordWatchdog(journalKey(), { id: d.id, mechanism: d.mechanism, pid: process.pid, runDir: ctx.runDir, armedAtWallMs: Date.now() });
@@ -179,6 +251,12 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
         detail[`${step.label}Ms`] = r.t - r.before;
         first ??= { before: r.before, t: r.t };
       }
+      const stoppedAt = await heard(p.events, first!, false);
+      if (stoppedAt !== null) {
+        detail.instantFrom = 'state-change event';
+        detail.callReturnedAfterMs = first!.t - stoppedAt;
+        first = { before: first!.before, t: stoppedAt };
+      } else if (p.events) detail.instantFrom = 'call return';
       // the cut took effect: re-arm for the requested length + grace from now, then end the early watchdog
       // (if the re-arm fails, the early one stays: later, but still a restore)
       try {
@@ -230,6 +308,15 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
             detail[`${step.label}Ms`] = r.t - r.before;
             if (!instant?.fixed) instant = { before: r.before, t: r.t, fixed: step.instant === true };
           }
+          if (instant) {
+            const runningAt = await heard(p.events, instant, true);
+            if (runningAt !== null) {
+              detail.instantFrom = 'state-change event';
+              detail.callReturnedAfterMs = instant.t - runningAt;
+              instant = { ...instant, t: runningAt };
+            } else if (p.events) detail.instantFrom = 'call return';
+          }
+          await stopListening(p.events);
           active = false;
           if (dog) {
             const d = dog;
@@ -247,6 +334,7 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
       throw new Error(`${spec.kind}: restore failed ${RESTORE_TRIES} times (${last?.message}); the watchdog on ${get().where} restores at its deadline`);
     },
     async dispose() {
+      if (plan && !plan.selfTimed) await stopListening(plan.events);
       await ex?.close();
     },
   };
