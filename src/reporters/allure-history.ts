@@ -161,7 +161,7 @@ export function allureHistoryKey(r: ResultKeyFields): string | null {
   return `${md5(id)}.${md5(params.map((p) => `${p.name}:${p.value}`).join(','))}`;
 }
 
-type ResultRecord = ResultKeyFields & { uuid?: string; status?: Status; statusDetails?: { message?: unknown }; start?: number; stop?: number };
+export type ResultRecord = ResultKeyFields & { uuid?: string; status?: Status; statusDetails?: { message?: unknown }; start?: number; stop?: number };
 
 /** What the next run of a suite carries: this run's history with its own results folded in. */
 export interface NextHistory {

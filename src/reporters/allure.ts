@@ -21,7 +21,7 @@ import type { CaseStatus, TestCase } from '../analysis/test-cases.ts';
 import { timelineSvg } from './html.ts';
 import { lengthLabel } from './matrix.ts';
 import { formatMs } from '../core/format.ts';
-import { carriedHistory, foldIntoHistory, type CarriedHistory, type NextHistory } from './allure-history.ts';
+import { carriedHistory, foldIntoHistory, type CarriedHistory, type NextHistory, type ResultRecord } from './allure-history.ts';
 
 type Status = 'passed' | 'failed' | 'broken' | 'skipped' | 'unknown';
 
@@ -59,6 +59,8 @@ export interface AllureFile {
   /** text content, or a file to copy */
   content?: string;
   copyFrom?: string;
+  /** a result file's result, as written */
+  result?: AllureResult;
 }
 
 const hash = (s: string): string => createHash('sha1').update(s).digest('hex');
@@ -180,7 +182,7 @@ function runLevelTest(a: Analysis, c: TestCase, wall: (t: number) => number): Al
     ],
     links: [],
   };
-  return { name: `${result.uuid}-result.json`, content: JSON.stringify(result) };
+  return { name: `${result.uuid}-result.json`, content: JSON.stringify(result), result };
 }
 
 function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult, c: TestCase, wall: (t: number) => number, root: string | null, timeline: string | null): AllureFile[] {
@@ -302,7 +304,7 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
     ],
     links: [],
   };
-  files.push({ name: `${uuid}-result.json`, content: JSON.stringify(result) });
+  files.push({ name: `${uuid}-result.json`, content: JSON.stringify(result), result });
   return files;
 }
 
@@ -324,11 +326,15 @@ export async function writeAllureResults(runDir: string, a: Analysis, opts: Repo
   // overwrite in place and remove only what this build no longer has (cheaper than emptying a folder of thousands)
   const stale = new Set(readdirSync(dir));
   const put = (f: AllureFile, path: string) => (f.copyFrom ? copyFileSync(f.copyFrom, path) : writeFileSync(path, f.content ?? ''));
-  const results: string[] = [];
+  // what the next run's history needs of each result (not its text, which would be parsed again)
+  const results: ResultRecord[] = [];
   for (const f of allureFiles(a, runDir)) {
     stale.delete(f.name);
     put(f, join(dir, f.name));
-    if (f.name.endsWith('-result.json') && f.content) results.push(f.content);
+    if (f.result) {
+      const { uuid, testCaseId, fullName, historyId, parameters, status, statusDetails, start, stop } = f.result;
+      results.push({ uuid, testCaseId, fullName, historyId, parameters, status, statusDetails: { message: statusDetails?.message }, start, stop });
+    }
   }
   const beside = carriedHistory(runDir, a.suite, a.startedWallMs, opts.historyFrom);
   // the store's previous run (maybe on another host) or the one in the folders here: the later one
@@ -350,12 +356,7 @@ export async function writeAllureResults(runDir: string, a: Analysis, opts: Repo
   };
   return {
     dir,
-    nextHistory: () =>
-      foldIntoHistory(
-        { history: prior('history.json'), trend: prior('history-trend.json') },
-        results.map((r) => JSON.parse(r)),
-        basename(runDir),
-      ),
+    nextHistory: () => foldIntoHistory({ history: prior('history.json'), trend: prior('history-trend.json') }, results, basename(runDir)),
   };
 }
 

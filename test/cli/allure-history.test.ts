@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/lab.ts';
 import { FIXTURES } from '../helpers/fixtures.ts';
-import { allureHistoryKey, previousRunDir, type AllureHistory, type TrendEntry } from '../../src/reporters/allure-history.ts';
+import { allureHistoryKey, foldResultsIntoHistory, previousRunDir, type AllureHistory, type TrendEntry } from '../../src/reporters/allure-history.ts';
+import { writeReports } from '../../src/reporters/index.ts';
 
 const parent = mkdtempSync(join(tmpdir(), 'blackout-allure-history-'));
 afterAll(() => rmSync(parent, { recursive: true, force: true }));
@@ -140,5 +141,17 @@ describe('allure history', () => {
     expect(previousRunDir(erpFebruary, 'cable pull', t0 + 2 * day)).toBeNull();
     // given every campaign's folder, it follows January's run of the same application
     expect(previousRunDir(erpFebruary, 'cable pull', t0 + 2 * day, [join(root, 'january'), join(root, 'february')])).toBe(erpJanuary);
+  });
+});
+
+describe('the history the results store keeps', () => {
+  it('is, from the reports just written, the same as folded again from the folder they wrote', async () => {
+    const first = runFolder('mem-1', 'run-mem-1', 'mem', 1_700_000_000_000);
+    await writeReports(first);
+    const second = runFolder('mem-2', 'run-mem-2', 'mem', 1_700_000_100_000, 40);
+    const written = await writeReports(second);
+    const fromFolder = foldResultsIntoHistory(join(second, 'allure-results'), 'mem-2');
+    expect(fromFolder.trend).toHaveLength(2); // it carried the first run's history
+    expect(written.nextAllureHistory()).toEqual(fromFolder);
   });
 });
