@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { run } from '../../transport/exec.ts';
 import { startInTarget, type LabService } from '../service.ts';
-import { waitForPort } from '../wait.ts';
+import { waitForPort, waitForUnixSocket } from '../wait.ts';
 
 export const MARIADB_PORT = 3306;
 
@@ -45,6 +45,8 @@ export const mariadb: LabService = {
       { user: 'mysql' },
     );
     await waitForPort(lab.targetAddress, MARIADB_PORT, 60_000);
+    // the socket file comes after the port (the client below uses it)
+    await waitForUnixSocket(socket, 30_000);
 
     const password = randomBytes(18).toString('base64url');
     const passwordFile = `${lab.dir}/secrets/mariadb-password`;
