@@ -90,8 +90,8 @@ async function measured(mode: string, blackout: string) {
     mode,
     blackout,
     injectedMs: t.injected!.durationMs,
-    // how long the suspend and the restore/resume calls took: the guest stopped and ran again somewhere
-    // inside them, and the injected window runs from one's return to the other's
+    // from the start of the suspend and of the restore/resume call to its instant (libvirt's event, else the
+    // call's return): the guest stopped and ran again somewhere inside, before the event
     cutCallMs: callMs(log, 'cut'),
     restoreCallMs: callMs(log, 'restore'),
     // the instants are libvirt's lifecycle events; how long after each the call returned
