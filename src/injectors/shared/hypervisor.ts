@@ -133,17 +133,26 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
     listener = null;
     await run(events.stop(h), { allowFail: true }).catch((e: Error) => ctx.log(`could not end the state-change listener (${e.message}); it ends itself`));
   };
-  /** the instant the listener heard for a call, or null (then the call's return stands) */
-  const heard = async (events: GuestEvents | undefined, call: { before: number; t: number }, running: boolean): Promise<number | null> => {
-    if (!events || listener === null) return null;
-    try {
-      const step = events.read(listener);
-      const r = await timed(get(), ctx.clock, step.cmd, { timeoutMs: spec.timeoutMs, label: step.label });
-      return heardInstant(events.parse(r.result.stdout), r, call, running);
-    } catch (e) {
-      ctx.log(`could not read the state-change listener (${(e as Error).message}); the call's return is the instant`);
-      return null;
+  /**
+   * A call's effect, placed at the state change the listener heard for it (`detail` says which source gave
+   * the instant, and how long after it the call returned); the call as it was when nothing was heard.
+   */
+  const settle = async <T extends { before: number; t: number }>(events: GuestEvents | undefined, call: T, running: boolean, detail: Record<string, unknown>): Promise<T> => {
+    if (!events) return call;
+    let at: number | null = null;
+    if (listener !== null) {
+      try {
+        const step = events.read(listener);
+        const r = await timed(get(), ctx.clock, step.cmd, { timeoutMs: spec.timeoutMs, label: step.label });
+        at = heardInstant(events.parse(r.result.stdout), r, call, running);
+      } catch (e) {
+        ctx.log(`could not read the state-change listener (${(e as Error).message}); the call's return is the instant`);
+      }
     }
+    detail.instantFrom = at === null ? 'call return' : 'state-change event';
+    if (at === null) return call;
+    detail.callReturnedAfterMs = call.t - at;
+    return { ...call, t: at };
   };
   // the journal of armed watchdogs is per target: this adapter, where it runs, and what it acts on
   const journalKey = () => `${spec.kind} ${get().where} ${JSON.stringify(spec.describe)}`;
@@ -251,12 +260,7 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
         detail[`${step.label}Ms`] = r.t - r.before;
         first ??= { before: r.before, t: r.t };
       }
-      const stoppedAt = await heard(p.events, first!, false);
-      if (stoppedAt !== null) {
-        detail.instantFrom = 'state-change event';
-        detail.callReturnedAfterMs = first!.t - stoppedAt;
-        first = { before: first!.before, t: stoppedAt };
-      } else if (p.events) detail.instantFrom = 'call return';
+      first = await settle(p.events, first!, false, detail);
       // the cut took effect: re-arm for the requested length + grace from now, then end the early watchdog
       // (if the re-arm fails, the early one stays: later, but still a restore)
       try {
@@ -308,14 +312,7 @@ export function hypervisorInjector(spec: HypervisorSpec, ctx: InjectorContext): 
             detail[`${step.label}Ms`] = r.t - r.before;
             if (!instant?.fixed) instant = { before: r.before, t: r.t, fixed: step.instant === true };
           }
-          if (instant) {
-            const runningAt = await heard(p.events, instant, true);
-            if (runningAt !== null) {
-              detail.instantFrom = 'state-change event';
-              detail.callReturnedAfterMs = instant.t - runningAt;
-              instant = { ...instant, t: runningAt };
-            } else if (p.events) detail.instantFrom = 'call return';
-          }
+          if (instant) instant = await settle(p.events, instant, true, detail);
           await stopListening(p.events);
           active = false;
           if (dog) {
