@@ -1,5 +1,5 @@
 // The lab's small web application: a login form, then a live page whose
-// websocket pushes fresh server data every second, with the page's own
+// websocket pushes fresh server data every 250 ms, with the page's own
 // reconnect logic. It stands for "the web users got kicked off" in the seeds.
 // Plain JavaScript (node:http + ws), run inside the target namespace and its
 // freezer cgroup like every lab server.
@@ -28,6 +28,9 @@ const password = readFileSync(passwordFile, 'utf8').trim();
 /** sid → { user, client, createdAt } */
 const sessions = new Map();
 let seq = 0;
+// fresh data four times a second: a page that calls its data stale after 1 s then has
+// 750 ms of room for a late tick on a loaded machine, where a 1 s period left it none
+const DATA_EVERY_MS = 250;
 
 const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 function cookies(req) {
@@ -210,7 +213,7 @@ setInterval(() => {
   seq++;
   const msg = JSON.stringify({ type: 'data', seq, serverTime: Date.now(), value: Math.round(Math.random() * 1000) });
   for (const ws of wss.clients) if (ws.readyState === 1) ws.send(msg);
-}, 1000);
+}, DATA_EVERY_MS);
 
 setInterval(() => {
   for (const ws of wss.clients) {

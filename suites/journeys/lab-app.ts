@@ -8,7 +8,7 @@
  *       journey: ./journeys/lab-app.ts
  *       params: { staleAfter: 3s, giveUp: 30s }
  *
- * The app's live page keeps a websocket fed with fresh data every second and
+ * The app's live page keeps a websocket fed with fresh data every 250 ms and
  * reconnects it by its own logic; it exposes its state as `window.__bo`
  * (state, the last sequence number, the text it shows). Its policy comes from
  * the query string, so the journey passes the probe's params on:

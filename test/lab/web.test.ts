@@ -54,11 +54,13 @@ describe('web probe', () => {
       {
         name: 'web probe test',
         probes: [
-          // data comes every 1 s; a 2 s pull leaves a gap of at least 2 s: beyond 1 s + 500 ms, a stall
+          // data comes every 250 ms; a 2 s pull leaves a gap of at least 2 s: beyond 250 ms + 500 ms, a stall
           { name: 'web', kind: 'web', journey: JOURNEY, params: { staleAfter: '5s' }, tolerance: '500ms' },
+          // stale 1 s after its last data (within 250 ms before the cut), it reconnects 500 ms later into the
+          // pull and gives up 500 ms after going stale: before the restore (≥ 2 s after that data) lets a SYN through
           { name: 'web-strict', kind: 'web', journey: JOURNEY, params: { staleAfter: '1s', giveUp: '500ms' } },
           { name: 'web-kicked', kind: 'web', journey: JOURNEY, params: { staleAfter: '5s' } },
-          // the app's data comes every 1 s: 1.5 s leaves room for a late tick on a loaded machine
+          // the app's data comes every 250 ms: 1.5 s leaves room for late ticks on a loaded machine
           { name: 'web-reconnect', kind: 'web', journey: JOURNEY, params: { staleAfter: '1500ms' } },
         ],
         injector: { kind: 'cable-pull' },

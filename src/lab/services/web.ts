@@ -1,6 +1,6 @@
 /**
  * The lab's web application (servers/web-server.mjs: node:http + ws): a login
- * form, a live page fed by a websocket every second with the page's own
+ * form, a live page fed by a websocket every 250 ms with the page's own
  * reconnect logic, and an admin Unix socket that forces a logout.
  */
 import { randomBytes } from 'node:crypto';
