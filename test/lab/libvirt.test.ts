@@ -94,6 +94,8 @@ async function measured(mode: string, blackout: string) {
     // call's return): the guest stopped and ran again somewhere inside, before the event
     cutCallMs: callMs(log, 'cut'),
     restoreCallMs: callMs(log, 'restore'),
+    // save mode: how long `virsh save` took, after the suspend
+    saveMs: Math.round(Number(detailOf(log, 'cut').saveMs ?? 0)),
     // the instants are libvirt's lifecycle events; how long after each the call returned
     cutFrom: detailOf(log, 'cut').instantFrom,
     cutReturnedAfterMs: Math.round(Number(detailOf(log, 'cut').callReturnedAfterMs)),
@@ -145,7 +147,11 @@ describe('libvirt adapter against a real libvirtd', () => {
     expect(figures.restoreFrom).toBe('state-change event');
     expect(figures.restoreReturnedAfterMs).toBeGreaterThanOrEqual(0);
     expect(figures.injectedMs).toBeGreaterThan(2000);
-    expect(figures.injectedMs).toBeLessThan(8000);
+    // and no longer than its parts: the 2 s asked for, or the suspend call's rest after "Suspended" and the save
+    // if they take longer (the restore waits for the save), then the restore call up to "Resumed"; 1.5 s for the
+    // harness's own steps between them (the watchdog's re-arm). A fixed 8 s bound failed under load at 8.3 s.
+    const heldMs = Math.max(2000, figures.cutReturnedAfterMs + figures.saveMs);
+    expect(figures.injectedMs, JSON.stringify(figures)).toBeLessThan(heldMs + figures.restoreCallMs + 1500);
     // the guest's clock stood still that long (its uptime has 10 ms steps; the reads add a little)
     // the guest's uptime has 10 ms steps and is read over TCP from a TCG guest, whose clock also lags when
     // the host's 2 cores are busy: a loose bound here; the figures are printed and kept in figures.json
