@@ -443,7 +443,11 @@ async function ensureLabUser(): Promise<void> {
   const r = await run('id', ['-u', LAB_USER], { allowFail: true });
   if (r.code === 0) return;
   // password field "*": no password, key login only (a "!" would be refused as locked with UsePAM no)
-  await run('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/bin/sh', '--password', '*', LAB_USER]);
+  const add = await run('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/bin/sh', '--password', '*', LAB_USER], { allowFail: true });
+  if (add.code === 0) return;
+  // two labs coming up at once on a fresh machine both find no user and both add it: the loser is fine
+  if ((await run('id', ['-u', LAB_USER], { allowFail: true })).code === 0) return;
+  throw new Error(`useradd ${LAB_USER}: exit ${add.code}: ${add.stderr.trim()}`);
 }
 
 /** Reads the guard's leak counter: packets for the lab subnet that tried to leave by another interface. */
