@@ -497,7 +497,8 @@ class RdpProbe {
         this.pendingFrames = [];
         this.lastFreshAt = t;
         if (reconnect) {
-          this.ctx.emit({ type: 'session-open', reconnect: true, message: `FreeRDP auto-reconnect attempt ${this.attempt} of ${this.maxAttempts} brought the session back` });
+          // at the frame that proved it, the instant of the sample below (see onAnswer)
+          this.ctx.emit({ t, type: 'session-open', reconnect: true, message: `FreeRDP auto-reconnect attempt ${this.attempt} of ${this.maxAttempts} brought the session back` });
         } else {
           this.ctx.emit({ type: 'session-open', reconnect: false, message: `logged in as the target's user; desktop frames flowing (display :${this.display})` });
           this.shot('session-open.png', this.fresh);
@@ -709,7 +710,10 @@ class RdpProbe {
       this.stalledSince = null;
       this.lastFreshAt = t;
       if (reconnect) {
-        this.ctx.emit({ type: 'session-open', reconnect: true, message: `FreeRDP auto-reconnect attempt ${this.attempt} of ${this.maxAttempts} brought the session back; it answers input again` });
+        // at the answer that proved it, the instant of the sample below: stamped "now" instead, the reopen came after
+        // its own proof, and a trial that ended before the next answer (under load) read as a reconnect with no good
+        // sample after it (failed)
+        this.ctx.emit({ t, type: 'session-open', reconnect: true, message: `FreeRDP auto-reconnect attempt ${this.attempt} of ${this.maxAttempts} brought the session back; it answers input again` });
       } else {
         this.ctx.emit({ type: 'session-open', reconnect: false, message: `logged in as the target's user; the desktop answers input (display :${this.display})` });
         this.shot('session-open.png', this.fresh);

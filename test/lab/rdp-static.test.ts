@@ -79,6 +79,16 @@ describe('rdp active mode against a static desktop', () => {
         .map((l) => JSON.parse(l) as BlackoutEvent);
     }, 250_000);
 
+    /** what a probe went through in a trial (ms from the cut: sessions, notes, samples), for a failure's message */
+    const storyOf = (probe: string, trial: number): string => {
+      const cut = events.find((e) => e.type === 'cut' && e.trial === trial);
+      const restore = events.find((e) => e.type === 'restore' && e.trial === trial);
+      const at = (t: number) => `${((t - (cut?.t ?? 0)) / 1000).toFixed(2)}s`;
+      const lines = events.filter((e) => 'trial' in e && e.trial === trial && 'probe' in e && e.probe === probe && e.type !== 'sample').map((e) => `${at(e.t)} ${e.type}: ${message(e)}`);
+      const samples = events.filter((e) => e.type === 'sample' && e.probe === probe && e.trial === trial).map((e) => at(e.t));
+      return [`restore at ${restore ? at(restore.t) : '–'}; samples at ${samples.join(' ')}`, ...lines].join('\n');
+    };
+
     it('completes, and the desktop answered input in every steady state', () => {
       expect(code).toBe(0);
       expect(summary.trials).toHaveLength(2);
@@ -108,7 +118,7 @@ describe('rdp active mode against a static desktop', () => {
 
     it('6 s cut, auto-reconnect on: the same session comes back and answers input (recovered)', () => {
       const r = summary.trials[1]!.probes['st-arc']!;
-      expect(r.outcome, r.reason).toBe('recovered');
+      expect(r.outcome, `${r.reason}\n${storyOf('st-arc', 1)}`).toBe('recovered');
       const reopened = events.filter((e) => e.type === 'session-open' && e.probe === 'st-arc' && e.trial === 1).map(message);
       expect(reopened.at(-1)).toMatch(/brought the session back; it answers input again/);
       const sesman = readFileSync(`/run/blackout/labs/${LAB}/rdp/sesman.log`, 'utf8');

@@ -75,6 +75,19 @@ describe('analysis', () => {
     expect(t1.probes.b!.outcome).toBe('recovered');
   });
 
+  it('a reconnect counts as recovered with a good sample at or after it, the one that proved it included', () => {
+    // the rdp probe opens a session again at the answer that proved it: the reopen and that sample share an instant
+    const at = (sampleAt: number) => {
+      const evs = [start, ...trialEvents(0, 0, 5000, { b: 'reconnect' }).filter((e) => !(e.type === 'sample' && e.t > 1000) && e.type !== 'session-open' && e.type !== 'trial-end')];
+      evs.push({ type: 'session-open', t: 6400, probe: 'b', trial: 0, reconnect: true }, { type: 'sample', t: sampleAt, probe: 'b', trial: 0 }, { type: 'trial-end', t: 8000, trial: 0 });
+      return analyze(evs).trials[0]!.probes.b!;
+    };
+    expect(at(6400).outcome).toBe('recovered');
+    // a sample before the reopen, and none after: the reconnect never showed working
+    expect(at(6399).outcome).toBe('failed');
+    expect(at(6399).reason).toMatch(/reconnect did not bring a working session/);
+  });
+
   it('derives the thresholds and judges expectations', () => {
     expect(a.probes.a).toMatchObject({ maxSurvivedMs: 2000, minFailedMs: 5000 });
     expect(a.probes.b).toMatchObject({ maxSurvivedMs: 2000, minFailedMs: 5000 });
