@@ -19,6 +19,7 @@
  */
 import { closeSync, openSync, readSync, writeSync, fsyncSync } from 'node:fs';
 import { EventSchema, EVENT_SCHEMA_VERSION, type BlackoutEvent } from './events.ts';
+import { sampleFromBytes } from './sample-line.ts';
 
 const FLUSH_MS = 50;
 const IMMEDIATE = new Set<BlackoutEvent['type']>(['run-start', 'cut', 'restore', 'trial-start', 'trial-end', 'run-end', 'preflight', 'heal', 'session-lost', 'injector-error']);
@@ -151,7 +152,7 @@ export function readEvents(path: string): ReadResult {
 
 /** a hand check for the one event that makes up most of a log (zod for every other type) */
 function quickSample(raw: unknown): BlackoutEvent | null {
-  const r = raw as Record<string, unknown>;
+  const r = raw as Record<string, unknown> | null;
   if (
     r &&
     r.type === 'sample' &&
@@ -183,15 +184,21 @@ export interface FoldResult {
  */
 export function foldEvents(path: string, onEvent: (e: BlackoutEvent) => void): FoldResult {
   const fd = openSync(path, 'r');
-  const buf = Buffer.alloc(1 << 20);
-  // the bytes after the last newline read so far (a line that goes on in the next chunk)
-  let rest: Buffer = Buffer.alloc(0);
+  let buf = Buffer.alloc(1 << 20);
+  // buf[0, rest): the bytes after the last newline read so far (a line that goes on in the next chunk),
+  // moved to the front and read after, so a chunk is never copied whole to join it to the line before it
+  let rest = 0;
   let lineNo = 0;
   let count = 0;
   let tornTail: string | null = null;
   let tornLines = 0;
   let pending: string | null = null;
   let pendingNo = 0;
+  const accept = (ev: BlackoutEvent) => {
+    if (count === 0 && ev.type !== 'run-start') throw new EventLogError('events.jsonl: the first event is not run-start');
+    count++;
+    onEvent(ev);
+  };
   const handle = (line: string, no: number, isLast: boolean) => {
     if (line.trim() === '') return;
     let ev: BlackoutEvent | 'torn' | null = null;
@@ -208,15 +215,19 @@ export function foldEvents(path: string, onEvent: (e: BlackoutEvent) => void): F
       if (isLast) tornTail = line;
       return;
     }
-    if (count === 0 && ev.type !== 'run-start') throw new EventLogError('events.jsonl: the first event is not run-start');
-    count++;
-    onEvent(ev);
+    accept(ev);
   };
   try {
     for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
+      if (rest === buf.length) {
+        // one line longer than the buffer: a larger one
+        const larger = Buffer.alloc(buf.length * 2);
+        buf.copy(larger, 0, 0, rest);
+        buf = larger;
+      }
+      const n = readSync(fd, buf, rest, buf.length - rest, null);
       if (n === 0) break;
-      const data = rest.length ? Buffer.concat([rest, buf.subarray(0, n)]) : buf.subarray(0, n);
+      const data = buf.subarray(0, rest + n);
       // lines are cut at the newline byte and decoded one by one (a newline byte is never part of a
       // multi-byte UTF-8 character): a third faster than decoding the chunk and splitting the string
       let start = 0;
@@ -224,17 +235,23 @@ export function foldEvents(path: string, onEvent: (e: BlackoutEvent) => void): F
         lineNo++;
         // keep one line back: only the very last line may be torn
         if (pending !== null) handle(pending, pendingNo, false);
-        pending = data.toString('utf8', start, nl);
-        pendingNo = lineNo;
+        pending = null;
+        // most lines are samples, read from their bytes (a whole, valid sample: torn or not does not arise)
+        const sample = quickSample(sampleFromBytes(data, start, nl));
+        if (sample !== null) accept(sample);
+        else {
+          pending = data.toString('utf8', start, nl);
+          pendingNo = lineNo;
+        }
         start = nl + 1;
       }
-      // a copy: buf is read into again
-      rest = Buffer.from(data.subarray(start));
+      data.copyWithin(0, start);
+      rest = data.length - start;
     }
   } finally {
     closeSync(fd);
   }
-  const tail = rest.toString('utf8');
+  const tail = buf.toString('utf8', 0, rest);
   if (tail !== '') {
     if (pending !== null) handle(pending, pendingNo, false);
     handle(tail, lineNo + 1, true);
