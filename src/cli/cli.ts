@@ -5,31 +5,22 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { pc, pcErr } from '../core/color.ts';
-import { loadSuite, SuiteError } from '../run/suite.ts';
-import { suiteJsonSchemaText } from '../run/suite-schema.ts';
-import { runSuite, EXIT } from '../run/runner.ts';
+import { EXIT } from '../run/exit-codes.ts';
 import { analyzeRunDir, writeReports } from '../reporters/index.ts';
-import { storeHistory, storedHistory, withStore } from '../store/allure-history.ts';
 import { AllureError, generateAllureReport } from '../reporters/allure.ts';
 import { compareHtml, compareMarkdown } from '../reporters/compare.ts';
 import { linearSweepTrials } from '../analysis/search.ts';
-import { labUp, labDown, labStatus, DEFAULT_LAB } from '../lab/lab.ts';
-import { vmUp } from '../lab/vm.ts';
-import { LiveView } from '../reporters/live-view.ts';
-import { MetricsSink } from '../reporters/metrics.ts';
+import { DEFAULT_LAB } from '../lab/state.ts';
+import type { MetricsSink } from '../reporters/metrics.ts';
 import { testsSummaryText } from '../analysis/test-cases.ts';
 import { createClock, sleep } from '../core/clock.ts';
 import { EventLogError } from '../core/event-log.ts';
 import { COMPILED } from '../core/runtime.ts';
 import type { BlackoutEvent } from '../core/events.ts';
-import { probes } from '../probes/index.ts';
-import { injectorDefinition, injectors } from '../injectors/index.ts';
 import { matrixMarkdown } from '../reporters/markdown.ts';
 import { inShard, resolveShard, ShardError, type Shard } from '../fleet/shard.ts';
 import { registerFleetCommands, openRunStore, type RunStoreHandle } from '../fleet/commands.ts';
 import { VERSION } from '../core/version.ts';
-import { dryRun } from '../run/dry-run.ts';
-import { initSuite, InitError } from './init.ts';
 import { LeaseBusyError } from '../transport/lease.ts';
 
 /** `--wait SECONDS` → ms; a clear error naming the option otherwise */
@@ -105,6 +96,7 @@ export function parseMetricsAddress(value: string): MetricsAddress {
 
 /** Runs a suite with signal handling, the live view and the reports; returns the exit code. */
 export async function runCommand(file: string, o: RunCliOptions): Promise<number> {
+  const { loadSuite, SuiteError } = await import('../run/suite.ts');
   let suite;
   try {
     suite = await loadSuite(file);
@@ -127,12 +119,22 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     process.stderr.write(pc.red("--shard: the suite's sweep is an adaptive search (each length depends on every earlier outcome); shard a list of blackouts\n"));
     return EXIT.badInput;
   }
-  if (o.dryRun) return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
+  if (o.dryRun) {
+    const { dryRun } = await import('../run/dry-run.ts');
+    return dryRun(suite, { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) });
+  }
   const outDir = resolve(o.out ?? defaultOutDir(shard ? `${suite.name}-shard-${shard.index}-of-${shard.total}` : suite.name));
   if (existsSync(join(outDir, 'events.jsonl'))) {
     process.stderr.write(pcErr.red(`--out ${outDir}: that folder already holds a run (events.jsonl); choose another folder\n`));
     return EXIT.badInput;
   }
+  const [{ runSuite }, { injectorDefinition }, { LiveView }, { MetricsSink }, { storeHistory, storedHistory, withStore }] = await Promise.all([
+    import('../run/runner.ts'),
+    import('../injectors/index.ts'),
+    import('../reporters/live-view.ts'),
+    import('../reporters/metrics.ts'),
+    import('../store/allure-history.ts'),
+  ]);
   const clock = createClock();
   // an injector that talks to the operator owns the terminal during a blackout
   const view = o.live && !injectorDefinition(suite.injector.kind)?.ownsTerminal ? new LiveView(clock.now, process.stdout, suite.blackouts.length) : null;
@@ -380,6 +382,7 @@ export function buildProgram(): Command {
     .argument('<suite>')
     .option('--json', 'machine-readable: { file, valid, … } on stdout (also when invalid: { valid: false, problems })')
     .action(async (file: string, o: { json?: boolean }) => {
+      const { loadSuite, SuiteError } = await import('../run/suite.ts');
       try {
         const s = await loadSuite(file);
         if (o.json) {
@@ -448,6 +451,7 @@ export function buildProgram(): Command {
       const target = host ?? 'lab';
       const out = resolve(o.out ?? `${(o.lab ?? target).replace(/[^A-Za-z0-9.-]+/g, '_')}.yaml`);
       if (existsSync(out) && !o.force) return fail(`${out} exists: choose another file with --out, or --force`);
+      const { initSuite, InitError } = await import('./init.ts');
       let r;
       try {
         r = await initSuite(target, { ports, onlyPorts: o.onlyPorts, timeoutMs, lab: o.lab });
@@ -478,6 +482,7 @@ export function buildProgram(): Command {
     .option('--wait <seconds>', 'when it must be rebuilt while a run holds it: wait up to this long for the run to end (default: refuse at once)')
     .action(async (o: { name: string; vm?: boolean; vmMemory: string; wait?: string }) => {
       const log = (l: string) => process.stdout.write(`${l}\n`);
+      const { labUp } = await import('../lab/lab.ts');
       let s;
       try {
         s = await labUp(o.name, { log, waitMs: waitMs(o.wait) });
@@ -493,6 +498,7 @@ export function buildProgram(): Command {
           .join(' ')}\n`,
       );
       if (o.vm) {
+        const { vmUp } = await import('../lab/vm.ts');
         const vm = await vmUp(s, { memoryMB: Number(o.vmMemory), log });
         process.stdout.write(
           `VM is up: ${vm.address} (booted in ${(vm.bootMs / 1000).toFixed(1)} s), services ${Object.entries(vm.ports)
@@ -516,6 +522,7 @@ export function buildProgram(): Command {
         'then it stays, `lab down` says which processes hold it, and the next `lab down` after they end removes it.',
     )
     .action(async (o: { name: string; wait?: string; force?: boolean }) => {
+      const { labDown } = await import('../lab/lab.ts');
       try {
         await labDown(o.name, { log: (l) => process.stdout.write(`${l}\n`), waitMs: waitMs(o.wait), force: o.force });
       } catch (e) {
@@ -530,6 +537,7 @@ export function buildProgram(): Command {
     .option('--name <name>', 'lab instance name', DEFAULT_LAB)
     .option('--json', 'machine-readable')
     .action(async (o: { name: string; json?: boolean }) => {
+      const { labStatus } = await import('../lab/lab.ts');
       const s = await labStatus(o.name);
       if (o.json) process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       else if (!s.up) process.stdout.write(`lab ${s.name}: down (${s.problems.join('; ')})\n`);
@@ -549,6 +557,7 @@ export function buildProgram(): Command {
     .option('--vm', 'the real-VM comparison instead: boot the QEMU guest, run a live and a quick migration suite, compare them')
     .action(async (o: { suite: string[]; vm?: boolean }) => {
       const log = (l: string) => process.stdout.write(pc.dim(`${l}\n`));
+      const [{ labUp }, { vmUp }] = await Promise.all([import('../lab/lab.ts'), import('../lab/vm.ts')]);
       const lab = await labUp(DEFAULT_LAB, { log });
       let code = 0;
       if (!o.vm) {
@@ -576,7 +585,8 @@ export function buildProgram(): Command {
     .description('print the JSON Schema of the suite format, for editor completion and checks of YAML suites')
     .option('-o, --out <file>', 'write it to a file instead of stdout')
     .addHelpText('after', '\nIn a YAML suite, a first line "# yaml-language-server: $schema=PATH-TO-THE-FILE" lets an editor with the YAML language server use it.')
-    .action((o: { out?: string }) => {
+    .action(async (o: { out?: string }) => {
+      const { suiteJsonSchemaText } = await import('../run/suite-schema.ts');
       const text = suiteJsonSchemaText();
       if (o.out) writeFileSync(o.out, text);
       else process.stdout.write(text);
@@ -586,7 +596,8 @@ export function buildProgram(): Command {
     .command('kinds')
     .description('list the probe and injector kinds')
     .option('--json', 'machine-readable: { probes: [{ kind, summary, packages }], injectors: [{ kind, summary }] }')
-    .action((o: { json?: boolean }) => {
+    .action(async (o: { json?: boolean }) => {
+      const [{ probes }, { injectors }] = await Promise.all([import('../probes/index.ts'), import('../injectors/index.ts')]);
       // the Debian packages a probe's client needs on this machine (a clone's setup installs them; an npm install does not)
       const needs = (p: (typeof probes)[number]) => p.packages ?? [];
       if (o.json) {

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import pc from 'picocolors';
-import { EXIT } from '../run/runner.ts';
+import { EXIT } from '../run/exit-codes.ts';
 import { writeReports } from '../reporters/index.ts';
 import { matrixMarkdown } from '../reporters/markdown.ts';
 import { mergeRunDirs, MergeError } from './merge.ts';
