@@ -48,7 +48,8 @@ export function writeSyntheticLog(path: string, target: number, stretch = 1): { 
     for (let s = t; s < end && count < target; s += 100) {
       for (const p of probes) {
         if (s > cut && s < restore + 1500) continue;
-        lines.push(JSON.stringify({ type: 'sample', t: s + Math.random(), probe: p.name, trial, latencyMs: 0.3 }));
+        // times as the run clock writes them: whole nanoseconds in ms (at most 6 decimals), not 17-digit doubles
+        lines.push(JSON.stringify({ type: 'sample', t: Math.round((s + Math.random()) * 1e6) / 1e6, probe: p.name, trial, latencyMs: 0.3 }));
         count++;
       }
       if (s <= cut && s + 100 > cut) lines.push(JSON.stringify({ type: 'cut', t: cut, before: cut - 0.5, deadline: restore + 500, trial }));
@@ -172,7 +173,7 @@ export async function reportSpeed(): Promise<void> {
         },
       ],
       notes: [
-        "The 1 M-event log is 50 probes × ~300 trials (the third log: the same events in as many trials as the quarter-size one): besides the analysis (one JSON.parse per line, a hand check of each sample, zod for every other event, a fold into per-trial accumulators) the reporters write ~15 000 Allure results, one file per probe per trial (Allure's format), written synchronously after the other reporters (fs/promises' writeFile, 32 in flight, cost twice the CPU for no gain in wall time: each file's open, write and close are trips to the thread pool). Creating those files is the file system's work: 15 000 creates took 0.3–2.7 s on this machine's ext4 (mounted with discard), depending on what was deleted before; each measurement reports a fresh copy of the log, as a run's folder is reported the first time. The CLI loads the runner, the probes and their client libraries only for the commands that run suites. Wall time counts the whole `blackout report` process, Node and the TypeScript loader included; CPU time is user + system of that process (its thread pool included), which a loaded machine inflates less than wall time.",
+        "The 1 M-event log is 50 probes × ~300 trials (the third log: the same events in as many trials as the quarter-size one): besides the analysis (each sample line read from its bytes by the reader's fast path, JSON.parse and zod for every other event, a fold into per-trial accumulators; sample times as the run clock writes them, whole nanoseconds in ms) the reporters write ~15 000 Allure results, one file per probe per trial (Allure's format), written synchronously after the other reporters (fs/promises' writeFile, 32 in flight, cost twice the CPU for no gain in wall time: each file's open, write and close are trips to the thread pool). Creating those files is the file system's work: 15 000 creates took 0.3–2.7 s on this machine's ext4 (mounted with discard), depending on what was deleted before; each measurement reports a fresh copy of the log, as a run's folder is reported the first time. The CLI loads the runner, the probes and their client libraries only for the commands that run suites. Wall time counts the whole `blackout report` process, Node and the TypeScript loader included; CPU time is user + system of that process (its thread pool included), which a loaded machine inflates less than wall time.",
         ...(big!.ok ? [] : [`blackout report failed: ${big!.stderr}`]),
       ],
       raw: { logs: logs.map(({ n, count, trials, size }) => ({ n, count, trials, size })), runs: all, phases: ph },
