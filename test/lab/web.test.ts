@@ -54,7 +54,8 @@ describe('web probe', () => {
       {
         name: 'web probe test',
         probes: [
-          // data comes every 250 ms; a 2 s pull leaves a gap of at least 2 s: beyond 250 ms + 500 ms, a stall
+          // a check every 1 s (the probe's interval; the app's data comes every 250 ms); a 2 s pull leaves a gap of
+          // at least 2 s between fresh values: beyond 1 s + 500 ms, a stall
           { name: 'web', kind: 'web', journey: JOURNEY, params: { staleAfter: '5s' }, tolerance: '500ms' },
           // stale 1 s after its last data (within 250 ms before the cut), it reconnects 500 ms later into the
           // pull and gives up 500 ms after going stale: before the restore (≥ 2 s after that data) lets a SYN through
