@@ -143,7 +143,9 @@ describe('over SSH: the lab OpenSSH server (real /bin/sh) and the recording serv
     });
   });
   afterAll(async () => {
-    await fake.close();
+    // a start that failed leaves nothing to close; throwing here stopped the lab's own teardown after it
+    // (a fresh-clone run left this lab up when ssh2's key generation failed under load)
+    await fake?.close();
   });
   const labSsh = () => {
     const s = lab.state();
