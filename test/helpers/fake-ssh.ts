@@ -53,10 +53,24 @@ export interface FakeSsh {
   close(): Promise<void>;
 }
 
+/**
+ * An ed25519 key pair that ssh2 itself can read back. ssh2's generator strips leading
+ * zero bytes from the public key (mscdex/ssh2 issue 1513), so about 1 key in 256 is one
+ * its parseKey rejects (16 of 5 000 here; "key generation failed" in a fresh-clone run):
+ * such a pair is drawn again.
+ */
+function ed25519Pair(): { private: string; public: string } {
+  for (let i = 0; i < 20; i++) {
+    const pair = utils.generateKeyPairSync('ed25519');
+    if (!(utils.parseKey(pair.public) instanceof Error) && !(utils.parseKey(pair.private) instanceof Error)) return pair;
+  }
+  throw new Error('ssh2 generated 20 ed25519 key pairs in a row that it cannot read');
+}
+
 export async function startFakeSsh(opts: { user?: string; rules?: Rule[] } = {}): Promise<FakeSsh> {
   const user = opts.user ?? 'ops';
-  const host = utils.generateKeyPairSync('ed25519');
-  const client = utils.generateKeyPairSync('ed25519');
+  const host = ed25519Pair();
+  const client = ed25519Pair();
   const dir = tempDir('blackout-fakessh-');
   const privateKeyFile = join(dir, 'id_ed25519');
   writeFileSync(privateKeyFile, client.private, { mode: 0o600 });
