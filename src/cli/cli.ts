@@ -155,7 +155,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   const storeUrl = o.store ?? process.env.BLACKOUT_STORE;
   if (storeUrl) {
     try {
-      store = openRunStore(storeUrl, { outDir, log: (l) => process.stderr.write(pcErr.dim(`${l}\n`)) });
+      store = await openRunStore(storeUrl, { outDir, log: (l) => process.stderr.write(pcErr.dim(`${l}\n`)) });
     } catch (e) {
       process.stderr.write(pcErr.red(`${(e as Error).message}\n`));
       return EXIT.badInput;

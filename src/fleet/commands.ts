@@ -10,8 +10,7 @@ import { EXIT } from '../run/exit-codes.ts';
 import { writeReports } from '../reporters/index.ts';
 import { matrixMarkdown } from '../reporters/markdown.ts';
 import { mergeRunDirs, MergeError } from './merge.ts';
-import { RunStoreSink } from '../store/sink.ts';
-import { checkStoreUrl, StoreError } from '../store/db.ts';
+import { checkStoreUrl, StoreError } from '../store/store-url.ts';
 import type { BlackoutEvent } from '../core/events.ts';
 
 export interface RunStoreHandle {
@@ -19,9 +18,13 @@ export interface RunStoreHandle {
   close(): Promise<unknown>;
 }
 
-/** The store sink of `run --store` (the URL checked here: a bad one is bad input, nothing injected). */
-export function openRunStore(url: string, opts: { outDir: string; log: (l: string) => void }): RunStoreHandle {
+/**
+ * The store sink of `run --store` (the URL checked here: a bad one is bad input, nothing injected).
+ * The sink, and with it the PostgreSQL client, is loaded only here: the other commands start faster.
+ */
+export async function openRunStore(url: string, opts: { outDir: string; log: (l: string) => void }): Promise<RunStoreHandle> {
   checkStoreUrl(url, process.env.BLACKOUT_STORE === url ? 'BLACKOUT_STORE' : '--store');
+  const { RunStoreSink } = await import('../store/sink.ts');
   const sink = new RunStoreSink(url, { outDir: opts.outDir, log: opts.log, closeWaitMs: Number(process.env.BLACKOUT_STORE_WAIT_MS ?? 60_000) });
   return {
     onEvent: sink.onEvent,

@@ -16,7 +16,7 @@ import pg from 'pg';
 import type { BlackoutEvent } from '../core/events.ts';
 import { writeReports } from '../reporters/index.ts';
 import { SCHEMA } from '../store/migrations.ts';
-import { redactUrl } from '../store/db.ts';
+import { redactUrl } from '../store/store-url.ts';
 import { EXIT } from '../run/runner.ts';
 
 interface JobRow {

@@ -12,7 +12,8 @@ import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type pg from 'pg';
 import { foldResultsIntoHistory, runStartOf, type CarriedHistory, type NextHistory } from '../reporters/allure-history.ts';
-import { StoreError, connectStore, redactUrl } from './db.ts';
+import { connectStore } from './db.ts';
+import { StoreError, redactUrl } from './store-url.ts';
 import { SCHEMA } from './migrations.ts';
 
 type Db = Pick<pg.ClientBase, 'query'>;

@@ -28,7 +28,8 @@ import type { BlackoutEvent, EventOf } from '../core/events.ts';
 import { AnalysisBuilder, type TrialResult } from '../analysis/analysis.ts';
 import { jsonReport } from '../reporters/json.ts';
 import { foldEvents } from '../core/event-log.ts';
-import { connectStore, redactUrl } from './db.ts';
+import { connectStore } from './db.ts';
+import { redactUrl } from './store-url.ts';
 import { SCHEMA } from './migrations.ts';
 
 export interface SinkOptions {

@@ -12,7 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/cli.ts';
 import { parseShard } from '../../src/fleet/shard.ts';
-import { checkStoreUrl } from '../../src/store/db.ts';
+import { checkStoreUrl } from '../../src/store/store-url.ts';
 import { parseDurationOpt } from '../../src/fleet/commands.ts';
 import { loadFleet } from '../../src/fleet/fleet-file.ts';
 import { ROOT } from '../helpers/lab.ts';
