@@ -312,7 +312,8 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
  * Writes allure-results/ into the run folder (replacing what a previous build
  * wrote); resolves with its path. A long run has tens of thousands of files
  * (one result per probe per trial, Allure's format): they are produced one at
- * a time and written at once, synchronously. (fs/promises' writeFile opens,
+ * a time and each is handed to `put`, which writes it synchronously or, from
+ * writeReports, on a thread of its own (file-writer.ts). (fs/promises' writeFile opens,
  * writes and closes each through a FileHandle, several trips to the thread
  * pool per file: with 32 in flight the 15 150 results of a 1 M-event log
  * cost 6.5–7.0 s of CPU, written synchronously 3.7–4.0 s, in the same wall
@@ -320,17 +321,22 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
  * the previous run of the same suite beside it (allure-history.ts), so Allure
  * shows each test's earlier statuses and the trend.
  */
-export async function writeAllureResults(runDir: string, a: Analysis, opts: ReportOptions = {}): Promise<{ dir: string; nextHistory: () => NextHistory }> {
+export async function writeAllureResults(
+  runDir: string,
+  a: Analysis,
+  opts: ReportOptions = {},
+  /** where the files go: written here, synchronously, unless a writer (file-writer.ts) takes them */
+  put: (path: string, f: AllureFile) => void = writeNow,
+): Promise<{ dir: string; nextHistory: () => NextHistory }> {
   const dir = join(runDir, 'allure-results');
   mkdirSync(dir, { recursive: true });
   // overwrite in place and remove only what this build no longer has (cheaper than emptying a folder of thousands)
   const stale = new Set(readdirSync(dir));
-  const put = (f: AllureFile, path: string) => (f.copyFrom ? copyFileSync(f.copyFrom, path) : writeFileSync(path, f.content ?? ''));
   // what the next run's history needs of each result (not its text, which would be parsed again)
   const results: ResultRecord[] = [];
   for (const f of allureFiles(a, runDir)) {
     stale.delete(f.name);
-    put(f, join(dir, f.name));
+    put(join(dir, f.name), f);
     if (f.result) {
       const { uuid, testCaseId, fullName, historyId, parameters, status, statusDetails, start, stop } = f.result;
       results.push({ uuid, testCaseId, fullName, historyId, parameters, status, statusDetails: { message: statusDetails?.message }, start, stop });
@@ -345,7 +351,7 @@ export async function writeAllureResults(runDir: string, a: Analysis, opts: Repo
     const h = join(dir, 'history');
     rmSync(h, { recursive: true, force: true });
     mkdirSync(h);
-    for (const f of history.files) put(f, join(h, f.name));
+    for (const f of history.files) put(join(h, f.name), f);
   }
   for (const name of stale) rmSync(join(dir, name), { recursive: true, force: true });
   // what the next run carries (kept in the results store), from what was just written, only when asked for
@@ -358,6 +364,11 @@ export async function writeAllureResults(runDir: string, a: Analysis, opts: Repo
     dir,
     nextHistory: () => foldIntoHistory({ history: prior('history.json'), trend: prior('history-trend.json') }, results, basename(runDir)),
   };
+}
+
+function writeNow(path: string, f: AllureFile): void {
+  if (f.copyFrom) copyFileSync(f.copyFrom, path);
+  else writeFileSync(path, f.content ?? '');
 }
 
 export interface ReportOptions {

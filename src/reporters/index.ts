@@ -14,6 +14,7 @@ import { jsonReport } from './json.ts';
 import { junitReport } from './junit.ts';
 import { markdownReport } from './markdown.ts';
 import { writeAllureResults, type ReportOptions } from './allure.ts';
+import { FileWriter } from './file-writer.ts';
 import type { NextHistory } from './allure-history.ts';
 
 export interface Reporter {
@@ -66,19 +67,26 @@ export function loadAssets(runDir: string, a: Analysis): Assets {
 }
 
 /**
- * Every report of a run folder. Each report is written as soon as it is
- * rendered, so only one is held at a time; Allure's files come last.
+ * Every report of a run folder. Allure's files come first and are written on
+ * a thread of their own while the other reports render; each of those is
+ * written as soon as it is rendered, so only one is held at a time.
  */
 export async function writeReports(runDir: string, opts: ReportOptions = {}): Promise<WrittenReports> {
   const { analysis, tornTail, tornLines } = analyzeRunDir(runDir);
   const assets = loadAssets(runDir, analysis);
-  const files: string[] = [];
-  for (const r of reporters) {
-    const path = join(runDir, r.file);
-    await writeFile(path, r.render(analysis, assets));
-    files.push(path);
+  const writer = new FileWriter();
+  try {
+    const allure = await writeAllureResults(runDir, analysis, opts, (path, f) => writer.put(path, f));
+    const files: string[] = [];
+    for (const r of reporters) {
+      const path = join(runDir, r.file);
+      await writeFile(path, r.render(analysis, assets));
+      files.push(path);
+    }
+    await writer.done();
+    files.push(allure.dir);
+    return { analysis, files, tornTail: tornTail !== null, tornLines, nextAllureHistory: allure.nextHistory };
+  } finally {
+    await writer.close();
   }
-  const allure = await writeAllureResults(runDir, analysis, opts);
-  files.push(allure.dir);
-  return { analysis, files, tornTail: tornTail !== null, tornLines, nextAllureHistory: allure.nextHistory };
 }

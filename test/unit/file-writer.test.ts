@@ -1,0 +1,51 @@
+/**
+ * The thread that writes the reports' many small files: every file it is sent
+ * lands, in batches larger than one message; a write that fails is reported by
+ * done() with its path, and nothing after it is written.
+ */
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FileWriter } from '../../src/reporters/file-writer.ts';
+import { tempDir } from '../helpers/lab.ts';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe('FileWriter', () => {
+  it('writes every file sent (texts and copies), across batches', async () => {
+    const dir = tempDir('blackout-writer-');
+    dirs.push(dir);
+    writeFileSync(join(dir, 'source.bin'), 'copied bytes');
+    const w = new FileWriter();
+    // 1 000 files: four batches by count; one 2 MiB text: a batch by size
+    for (let i = 0; i < 1000; i++) w.put(join(dir, `f${i}.json`), { content: `{"i":${i}}` });
+    w.put(join(dir, 'big.txt'), { content: 'x'.repeat(2 << 20) });
+    w.put(join(dir, 'copy.bin'), { copyFrom: join(dir, 'source.bin') });
+    await w.done();
+    await w.close();
+    expect(readdirSync(dir).length).toBe(1003);
+    expect(readFileSync(join(dir, 'f999.json'), 'utf8')).toBe('{"i":999}');
+    expect(readFileSync(join(dir, 'big.txt'), 'utf8').length).toBe(2 << 20);
+    expect(readFileSync(join(dir, 'copy.bin'), 'utf8')).toBe('copied bytes');
+  });
+
+  it('a failed write rejects done() naming the file; nothing after it is written', async () => {
+    const dir = tempDir('blackout-writer-');
+    dirs.push(dir);
+    const w = new FileWriter();
+    w.put(join(dir, 'first.txt'), { content: 'ok' });
+    w.put(join(dir, 'no-such-folder', 'second.txt'), { content: 'lost' });
+    w.put(join(dir, 'third.txt'), { content: 'not reached' });
+    await expect(w.done()).rejects.toThrow(/writing the report's files: ENOENT.*no-such-folder\/second\.txt/);
+    await w.close();
+    expect(readFileSync(join(dir, 'first.txt'), 'utf8')).toBe('ok');
+    expect(existsSync(join(dir, 'third.txt'))).toBe(false);
+  });
+
+  it('close() without done() ends the thread (a report that failed to render)', async () => {
+    const w = new FileWriter();
+    await w.close();
+    await expect(w.done()).rejects.toThrow(/ended .* before it was done/);
+  });
+});
