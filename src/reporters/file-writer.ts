@@ -2,24 +2,24 @@
  * Writes many small files on a thread of its own. A 1 M-event run has 15 000
  * Allure result files, and their creates took 0.45 s of the report's main
  * thread; sent here, they are written while the main thread renders the other
- * reports. Files are sent in batches (a few hundred, or 1 MiB of text), so
- * little is held when the thread keeps up and the messages stay few.
+ * reports. The texts (38 MB) are encoded here, as the write would, into
+ * one buffer per batch that is moved to the thread, not copied: 0.23 s, where
+ * sending them as strings cost 0.26 s of structured clone, and as one joined
+ * string per batch 0.45 s. A batch is 1 MiB (a few hundred results), so
+ * little is held when the thread keeps up.
  */
 import { Worker } from 'node:worker_threads';
 
-interface FileJob {
-  path: string;
-  content?: string;
-  copyFrom?: string;
-}
+/** a file: bytes [start, end) of its batch's buffer, or a copy of another file */
+export type FileJob = { path: string; start: number; end: number } | { path: string; copyFrom: string };
 
-const BATCH_FILES = 256;
-const BATCH_CHARS = 1 << 20;
+const BATCH_BYTES = 1 << 20;
 
 export class FileWriter {
   private readonly worker = new Worker(new URL('./write-thread.mjs', import.meta.url));
-  private batch: FileJob[] = [];
-  private chars = 0;
+  private jobs: FileJob[] = [];
+  private buffer: Buffer | null = null;
+  private used = 0;
   private readonly finished: Promise<string | null>;
 
   constructor() {
@@ -34,16 +34,31 @@ export class FileWriter {
 
   /** queues a file: its text, or a copy of another file */
   put(path: string, f: { content?: string; copyFrom?: string }): void {
-    this.batch.push(f.copyFrom ? { path, copyFrom: f.copyFrom } : { path, content: f.content ?? '' });
-    this.chars += f.content?.length ?? 0;
-    if (this.batch.length >= BATCH_FILES || this.chars >= BATCH_CHARS) this.flush();
+    if (f.copyFrom) {
+      this.jobs.push({ path, copyFrom: f.copyFrom });
+      return;
+    }
+    const text = f.content ?? '';
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: room for the worst case, or a new batch
+    const most = text.length * 3;
+    if (this.buffer && this.used + most > this.buffer.length) this.flush();
+    if (!this.buffer) {
+      // memory of its own (not a slice of Node's shared pool), so it can be moved
+      this.buffer = Buffer.allocUnsafeSlow(Math.max(BATCH_BYTES, most));
+      this.used = 0;
+    }
+    const start = this.used;
+    this.used += this.buffer.write(text, start);
+    this.jobs.push({ path, start, end: this.used });
   }
 
   private flush(): void {
-    if (!this.batch.length) return;
-    this.worker.postMessage({ what: 'files', files: this.batch });
-    this.batch = [];
-    this.chars = 0;
+    if (!this.jobs.length) return;
+    // allocUnsafeSlow's memory is a plain ArrayBuffer (never a SharedArrayBuffer)
+    const buffer = this.buffer?.buffer as ArrayBuffer | undefined;
+    this.worker.postMessage({ what: 'files', buffer, jobs: this.jobs }, buffer ? [buffer] : []);
+    this.jobs = [];
+    this.buffer = null;
   }
 
   /** resolves when every queued file is written; rejects with the first write that failed */

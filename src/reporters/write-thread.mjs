@@ -8,10 +8,11 @@ let error = null;
 parentPort.on('message', (m) => {
   if (m.what === 'files') {
     if (error) return;
-    for (const f of m.files) {
+    const bytes = m.buffer ? new Uint8Array(m.buffer) : null;
+    for (const f of m.jobs) {
       try {
         if (f.copyFrom) copyFileSync(f.copyFrom, f.path);
-        else writeFileSync(f.path, f.content ?? '');
+        else writeFileSync(f.path, bytes.subarray(f.start, f.end));
       } catch (e) {
         error = e instanceof Error ? e.message : String(e);
         return;

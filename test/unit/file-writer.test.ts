@@ -18,13 +18,19 @@ describe('FileWriter', () => {
     dirs.push(dir);
     writeFileSync(join(dir, 'source.bin'), 'copied bytes');
     const w = new FileWriter();
-    // 1 000 files: four batches by count; one 2 MiB text: a batch by size
+    // 1 000 small files (a batch of 1 MiB holds them), then a 2 MiB text: a batch of its own
     for (let i = 0; i < 1000; i++) w.put(join(dir, `f${i}.json`), { content: `{"i":${i}}` });
     w.put(join(dir, 'big.txt'), { content: 'x'.repeat(2 << 20) });
     w.put(join(dir, 'copy.bin'), { copyFrom: join(dir, 'source.bin') });
+    // UTF-8 of 1, 2, 3 and 4 bytes per character, and an empty file
+    w.put(join(dir, 'wide.txt'), { content: 'a é ≤ 😀 ' + '≤'.repeat(400_000) });
+    w.put(join(dir, 'empty.txt'), { content: '' });
     await w.done();
     await w.close();
-    expect(readdirSync(dir).length).toBe(1003);
+    expect(readdirSync(dir).length).toBe(1005);
+    expect(readFileSync(join(dir, 'wide.txt'), 'utf8')).toBe('a é ≤ 😀 ' + '≤'.repeat(400_000));
+    expect(readFileSync(join(dir, 'empty.txt'), 'utf8')).toBe('');
+    expect(readFileSync(join(dir, 'f0.json'), 'utf8')).toBe('{"i":0}');
     expect(readFileSync(join(dir, 'f999.json'), 'utf8')).toBe('{"i":999}');
     expect(readFileSync(join(dir, 'big.txt'), 'utf8').length).toBe(2 << 20);
     expect(readFileSync(join(dir, 'copy.bin'), 'utf8')).toBe('copied bytes');
