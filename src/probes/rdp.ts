@@ -334,6 +334,12 @@ class RdpProbe {
   async close(): Promise<void> {
     this.closing = true;
     await Promise.race([this.activeRun, sleep(2000)]);
+    // the trial may end before three fresh frames followed the failure (a loaded machine paints
+    // slowly; a fresh-clone run lost the shot so): the last fresh frame still shows the recovery
+    if (this.failureShot && !this.recoveredShot && this.afterFailureFrames > 0) {
+      this.recoveredShot = true;
+      this.shot('after-recovery.png', this.fresh);
+    }
     await this.stopProcesses();
     const log = this.log.filter((l) => !/Caught signal|libwinpr|libfreerdp|libc\.so|xfreerdp\(|^\s*$/.test(l));
     if (log.length) this.ctx.attach('freerdp.log', scrub(log.join('\n') + '\n', this.secrets), 'text/plain');
