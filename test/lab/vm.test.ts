@@ -304,7 +304,10 @@ describe('lab VM (QEMU, TCG)', () => {
 
   it('kill -9 of the harness mid live migration (pre-copy): the watchdog lets QEMU finish and keeps the destination', async () => {
     const log = await killMidMigration('live', 0);
-    expect(log).toMatch(/the guest runs on the (destination|source)/);
+    // QEMU finishes the migration; the watchdog then finds the guest running, or (under load, in
+    // the moment between the incoming state's completion and the destination's own start) the
+    // destination complete but not yet started, and starts it there (a fresh-clone run saw "was inmigrate")
+    expect(log).toMatch(/the guest runs on the (destination|source)|resumed the guest on the destination \(pid \d+, was \w+\)/);
   });
 
   it('heal() resumes a guest a dead run left paused', async () => {
