@@ -206,17 +206,23 @@ async function openHold(ctx: ProbeContext, host: string, port: number, config: T
             wake = null;
             return reject(new Error('connection is closed'));
           }
+          // the read is dated by the clock on both sides: a thread descheduled around it
+          // (a loaded machine) widens the bracket instead of moving the ACK's date
+          const before = ctx.clock.now();
           const i = read();
           if (!i) return;
+          const after = ctx.clock.now();
+          const prev = last;
           last = i;
-          const now = ctx.clock.now();
-          const ackAt = now - i.lastAckRecvMs;
+          const ackAt = (before + after) / 2 - i.lastAckRecvMs;
           if (i.probes > notedProbes) {
             ctx.emit({ type: 'probe-note', message: `kernel: ${infoText(i)}`, data: { ...i } });
           }
           notedProbes = i.probes;
-          // jiffies: a new ACK is one more than a few ms after the previous one
-          if (ackAt > lastAckAt + 5) {
+          // a new ACK is a new segment received (the kernel's own count) dated after the last one;
+          // before Linux 4.2, which has no count, one dated later by more than a jiffy and the read's bracket
+          const fresh = i.segsIn !== null && prev?.segsIn != null ? i.segsIn > prev.segsIn && ackAt > lastAckAt : ackAt > lastAckAt + 5 + (after - before);
+          if (fresh) {
             lastAckAt = ackAt;
             clearInterval(timer);
             wake = null;

@@ -47,8 +47,9 @@ export function setUserTimeout(socket: Socket, ms: number): void {
 }
 
 const TCP_INFO = 11;
-/** the fields of struct tcp_info (linux/tcp.h) up to tcpi_total_retrans */
-const TCP_INFO_LEN = 104;
+/** the fields of struct tcp_info (linux/tcp.h) up to tcpi_segs_in (Linux 4.2); an older kernel fills fewer */
+const TCP_INFO_LEN = 144;
+const SEGS_IN_END = 144;
 
 /** What the kernel knows about a connection (TCP_INFO), the fields a blackout shows in. */
 export interface TcpInfo {
@@ -72,6 +73,8 @@ export interface TcpInfo {
   rtoMs: number;
   /** retransmissions over the connection's life */
   totalRetrans: number;
+  /** segments received over the connection's life (a keepalive answer is one); null before Linux 4.2 */
+  segsIn: number | null;
 }
 
 /** Reads TCP_INFO of a connected socket through getsockopt(2). */
@@ -91,5 +94,6 @@ export function tcpInfo(socket: Socket): TcpInfo {
     lastAckRecvMs: buf.readUInt32LE(56),
     rttMs: buf.readUInt32LE(68) / 1000,
     totalRetrans: buf.readUInt32LE(100),
+    segsIn: len[0]! >= SEGS_IN_END ? buf.readUInt32LE(140) : null,
   };
 }
