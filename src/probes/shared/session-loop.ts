@@ -5,6 +5,14 @@
  * reconnect policy. Ticks are scheduled on the run clock (no drift); when an
  * answer comes late the next request goes out at once and missed ticks are
  * skipped, so a stall shows up as one long gap, not as a burst.
+ *
+ * Each probe ticks at its own phase of the interval, drawn from its name (as
+ * Prometheus spreads scrapes by a hash of the target). Sessions opened in the
+ * same instant (hundreds in a load test, every connect completing in a few
+ * turns of the event loop) would otherwise fire in the same millisecond at
+ * every tick, and the last of such a burst leaves as late as the burst is long.
+ * The first request after an open, a reconnect or a late answer goes at once;
+ * the next one returns to the phase, at least half an interval later.
  */
 import { z } from 'zod';
 import { atMost, sleep } from '../../core/clock.ts';
@@ -47,6 +55,23 @@ export function errorText(e: unknown): { message: string; code?: string } {
   return { message: err?.message ?? String(e), ...(typeof err?.code === 'string' ? { code: err.code } : {}) };
 }
 
+/** where in [0, interval) a probe's ticks fall: a hash of its name (FNV-1a, mixed), so the same probe keeps its phase run after run */
+export function tickPhase(name: string, interval: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  // MurmurHash3's finaliser: FNV alone leaves names that differ in their last character (tcp0, tcp1, …)
+  // close together in the high bits, which are the ones that pick the phase
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h ^= h >>> 16;
+  return ((h >>> 0) / 2 ** 32) * interval;
+}
+
+/** the first tick of the phase grid (phase + k × interval on the run clock) at or after `t` */
+export function tickAtOrAfter(t: number, phase: number, interval: number): number {
+  return phase + Math.ceil((t - phase) / interval) * interval;
+}
+
 export class SessionLoop {
   private session: LoopSession | null = null;
   private seq = 0;
@@ -71,6 +96,7 @@ export class SessionLoop {
 
   private async loop(): Promise<void> {
     const { ctx, interval } = this.o;
+    const phase = tickPhase(ctx.name, interval);
     let next = ctx.clock.now();
     while (!ctx.signal.aborted) {
       if (this.lostError || !this.session) {
@@ -96,7 +122,7 @@ export class SessionLoop {
           continue;
         }
       }
-      next += interval;
+      next = tickAtOrAfter(next + interval / 2, phase, interval);
       const now = ctx.clock.now();
       if (next < now) next = now; // late: go at once, skip the missed ticks
       await this.pause(next - now);
