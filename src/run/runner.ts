@@ -27,6 +27,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { setMaxListeners } from 'node:events';
+import { setImmediate } from 'node:timers/promises';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { createClock, sleep, type Clock } from '../core/clock.ts';
@@ -437,7 +438,7 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
     // what has already arrived is read first: after the harness was busy or starved of CPU, the
     // warm-up's timer runs before the I/O that waited beside it, and a sample read late is not a
     // session gone quiet
-    await new Promise((r) => setImmediate(r));
+    await setImmediate();
     let unsteady = unsteadyNow();
     // sessions that are quiet (not lost) just at the end of the warm-up get up to 1 s more to answer:
     // on a loaded machine a client (ping, a query) can miss a beat; one that stays quiet still fails

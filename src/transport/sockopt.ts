@@ -49,7 +49,6 @@ export function setUserTimeout(socket: Socket, ms: number): void {
 const TCP_INFO = 11;
 /** the fields of struct tcp_info (linux/tcp.h) up to tcpi_segs_in (Linux 4.2); an older kernel fills fewer */
 const TCP_INFO_LEN = 144;
-const SEGS_IN_END = 144;
 
 /** What the kernel knows about a connection (TCP_INFO), the fields a blackout shows in. */
 export interface TcpInfo {
@@ -94,6 +93,6 @@ export function tcpInfo(socket: Socket): TcpInfo {
     lastAckRecvMs: buf.readUInt32LE(56),
     rttMs: buf.readUInt32LE(68) / 1000,
     totalRetrans: buf.readUInt32LE(100),
-    segsIn: len[0]! >= SEGS_IN_END ? buf.readUInt32LE(140) : null,
+    segsIn: len[0]! >= TCP_INFO_LEN ? buf.readUInt32LE(140) : null,
   };
 }
