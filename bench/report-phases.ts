@@ -6,7 +6,6 @@
  */
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
 
 const t0 = performance.now();
 let c0 = process.cpuUsage();
@@ -20,7 +19,7 @@ const lap = (phase: string) => {
 };
 // the modules `blackout report` loads (the CLI loads the runner and the probes lazily)
 await import('../src/cli/cli.ts');
-const { analyzeRunDir, reporters, loadAssets } = await import('../src/reporters/index.ts');
+const { analyzeRunDir, reporters, loadAssets, writeChunks } = await import('../src/reporters/index.ts');
 const { writeAllureResults } = await import('../src/reporters/allure.ts');
 lap('start-up: modules (after Node and the TypeScript loader)');
 const dir = process.argv[2]!;
@@ -28,7 +27,7 @@ const { analysis } = analyzeRunDir(dir);
 lap('fold: read, parse, validate, analyse');
 const assets = loadAssets(dir, analysis);
 for (const r of reporters) {
-  writeFileSync(join(dir, r.file), r.render(analysis, assets));
+  writeChunks(join(dir, r.file), r.render(analysis, assets));
   lap(r.file);
 }
 await writeAllureResults(dir, analysis);

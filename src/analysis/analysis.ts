@@ -31,7 +31,7 @@ export { survived };
 export type { Phase, ProbeErrorSummary, ProbeTrialResult, TrialResult, ProbeRunResult, ExpectationResult, RunFold };
 import type { Sweep } from './search.ts';
 import { formatLength, survived } from '../core/format.ts';
-import { testCases } from './test-cases.ts';
+import { expectedSurvivals, testCases } from './test-cases.ts';
 
 /** A run's analysis: the fold of its events plus the decision drawn from it. */
 export interface Analysis extends RunFold {
@@ -491,12 +491,18 @@ class TrialAcc {
   }
 }
 
+/** a trial analysed at its trial-end, with what the run has recorded so far */
+export type TrialEndListener = (t: TrialResult, start: EventOf<'run-start'>, attachments: ReadonlyArray<EventOf<'attachment'>>) => void;
+
 /**
  * The fold. `add` every event in log order, then `finish()`. A finished trial
  * is analysed at its trial-end (its accumulators are released), so the
- * runner can ask `trial(i)` for the outcomes that steer a search.
+ * runner can ask `trial(i)` for the outcomes that steer a search, and
+ * `onTrialEnd` hears of it (the report writes its Allure results then).
  */
 export class AnalysisBuilder {
+  constructor(private readonly onTrialEnd?: TrialEndListener) {}
+
   private start: EventOf<'run-start'> | null = null;
   private runEnd: EventOf<'run-end'> | null = null;
   private open = new Map<number, TrialAcc>();
@@ -534,11 +540,14 @@ export class AnalysisBuilder {
     const tr = this.open.get(e.trial);
     if (!tr) return;
     switch (e.type) {
-      case 'trial-end':
+      case 'trial-end': {
         tr.end = e;
-        this.done.set(e.trial, tr.result());
+        const result = tr.result();
+        this.done.set(e.trial, result);
         this.open.delete(e.trial);
+        this.onTrialEnd?.(result, this.start!, this.attachments);
         return;
+      }
       case 'cut':
         tr.cut = e;
         tr.win.cutAt = e.t;
@@ -619,8 +628,7 @@ function assemble(
   eventCount: number,
 ): Analysis {
   // expectations travel in the run's own record of its suite, so a report needs nothing but the log
-  const config = start.config as { expect?: Record<string, { survives?: number }>; sweep?: Sweep | null } | null;
-  const expectations = config?.expect ?? {};
+  const config = start.config as { sweep?: Sweep | null } | null;
   const probes: Record<string, ProbeRunResult> = {};
   for (const info of start.probes) {
     let maxSurvivedMs: number | null = null;
@@ -636,9 +644,7 @@ function assemble(
   }
 
   const expectationResults: ExpectationResult[] = [];
-  for (const [probe, exp] of Object.entries(expectations)) {
-    if (exp.survives === undefined) continue;
-    const X = exp.survives;
+  for (const { probe, survivesMs: X } of expectedSurvivals(start.config)) {
     const relevant = trials.filter((t) => t.injected && t.probes[probe]);
     const failedBelow = relevant.filter((t) => t.requestedMs <= X && !survived(t.probes[probe]!.outcome));
     const survivedAtLeast = relevant.some((t) => t.requestedMs >= X && survived(t.probes[probe]!.outcome));

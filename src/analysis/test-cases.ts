@@ -14,7 +14,8 @@
  *
  * Pure: a function of the analysis (before its decision), like every reporter.
  */
-import type { CaseStatus, RunFold, TestCase, TestCases, TestCounts } from './results.ts';
+import type { CaseStatus, ProbeTrialResult, RunFold, TestCase, TestCases, TestCounts, TrialResult } from './results.ts';
+import type { ProbeInfo } from '../core/events.ts';
 
 import { survived } from '../core/format.ts';
 
@@ -27,61 +28,83 @@ export function strictOf(config: unknown): boolean {
   return Boolean(config && typeof config === 'object' && (config as { strict?: unknown }).strict === true);
 }
 
+/** the suite's expectations (`expect: { probe: { survives } }`) in the run's recorded suite */
+export function expectedSurvivals(config: unknown): Array<{ probe: string; survivesMs: number }> {
+  const expect = (config as { expect?: Record<string, { survives?: number }> } | null)?.expect ?? {};
+  return Object.entries(expect).flatMap(([probe, e]) => (e.survives === undefined ? [] : [{ probe, survivesMs: e.survives }]));
+}
+
+/** what a session's case needs of the run, all known from its run-start: its suite, `strict`, what each expectation covers */
+export interface CaseRules {
+  classBase: string;
+  strict: boolean;
+  /** probe → the length its expectation says it survives */
+  survives: Map<string, number>;
+}
+
+export function caseRules(suite: string, config: unknown, expectations: ReadonlyArray<{ probe: string; survivesMs: number }>): CaseRules {
+  return { classBase: `blackout.${suite}`, strict: strictOf(config), survives: new Map(expectations.map((e) => [e.probe, e.survivesMs])) };
+}
+
+/** one probe in one trial as a test case: known when the trial ends (Allure's results are written then) */
+export function sessionCase(rules: CaseRules, t: TrialResult, info: ProbeInfo, r: ProbeTrialResult): TestCase {
+  const { classBase, strict } = rules;
+  const len = lengthText(t.requestedMs);
+  const base = `${info.name} (${r.kind}), ${len} blackout [trial ${t.index}]`;
+  const c: TestCase = {
+    group: 'session',
+    id: `${classBase}.${info.name}#trial-${t.index}`,
+    classname: `${classBase}.${info.name}`,
+    name: '',
+    status: 'passed',
+    observation: false,
+    message: null,
+    type: null,
+    trial: t.index,
+    probe: info.name,
+    kind: r.kind,
+    outcome: r.outcome,
+    requestedMs: t.requestedMs,
+  };
+  const survivesMs = rules.survives.get(info.name);
+  if (r.outcome === 'unknown') {
+    c.status = 'skipped';
+    c.name = `${base}: unknown`;
+    c.message = r.reason;
+  } else if (survived(r.outcome)) {
+    c.name = `${base}: ${r.outcome}`;
+  } else {
+    const covered = survivesMs !== undefined && t.requestedMs <= survivesMs ? `expect ${info.name} survives ${lengthText(survivesMs)}` : undefined;
+    if (covered) c.breaks = covered;
+    c.message = `${r.outcome}: ${r.reason}`;
+    c.type = r.outcome;
+    if (strict) {
+      c.status = 'failed';
+      c.name = `${base}: ${r.outcome}`;
+    } else if (covered) {
+      // the expectation's own case fails; this one is its evidence
+      c.name = `${base}: ${r.outcome} (breaks ${covered})`;
+    } else {
+      c.observation = true;
+      c.name = `${base}: ${r.outcome} (observed; no expectation covers it)`;
+    }
+  }
+  return c;
+}
+
 export function lengthText(ms: number): string {
   if (ms === 0) return 'natural-length'; // a requested 0: the injector's own length (a real migration)
   return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`;
 }
 
 export function testCases(a: Input): TestCases {
-  const strict = strictOf(a.config);
+  const rules = caseRules(a.suite, a.config, a.expectations);
+  const { strict, classBase } = rules;
   const cases: TestCase[] = [];
-  const classBase = `blackout.${a.suite}`;
-  const expectFor = new Map(a.expectations.map((e) => [e.probe, e]));
   for (const t of a.trials) {
     for (const info of a.probeInfo) {
       const r = t.probes[info.name];
-      if (!r) continue;
-      const len = lengthText(t.requestedMs);
-      const base = `${info.name} (${r.kind}), ${len} blackout [trial ${t.index}]`;
-      const c: TestCase = {
-        group: 'session',
-        id: `${classBase}.${info.name}#trial-${t.index}`,
-        classname: `${classBase}.${info.name}`,
-        name: '',
-        status: 'passed',
-        observation: false,
-        message: null,
-        type: null,
-        trial: t.index,
-        probe: info.name,
-        kind: r.kind,
-        outcome: r.outcome,
-        requestedMs: t.requestedMs,
-      };
-      const exp = expectFor.get(info.name);
-      if (r.outcome === 'unknown') {
-        c.status = 'skipped';
-        c.name = `${base}: unknown`;
-        c.message = r.reason;
-      } else if (survived(r.outcome)) {
-        c.name = `${base}: ${r.outcome}`;
-      } else {
-        const covered = exp && t.requestedMs <= exp.survivesMs ? `expect ${info.name} survives ${lengthText(exp.survivesMs)}` : undefined;
-        if (covered) c.breaks = covered;
-        c.message = `${r.outcome}: ${r.reason}`;
-        c.type = r.outcome;
-        if (strict) {
-          c.status = 'failed';
-          c.name = `${base}: ${r.outcome}`;
-        } else if (covered) {
-          // the expectation's own case fails; this one is its evidence
-          c.name = `${base}: ${r.outcome} (breaks ${covered})`;
-        } else {
-          c.observation = true;
-          c.name = `${base}: ${r.outcome} (observed; no expectation covers it)`;
-        }
-      }
-      cases.push(c);
+      if (r) cases.push(sessionCase(rules, t, info, r));
     }
   }
   for (const e of a.expectations) {

@@ -16,8 +16,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync,
 import { createRequire } from 'node:module';
 import { basename, dirname, extname, join, resolve, sep } from 'node:path';
 import type { Analysis, ProbeTrialResult, TrialResult } from '../analysis/analysis.ts';
-
-import type { CaseStatus, TestCase } from '../analysis/test-cases.ts';
+import type { EventOf } from '../core/events.ts';
+import { caseRules, expectedSurvivals, sessionCase, type CaseRules, type CaseStatus, type TestCase } from '../analysis/test-cases.ts';
 import { timelineSvg } from './html.ts';
 import { lengthLabel } from './matrix.ts';
 import { formatMs } from '../core/format.ts';
@@ -82,27 +82,54 @@ export function allureResults(a: Analysis, runDir?: string): AllureFile[] {
   return [...allureFiles(a, runDir)];
 }
 
+/** what a trial's results need of the run: all known from its run-start on, but for the attachments recorded later */
+type RunHead = Pick<Analysis, 'runId' | 'suite' | 'startedWallMs' | 'injector' | 'host' | 'probeInfo'> & { attachments: ReadonlyArray<EventOf<'attachment'>> };
+
+/** looked up once per run, not once per result (15 000 of them in a long run) */
+function runContext(head: RunHead, runDir: string | undefined, flaky: Set<string>): RunContext {
+  return {
+    wall: (t: number) => Math.round(head.startedWallMs + t),
+    root: runDir ? resolve(runDir) : null,
+    flaky,
+    info: new Map(head.probeInfo.map((p) => [p.name, p])),
+    hashOf: memoised(hash),
+  };
+}
+
 /** The same, one file at a time (a long run has tens of thousands: they are written as they come). */
 export function* allureFiles(a: Analysis, runDir?: string): Generator<AllureFile> {
-  const wall = (t: number) => Math.round(a.startedWallMs + t);
-  const root = runDir ? resolve(runDir) : null;
+  const run = runContext(a, runDir, flakyProbes(a));
   const caseOf = new Map(a.tests.cases.filter((c) => c.group === 'session').map((c) => [`${c.trial}/${c.probe}`, c]));
-  for (const t of a.trials) {
-    // one timeline per trial (every session, the blackout band), shared by the trial's tests
-    const timeline = `${uuidOf(`${a.runId}/${t.index}/timeline`)}-timeline-attachment.svg`;
-    const svg = timelineSvg(a, t)
+  for (const t of a.trials) yield* trialFiles(a, t, (probe) => caseOf.get(`${t.index}/${probe}`), run);
+  yield* runFiles(a);
+}
+
+const flakyProbes = (a: Analysis): Set<string> => new Set(a.decision.probes.filter((p) => p.flaky).map((p) => p.probe));
+
+/** one trial's files: its timeline, and a result (and its attachments) per probe; `only`: those of one probe */
+function* trialFiles(head: RunHead, t: TrialResult, caseOf: (probe: string) => TestCase | undefined, run: RunContext, only?: string): Generator<AllureFile> {
+  // one timeline per trial (every session, the blackout band), shared by the trial's tests
+  const timeline = `${uuidOf(`${head.runId}/${t.index}/timeline`)}-timeline-attachment.svg`;
+  const hasTimeline = t.injected !== null;
+  if (hasTimeline && only === undefined) {
+    const svg = timelineSvg(head, t)
       .replace('<svg ', '<svg xmlns="http://www.w3.org/2000/svg" ')
       .replace(/(<svg[^>]*>)/, `$1<style>${STANDALONE_CSS}</style>`);
-    const hasTimeline = svg.startsWith('<svg');
-    if (hasTimeline) yield { name: timeline, content: svg };
-    for (const info of a.probeInfo) {
-      const r = t.probes[info.name];
-      if (!r) continue;
-      const c = caseOf.get(`${t.index}/${info.name}`);
-      if (!c) continue;
-      yield* oneTest(a, t, info.name, r, c, wall, root, hasTimeline ? timeline : null);
-    }
+    yield { name: timeline, content: svg };
   }
+  for (const info of head.probeInfo) {
+    if (only !== undefined && info.name !== only) continue;
+    const r = t.probes[info.name];
+    if (!r) continue;
+    const c = caseOf(info.name);
+    if (!c) continue;
+    yield* oneTest(head, t, info.name, r, c, run, hasTimeline ? timeline : null);
+  }
+}
+
+/** the files of the run as a whole: the expectations' and the run's own tests, environment, executor, categories */
+function runFiles(a: Analysis): AllureFile[] {
+  const wall = (t: number) => Math.round(a.startedWallMs + t);
   const files: AllureFile[] = [];
   for (const c of a.tests.cases) if (c.group !== 'session') files.push(runLevelTest(a, c, wall));
   files.push({
@@ -145,7 +172,7 @@ export function* allureFiles(a: Analysis, runDir?: string): Generator<AllureFile
       2,
     ),
   });
-  yield* files;
+  return files;
 }
 
 /** an expectation, or the run that did not complete: a test of its own beside the sessions */
@@ -185,32 +212,51 @@ function runLevelTest(a: Analysis, c: TestCase, wall: (t: number) => number): Al
   return { name: `${result.uuid}-result.json`, content: JSON.stringify(result), result };
 }
 
-function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult, c: TestCase, wall: (t: number) => number, root: string | null, timeline: string | null): AllureFile[] {
+interface RunContext {
+  wall: (t: number) => number;
+  root: string | null;
+  flaky: Set<string>;
+  info: Map<string, Analysis['probeInfo'][number]>;
+  /** hash of a test case or history id: a few per probe and length, asked for once per result */
+  hashOf: (s: string) => string;
+}
+
+function memoised(f: (s: string) => string): (s: string) => string {
+  const seen = new Map<string, string>();
+  return (s) => {
+    let v = seen.get(s);
+    if (v === undefined) seen.set(s, (v = f(s)));
+    return v;
+  };
+}
+
+function oneTest(a: RunHead, t: TrialResult, probe: string, r: ProbeTrialResult, c: TestCase, run: RunContext, timeline: string | null): AllureFile[] {
+  const { wall, root } = run;
   const files: AllureFile[] = [];
   const uuid = uuidOf(`${a.runId}/${t.index}/${probe}`);
   const status = STATUS[c.status];
   const survivedIt = r.outcome === 'transparent' || r.outcome === 'stalled';
-  const flaky = a.decision.probes.some((p) => p.probe === probe && p.flaky);
+  const flaky = run.flaky.has(probe);
   const inj = t.injected;
   const start = t.phases.warmup ?? t.startedAt;
   const end = t.endedAt ?? r.firstOkAfterMs ?? inj?.restoredAt ?? start;
-  const info = a.probeInfo.find((p) => p.name === probe)!;
+  const info = run.info.get(probe)!;
   const attachments: AllureAttachment[] = [];
 
   if (timeline) attachments.push({ name: 'timeline', source: timeline, type: 'image/svg+xml' });
-  const log = [
-    `${probe} (${r.kind}) — trial ${t.index}, ${lengthLabel(t.requestedMs)} requested, ${formatMs(inj?.durationMs)} injected`,
-    `outcome: ${r.outcome} — ${r.reason}`,
-    `observed outage ${formatMs(r.observedOutageMs)}, recovery ${formatMs(r.recoveryMs)}, effective interval ${formatMs(r.effectiveIntervalMs)}, ${r.samples} samples, ${r.sessionsLost} session(s) lost, ${r.reconnects} reconnect(s)`,
-    `policy: ${JSON.stringify(info.policy)}`,
-    '',
-    r.errors.length ? 'errors:' : 'no errors',
-    ...r.errors.map((e) => `  ${formatMs(e.t - (inj?.cutAt ?? 0))} after cut${e.fatal ? ' [fatal]' : ''}: ${e.message}${e.code ? ` (${e.code})` : ''}`),
-    ...(r.errorsDropped ? [`  … and ${r.errorsDropped} more`] : []),
-    ...r.verifications.map((v) => `verify ${v.ok ? 'ok' : 'FAILED'}: ${v.message}`),
-  ].join('\n');
-  // the probe's log: when something went wrong (errors, a lost session, a failed check, not survived)
+  // the probe's log: when something went wrong (errors, a lost session, a failed check, not survived); built only then
   if (status !== 'passed' || !survivedIt || r.errors.length || r.sessionsLost || r.verifications.some((v) => !v.ok)) {
+    const log = [
+      `${probe} (${r.kind}) — trial ${t.index}, ${lengthLabel(t.requestedMs)} requested, ${formatMs(inj?.durationMs)} injected`,
+      `outcome: ${r.outcome} — ${r.reason}`,
+      `observed outage ${formatMs(r.observedOutageMs)}, recovery ${formatMs(r.recoveryMs)}, effective interval ${formatMs(r.effectiveIntervalMs)}, ${r.samples} samples, ${r.sessionsLost} session(s) lost, ${r.reconnects} reconnect(s)`,
+      `policy: ${JSON.stringify(info.policy)}`,
+      '',
+      r.errors.length ? 'errors:' : 'no errors',
+      ...r.errors.map((e) => `  ${formatMs(e.t - (inj?.cutAt ?? 0))} after cut${e.fatal ? ' [fatal]' : ''}: ${e.message}${e.code ? ` (${e.code})` : ''}`),
+      ...(r.errorsDropped ? [`  … and ${r.errorsDropped} more`] : []),
+      ...r.verifications.map((v) => `verify ${v.ok ? 'ok' : 'FAILED'}: ${v.message}`),
+    ].join('\n');
     files.push({ name: `${uuid}-errors-attachment.txt`, content: log + '\n' });
     attachments.push({ name: 'error log', source: `${uuid}-errors-attachment.txt`, type: 'text/plain' });
   }
@@ -262,8 +308,8 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
 
   const result: AllureResult = {
     uuid,
-    historyId: hash(`${a.suite}/${probe}/${t.requestedMs}`),
-    testCaseId: hash(`${a.suite}/${probe}`),
+    historyId: run.hashOf(`${a.suite}/${probe}/${t.requestedMs}`),
+    testCaseId: run.hashOf(`${a.suite}/${probe}`),
     name: `${probe}, ${lengthLabel(t.requestedMs)} blackout: ${r.outcome}${c.observation ? ' (observed)' : ''}`,
     fullName: `blackout.${a.suite}.${probe}[${lengthLabel(t.requestedMs)}]#trial-${t.index}`,
     description: `${t.reason ? `${t.reason}\n\n` : ''}${r.reason}`,
@@ -310,60 +356,109 @@ function oneTest(a: Analysis, t: TrialResult, probe: string, r: ProbeTrialResult
 
 /**
  * Writes allure-results/ into the run folder (replacing what a previous build
- * wrote); resolves with its path. A long run has tens of thousands of files
- * (one result per probe per trial, Allure's format): they are produced one at
- * a time and each is handed to `put`, which writes it synchronously or, from
- * writeReports, on a thread of its own (file-writer.ts). (fs/promises' writeFile opens,
- * writes and closes each through a FileHandle, several trips to the thread
- * pool per file: with 32 in flight the 15 150 results of a 1 M-event log
- * cost 6.5–7.0 s of CPU, written synchronously 3.7–4.0 s, in the same wall
- * time, which the file system's creates bound.) Its history/ is carried from
- * the previous run of the same suite beside it (allure-history.ts), so Allure
- * shows each test's earlier statuses and the trend.
+ * wrote). A long run has tens of thousands of files (one result per probe per
+ * trial, Allure's format): they are produced one at a time and each is handed
+ * to `put`, which writes it synchronously or, from writeReports, on a thread
+ * of its own (file-writer.ts). (fs/promises' writeFile opens, writes and
+ * closes each through a FileHandle, several trips to the thread pool per
+ * file: with 32 in flight the 15 150 results of a 1 M-event log cost 6.5–7.0 s
+ * of CPU, written synchronously 3.7–4.0 s, in the same wall time, which the
+ * file system's creates bound.)
+ *
+ * A trial's results can go while the log is still being folded (`trial`,
+ * from AnalysisBuilder's onTrialEnd): the creates, the longest part of a long
+ * run's report, then overlap the fold instead of following it. What a trial's
+ * results need of the run is known from its run-start on, but for two things
+ * only the whole run settles: whether a probe is flaky, and an attachment
+ * recorded after its trial ended. `finish` writes again the results those
+ * change, and every trial not written yet, so the folder is, byte for byte,
+ * what allureFiles(analysis) gives. Its history/ is carried from the previous
+ * run of the same suite beside it (allure-history.ts), so Allure shows each
+ * test's earlier statuses and the trend.
  */
-export async function writeAllureResults(
-  runDir: string,
-  a: Analysis,
-  opts: ReportOptions = {},
-  /** where the files go: written here, synchronously, unless a writer (file-writer.ts) takes them */
-  put: (path: string, f: AllureFile) => void = writeNow,
-): Promise<{ dir: string; nextHistory: () => NextHistory }> {
-  const dir = join(runDir, 'allure-results');
-  mkdirSync(dir, { recursive: true });
+export class AllureResultsWriter {
+  readonly dir: string;
   // overwrite in place and remove only what this build no longer has (cheaper than emptying a folder of thousands)
-  const stale = new Set(readdirSync(dir));
-  // what the next run's history needs of each result (not its text, which would be parsed again)
-  const results: ResultRecord[] = [];
-  for (const f of allureFiles(a, runDir)) {
-    stale.delete(f.name);
-    put(join(dir, f.name), f);
+  private readonly stale: Set<string>;
+  /** what the next run's history needs of each result, by file name (not its text, which would be parsed again) */
+  private readonly results = new Map<string, ResultRecord>();
+  /** trials written while folding: index → how many attachments of the trial had been recorded */
+  private readonly early = new Map<number, number>();
+  private head: { rules: CaseRules; run: RunContext } | null = null;
+
+  constructor(
+    private readonly runDir: string,
+    /** where the files go: written here, synchronously, unless a writer (file-writer.ts) takes them */
+    private readonly put: (path: string, f: AllureFile) => void = writeNow,
+  ) {
+    this.dir = join(runDir, 'allure-results');
+    mkdirSync(this.dir, { recursive: true });
+    this.stale = new Set(readdirSync(this.dir));
+  }
+
+  /** a trial just folded: its results now, as if no probe were flaky */
+  trial(t: TrialResult, start: EventOf<'run-start'>, attachments: ReadonlyArray<EventOf<'attachment'>>): void {
+    const head: RunHead = { runId: start.runId, suite: start.suite, startedWallMs: start.wallMs, injector: start.injector, host: start.host, probeInfo: start.probes, attachments };
+    this.head ??= { rules: caseRules(start.suite, start.config, expectedSurvivals(start.config)), run: runContext(head, this.runDir, new Set()) };
+    const { rules, run } = this.head;
+    this.early.set(t.index, attachmentsOf(attachments, t.index));
+    for (const f of trialFiles(head, t, (probe) => sessionCase(rules, t, run.info.get(probe)!, t.probes[probe]!), run)) this.write(f);
+  }
+
+  /** the rest, once the whole log is folded; resolves with the folder and the next run's history (folded when asked for) */
+  finish(a: Analysis, opts: ReportOptions = {}): { dir: string; nextHistory: () => NextHistory } {
+    const flaky = flakyProbes(a);
+    const run = runContext(a, this.runDir, flaky);
+    const caseOf = new Map(a.tests.cases.filter((c) => c.group === 'session').map((c) => [`${c.trial}/${c.probe}`, c]));
+    for (const t of a.trials) {
+      const cases = (probe: string) => caseOf.get(`${t.index}/${probe}`);
+      const early = this.early.get(t.index);
+      if (early === undefined || early !== attachmentsOf(a.attachments, t.index)) {
+        for (const f of trialFiles(a, t, cases, run)) this.write(f);
+      } else {
+        for (const probe of flaky) if (t.probes[probe]) for (const f of trialFiles(a, t, cases, run, probe)) this.write(f);
+      }
+    }
+    for (const f of runFiles(a)) this.write(f);
+    const beside = carriedHistory(this.runDir, a.suite, a.startedWallMs, opts.historyFrom);
+    // the store's previous run (maybe on another host) or the one in the folders here: the later one
+    const given = opts.history;
+    const history = given?.files.length && !(beside.files.length && (beside.wallMs ?? -Infinity) > (given.wallMs ?? -Infinity)) ? given : beside;
+    if (history.files.length) {
+      this.stale.delete('history');
+      const h = join(this.dir, 'history');
+      rmSync(h, { recursive: true, force: true });
+      mkdirSync(h);
+      for (const f of history.files) this.put(join(h, f.name), f);
+    }
+    for (const name of this.stale) rmSync(join(this.dir, name), { recursive: true, force: true });
+    // what the next run carries (kept in the results store), from what was just written, only when asked for
+    const prior = (name: string) => {
+      const f = history.files.find((x) => x.name === name);
+      const text = f?.content ?? (f?.copyFrom ? readFileSync(f.copyFrom, 'utf8') : null);
+      return text === null ? null : JSON.parse(text);
+    };
+    return {
+      dir: this.dir,
+      nextHistory: () => foldIntoHistory({ history: prior('history.json'), trend: prior('history-trend.json') }, this.results.values(), basename(this.runDir)),
+    };
+  }
+
+  private write(f: AllureFile): void {
+    this.stale.delete(f.name);
+    this.put(join(this.dir, f.name), f);
     if (f.result) {
       const { uuid, testCaseId, fullName, historyId, parameters, status, statusDetails, start, stop } = f.result;
-      results.push({ uuid, testCaseId, fullName, historyId, parameters, status, statusDetails: { message: statusDetails?.message }, start, stop });
+      this.results.set(f.name, { uuid, testCaseId, fullName, historyId, parameters, status, statusDetails: { message: statusDetails?.message }, start, stop });
     }
   }
-  const beside = carriedHistory(runDir, a.suite, a.startedWallMs, opts.historyFrom);
-  // the store's previous run (maybe on another host) or the one in the folders here: the later one
-  const given = opts.history;
-  const history = given?.files.length && !(beside.files.length && (beside.wallMs ?? -Infinity) > (given.wallMs ?? -Infinity)) ? given : beside;
-  if (history.files.length) {
-    stale.delete('history');
-    const h = join(dir, 'history');
-    rmSync(h, { recursive: true, force: true });
-    mkdirSync(h);
-    for (const f of history.files) put(join(h, f.name), f);
-  }
-  for (const name of stale) rmSync(join(dir, name), { recursive: true, force: true });
-  // what the next run carries (kept in the results store), from what was just written, only when asked for
-  const prior = (name: string) => {
-    const f = history.files.find((x) => x.name === name);
-    const text = f?.content ?? (f?.copyFrom ? readFileSync(f.copyFrom, 'utf8') : null);
-    return text === null ? null : JSON.parse(text);
-  };
-  return {
-    dir,
-    nextHistory: () => foldIntoHistory({ history: prior('history.json'), trend: prior('history-trend.json') }, results, basename(runDir)),
-  };
+}
+
+const attachmentsOf = (all: ReadonlyArray<EventOf<'attachment'>>, trial: number): number => all.reduce((n, x) => n + (x.trial === trial ? 1 : 0), 0);
+
+/** allure-results/ of a folded run, all at once (AllureResultsWriter without the early trials) */
+export function writeAllureResults(runDir: string, a: Analysis, opts: ReportOptions = {}, put?: (path: string, f: AllureFile) => void): { dir: string; nextHistory: () => NextHistory } {
+  return new AllureResultsWriter(runDir, put).finish(a, opts);
 }
 
 function writeNow(path: string, f: AllureFile): void {

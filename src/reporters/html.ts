@@ -14,6 +14,7 @@ import type { Outcome } from '../core/events.ts';
 import { toleranceMatrix, lengthLabel } from './matrix.ts';
 import { CHART_CSS, PALETTE, esc, laneChart, survivalChart, xyChart, type Lane } from './charts.ts';
 import { OUTCOME_GLYPH, formatBytes, formatMs, survived } from '../core/format.ts';
+import { joinChunks } from './chunks.ts';
 
 export { esc };
 
@@ -59,7 +60,7 @@ function matrixHtml(a: Analysis): string {
   return `<div class="scroll"><table class="matrix" id="tolerance-matrix">${head}${rows}</table></div>`;
 }
 
-export function timelineSvg(a: Analysis, t: TrialResult): string {
+export function timelineSvg(a: Pick<Analysis, 'probeInfo'>, t: TrialResult): string {
   const inj = t.injected;
   if (!inj) return '<p class="note">No blackout was injected in this trial.</p>';
   const names = a.probeInfo.map((p) => p.name);
@@ -282,13 +283,18 @@ function searchLogHtml(a: Analysis): string {
 }
 
 export function htmlReport(a: Analysis, assets: Assets = { images: new Map() }): string {
+  return joinChunks(htmlReportChunks(a, assets));
+}
+
+/** report.html in pieces: a trial at a time (reporters/chunks.ts) */
+export function* htmlReportChunks(a: Analysis, assets: Assets = { images: new Map() }): Generator<string> {
   const policies = a.probeInfo
     .map((p) => {
       const d = a.decision.probes.find((x) => x.probe === p.name);
       return `<tr><td>${esc(p.name)}</td><td>${esc(p.kind)}</td><td>${esc(formatMs(p.intervalMs))}</td><td>${esc(formatMs(p.toleranceMs))}</td><td><code>${esc(policyText(p.policy))}</code>${d?.prediction.basis.length ? `<ul class="basis">${d.prediction.basis.map((b) => `<li>${esc(b)}</li>`).join('')}</ul>` : ''}</td></tr>`;
     })
     .join('');
-  return `<!doctype html>
+  yield `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>blackout: ${esc(a.suite)}</title>
 <style>
@@ -327,7 +333,9 @@ ${matrixHtml(a)}
 ${chartsHtml(a)}
 ${searchLogHtml(a)}
 <h2 id="trials">Trials</h2>
-${a.trials.map((t) => trialHtml(a, t, assets)).join('\n')}
+`;
+  for (const [i, t] of a.trials.entries()) yield (i ? '\n' : '') + trialHtml(a, t, assets);
+  yield `
 <h2 id="policies">Probe policies</h2>
 <table><tr><th>probe</th><th>kind</th><th>interval</th><th>tolerance</th><th>policy</th></tr>${policies}</table>
 ${a.heal.length ? `<h2>Healed before the run</h2><ul>${a.heal.map((h) => `<li>${esc(h)}</li>`).join('')}</ul>` : ''}

@@ -4,30 +4,58 @@
  * `blackout report DIR` rebuilds exactly what the run wrote. The log is
  * folded in one streaming pass (src/analysis/analysis.ts), never held whole.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import { AnalysisBuilder, type Analysis } from '../analysis/analysis.ts';
+import { AnalysisBuilder, type Analysis, type TrialEndListener } from '../analysis/analysis.ts';
 import { foldEvents } from '../core/event-log.ts';
-import { htmlReport, type Assets } from './html.ts';
-import { jsonReport } from './json.ts';
-import { junitReport } from './junit.ts';
-import { markdownReport } from './markdown.ts';
-import { writeAllureResults, type ReportOptions } from './allure.ts';
+import { htmlReportChunks, type Assets } from './html.ts';
+import { jsonReportChunks } from './json.ts';
+import { junitReportChunks } from './junit.ts';
+import { markdownReportChunks } from './markdown.ts';
+import { AllureResultsWriter, type ReportOptions } from './allure.ts';
 import { FileWriter } from './file-writer.ts';
 import type { NextHistory } from './allure-history.ts';
 
 export interface Reporter {
   file: string;
-  render(a: Analysis, assets: Assets): string;
+  /** the report in pieces, in order (reporters/chunks.ts): written as they come, never held whole */
+  render(a: Analysis, assets: Assets): Iterable<string>;
 }
 
 export const reporters: Reporter[] = [
-  { file: 'summary.json', render: jsonReport },
-  { file: 'junit.xml', render: junitReport },
-  { file: 'summary.md', render: markdownReport },
-  { file: 'report.html', render: htmlReport },
+  { file: 'summary.json', render: jsonReportChunks },
+  { file: 'junit.xml', render: junitReportChunks },
+  { file: 'summary.md', render: markdownReportChunks },
+  { file: 'report.html', render: htmlReportChunks },
 ];
+
+/** pieces gathered into writes of about this many UTF-16 units */
+const WRITE_UNITS = 1 << 18;
+
+/** Writes a report's pieces to `path` as they come, a few hundred KiB a write. */
+export function writeChunks(path: string, chunks: Iterable<string>): void {
+  const fd = openSync(path, 'w');
+  try {
+    let text = '';
+    const write = () => {
+      const bytes = Buffer.from(text);
+      text = '';
+      // write(2) may take fewer bytes than asked; none at all for a non-empty write: the file cannot take more
+      for (let off = 0; off < bytes.length;) {
+        const n = writeSync(fd, bytes, off);
+        if (!(n > 0)) throw new Error(`${path}: write(2) wrote nothing (${n})`);
+        off += n;
+      }
+    };
+    for (const c of chunks) {
+      text += c;
+      if (text.length >= WRITE_UNITS) write();
+    }
+    write();
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export interface WrittenReports {
   analysis: Analysis;
@@ -39,9 +67,9 @@ export interface WrittenReports {
   nextAllureHistory: () => NextHistory;
 }
 
-/** Folds a run folder's events.jsonl into its analysis, streaming. */
-export function analyzeRunDir(runDir: string): { analysis: Analysis; tornTail: string | null; tornLines: number } {
-  const b = new AnalysisBuilder();
+/** Folds a run folder's events.jsonl into its analysis, streaming; `onTrialEnd` hears of each trial as it is folded. */
+export function analyzeRunDir(runDir: string, onTrialEnd?: TrialEndListener): { analysis: Analysis; tornTail: string | null; tornLines: number } {
+  const b = new AnalysisBuilder(onTrialEnd);
   const { tornTail, tornLines } = foldEvents(join(runDir, 'events.jsonl'), (e) => b.add(e));
   return { analysis: b.finish(), tornTail, tornLines };
 }
@@ -67,34 +95,29 @@ export function loadAssets(runDir: string, a: Analysis): Assets {
 }
 
 /**
- * From this many Allure results (one per probe per trial) on, their files go
- * to the writing thread. Its start costs ~60 ms of CPU; writing here costs
- * ~30 µs a file (0.45 s for 15 000): below this the thread would not pay.
- */
-const THREAD_FROM_RESULTS = 2000;
-
-/**
- * Every report of a run folder. Allure's files come first; a large run's are
- * written on a thread of their own while the other reports render. Each of
- * those is written as soon as it is rendered, so only one is held at a time.
+ * Every report of a run folder. Allure's files go while the log is folded, a
+ * trial's as soon as its trial-end is read, and a large run's on a thread of
+ * their own (file-writer.ts): the file system's creates, the longest part of
+ * a long run's report, overlap the fold and the other reports. Those are
+ * written piece by piece as they render: no report is ever held whole.
  */
 export async function writeReports(runDir: string, opts: ReportOptions = {}): Promise<WrittenReports> {
-  const { analysis, tornTail, tornLines } = analyzeRunDir(runDir);
-  const assets = loadAssets(runDir, analysis);
-  const results = analysis.trials.reduce((n, t) => n + Object.keys(t.probes).length, 0);
-  const writer = results >= THREAD_FROM_RESULTS ? new FileWriter() : null;
+  const writer = new FileWriter();
   try {
-    const allure = await writeAllureResults(runDir, analysis, opts, writer ? (path, f) => writer.put(path, f) : undefined);
+    const allureWriter = new AllureResultsWriter(runDir, (path, f) => writer.put(path, f));
+    const { analysis, tornTail, tornLines } = analyzeRunDir(runDir, (t, start, attachments) => allureWriter.trial(t, start, attachments));
+    const allure = allureWriter.finish(analysis, opts);
+    const assets = loadAssets(runDir, analysis);
     const files: string[] = [];
     for (const r of reporters) {
       const path = join(runDir, r.file);
-      await writeFile(path, r.render(analysis, assets));
+      writeChunks(path, r.render(analysis, assets));
       files.push(path);
     }
-    await writer?.done();
+    await writer.done();
     files.push(allure.dir);
     return { analysis, files, tornTail: tornTail !== null, tornLines, nextAllureHistory: allure.nextHistory };
   } finally {
-    await writer?.close();
+    await writer.close();
   }
 }

@@ -1,7 +1,18 @@
 /** summary.json: the contract (docs/architecture.md), plus the full analysis for tools that want more. */
 import type { Analysis } from '../analysis/analysis.ts';
+import { Spread, joinChunks, jsonChunks } from './chunks.ts';
 
 export function jsonReport(a: Analysis): string {
+  return joinChunks(jsonReportChunks(a));
+}
+
+/** items built one at a time, as they are written */
+function* each<T, U>(items: readonly T[], f: (x: T) => U): Generator<U> {
+  for (const x of items) yield f(x);
+}
+
+/** summary.json in pieces: a test case, a trial at a time (reporters/chunks.ts) */
+export function jsonReportChunks(a: Analysis): Generator<string> {
   const summary = {
     suite: a.suite,
     passed: a.passed,
@@ -15,14 +26,16 @@ export function jsonReport(a: Analysis): string {
     // what JUnit and Allure count, and what the exit code follows: failed + errors > 0 ⇔ exitCode ≠ 0
     tests: {
       ...a.tests.counts,
-      cases: a.tests.cases.map((c) => ({
-        id: c.id,
-        name: c.name,
-        status: c.status,
-        observation: c.observation,
-        ...(c.message ? { message: c.message } : {}),
-        ...(c.breaks ? { breaks: c.breaks } : {}),
-      })),
+      cases: new Spread(
+        each(a.tests.cases, (c) => ({
+          id: c.id,
+          name: c.name,
+          status: c.status,
+          observation: c.observation,
+          ...(c.message ? { message: c.message } : {}),
+          ...(c.breaks ? { breaks: c.breaks } : {}),
+        })),
+      ),
     },
     verdict: {
       level: a.decision.verdict.level,
@@ -36,41 +49,43 @@ export function jsonReport(a: Analysis): string {
     sweep: a.sweep,
     search: a.decision.search,
     findings: a.decision.findings,
-    trials: a.trials.map((t) => ({
-      index: t.index,
-      requestedMs: t.requestedMs,
-      reason: t.reason,
-      complete: t.complete,
-      injected: t.injected && {
-        cutAt: round(t.injected.cutAt),
-        restoredAt: round(t.injected.restoredAt),
-        durationMs: round(t.injected.durationMs),
-        restoreReason: t.injected.restoreReason,
-        restoredBy: t.injected.restoredBy,
-        guardedBy: t.injected.guardedBy,
-      },
-      injectorInfo: t.injectorInfo,
-      probes: Object.fromEntries(
-        Object.entries(t.probes).map(([name, r]) => [
-          name,
-          {
-            kind: r.kind,
-            outcome: r.outcome,
-            errorsDropped: r.errorsDropped,
-            reason: r.reason,
-            observedOutageMs: round(r.observedOutageMs),
-            recoveryMs: round(r.recoveryMs),
-            detectedAfterMs: round(r.detectedAfterMs),
-            effectiveIntervalMs: round(r.effectiveIntervalMs),
-            samples: r.samples,
-            sessionsLost: r.sessionsLost,
-            reconnects: r.reconnects,
-            errors: r.errors.map((e) => ({ ...e, t: round(e.t) })),
-            verifications: r.verifications,
-          },
-        ]),
-      ),
-    })),
+    trials: new Spread(
+      each(a.trials, (t) => ({
+        index: t.index,
+        requestedMs: t.requestedMs,
+        reason: t.reason,
+        complete: t.complete,
+        injected: t.injected && {
+          cutAt: round(t.injected.cutAt),
+          restoredAt: round(t.injected.restoredAt),
+          durationMs: round(t.injected.durationMs),
+          restoreReason: t.injected.restoreReason,
+          restoredBy: t.injected.restoredBy,
+          guardedBy: t.injected.guardedBy,
+        },
+        injectorInfo: t.injectorInfo,
+        probes: Object.fromEntries(
+          Object.entries(t.probes).map(([name, r]) => [
+            name,
+            {
+              kind: r.kind,
+              outcome: r.outcome,
+              errorsDropped: r.errorsDropped,
+              reason: r.reason,
+              observedOutageMs: round(r.observedOutageMs),
+              recoveryMs: round(r.recoveryMs),
+              detectedAfterMs: round(r.detectedAfterMs),
+              effectiveIntervalMs: round(r.effectiveIntervalMs),
+              samples: r.samples,
+              sessionsLost: r.sessionsLost,
+              reconnects: r.reconnects,
+              errors: r.errors.map((e) => ({ ...e, t: round(e.t) })),
+              verifications: r.verifications,
+            },
+          ]),
+        ),
+      })),
+    ),
     probes: Object.fromEntries(
       Object.entries(a.probes).map(([name, p]) => {
         const d = a.decision.probes.find((x) => x.probe === name)!;
@@ -103,7 +118,10 @@ export function jsonReport(a: Analysis): string {
     ),
     heal: a.heal,
   };
-  return JSON.stringify(summary, null, 2) + '\n';
+  return (function* () {
+    yield* jsonChunks(summary);
+    yield '\n';
+  })();
 }
 
 function round(v: number | null): number | null {

@@ -6,17 +6,23 @@
  * properties and system-out.
  */
 import type { Analysis } from '../analysis/analysis.ts';
+import { joinChunks } from './chunks.ts';
 
 export function xmlEscape(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, '');
 }
 
 export function junitReport(a: Analysis): string {
+  return joinChunks(junitReportChunks(a));
+}
+
+/** junit.xml in pieces: a test case at a time (reporters/chunks.ts) */
+export function* junitReportChunks(a: Analysis): Generator<string> {
   // one case list (src/analysis/test-cases.ts): a <failure> is a failing test, exactly what the exit code counts
   const { cases: list, counts } = a.tests;
   const trialOf = new Map(a.trials.map((t) => [t.index, t]));
   const flaky = new Set(a.decision.probes.filter((p) => p.flaky).map((p) => p.probe));
-  const cases = list.map((c) => {
+  const testcase = (c: (typeof list)[number]): string => {
     const t = c.trial !== undefined ? trialOf.get(c.trial) : undefined;
     const r = t && c.probe ? t.probes[c.probe] : undefined;
     const secs = t ? ((t.endedAt ?? t.startedAt) - t.startedAt) / 1000 : 0;
@@ -40,11 +46,11 @@ export function junitReport(a: Analysis): string {
         : (c.message ?? '');
     const propXml = props.length ? `<properties>${props.map(([k, v]) => `<property name="${xmlEscape(k)}" value="${xmlEscape(v)}"/>`).join('')}</properties>` : '';
     return `    <testcase classname="${xmlEscape(c.classname)}" name="${xmlEscape(c.name)}" time="${secs.toFixed(3)}">${propXml}${body}${out ? `<system-out>${xmlEscape(out)}</system-out>` : ''}</testcase>`;
-  });
+  };
   const failures = counts.failed;
   const errors = counts.errors;
   const skipped = counts.skipped;
-  const total = cases.length;
+  const total = list.length;
   const d = a.decision;
   const props = [
     ['verdict', d.verdict.headline],
@@ -60,14 +66,16 @@ export function junitReport(a: Analysis): string {
     ]),
     ...d.findings.map((f, i) => [`finding.${i + 1}`, `[${f.severity}] ${f.text}`]),
   ];
-  return `<?xml version="1.0" encoding="UTF-8"?>
+  yield `<?xml version="1.0" encoding="UTF-8"?>
 <testsuites name="blackout" tests="${total}" failures="${failures}" errors="${errors}" skipped="${skipped}">
   <testsuite name="${xmlEscape(a.suite)}" tests="${total}" failures="${failures}" errors="${errors}" skipped="${skipped}" timestamp="${new Date(a.startedWallMs).toISOString()}" hostname="${xmlEscape(a.host)}">
     <properties>
 ${props.map(([k, v]) => `      <property name="${xmlEscape(k!)}" value="${xmlEscape(v!)}"/>`).join('\n')}
     </properties>
-${cases.join('\n')}
-    <system-out>${xmlEscape(`VERDICT: ${d.verdict.headline}\n${d.verdict.second}\nTESTS: ${failures} failed, ${errors} in error, ${skipped} skipped, ${counts.passed} passed (${counts.observations} of them observations: sessions that did not survive a length no expectation covers${counts.strict ? '' : '; strict: true makes them failures'})${d.findings.length ? `\nFINDINGS:\n${d.findings.map((f) => `- [${f.severity}] ${f.text}`).join('\n')}` : ''}`)}</system-out>
+`;
+  for (const c of list) yield testcase(c) + '\n';
+  if (!list.length) yield '\n';
+  yield `    <system-out>${xmlEscape(`VERDICT: ${d.verdict.headline}\n${d.verdict.second}\nTESTS: ${failures} failed, ${errors} in error, ${skipped} skipped, ${counts.passed} passed (${counts.observations} of them observations: sessions that did not survive a length no expectation covers${counts.strict ? '' : '; strict: true makes them failures'})${d.findings.length ? `\nFINDINGS:\n${d.findings.map((f) => `- [${f.severity}] ${f.text}`).join('\n')}` : ''}`)}</system-out>
   </testsuite>
 </testsuites>
 `;

@@ -5,6 +5,7 @@ import { hypervisorFigures } from './hypervisor-figures.ts';
 
 import { toleranceMatrix, lengthLabel } from './matrix.ts';
 import { OUTCOME_GLYPH, formatBytes, formatMs } from '../core/format.ts';
+import { joinChunks } from './chunks.ts';
 
 export function matrixMarkdown(a: Analysis): string {
   const m = toleranceMatrix(a);
@@ -55,7 +56,18 @@ export function migrationMarkdown(a: Analysis): string[] {
 }
 
 export function markdownReport(a: Analysis): string {
-  const lines: string[] = [];
+  return joinChunks(markdownReportChunks(a));
+}
+
+/** summary.md in pieces: the trials table a trial at a time (reporters/chunks.ts) */
+export function* markdownReportChunks(a: Analysis): Generator<string> {
+  let lines: string[] = [];
+  // what is in `lines` so far, as the text it ends up in (a line each)
+  const take = (): string => {
+    const text = lines.map((l) => l + '\n').join('');
+    lines = [];
+    return text;
+  };
   const run = !a.complete ? '⚠ INCOMPLETE RUN' : a.passed ? '✅ PASSED' : '❌ FAILED';
   lines.push(`# blackout: ${a.suite}`, '');
   lines.push(...verdictMarkdown(a), '');
@@ -96,6 +108,7 @@ export function markdownReport(a: Analysis): string {
         `| ${t.index} | ${lengthLabel(t.requestedMs)} | ${formatMs(t.injected?.durationMs)} | ${cellEsc(t.reason ?? '')} | ${name} | ${r.outcome} | ${formatMs(r.observedOutageMs)} | ${formatMs(r.recoveryMs)} | ${cellEsc(r.reason)} |`,
       );
     }
+    yield take();
   }
   const hv = a.trials.map((t) => ({ t, rows: hypervisorFigures(t) })).filter((x) => x.rows.length);
   if (hv.length) {
@@ -117,5 +130,5 @@ export function markdownReport(a: Analysis): string {
         .join(', ')}`,
     );
   if (a.heal.length) lines.push('', '## Healed before the run', '', ...a.heal.map((h) => `- ${h}`));
-  return lines.join('\n') + '\n';
+  yield take();
 }

@@ -9,7 +9,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { analyze } from '../../src/analysis/analysis.ts';
 import { readEvents } from '../../src/core/event-log.ts';
-import { analyzeRunDir, writeReports } from '../../src/reporters/index.ts';
+import { analyzeRunDir, loadAssets, reporters, writeReports } from '../../src/reporters/index.ts';
+import { htmlReport } from '../../src/reporters/html.ts';
+import { jsonReport } from '../../src/reporters/json.ts';
+import { junitReport } from '../../src/reporters/junit.ts';
+import { markdownReport } from '../../src/reporters/markdown.ts';
 import { allureResults } from '../../src/reporters/allure.ts';
 import { compareHtml, compareMarkdown, whatDiffers } from '../../src/reporters/compare.ts';
 import { runCli } from '../helpers/lab.ts';
@@ -169,6 +173,42 @@ describe('reporters', async () => {
         .map((f) => f.name)
         .sort(),
     ).toEqual(readdirSync(res).sort());
+  });
+
+  it('allure-results written while the log was folded are file for file allureResults(analysis): a flaky probe and a late attachment written again', async () => {
+    // list-run: a probe is flaky (known only once the whole run is folded), and trial 0's screenshot
+    // is recorded after its trial-end; cut-mid-trial: a trial that never ended (written only at the end)
+    for (const [name, fx] of [
+      ['list-run', dir],
+      ['cut-mid-trial', fixtureRun('cut-mid-trial')],
+    ] as const) {
+      const { analysis } = await writeReports(fx);
+      expect(
+        analysis.decision.probes.some((p) => p.flaky),
+        name,
+      ).toBe(true);
+      const res = join(fx, 'allure-results');
+      const want = allureResults(analysis, fx);
+      expect(readdirSync(res).sort(), name).toEqual(want.map((f) => f.name).sort());
+      for (const f of want) {
+        const got = readFileSync(join(res, f.name));
+        expect(got.equals(f.copyFrom ? readFileSync(f.copyFrom) : Buffer.from(f.content ?? '')), `${name}: ${f.name}`).toBe(true);
+      }
+      const flaky = want.filter((f) => f.result?.statusDetails?.flaky);
+      expect(flaky.length, name).toBeGreaterThan(0);
+    }
+    expect(a.attachments.find((x) => x.trial === 0)!.t).toBeGreaterThan(a.trials[0]!.endedAt!);
+  });
+
+  it('each report written piece by piece is the report as one string', () => {
+    const assets = loadAssets(dir, a);
+    const whole: Record<string, string> = { 'summary.json': jsonReport(a), 'junit.xml': junitReport(a), 'summary.md': markdownReport(a), 'report.html': htmlReport(a, assets) };
+    for (const r of reporters) {
+      const pieces = [...r.render(a, assets)];
+      // one piece per trial or test case at least: none of them is built whole
+      expect(pieces.length, r.file).toBeGreaterThan(a.trials.length);
+      expect(readFileSync(join(dir, r.file), 'utf8'), r.file).toBe(whole[r.file]);
+    }
   });
 });
 

@@ -1,7 +1,9 @@
 /**
  * The thread that writes the reports' many small files: every file it is sent
- * lands, in batches larger than one message; a write that fails is reported by
- * done() with its path, and nothing after it is written.
+ * lands, in batches larger than one message, the first ones written before the
+ * thread starts; a write that fails is reported by done() with its path, and
+ * nothing after it is written; the sender never gets more than a few batches
+ * ahead of the thread.
  */
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,11 +15,12 @@ const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 describe('FileWriter', () => {
-  it('writes every file sent (texts and copies), across batches', async () => {
+  it('writes every file sent (texts and copies), across batches, here and then on the thread', async () => {
     const dir = tempDir('blackout-writer-');
     dirs.push(dir);
     writeFileSync(join(dir, 'source.bin'), 'copied bytes');
-    const w = new FileWriter();
+    // the first 10 here, synchronously; the thread from the 11th
+    const w = new FileWriter(10);
     // 1 000 small files (a batch of 1 MiB holds them), then a 2 MiB text: a batch of its own
     for (let i = 0; i < 1000; i++) w.put(join(dir, `f${i}.json`), { content: `{"i":${i}}` });
     w.put(join(dir, 'big.txt'), { content: 'x'.repeat(2 << 20) });
@@ -25,6 +28,7 @@ describe('FileWriter', () => {
     // UTF-8 of 1, 2, 3 and 4 bytes per character, and an empty file
     w.put(join(dir, 'wide.txt'), { content: 'a é ≤ 😀 ' + '≤'.repeat(400_000) });
     w.put(join(dir, 'empty.txt'), { content: '' });
+    expect(existsSync(join(dir, 'f9.json'))).toBe(true);
     await w.done();
     await w.close();
     expect(readdirSync(dir).length).toBe(1005);
@@ -36,21 +40,45 @@ describe('FileWriter', () => {
     expect(readFileSync(join(dir, 'copy.bin'), 'utf8')).toBe('copied bytes');
   });
 
-  it('a failed write rejects done() naming the file; nothing after it is written', async () => {
+  it('a failed write rejects done() naming the file; nothing after it is written (on the thread and before it)', async () => {
+    for (const threadFrom of [0, 10]) {
+      const dir = tempDir('blackout-writer-');
+      dirs.push(dir);
+      const w = new FileWriter(threadFrom);
+      w.put(join(dir, 'first.txt'), { content: 'ok' });
+      w.put(join(dir, 'no-such-folder', 'second.txt'), { content: 'lost' });
+      w.put(join(dir, 'third.txt'), { content: 'not reached' });
+      await expect(w.done()).rejects.toThrow(/writing the report's files: ENOENT.*no-such-folder\/second\.txt/);
+      await w.close();
+      expect(readFileSync(join(dir, 'first.txt'), 'utf8')).toBe('ok');
+      expect(existsSync(join(dir, 'third.txt'))).toBe(false);
+    }
+  });
+
+  it('the sender waits for the thread: never more than 16 batches of 1 MiB ahead of it', async () => {
     const dir = tempDir('blackout-writer-');
     dirs.push(dir);
-    const w = new FileWriter();
-    w.put(join(dir, 'first.txt'), { content: 'ok' });
-    w.put(join(dir, 'no-such-folder', 'second.txt'), { content: 'lost' });
-    w.put(join(dir, 'third.txt'), { content: 'not reached' });
-    await expect(w.done()).rejects.toThrow(/writing the report's files: ENOENT.*no-such-folder\/second\.txt/);
+    const w = new FileWriter(0);
+    // 4 000 files of 16 KiB: 62 MiB, far more than 16 batches, put as fast as the loop goes
+    const text = 'x'.repeat(16 << 10);
+    let most = 0;
+    for (let i = 0; i < 4000; i++) {
+      w.put(join(dir, `f${i}`), { content: text });
+      most = Math.max(most, w.ahead);
+    }
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(16);
+    await w.done();
     await w.close();
-    expect(readFileSync(join(dir, 'first.txt'), 'utf8')).toBe('ok');
-    expect(existsSync(join(dir, 'third.txt'))).toBe(false);
+    expect(readdirSync(dir).length).toBe(4000);
   });
 
   it('close() without done() ends the thread (a report that failed to render)', async () => {
-    const w = new FileWriter();
+    const dir = tempDir('blackout-writer-');
+    dirs.push(dir);
+    // the first file starts the thread
+    const w = new FileWriter(0);
+    w.put(join(dir, 'x'), { content: 'x' });
     await w.close();
     await expect(w.done()).rejects.toThrow(/ended .* before it was done/);
   });
