@@ -150,6 +150,8 @@ export async function reportSpeed(): Promise<void> {
       return `| ${l.count} | ${l.trials} | ${f1(l.size / 2 ** 20)} MiB | ${fs1(m.secs)} | ${b ? `${b} → ${ratio(m.secs.median, b)}` : '–'} | ${fs1(m.cpu)} | ${fs1(m.mib)} | ${bm ? `${bm} → ${ratio(m.mib.median, bm)}` : '–'} | ${m.ok ? 0 : 'failed'} |`;
     };
     const growth = big!.mib.median / small!.mib.median;
+    // the growth from the quarter-size log to the full one, per probe-trial result more (50 probes a trial)
+    const perResultKiB = ((big!.mib.median - small!.mib.median) * 1024) / ((logs[1]!.trials - logs[0]!.trials) * 50);
     const growthEvents = long!.mib.median / small!.mib.median;
     saveResult({
       name: 'report-speed',
@@ -178,7 +180,7 @@ export async function reportSpeed(): Promise<void> {
         {
           goal: 'memory does not grow with the log (within 20 % at 250 k and 1 M events)',
           met: big!.ok && growth <= 1.2,
-          figure: `${f1(small!.mib.median)} MiB at ${logs[0]!.count} events, ${f1(big!.mib.median)} MiB at ${logs[1]!.count} (×${growth.toFixed(2)} for ×4 the log)`,
+          figure: `${f1(small!.mib.median)} MiB at ${logs[0]!.count} events, ${f1(big!.mib.median)} MiB at ${logs[1]!.count} (×${growth.toFixed(2)} for ×4 the log); what grows is the results: ${f1(perResultKiB)} KiB of peak RSS per probe-trial result`,
         },
         {
           goal: 'the same, with the trials held (×4 the events, each trial 4× as long)',
@@ -187,7 +189,7 @@ export async function reportSpeed(): Promise<void> {
         },
       ],
       notes: [
-        "The 1 M-event log is 50 probes × ~300 trials (the third log: the same events in as many trials as the quarter-size one): besides the analysis (each sample line read from its bytes by the reader's fast path, JSON.parse and zod for every other event, a fold into per-trial accumulators; sample times as the run clock writes them, whole nanoseconds in ms) the reporters write ~15 000 Allure results, one file per probe per trial (Allure's format), first, on a thread of their own that writes them synchronously while the main thread renders the other reports (fs/promises' writeFile, 32 in flight, cost twice the CPU for no gain in wall time: each file's open, write and close are trips to the thread pool). Creating those files is the file system's work: 15 000 creates took 0.3–2.7 s on this machine's ext4 (mounted with discard), depending on what was deleted before; each measurement reports a fresh copy of the log, as a run's folder is reported the first time. The CLI loads the runner, the probes and their client libraries only for the commands that run suites. Wall time counts the whole `blackout report` process, Node included: the installed package (`npm pack`, installed into a private prefix, as users run it) and, on the 1 M-event log, this checkout (`node bin/blackout.mjs`, which compiles its TypeScript at start through tsx); CPU time is user + system of that process (its thread pool included), which a loaded machine inflates less than wall time.",
+        "The 1 M-event log is 50 probes × ~300 trials (the third log: the same events in as many trials as the quarter-size one): besides the analysis (each sample line read from its bytes by the reader's fast path, JSON.parse and zod for every other event, a fold into per-trial accumulators; sample times as the run clock writes them, whole nanoseconds in ms) the reporters write ~15 000 Allure results, one file per probe per trial (Allure's format): a trial's results as soon as the fold has read its trial-end, on a thread of their own that writes them synchronously while the main thread goes on folding and then renders the other reports, piece by piece, a trial at a time (fs/promises' writeFile, 32 in flight, cost twice the CPU for no gain in wall time: each file's open, write and close are trips to the thread pool). Peak memory is flat in the events (the third log) and grows with the results the analysis holds (a probe-trial result and its test case: ~1.5 KiB of heap each, measured after the fold) and the garbage of rendering them. Creating those files is the file system's work: 15 000 creates took 0.3–2.7 s on this machine's ext4 (mounted with discard), depending on what was deleted before; each measurement reports a fresh copy of the log, as a run's folder is reported the first time. The CLI loads the runner, the probes and their client libraries only for the commands that run suites. Wall time counts the whole `blackout report` process, Node included: the installed package (`npm pack`, installed into a private prefix, as users run it) and, on the 1 M-event log, this checkout (`node bin/blackout.mjs`, which compiles its TypeScript at start through tsx); CPU time is user + system of that process (its thread pool included), which a loaded machine inflates less than wall time.",
         ...(big!.ok ? [] : [`blackout report failed: ${big!.stderr}`]),
       ],
       raw: { logs: logs.map(({ n, count, trials, size }) => ({ n, count, trials, size })), runs: all, phases: ph },

@@ -163,10 +163,18 @@ export function maxLength(a: Analysis): number {
   return Math.max(1000, ...a.trials.map((t) => t.injected?.durationMs ?? t.requestedMs));
 }
 
-function chartsHtml(a: Analysis): string {
+/** the charts, one piece each: a long run's have a mark per probe per trial (15 150 in 303 trials of 50 probes) */
+function* chartsHtml(a: Analysis): Generator<string> {
   const xMax = maxLength(a);
   const names = a.probeInfo.map((p) => p.name);
   const color = (n: string) => PALETTE[names.indexOf(n) % PALETTE.length]!;
+  yield `<h2 id="breaking-points">Breaking point per session</h2>
+${laneChart(lanesOf(a), Math.max(xMax, ...a.decision.probes.map((p) => (p.prediction.breakingMs !== null && Number.isFinite(p.prediction.breakingMs) && p.prediction.breakingMs < 3 * xMax ? p.prediction.breakingMs : 0))))}`;
+  yield `
+<h2 id="survival">Survival curve</h2>
+${survivalChart([{ name: a.suite, color: PALETTE[0]!, probes: a.decision.probes.map((p) => ({ lo: p.maxSurvivedMs, hi: p.minFailedMs })) }], xMax)}
+<h2 id="outage">Observed outage vs blackout length</h2>
+`;
   const outage = names.map((n) => ({
     name: n,
     color: color(n),
@@ -177,6 +185,13 @@ function chartsHtml(a: Analysis): string {
         : [];
     }),
   }));
+  yield xyChart('outage', outage, {
+    xLabel: 'injected blackout',
+    yLabel: 'outage the session saw',
+    diagonal: true,
+    title: 'observed outage vs injected blackout',
+    caption: 'Above the diagonal: the session saw a longer outage than the blackout (TCP waits out its retransmission backoff after the restore).',
+  });
   const recovery = names.map((n) => ({
     name: n,
     color: color(n),
@@ -187,12 +202,7 @@ function chartsHtml(a: Analysis): string {
         : [];
     }),
   }));
-  return `<h2 id="breaking-points">Breaking point per session</h2>
-${laneChart(lanesOf(a), Math.max(xMax, ...a.decision.probes.map((p) => (p.prediction.breakingMs !== null && Number.isFinite(p.prediction.breakingMs) && p.prediction.breakingMs < 3 * xMax ? p.prediction.breakingMs : 0))))}
-<h2 id="survival">Survival curve</h2>
-${survivalChart([{ name: a.suite, color: PALETTE[0]!, probes: a.decision.probes.map((p) => ({ lo: p.maxSurvivedMs, hi: p.minFailedMs })) }], xMax)}
-<h2 id="outage">Observed outage vs blackout length</h2>
-${xyChart('outage', outage, { xLabel: 'injected blackout', yLabel: 'outage the session saw', diagonal: true, title: 'observed outage vs injected blackout', caption: 'Above the diagonal: the session saw a longer outage than the blackout (TCP waits out its retransmission backoff after the restore).' })}
+  yield `
 <h2 id="recovery">Recovery time vs blackout length</h2>
 ${xyChart('recovery', recovery, { xLabel: 'injected blackout', yLabel: 'restore → first good answer', title: 'recovery time vs blackout length', caption: 'How long after the restore each session answered again.' })}`;
 }
@@ -269,17 +279,17 @@ function migrationHtml(a: Analysis): string {
 <table class="migration-per"><tr><th>session</th><th>survived up to</th>${m.settings.links.map((l) => `<th>${esc(l.name)}</th>`).join('')}</tr>${per}</table>`;
 }
 
-function searchLogHtml(a: Analysis): string {
-  if (!a.trials.some((t) => t.reason)) return '';
-  const rows = a.trials
-    .map((t) => {
-      const outcomes = Object.entries(t.probes)
-        .map(([n, r]) => `<span class="pill" style="background:${COLORS[r.outcome]}" title="${esc(r.reason)}">${esc(n)} ${OUTCOME_GLYPH[r.outcome]}</span>`)
-        .join(' ');
-      return `<tr><td><a href="#trial-${t.index}">${t.index}</a></td><td class="num">${esc(lengthLabel(t.requestedMs))}</td><td>${esc(t.reason ?? '')}</td><td>${outcomes}</td></tr>`;
-    })
-    .join('');
-  return `<h2 id="sweep">Why each length</h2><table class="sweep"><tr><th>trial</th><th>length</th><th>why this length</th><th>outcomes</th></tr>${rows}</table>`;
+/** the search log, a row (a trial) at a time; nothing for a list of lengths */
+function* searchLogHtml(a: Analysis): Generator<string> {
+  if (!a.trials.some((t) => t.reason)) return;
+  yield `<h2 id="sweep">Why each length</h2><table class="sweep"><tr><th>trial</th><th>length</th><th>why this length</th><th>outcomes</th></tr>`;
+  for (const t of a.trials) {
+    const outcomes = Object.entries(t.probes)
+      .map(([n, r]) => `<span class="pill" style="background:${COLORS[r.outcome]}" title="${esc(r.reason)}">${esc(n)} ${OUTCOME_GLYPH[r.outcome]}</span>`)
+      .join(' ');
+    yield `<tr><td><a href="#trial-${t.index}">${t.index}</a></td><td class="num">${esc(lengthLabel(t.requestedMs))}</td><td>${esc(t.reason ?? '')}</td><td>${outcomes}</td></tr>`;
+  }
+  yield '</table>';
 }
 
 export function htmlReport(a: Analysis, assets: Assets = { images: new Map() }): string {
@@ -329,9 +339,12 @@ ${findingsHtml(a)}
 ${migrationHtml(a)}
 <h2 id="matrix">Tolerance matrix</h2>
 <p class="note">Outcome per probe and blackout length, with the outage the session itself saw (it is longer than the blackout: TCP waits out its retransmission backoff).</p>
-${matrixHtml(a)}
-${chartsHtml(a)}
-${searchLogHtml(a)}
+`;
+  yield matrixHtml(a) + '\n';
+  yield* chartsHtml(a);
+  yield '\n';
+  yield* searchLogHtml(a);
+  yield `
 <h2 id="trials">Trials</h2>
 `;
   for (const [i, t] of a.trials.entries()) yield (i ? '\n' : '') + trialHtml(a, t, assets);

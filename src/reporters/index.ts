@@ -29,29 +29,40 @@ export const reporters: Reporter[] = [
   { file: 'report.html', render: htmlReportChunks },
 ];
 
-/** pieces gathered into writes of about this many UTF-16 units */
-const WRITE_UNITS = 1 << 18;
+/** the bytes gathered into one write(2) */
+const WRITE_BYTES = 1 << 18;
 
-/** Writes a report's pieces to `path` as they come, a few hundred KiB a write. */
+/**
+ * Writes a report's pieces to `path` as they come: each is encoded straight
+ * into one reused buffer, written when the next might not fit (a piece larger
+ * than the buffer is encoded on its own). No piece is joined to another as a
+ * string, and no memory is taken per write.
+ */
 export function writeChunks(path: string, chunks: Iterable<string>): void {
   const fd = openSync(path, 'w');
   try {
-    let text = '';
-    const write = () => {
-      const bytes = Buffer.from(text);
-      text = '';
+    const buf = Buffer.allocUnsafe(WRITE_BYTES);
+    let used = 0;
+    const write = (bytes: Buffer, end: number) => {
       // write(2) may take fewer bytes than asked; none at all for a non-empty write: the file cannot take more
-      for (let off = 0; off < bytes.length;) {
-        const n = writeSync(fd, bytes, off);
+      for (let off = 0; off < end;) {
+        const n = writeSync(fd, bytes, off, end - off);
         if (!(n > 0)) throw new Error(`${path}: write(2) wrote nothing (${n})`);
         off += n;
       }
     };
     for (const c of chunks) {
-      text += c;
-      if (text.length >= WRITE_UNITS) write();
+      // UTF-8 takes at most 3 bytes per UTF-16 unit: room for the worst case, or write what is there first
+      if (used + c.length * 3 > WRITE_BYTES) {
+        write(buf, used);
+        used = 0;
+      }
+      if (c.length * 3 > WRITE_BYTES) {
+        const bytes = Buffer.from(c);
+        write(bytes, bytes.length);
+      } else used += buf.write(c, used);
     }
-    write();
+    write(buf, used);
   } finally {
     closeSync(fd);
   }
