@@ -405,7 +405,7 @@ export class AllureResultsWriter {
     for (const f of trialFiles(head, t, (probe) => sessionCase(rules, t, run.info.get(probe)!, t.probes[probe]!), run)) this.write(f);
   }
 
-  /** the rest, once the whole log is folded; resolves with the folder and the next run's history (folded when asked for) */
+  /** the rest, once the whole log is folded; returns the folder and the next run's history (folded when asked for) */
   finish(a: Analysis, opts: ReportOptions = {}): { dir: string; nextHistory: () => NextHistory } {
     const flaky = flakyProbes(a);
     const run = runContext(a, this.runDir, flaky);

@@ -8,11 +8,13 @@
  * as one joined string per batch 0.45 s. A batch is 1 MiB (a few hundred
  * results).
  *
- * At most MAX_BATCHES_AHEAD batches wait for the thread; `put` blocks until
- * the thread has written one more (Atomics.wait on a counter the thread
- * raises). A file system slow to create files (60–330 µs a create on this
- * machine's ext4, by the minute) otherwise left all 38 MB waiting in memory.
- * The wait is synchronous so that a synchronous fold can put files too.
+ * At most MAX_BATCHES_AHEAD batches (16 MiB) wait for the thread; `put`
+ * blocks until the thread has written one more (Atomics.wait on a counter the
+ * thread raises). A file system slow to create files (60–330 µs a create on
+ * this machine's ext4, by the minute) otherwise left all 38 MB waiting in
+ * memory. The wait is synchronous so that a synchronous fold can put files
+ * too. (4 batches were measured too: the thread then ran dry while the other
+ * reports rendered, and the report took longer.)
  *
  * Below THREAD_FROM files the thread would not pay (its start costs ~60 ms of
  * CPU; a create costs 30–330 µs on this machine): the first ones are written
@@ -28,7 +30,7 @@ const BATCH_BYTES = 1 << 20;
 const MAX_BATCHES_AHEAD = 16;
 /** no batch written for this long: the thread is gone or the disk hangs; stop waiting (done() says which) */
 const STALL_MS = 10_000;
-export const THREAD_FROM = 500;
+const THREAD_FROM = 500;
 
 export class FileWriter {
   private worker: Worker | null = null;
