@@ -372,7 +372,10 @@ function oneTest(a: RunHead, t: TrialResult, probe: string, r: ProbeTrialResult,
  * only the whole run settles: whether a probe is flaky, and an attachment
  * recorded after its trial ended. `finish` writes again the results those
  * change, and every trial not written yet, so the folder is, byte for byte,
- * what allureFiles(analysis) gives. Its history/ is carried from the previous
+ * what allureFiles(analysis) gives. Trials are written early only into an
+ * empty folder (a run's first report): a log that turns out invalid half-way
+ * then changes nothing (`abort` removes what was written), where in a
+ * rebuild it would have overwritten the last build. Its history/ is carried from the previous
  * run of the same suite beside it (allure-history.ts), so Allure shows each
  * test's earlier statuses and the trend.
  */
@@ -385,6 +388,10 @@ export class AllureResultsWriter {
   /** trials written while folding: index → how many attachments of the trial had been recorded */
   private readonly early = new Map<number, number>();
   private head: { rules: CaseRules; run: RunContext } | null = null;
+  /** trials may be written while folding: the folder was empty */
+  private readonly fresh: boolean;
+  /** the folder was made here: abort removes it */
+  private readonly made: boolean;
 
   constructor(
     private readonly runDir: string,
@@ -392,12 +399,15 @@ export class AllureResultsWriter {
     private readonly put: (path: string, f: AllureFile) => void = writeNow,
   ) {
     this.dir = join(runDir, 'allure-results');
+    this.made = !existsSync(this.dir);
     mkdirSync(this.dir, { recursive: true });
     this.stale = new Set(readdirSync(this.dir));
+    this.fresh = this.stale.size === 0;
   }
 
   /** a trial just folded: its results now, as if no probe were flaky */
   trial(t: TrialResult, start: EventOf<'run-start'>, attachments: ReadonlyArray<EventOf<'attachment'>>): void {
+    if (!this.fresh) return;
     const head: RunHead = { runId: start.runId, suite: start.suite, startedWallMs: start.wallMs, injector: start.injector, host: start.host, probeInfo: start.probes, attachments };
     this.head ??= { rules: caseRules(start.suite, start.config, expectedSurvivals(start.config)), run: runContext(head, this.runDir, new Set()) };
     const { rules, run } = this.head;
@@ -442,6 +452,17 @@ export class AllureResultsWriter {
       dir: this.dir,
       nextHistory: () => foldIntoHistory({ history: prior('history.json'), trend: prior('history-trend.json') }, this.results.values(), basename(this.runDir)),
     };
+  }
+
+  /**
+   * the fold failed (an invalid event half-way through the log): removes what
+   * the early trials wrote, so the folder is as it was (empty, or not there).
+   * Call it once nothing is being written any more (the writer is closed).
+   */
+  abort(): void {
+    if (!this.fresh) return;
+    if (this.made) rmSync(this.dir, { recursive: true, force: true });
+    else for (const name of readdirSync(this.dir)) rmSync(join(this.dir, name), { recursive: true, force: true });
   }
 
   private write(f: AllureFile): void {

@@ -116,7 +116,16 @@ export async function writeReports(runDir: string, opts: ReportOptions = {}): Pr
   const writer = new FileWriter();
   try {
     const allureWriter = new AllureResultsWriter(runDir, (path, f) => writer.put(path, f));
-    const { analysis, tornTail, tornLines } = analyzeRunDir(runDir, (t, start, attachments) => allureWriter.trial(t, start, attachments));
+    let folded: ReturnType<typeof analyzeRunDir>;
+    try {
+      folded = analyzeRunDir(runDir, (t, start, attachments) => allureWriter.trial(t, start, attachments));
+    } catch (e) {
+      // an invalid event half-way through the log: what the trials before it wrote goes, and nothing else was touched
+      await writer.close();
+      allureWriter.abort();
+      throw e;
+    }
+    const { analysis, tornTail, tornLines } = folded;
     const allure = allureWriter.finish(analysis, opts);
     const assets = loadAssets(runDir, analysis);
     const files: string[] = [];

@@ -3,7 +3,7 @@
  * the streaming fold equals analyze(events), a log cut off mid-trial, the JSON
  * contract, JUnit, Markdown, Allure results and the comparison.
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -17,7 +17,7 @@ import { markdownReport } from '../../src/reporters/markdown.ts';
 import { allureResults } from '../../src/reporters/allure.ts';
 import { compareHtml, compareMarkdown, whatDiffers } from '../../src/reporters/compare.ts';
 import { runCli } from '../helpers/lab.ts';
-import { fixtureRun } from '../helpers/fixtures.ts';
+import { FIXTURES, fixtureRun } from '../helpers/fixtures.ts';
 
 describe('analysis of the fixtures', () => {
   it('the streaming fold over the file equals analyze() over the array', () => {
@@ -177,27 +177,45 @@ describe('reporters', async () => {
 
   it('allure-results written while the log was folded are file for file allureResults(analysis): a flaky probe and a late attachment written again', async () => {
     // list-run: a probe is flaky (known only once the whole run is folded), and trial 0's screenshot
-    // is recorded after its trial-end; cut-mid-trial: a trial that never ended (written only at the end)
-    for (const [name, fx] of [
-      ['list-run', dir],
-      ['cut-mid-trial', fixtureRun('cut-mid-trial')],
-    ] as const) {
-      const { analysis } = await writeReports(fx);
-      expect(
-        analysis.decision.probes.some((p) => p.flaky),
-        name,
-      ).toBe(true);
-      const res = join(fx, 'allure-results');
-      const want = allureResults(analysis, fx);
-      expect(readdirSync(res).sort(), name).toEqual(want.map((f) => f.name).sort());
-      for (const f of want) {
-        const got = readFileSync(join(res, f.name));
-        expect(got.equals(f.copyFrom ? readFileSync(f.copyFrom) : Buffer.from(f.content ?? '')), `${name}: ${f.name}`).toBe(true);
+    // is recorded after its trial-end; cut-mid-trial: a trial that never ended (written only at the end).
+    // A fresh folder (trials written as they are folded), then a rebuild over it (all written at the end).
+    for (const name of ['list-run', 'cut-mid-trial']) {
+      const fx = fixtureRun(name);
+      for (const build of ['first', 'rebuild']) {
+        const { analysis } = await writeReports(fx);
+        const res = join(fx, 'allure-results');
+        const want = allureResults(analysis, fx);
+        expect(readdirSync(res).sort(), `${name}, ${build}`).toEqual(want.map((f) => f.name).sort());
+        for (const f of want) {
+          const got = readFileSync(join(res, f.name));
+          expect(got.equals(f.copyFrom ? readFileSync(f.copyFrom) : Buffer.from(f.content ?? '')), `${name}, ${build}: ${f.name}`).toBe(true);
+        }
+        expect(want.filter((f) => f.result?.statusDetails?.flaky).length, name).toBeGreaterThan(0);
       }
-      const flaky = want.filter((f) => f.result?.statusDetails?.flaky);
-      expect(flaky.length, name).toBeGreaterThan(0);
     }
     expect(a.attachments.find((x) => x.trial === 0)!.t).toBeGreaterThan(a.trials[0]!.endedAt!);
+  });
+
+  it('a log invalid half-way changes nothing: not on a first report (its early Allure results go), not on a rebuild', async () => {
+    const lines = readFileSync(join(FIXTURES, 'list-run.jsonl'), 'utf8').split('\n');
+    // after trial 1's end (two trials' results already written): an event of no known type
+    const at = lines.findIndex((l) => l.startsWith('{"type":"trial-end"') && l.includes('"trial":1}')) + 1;
+    expect(at).toBeGreaterThan(0);
+    const bad = [...lines.slice(0, at), '{"type":"no-such-event","t":1}', ...lines.slice(at)].join('\n');
+    // a first report: the folder stays as it was, with no allure-results/ and no other report
+    const first = fixtureRun('list-run');
+    writeFileSync(join(first, 'events.jsonl'), bad);
+    const before = readdirSync(first).sort();
+    await expect(writeReports(first)).rejects.toThrow(/events\.jsonl line \d+/);
+    expect(readdirSync(first).sort()).toEqual(before);
+    // a rebuild: every file of the last build as it was
+    const again = fixtureRun('list-run');
+    await writeReports(again);
+    const snapshot = () => readdirSync(join(again, 'allure-results')).map((f) => [f, readFileSync(join(again, 'allure-results', f), 'utf8')]);
+    const built = snapshot();
+    writeFileSync(join(again, 'events.jsonl'), bad);
+    await expect(writeReports(again)).rejects.toThrow(/events\.jsonl line \d+/);
+    expect(snapshot()).toEqual(built);
   });
 
   it('each report written piece by piece is the report as one string', () => {
