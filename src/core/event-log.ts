@@ -30,6 +30,22 @@ export type Listener = (event: BlackoutEvent, line: string) => void;
 /** write(2) as fs.writeSync: may write fewer bytes than asked (tests substitute a stingy one) */
 export type WriteFn = (fd: number, buffer: Buffer, offset: number, length: number) => number;
 
+const writeSyncFn: WriteFn = (fd, b, o, l) => writeSync(fd, b, o, l);
+
+/**
+ * Writes bytes [0, length) of `bytes` whole: write(2) may take fewer bytes
+ * than asked; 0 bytes for a non-empty write means the file cannot take more,
+ * so it throws (naming `what`) rather than spin. Shared by the event log and
+ * the reports (reporters/index.ts).
+ */
+export function writeFully(fd: number, bytes: Buffer, length: number, what: string, write: WriteFn = writeSyncFn): void {
+  for (let off = 0; off < length;) {
+    const n = write(fd, bytes, off, length - off);
+    if (!(n > 0)) throw new Error(`${what}: write(2) wrote nothing (${n})`);
+    off += n;
+  }
+}
+
 export class EventLog {
   private fd: number | null;
   private buffer: string[] = [];
@@ -44,7 +60,7 @@ export class EventLog {
     readonly path: string,
     opts: { write?: WriteFn } = {},
   ) {
-    this.write = opts.write ?? ((fd, b, o, l) => writeSync(fd, b, o, l));
+    this.write = opts.write ?? writeSyncFn;
     // 'wx': a run folder holds one run; a second writer must never append to another run's record
     this.fd = openSync(path, 'wx');
   }
@@ -81,14 +97,8 @@ export class EventLog {
     if (this.fd === null || this.buffer.length === 0) return;
     const chunk = Buffer.from((this.midLine ? '\n' : '') + this.buffer.join('\n') + '\n');
     this.buffer = [];
-    let off = 0;
     try {
-      while (off < chunk.length) {
-        const n = this.write(this.fd, chunk, off, chunk.length - off);
-        // 0 bytes for a non-empty write: the file cannot take more; throw rather than spin
-        if (!(n > 0)) throw new Error(`events.jsonl: write(2) wrote nothing (${n})`);
-        off += n;
-      }
+      writeFully(this.fd, chunk, chunk.length, 'events.jsonl', this.write);
       this.midLine = false;
     } catch (e) {
       // part of the chunk may be in the file: the next chunk starts on a fresh line (a blank line is harmless)

@@ -12,13 +12,14 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, extname, join, resolve, sep } from 'node:path';
 import type { Analysis, ProbeTrialResult, TrialResult } from '../analysis/analysis.ts';
 import type { EventOf } from '../core/events.ts';
 import { caseRules, expectedSurvivals, sessionCase, type CaseRules, type CaseStatus, type TestCase } from '../analysis/test-cases.ts';
 import { timelineSvg } from './html.ts';
+import { writeFileNow } from './file-writer.ts';
 import { lengthLabel } from './matrix.ts';
 import { formatMs } from '../core/format.ts';
 import { carriedHistory, foldIntoHistory, type CarriedHistory, type NextHistory, type ResultRecord } from './allure-history.ts';
@@ -396,7 +397,7 @@ export class AllureResultsWriter {
   constructor(
     private readonly runDir: string,
     /** where the files go: written here, synchronously, unless a writer (file-writer.ts) takes them */
-    private readonly put: (path: string, f: AllureFile) => void = writeNow,
+    private readonly put: (path: string, f: AllureFile) => void = writeFileNow,
   ) {
     this.dir = join(runDir, 'allure-results');
     this.made = !existsSync(this.dir);
@@ -482,11 +483,6 @@ const attachmentsOf = (all: ReadonlyArray<EventOf<'attachment'>>, trial: number)
 /** allure-results/ of a folded run, all at once (AllureResultsWriter without the early trials) */
 export function writeAllureResults(runDir: string, a: Analysis, opts: ReportOptions = {}, put?: (path: string, f: AllureFile) => void): { dir: string; nextHistory: () => NextHistory } {
   return new AllureResultsWriter(runDir, put).finish(a, opts);
-}
-
-function writeNow(path: string, f: AllureFile): void {
-  if (f.copyFrom) copyFileSync(f.copyFrom, path);
-  else writeFileSync(path, f.content ?? '');
 }
 
 export interface ReportOptions {

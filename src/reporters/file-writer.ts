@@ -32,6 +32,12 @@ const MAX_BATCHES_AHEAD = 16;
 const STALL_MS = 10_000;
 const THREAD_FROM = 500;
 
+/** a file written at once, on this thread: its text, or a copy of another file */
+export function writeFileNow(path: string, f: { content?: string; copyFrom?: string }): void {
+  if (f.copyFrom) copyFileSync(f.copyFrom, path);
+  else writeFileSync(path, f.content ?? '');
+}
+
 export class FileWriter {
   private worker: Worker | null = null;
   private finished: Promise<string | null> = Promise.resolve(null);
@@ -73,8 +79,7 @@ export class FileWriter {
   private writeHere(path: string, f: { content?: string; copyFrom?: string }): void {
     if (this.error) return;
     try {
-      if (f.copyFrom) copyFileSync(f.copyFrom, path);
-      else writeFileSync(path, f.content ?? '');
+      writeFileNow(path, f);
     } catch (e) {
       // as the thread does: the first failure is reported by done(), and nothing after it is written
       this.error = e instanceof Error ? e.message : String(e);

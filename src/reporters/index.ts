@@ -4,10 +4,10 @@
  * `blackout report DIR` rebuilds exactly what the run wrote. The log is
  * folded in one streaming pass (src/analysis/analysis.ts), never held whole.
  */
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { AnalysisBuilder, type Analysis, type TrialEndListener } from '../analysis/analysis.ts';
-import { foldEvents } from '../core/event-log.ts';
+import { foldEvents, writeFully } from '../core/event-log.ts';
 import { htmlReportChunks, type Assets } from './html.ts';
 import { jsonReportChunks } from './json.ts';
 import { junitReportChunks } from './junit.ts';
@@ -43,14 +43,7 @@ export function writeChunks(path: string, chunks: Iterable<string>): void {
   try {
     const buf = Buffer.allocUnsafe(WRITE_BYTES);
     let used = 0;
-    const write = (bytes: Buffer, end: number) => {
-      // write(2) may take fewer bytes than asked; none at all for a non-empty write: the file cannot take more
-      for (let off = 0; off < end;) {
-        const n = writeSync(fd, bytes, off, end - off);
-        if (!(n > 0)) throw new Error(`${path}: write(2) wrote nothing (${n})`);
-        off += n;
-      }
-    };
+    const write = (bytes: Buffer, end: number) => writeFully(fd, bytes, end, path);
     for (const c of chunks) {
       // UTF-8 takes at most 3 bytes per UTF-16 unit: room for the worst case, or write what is there first
       if (used + c.length * 3 > WRITE_BYTES) {
