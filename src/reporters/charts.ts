@@ -4,6 +4,8 @@
  * is an <svg data-chart="…"> whose data marks carry class "mark", so a test
  * can check that each one rendered something.
  */
+import { joinChunks } from './chunks.ts';
+
 export const esc = (s: string): string => s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 export const PALETTE = ['#2f6fdf', '#e0622a', '#2e9d57', '#9b4fd0', '#c8323c', '#13a3a3', '#b58900', '#6b7280', '#d6409f', '#4b5563'];
@@ -86,7 +88,11 @@ function legend(items: Array<{ name: string; color: string; dash?: boolean }>): 
 }
 
 function svg(kind: string, f: Frame, body: string, label: string): string {
-  return `<svg class="chart" data-chart="${esc(kind)}" viewBox="0 0 ${f.W} ${f.H}" width="${f.W}" height="${f.H}" role="img" aria-label="${esc(label)}">${body}</svg>`;
+  return `${svgOpen(kind, f, label)}${body}</svg>`;
+}
+
+function svgOpen(kind: string, f: Frame, label: string): string {
+  return `<svg class="chart" data-chart="${esc(kind)}" viewBox="0 0 ${f.W} ${f.H}" width="${f.W}" height="${f.H}" role="img" aria-label="${esc(label)}">`;
 }
 
 // ------------------------------------------------------------ survival curve
@@ -145,19 +151,26 @@ export interface Lane {
 
 /** One row per probe: demonstrated survival (green), the bracket (grey), failure (red), every trial marked, the prediction as a diamond. */
 export function laneChart(lanes: Lane[], xMaxIn: number, kind = 'lanes'): string {
+  return joinChunks(laneChartChunks(lanes, xMaxIn, kind));
+}
+
+/** the same in pieces, a lane each: a long run's lanes mark every trial (15 150 marks in 303 trials of 50 probes) */
+export function* laneChartChunks(lanes: Lane[], xMaxIn: number, kind = 'lanes'): Generator<string> {
   const xMax = Math.max(1000, xMaxIn * 1.05);
   const rowH = 26;
   const H = 14 + lanes.length * rowH + 40;
   const f = frame(xMax, 1, { H, left: 150 });
-  const parts: string[] = [];
+  const head: string[] = [];
   for (const t of ticks(xMax)) {
     const x = f.x(t);
-    parts.push(
+    head.push(
       `<line x1="${n1(x)}" x2="${n1(x)}" y1="${f.top}" y2="${H - f.bottom}" class="grid"/><text x="${n1(x)}" y="${H - f.bottom + 14}" text-anchor="middle" class="tick">${esc(secLabel(t))}</text>`,
     );
   }
-  parts.push(`<text x="${(f.left + f.W - f.right) / 2}" y="${H - 6}" text-anchor="middle" class="axlabel">blackout length</text>`);
-  lanes.forEach((l, i) => {
+  head.push(`<text x="${(f.left + f.W - f.right) / 2}" y="${H - 6}" text-anchor="middle" class="axlabel">blackout length</text>`);
+  yield `<figure class="chartbox">${svgOpen(kind, f, 'breaking point per session')}${head.join('')}`;
+  for (const [i, l] of lanes.entries()) {
+    const parts: string[] = [];
     const y = f.top + i * rowH;
     parts.push(`<text x="4" y="${y + 16}" class="name">${esc(l.name)}${l.sub ? ` <tspan class="sub">${esc(l.sub)}</tspan>` : ''}</text>`);
     const x0 = f.x(0);
@@ -187,36 +200,67 @@ export function laneChart(lanes: Lane[], xMaxIn: number, kind = 'lanes'): string
       );
     }
     if (l.flaky) parts.push(`<text x="${f.W - f.right}" y="${y + 16}" text-anchor="end" class="flaky">flaky</text>`);
-  });
-  return `<figure class="chartbox">${svg(kind, f, parts.join(''), 'breaking point per session')}<figcaption>Green: survived. Grey: the breaking point lies here. Red: did not survive. ● a survived trial, ✕ a failed one, ◆ the breaking point predicted from the client's policy.</figcaption></figure>`;
+    yield parts.join('');
+  }
+  yield `</svg><figcaption>Green: survived. Grey: the breaking point lies here. Red: did not survive. ● a survived trial, ✕ a failed one, ◆ the breaking point predicted from the client's policy.</figcaption></figure>`;
 }
 
 // ------------------------------------------------------------ x/y line charts
 
-export interface XYSeries {
+export interface XYPoint {
+  x: number;
+  y: number;
+  label?: string;
+}
+
+export interface XYSeries<P extends XYPoint = XYPoint> {
   name: string;
   color: string;
-  points: Array<{ x: number; y: number; label?: string }>;
+  points: P[];
+  /** a point's tooltip, made as its mark is written (a long run's charts have 15 150 points); else its label, else "x → y" */
+  labelOf?: (p: P) => string;
   dashed?: boolean;
 }
 
-export function xyChart(kind: string, series: XYSeries[], opts: { xLabel: string; yLabel: string; diagonal?: boolean; caption?: string; title: string }): string {
-  const all = series.flatMap((s) => s.points);
-  const xMax = Math.max(1000, ...all.map((p) => p.x)) * 1.05;
-  const yMax = Math.max(500, ...all.map((p) => p.y), opts.diagonal ? xMax : 0) * 1.05;
+interface XYOptions {
+  xLabel: string;
+  yLabel: string;
+  diagonal?: boolean;
+  caption?: string;
+  title: string;
+}
+
+export function xyChart<P extends XYPoint>(kind: string, series: Array<XYSeries<P>>, opts: XYOptions): string {
+  return joinChunks(xyChartChunks(kind, series, opts));
+}
+
+/** the same in pieces, a series each */
+export function* xyChartChunks<P extends XYPoint>(kind: string, series: Array<XYSeries<P>>, opts: XYOptions): Generator<string> {
+  let xIn = 1000;
+  let yIn = 500;
+  for (const s of series)
+    for (const p of s.points) {
+      if (p.x > xIn) xIn = p.x;
+      if (p.y > yIn) yIn = p.y;
+    }
+  const xMax = xIn * 1.05;
+  const yMax = Math.max(yIn, opts.diagonal ? xMax : 0) * 1.05;
   const f = frame(xMax, yMax);
-  const parts = [axes(f, opts.xLabel, opts.yLabel)];
+  let head = svgOpen(kind, f, opts.title) + axes(f, opts.xLabel, opts.yLabel);
   if (opts.diagonal)
-    parts.push(`<line x1="${n1(f.x(0))}" y1="${n1(f.y(0))}" x2="${n1(f.x(Math.min(xMax, yMax)))}" y2="${n1(f.y(Math.min(xMax, yMax)))}" class="diag"><title>observed = injected</title></line>`);
+    head += `<line x1="${n1(f.x(0))}" y1="${n1(f.y(0))}" x2="${n1(f.x(Math.min(xMax, yMax)))}" y2="${n1(f.y(Math.min(xMax, yMax)))}" class="diag"><title>observed = injected</title></line>`;
+  yield `<figure class="chartbox">${head}`;
   for (const s of series) {
+    const parts: string[] = [];
     const pts = [...s.points].sort((a, b) => a.x - b.x);
     if (pts.length > 1) parts.push(`<path d="${pts.map((p, i) => `${i ? 'L' : 'M'}${n1(f.x(p.x))} ${n1(f.y(p.y))}`).join(' ')}" class="mark line${s.dashed ? ' dashed' : ''}" stroke="${s.color}"/>`);
     for (const p of pts)
       parts.push(
-        `<circle cx="${n1(f.x(p.x))}" cy="${n1(f.y(p.y))}" r="3.5" class="mark dot" fill="${s.color}"><title>${esc(s.name)}: ${esc(p.label ?? `${secLabel(p.x)} → ${secLabel(p.y)}`)}</title></circle>`,
+        `<circle cx="${n1(f.x(p.x))}" cy="${n1(f.y(p.y))}" r="3.5" class="mark dot" fill="${s.color}"><title>${esc(s.name)}: ${esc(s.labelOf?.(p) ?? p.label ?? `${secLabel(p.x)} → ${secLabel(p.y)}`)}</title></circle>`,
       );
+    yield parts.join('');
   }
-  return `<figure class="chartbox">${svg(kind, f, parts.join(''), opts.title)}${legend(series.map((s) => ({ name: s.name, color: s.color, dash: s.dashed })))}${opts.caption ? `<figcaption>${esc(opts.caption)}</figcaption>` : ''}</figure>`;
+  yield `</svg>${legend(series.map((s) => ({ name: s.name, color: s.color, dash: s.dashed })))}${opts.caption ? `<figcaption>${esc(opts.caption)}</figcaption>` : ''}</figure>`;
 }
 
 export const CHART_CSS = `

@@ -6,13 +6,13 @@
  * observed outage and recovery time against blackout length, the search log,
  * per-trial timelines with the blackout band, errors, screenshots, policies.
  */
-import type { Analysis, TrialResult } from '../analysis/analysis.ts';
+import type { Analysis, ProbeTrialResult, TrialResult } from '../analysis/analysis.ts';
 import { testsSummaryText } from '../analysis/test-cases.ts';
 import { hypervisorFigures } from './hypervisor-figures.ts';
 
 import type { Outcome } from '../core/events.ts';
 import { toleranceMatrix, lengthLabel } from './matrix.ts';
-import { CHART_CSS, PALETTE, esc, laneChart, survivalChart, xyChart, type Lane } from './charts.ts';
+import { CHART_CSS, PALETTE, esc, laneChartChunks, survivalChart, xyChartChunks, type Lane, type XYSeries } from './charts.ts';
 import { OUTCOME_GLYPH, formatBytes, formatMs, survived } from '../core/format.ts';
 import { joinChunks } from './chunks.ts';
 
@@ -38,26 +38,25 @@ const policyText = (p: Record<string, unknown>): string =>
     .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
     .join(', ');
 
-function matrixHtml(a: Analysis): string {
+/** the tolerance matrix, a row (a probe) at a time */
+function* matrixHtml(a: Analysis): Generator<string> {
   const m = toleranceMatrix(a);
-  const head = `<tr><th>probe</th>${m.lengths.map((l) => `<th>${esc(lengthLabel(l))}</th>`).join('')}<th>survives up to</th><th>fails from</th></tr>`;
-  const rows = m.probes
-    .map((p) => {
-      const pr = a.probes[p]!;
-      const cells = m.lengths
-        .map((l) => {
-          const cs = m.cells[p]?.[l] ?? [];
-          if (!cs.length) return '<td class="empty">–</td>';
-          const worst = cs.find((c) => c.outcome === 'failed') ?? cs.find((c) => c.outcome === 'recovered') ?? cs.find((c) => c.outcome === 'stalled') ?? cs[0]!;
-          return `<td class="cell" data-outcome="${worst.outcome}" style="background:${COLORS[worst.outcome]}" title="${esc(cs.map((c) => `trial ${c.trial}: ${c.outcome}`).join(', '))}">${cs
-            .map((c) => `<div>${OUTCOME_GLYPH[c.outcome]} ${c.outcome}${c.observedOutageMs !== null ? `<small> ${esc(formatMs(c.observedOutageMs))}</small>` : ''}</div>`)
-            .join('')}</td>`;
-        })
-        .join('');
-      return `<tr><th class="probe">${esc(p)} <small>${esc(pr.kind)}</small></th>${cells}<td class="num">${esc(formatMs(pr.maxSurvivedMs))}</td><td class="num">${esc(formatMs(pr.minFailedMs))}</td></tr>`;
-    })
-    .join('\n');
-  return `<div class="scroll"><table class="matrix" id="tolerance-matrix">${head}${rows}</table></div>`;
+  yield `<div class="scroll"><table class="matrix" id="tolerance-matrix"><tr><th>probe</th>${m.lengths.map((l) => `<th>${esc(lengthLabel(l))}</th>`).join('')}<th>survives up to</th><th>fails from</th></tr>`;
+  for (const [i, p] of m.probes.entries()) {
+    const pr = a.probes[p]!;
+    const cells = m.lengths
+      .map((l) => {
+        const cs = m.cells[p]?.[l] ?? [];
+        if (!cs.length) return '<td class="empty">–</td>';
+        const worst = cs.find((c) => c.outcome === 'failed') ?? cs.find((c) => c.outcome === 'recovered') ?? cs.find((c) => c.outcome === 'stalled') ?? cs[0]!;
+        return `<td class="cell" data-outcome="${worst.outcome}" style="background:${COLORS[worst.outcome]}" title="${esc(cs.map((c) => `trial ${c.trial}: ${c.outcome}`).join(', '))}">${cs
+          .map((c) => `<div>${OUTCOME_GLYPH[c.outcome]} ${c.outcome}${c.observedOutageMs !== null ? `<small> ${esc(formatMs(c.observedOutageMs))}</small>` : ''}</div>`)
+          .join('')}</td>`;
+      })
+      .join('');
+    yield `${i ? '\n' : ''}<tr><th class="probe">${esc(p)} <small>${esc(pr.kind)}</small></th>${cells}<td class="num">${esc(formatMs(pr.maxSurvivedMs))}</td><td class="num">${esc(formatMs(pr.minFailedMs))}</td></tr>`;
+  }
+  yield '</table></div>';
 }
 
 export function timelineSvg(a: Pick<Analysis, 'probeInfo'>, t: TrialResult): string {
@@ -163,48 +162,70 @@ export function maxLength(a: Analysis): number {
   return Math.max(1000, ...a.trials.map((t) => t.injected?.durationMs ?? t.requestedMs));
 }
 
-/** the charts, one piece each: a long run's have a mark per probe per trial (15 150 in 303 trials of 50 probes) */
+/** a point of the outage and recovery charts: its tooltip is made when its mark is written */
+interface TrialPoint {
+  x: number;
+  y: number;
+  trial: number;
+  r: ProbeTrialResult;
+}
+
+/** one series per probe: `y` of each trial with an injected window where it is known */
+function trialSeries(a: Analysis, y: (r: ProbeTrialResult) => number | null, labelOf: (p: TrialPoint) => string): Array<XYSeries<TrialPoint>> {
+  const names = a.probeInfo.map((p) => p.name);
+  return names.map((n, i) => ({
+    name: n,
+    color: PALETTE[i % PALETTE.length]!,
+    points: a.trials.flatMap((t) => {
+      const r = t.probes[n];
+      const v = r ? y(r) : null;
+      return t.injected && r && v !== null ? [{ x: t.injected.durationMs, y: v, trial: t.index, r }] : [];
+    }),
+    labelOf,
+  }));
+}
+
+/** the charts, in pieces (a lane or a series each): a long run's have a mark per probe per trial (15 150 in 303 trials of 50 probes) */
 function* chartsHtml(a: Analysis): Generator<string> {
   const xMax = maxLength(a);
-  const names = a.probeInfo.map((p) => p.name);
-  const color = (n: string) => PALETTE[names.indexOf(n) % PALETTE.length]!;
   yield `<h2 id="breaking-points">Breaking point per session</h2>
-${laneChart(lanesOf(a), Math.max(xMax, ...a.decision.probes.map((p) => (p.prediction.breakingMs !== null && Number.isFinite(p.prediction.breakingMs) && p.prediction.breakingMs < 3 * xMax ? p.prediction.breakingMs : 0))))}`;
+`;
+  yield* laneChartChunks(
+    lanesOf(a),
+    Math.max(xMax, ...a.decision.probes.map((p) => (p.prediction.breakingMs !== null && Number.isFinite(p.prediction.breakingMs) && p.prediction.breakingMs < 3 * xMax ? p.prediction.breakingMs : 0))),
+  );
   yield `
 <h2 id="survival">Survival curve</h2>
 ${survivalChart([{ name: a.suite, color: PALETTE[0]!, probes: a.decision.probes.map((p) => ({ lo: p.maxSurvivedMs, hi: p.minFailedMs })) }], xMax)}
 <h2 id="outage">Observed outage vs blackout length</h2>
 `;
-  const outage = names.map((n) => ({
-    name: n,
-    color: color(n),
-    points: a.trials.flatMap((t) => {
-      const r = t.probes[n];
-      return t.injected && r && r.observedOutageMs !== null
-        ? [{ x: t.injected.durationMs, y: r.observedOutageMs, label: `trial ${t.index}: ${formatMs(t.injected.durationMs)} blackout → ${formatMs(r.observedOutageMs)} seen (${r.outcome})` }]
-        : [];
-    }),
-  }));
-  yield xyChart('outage', outage, {
-    xLabel: 'injected blackout',
-    yLabel: 'outage the session saw',
-    diagonal: true,
-    title: 'observed outage vs injected blackout',
-    caption: 'Above the diagonal: the session saw a longer outage than the blackout (TCP waits out its retransmission backoff after the restore).',
-  });
-  const recovery = names.map((n) => ({
-    name: n,
-    color: color(n),
-    points: a.trials.flatMap((t) => {
-      const r = t.probes[n];
-      return t.injected && r && r.recoveryMs !== null
-        ? [{ x: t.injected.durationMs, y: r.recoveryMs, label: `trial ${t.index}: ${formatMs(t.injected.durationMs)} blackout → back ${formatMs(r.recoveryMs)} after the restore (${r.outcome})` }]
-        : [];
-    }),
-  }));
+  yield* xyChartChunks(
+    'outage',
+    trialSeries(
+      a,
+      (r) => r.observedOutageMs,
+      ({ x, trial, r }) => `trial ${trial}: ${formatMs(x)} blackout → ${formatMs(r.observedOutageMs)} seen (${r.outcome})`,
+    ),
+    {
+      xLabel: 'injected blackout',
+      yLabel: 'outage the session saw',
+      diagonal: true,
+      title: 'observed outage vs injected blackout',
+      caption: 'Above the diagonal: the session saw a longer outage than the blackout (TCP waits out its retransmission backoff after the restore).',
+    },
+  );
   yield `
 <h2 id="recovery">Recovery time vs blackout length</h2>
-${xyChart('recovery', recovery, { xLabel: 'injected blackout', yLabel: 'restore → first good answer', title: 'recovery time vs blackout length', caption: 'How long after the restore each session answered again.' })}`;
+`;
+  yield* xyChartChunks(
+    'recovery',
+    trialSeries(
+      a,
+      (r) => r.recoveryMs,
+      ({ x, trial, r }) => `trial ${trial}: ${formatMs(x)} blackout → back ${formatMs(r.recoveryMs)} after the restore (${r.outcome})`,
+    ),
+    { xLabel: 'injected blackout', yLabel: 'restore → first good answer', title: 'recovery time vs blackout length', caption: 'How long after the restore each session answered again.' },
+  );
 }
 
 function verdictHtml(a: Analysis): string {
@@ -340,7 +361,8 @@ ${migrationHtml(a)}
 <h2 id="matrix">Tolerance matrix</h2>
 <p class="note">Outcome per probe and blackout length, with the outage the session itself saw (it is longer than the blackout: TCP waits out its retransmission backoff).</p>
 `;
-  yield matrixHtml(a) + '\n';
+  yield* matrixHtml(a);
+  yield '\n';
   yield* chartsHtml(a);
   yield '\n';
   yield* searchLogHtml(a);

@@ -8,17 +8,21 @@ import { OUTCOME_GLYPH, formatBytes, formatMs } from '../core/format.ts';
 import { joinChunks } from './chunks.ts';
 
 export function matrixMarkdown(a: Analysis): string {
+  return [...matrixMarkdownLines(a)].join('\n');
+}
+
+/** the matrix's lines, a probe's row at a time (a row lists every trial of its probe) */
+function* matrixMarkdownLines(a: Analysis): Generator<string> {
   const m = toleranceMatrix(a);
-  const head = `| probe | ${m.lengths.map(lengthLabel).join(' | ')} | survives up to | fails from |`;
-  const sep = `|---|${m.lengths.map(() => '---').join('|')}|---|---|`;
-  const rows = m.probes.map((p) => {
+  yield `| probe | ${m.lengths.map(lengthLabel).join(' | ')} | survives up to | fails from |`;
+  yield `|---|${m.lengths.map(() => '---').join('|')}|---|---|`;
+  for (const p of m.probes) {
     const cells = m.lengths.map(
       (l) => (m.cells[p]?.[l] ?? []).map((c) => `${OUTCOME_GLYPH[c.outcome]} ${c.outcome}${c.observedOutageMs !== null ? ` (${formatMs(c.observedOutageMs)})` : ''}`).join('<br>') || '–',
     );
     const pr = a.probes[p]!;
-    return `| ${p} (${pr.kind}) | ${cells.join(' | ')} | ${formatMs(pr.maxSurvivedMs)} | ${formatMs(pr.minFailedMs)} |`;
-  });
-  return [head, sep, ...rows].join('\n');
+    yield `| ${p} (${pr.kind}) | ${cells.join(' | ')} | ${formatMs(pr.maxSurvivedMs)} | ${formatMs(pr.minFailedMs)} |`;
+  }
 }
 
 const cellEsc = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -59,7 +63,7 @@ export function markdownReport(a: Analysis): string {
   return joinChunks(markdownReportChunks(a));
 }
 
-/** summary.md in pieces: the trials table a trial at a time (reporters/chunks.ts) */
+/** summary.md in pieces: the matrix a row at a time, the trials table a trial at a time (reporters/chunks.ts) */
 export function* markdownReportChunks(a: Analysis): Generator<string> {
   let lines: string[] = [];
   // what is in `lines` so far, as the text it ends up in (a line each)
@@ -98,7 +102,10 @@ export function* markdownReportChunks(a: Analysis): Generator<string> {
     '',
   );
   lines.push(...migrationMarkdown(a), '');
-  lines.push('## Tolerance matrix', '', 'Outcome per probe and blackout length, with the outage the session itself saw.', '', matrixMarkdown(a), '');
+  lines.push('## Tolerance matrix', '', 'Outcome per probe and blackout length, with the outage the session itself saw.', '');
+  yield take();
+  for (const line of matrixMarkdownLines(a)) yield line + '\n';
+  lines.push('');
   lines.push('Legend: ✓ transparent · ‖ stalled (survived) · ↻ recovered (session lost, reconnected) · ✗ failed · ? unknown', '');
   lines.push('## Trials', '');
   lines.push('| trial | requested | injected | why this length | probe | outcome | observed outage | recovery | why |', '|---|---|---|---|---|---|---|---|---|');
