@@ -100,15 +100,9 @@ export function lengthText(ms: number): string {
 export function testCases(a: Input): TestCases {
   const rules = caseRules(a.suite, a.config, a.expectations);
   const { strict, classBase } = rules;
-  const cases: TestCase[] = [];
-  for (const t of a.trials) {
-    for (const info of a.probeInfo) {
-      const r = t.probes[info.name];
-      if (r) cases.push(sessionCase(rules, t, info, r));
-    }
-  }
+  const runLevel: TestCase[] = [];
   for (const e of a.expectations) {
-    cases.push({
+    runLevel.push({
       group: 'expectation',
       id: `${classBase}.expect#${e.probe}`,
       classname: `${classBase}.expect`,
@@ -122,7 +116,7 @@ export function testCases(a: Input): TestCases {
   }
   // a run that did not end normally: the exit code is not 0, and the reports say so
   if (!a.complete || (a.runExitCode !== null && a.runExitCode !== 0)) {
-    cases.push({
+    runLevel.push({
       group: 'run',
       id: `${classBase}.run#completes`,
       classname: `${classBase}.run`,
@@ -133,19 +127,36 @@ export function testCases(a: Input): TestCases {
       type: a.complete ? `exit-${a.runExitCode}` : 'incomplete',
     });
   }
-  const count = (s: CaseStatus) => cases.filter((c) => c.status === s).length;
-  return {
-    cases,
-    counts: {
-      strict,
-      tests: cases.length,
-      passed: count('passed'),
-      failed: count('failed'),
-      errors: count('error'),
-      skipped: count('skipped'),
-      observations: cases.filter((c) => c.observation).length,
-    },
-  };
+  const { trials, probeInfo } = a;
+  // a session's case is made again each time the list is read, never held: a long run has one per probe per trial
+  function* all(): Generator<TestCase> {
+    for (const t of trials) {
+      for (const info of probeInfo) {
+        const r = t.probes[info.name];
+        if (r) yield sessionCase(rules, t, info, r);
+      }
+    }
+    yield* runLevel;
+  }
+  const counts: TestCounts = { strict, tests: 0, passed: 0, failed: 0, errors: 0, skipped: 0, observations: 0 };
+  const field = { passed: 'passed', failed: 'failed', error: 'errors', skipped: 'skipped' } as const;
+  for (const c of all()) {
+    counts.tests++;
+    counts[field[c.status]]++;
+    if (c.observation) counts.observations++;
+  }
+  return { cases: new CaseList(all), counts };
+}
+
+/** the cases, made as they are read; as JSON (a debugger's print, a test's comparison) the list itself */
+class CaseList implements Iterable<TestCase> {
+  constructor(private readonly make: () => Generator<TestCase>) {}
+  [Symbol.iterator](): Generator<TestCase> {
+    return this.make();
+  }
+  toJSON(): TestCase[] {
+    return [...this.make()];
+  }
 }
 
 /** one line for people: what CI counts and why the exit code is what it is */

@@ -100,15 +100,15 @@ function runContext(head: RunHead, runDir: string | undefined, flaky: Set<string
 /** The same, one file at a time (a long run has tens of thousands: they are written as they come). */
 export function* allureFiles(a: Analysis, runDir?: string): Generator<AllureFile> {
   const run = runContext(a, runDir, flakyProbes(a));
-  const caseOf = new Map(a.tests.cases.filter((c) => c.group === 'session').map((c) => [`${c.trial}/${c.probe}`, c]));
-  for (const t of a.trials) yield* trialFiles(a, t, (probe) => caseOf.get(`${t.index}/${probe}`), run);
+  const rules = caseRules(a.suite, a.config, a.expectations);
+  for (const t of a.trials) yield* trialFiles(a, t, rules, run);
   yield* runFiles(a);
 }
 
 const flakyProbes = (a: Analysis): Set<string> => new Set(a.decision.probes.filter((p) => p.flaky).map((p) => p.probe));
 
 /** one trial's files: its timeline, and a result (and its attachments) per probe; `only`: those of one probe */
-function* trialFiles(head: RunHead, t: TrialResult, caseOf: (probe: string) => TestCase | undefined, run: RunContext, only?: string): Generator<AllureFile> {
+function* trialFiles(head: RunHead, t: TrialResult, rules: CaseRules, run: RunContext, only?: string): Generator<AllureFile> {
   // one timeline per trial (every session, the blackout band), shared by the trial's tests
   const timeline = `${uuidOf(`${head.runId}/${t.index}/timeline`)}-timeline-attachment.svg`;
   const hasTimeline = t.injected !== null;
@@ -122,9 +122,7 @@ function* trialFiles(head: RunHead, t: TrialResult, caseOf: (probe: string) => T
     if (only !== undefined && info.name !== only) continue;
     const r = t.probes[info.name];
     if (!r) continue;
-    const c = caseOf(info.name);
-    if (!c) continue;
-    yield* oneTest(head, t, info.name, r, c, run, hasTimeline ? timeline : null);
+    yield* oneTest(head, t, info.name, r, sessionCase(rules, t, info, r), run, hasTimeline ? timeline : null);
   }
 }
 
@@ -384,8 +382,6 @@ export class AllureResultsWriter {
   readonly dir: string;
   // overwrite in place and remove only what this build no longer has (cheaper than emptying a folder of thousands)
   private readonly stale: Set<string>;
-  /** what the next run's history needs of each result, by file name (not its text, which would be parsed again) */
-  private readonly results = new Map<string, ResultRecord>();
   /** trials written while folding: index → how many attachments of the trial had been recorded */
   private readonly early = new Map<number, number>();
   private head: { rules: CaseRules; run: RunContext } | null = null;
@@ -413,21 +409,20 @@ export class AllureResultsWriter {
     this.head ??= { rules: caseRules(start.suite, start.config, expectedSurvivals(start.config)), run: runContext(head, this.runDir, new Set()) };
     const { rules, run } = this.head;
     this.early.set(t.index, attachmentsOf(attachments, t.index));
-    for (const f of trialFiles(head, t, (probe) => sessionCase(rules, t, run.info.get(probe)!, t.probes[probe]!), run)) this.write(f);
+    for (const f of trialFiles(head, t, rules, run)) this.write(f);
   }
 
   /** the rest, once the whole log is folded; returns the folder and the next run's history (folded when asked for) */
   finish(a: Analysis, opts: ReportOptions = {}): { dir: string; nextHistory: () => NextHistory } {
     const flaky = flakyProbes(a);
     const run = runContext(a, this.runDir, flaky);
-    const caseOf = new Map(a.tests.cases.filter((c) => c.group === 'session').map((c) => [`${c.trial}/${c.probe}`, c]));
+    const rules = caseRules(a.suite, a.config, a.expectations);
     for (const t of a.trials) {
-      const cases = (probe: string) => caseOf.get(`${t.index}/${probe}`);
       const early = this.early.get(t.index);
       if (early === undefined || early !== attachmentsOf(a.attachments, t.index)) {
-        for (const f of trialFiles(a, t, cases, run)) this.write(f);
+        for (const f of trialFiles(a, t, rules, run)) this.write(f);
       } else {
-        for (const probe of flaky) if (t.probes[probe]) for (const f of trialFiles(a, t, cases, run, probe)) this.write(f);
+        for (const probe of flaky) if (t.probes[probe]) for (const f of trialFiles(a, t, rules, run, probe)) this.write(f);
       }
     }
     for (const f of runFiles(a)) this.write(f);
@@ -451,7 +446,8 @@ export class AllureResultsWriter {
     };
     return {
       dir: this.dir,
-      nextHistory: () => foldIntoHistory({ history: prior('history.json'), trend: prior('history-trend.json') }, this.results.values(), basename(this.runDir)),
+      // the results made again from the analysis (what was written, byte for byte): a long run's 15 000 are not held until then
+      nextHistory: () => foldIntoHistory({ history: prior('history.json'), trend: prior('history-trend.json') }, resultRecords(allureFiles(a, this.runDir)), basename(this.runDir)),
     };
   }
 
@@ -469,12 +465,15 @@ export class AllureResultsWriter {
   private write(f: AllureFile): void {
     this.stale.delete(f.name);
     this.put(join(this.dir, f.name), f);
-    if (f.result) {
-      const { uuid, testCaseId, fullName, historyId, parameters, status, statusDetails, start, stop } = f.result;
-      // the key leaves the excluded parameters out (allureHistoryKey): so does what is kept of them, 15 000 times
-      const keyed = parameters.filter((p) => !p.excluded);
-      this.results.set(f.name, { uuid, testCaseId, fullName, historyId, parameters: keyed, status, statusDetails: { message: statusDetails?.message }, start, stop });
-    }
+  }
+}
+
+/** what the next run's history needs of each result (not its text, which would be parsed again) */
+function* resultRecords(files: Iterable<AllureFile>): Generator<ResultRecord> {
+  for (const f of files) {
+    if (!f.result) continue;
+    const { uuid, testCaseId, fullName, historyId, parameters, status, statusDetails, start, stop } = f.result;
+    yield { uuid, testCaseId, fullName, historyId, parameters, status, statusDetails: { message: statusDetails?.message }, start, stop };
   }
 }
 

@@ -7,7 +7,7 @@ export function jsonReport(a: Analysis): string {
 }
 
 /** items built one at a time, as they are written */
-function* each<T, U>(items: readonly T[], f: (x: T) => U): Generator<U> {
+function* each<T, U>(items: Iterable<T>, f: (x: T) => U): Generator<U> {
   for (const x of items) yield f(x);
 }
 

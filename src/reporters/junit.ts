@@ -6,6 +6,7 @@
  * properties and system-out.
  */
 import type { Analysis } from '../analysis/analysis.ts';
+import type { TestCase } from '../analysis/test-cases.ts';
 import { joinChunks } from './chunks.ts';
 
 export function xmlEscape(s: string): string {
@@ -19,10 +20,10 @@ export function junitReport(a: Analysis): string {
 /** junit.xml in pieces: a test case at a time (reporters/chunks.ts) */
 export function* junitReportChunks(a: Analysis): Generator<string> {
   // one case list (src/analysis/test-cases.ts): a <failure> is a failing test, exactly what the exit code counts
-  const { cases: list, counts } = a.tests;
+  const { cases, counts } = a.tests;
   const trialOf = new Map(a.trials.map((t) => [t.index, t]));
   const flaky = new Set(a.decision.probes.filter((p) => p.flaky).map((p) => p.probe));
-  const testcase = (c: (typeof list)[number]): string => {
+  const testcase = (c: TestCase): string => {
     const t = c.trial !== undefined ? trialOf.get(c.trial) : undefined;
     const r = t && c.probe ? t.probes[c.probe] : undefined;
     const secs = t ? ((t.endedAt ?? t.startedAt) - t.startedAt) / 1000 : 0;
@@ -50,7 +51,7 @@ export function* junitReportChunks(a: Analysis): Generator<string> {
   const failures = counts.failed;
   const errors = counts.errors;
   const skipped = counts.skipped;
-  const total = list.length;
+  const total = counts.tests;
   const d = a.decision;
   const props = [
     ['verdict', d.verdict.headline],
@@ -73,8 +74,8 @@ export function* junitReportChunks(a: Analysis): Generator<string> {
 ${props.map(([k, v]) => `      <property name="${xmlEscape(k!)}" value="${xmlEscape(v!)}"/>`).join('\n')}
     </properties>
 `;
-  for (const c of list) yield testcase(c) + '\n';
-  if (!list.length) yield '\n';
+  for (const c of cases) yield testcase(c) + '\n';
+  if (counts.tests === 0) yield '\n';
   yield `    <system-out>${xmlEscape(`VERDICT: ${d.verdict.headline}\n${d.verdict.second}\nTESTS: ${failures} failed, ${errors} in error, ${skipped} skipped, ${counts.passed} passed (${counts.observations} of them observations: sessions that did not survive a length no expectation covers${counts.strict ? '' : '; strict: true makes them failures'})${d.findings.length ? `\nFINDINGS:\n${d.findings.map((f) => `- [${f.severity}] ${f.text}`).join('\n')}` : ''}`)}</system-out>
   </testsuite>
 </testsuites>

@@ -11,6 +11,7 @@ import { analyze } from '../../src/analysis/analysis.ts';
 import type { BlackoutEvent } from '../../src/core/events.ts';
 import { reporters } from '../../src/reporters/index.ts';
 import { joinChunks } from '../../src/reporters/chunks.ts';
+import { sessionCase, caseRules } from '../../src/analysis/test-cases.ts';
 
 function run(trials: number, probeCount: number): BlackoutEvent[] {
   const probes = Array.from({ length: probeCount }, (_, i) => ({ name: `p${i}`, kind: 'tcp', intervalMs: 100, toleranceMs: 500, policy: { reconnect: 'none' } }));
@@ -71,5 +72,22 @@ describe('reports in pieces', () => {
       if (whole < 8 * l) grown.push(`${r.file}: largest piece ${l} of ${whole} characters`);
     }
     expect(grown).toEqual([]);
+  });
+
+  it("the analysis makes a session's test case when it is read, the same each time, and counts them all", () => {
+    const a = large;
+    const first = [...a.tests.cases];
+    const again = [...a.tests.cases];
+    expect(again).toEqual(first);
+    // made anew, not held: no object of the first reading comes back in the second
+    expect(again.some((c, i) => c === first[i] && c.group === 'session')).toBe(false);
+    const sessions = first.filter((c) => c.group === 'session');
+    expect(sessions).toHaveLength(32 * 32);
+    const rules = caseRules(a.suite, a.config, a.expectations);
+    expect(sessions[33]).toEqual(sessionCase(rules, a.trials[1]!, a.probeInfo[1]!, a.trials[1]!.probes.p1!));
+    expect(a.tests.counts).toMatchObject({ tests: first.length, passed: first.filter((c) => c.status === 'passed').length, observations: sessions.filter((c) => c.observation).length });
+    expect(a.tests.counts.observations).toBeGreaterThan(0);
+    // JSON of the analysis (what a test or a debugger prints) still lists them
+    expect(JSON.parse(JSON.stringify(a.tests)).cases).toEqual(JSON.parse(JSON.stringify(first)));
   });
 });
