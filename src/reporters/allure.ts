@@ -374,7 +374,10 @@ function oneTest(a: RunHead, t: TrialResult, probe: string, r: ProbeTrialResult,
  * what allureFiles(analysis) gives. Trials are written early only into an
  * empty folder (a run's first report): a log that turns out invalid half-way
  * then changes nothing (`abort` removes what was written), where in a
- * rebuild it would have overwritten the last build. Its history/ is carried from the previous
+ * rebuild it would have overwritten the last build. A trial is written
+ * early only when the writer has room for it (`room`: its queue is bounded);
+ * what it had no room for is written after the fold, between the pieces of
+ * the other reports (`settle`). Its history/ is carried from the previous
  * run of the same suite beside it (allure-history.ts), so Allure shows each
  * test's earlier statuses and the trend.
  */
@@ -394,6 +397,8 @@ export class AllureResultsWriter {
     private readonly runDir: string,
     /** where the files go: written here, synchronously, unless a writer (file-writer.ts) takes them */
     private readonly put: (path: string, f: AllureFile) => void = writeFileNow,
+    /** whether `put` would take a file now without waiting (a writer's queue is bounded) */
+    private readonly room: () => boolean = () => true,
   ) {
     this.dir = join(runDir, 'allure-results');
     this.made = !existsSync(this.dir);
@@ -402,9 +407,9 @@ export class AllureResultsWriter {
     this.fresh = this.stale.size === 0;
   }
 
-  /** a trial just folded: its results now, as if no probe were flaky */
+  /** a trial just folded: its results now, as if no probe were flaky, when the writer has room for them (else `finish` writes them) */
   trial(t: TrialResult, start: EventOf<'run-start'>, attachments: ReadonlyArray<EventOf<'attachment'>>): void {
-    if (!this.fresh) return;
+    if (!this.fresh || !this.room()) return;
     const head: RunHead = { runId: start.runId, suite: start.suite, startedWallMs: start.wallMs, injector: start.injector, host: start.host, probeInfo: start.probes, attachments };
     this.head ??= { rules: caseRules(start.suite, start.config, expectedSurvivals(start.config)), run: runContext(head, this.runDir, new Set()) };
     const { rules, run } = this.head;
@@ -414,18 +419,46 @@ export class AllureResultsWriter {
 
   /** the rest, once the whole log is folded; returns the folder and the next run's history (folded when asked for) */
   finish(a: Analysis, opts: ReportOptions = {}): { dir: string; nextHistory: () => NextHistory } {
+    return this.settle(a).end(opts);
+  }
+
+  /**
+   * The rest, once the whole log is folded, in two steps: `pump` writes what
+   * the writer has room for now (writeReports calls it between the other
+   * reports' pieces, so the thread never runs dry while they render), `end`
+   * writes what is left and the history, and returns what `finish` does.
+   */
+  settle(a: Analysis): { pump: () => void; end: (opts?: ReportOptions) => { dir: string; nextHistory: () => NextHistory } } {
     const flaky = flakyProbes(a);
     const run = runContext(a, this.runDir, flaky);
     const rules = caseRules(a.suite, a.config, a.expectations);
-    for (const t of a.trials) {
-      const early = this.early.get(t.index);
-      if (early === undefined || early !== attachmentsOf(a.attachments, t.index)) {
-        for (const f of trialFiles(a, t, rules, run)) this.write(f);
-      } else {
-        for (const probe of flaky) if (t.probes[probe]) for (const f of trialFiles(a, t, rules, run, probe)) this.write(f);
+    const early = this.early;
+    function* rest(): Generator<AllureFile> {
+      for (const t of a.trials) {
+        const written = early.get(t.index);
+        if (written === undefined || written !== attachmentsOf(a.attachments, t.index)) yield* trialFiles(a, t, rules, run);
+        else for (const probe of flaky) if (t.probes[probe]) yield* trialFiles(a, t, rules, run, probe);
       }
+      yield* runFiles(a);
     }
-    for (const f of runFiles(a)) this.write(f);
+    const files = rest();
+    return {
+      pump: () => {
+        while (this.room()) {
+          const next = files.next();
+          if (next.done) return;
+          this.write(next.value);
+        }
+      },
+      end: (opts = {}) => {
+        for (const f of files) this.write(f);
+        return this.history(a, opts);
+      },
+    };
+  }
+
+  /** history/ (carried from the previous run), stale files removed; the folder and the next run's history */
+  private history(a: Analysis, opts: ReportOptions): { dir: string; nextHistory: () => NextHistory } {
     const beside = carriedHistory(this.runDir, a.suite, a.startedWallMs, opts.historyFrom);
     // the store's previous run (maybe on another host) or the one in the folders here: the later one
     const given = opts.history;

@@ -36,9 +36,10 @@ const WRITE_BYTES = 1 << 18;
  * Writes a report's pieces to `path` as they come: each is encoded straight
  * into one reused buffer, written when the next might not fit (a piece larger
  * than the buffer is encoded on its own). No piece is joined to another as a
- * string, and no memory is taken per write.
+ * string, and no memory is taken per write. `between` runs after each
+ * piece (other work that must not wait for the whole report).
  */
-export function writeChunks(path: string, chunks: Iterable<string>): void {
+export function writeChunks(path: string, chunks: Iterable<string>, between?: () => void): void {
   const fd = openSync(path, 'w');
   try {
     const buf = Buffer.allocUnsafe(WRITE_BYTES);
@@ -54,6 +55,7 @@ export function writeChunks(path: string, chunks: Iterable<string>): void {
         const bytes = Buffer.from(c);
         write(bytes, bytes.length);
       } else used += buf.write(c, used);
+      between?.();
     }
     write(buf, used);
   } finally {
@@ -102,13 +104,19 @@ export function loadAssets(runDir: string, a: Analysis): Assets {
  * Every report of a run folder. Allure's files go while the log is folded, a
  * trial's as soon as its trial-end is read, and a large run's on a thread of
  * their own (file-writer.ts): the file system's creates, the longest part of
- * a long run's report, overlap the fold and the other reports. Those are
- * written piece by piece as they render: no report is ever held whole.
+ * a long run's report, overlap the fold and the other reports. The thread's
+ * queue is bounded (4 MiB): what it has no room for during the fold goes
+ * between the pieces of the other reports, which are written piece by piece
+ * as they render: no report is ever held whole.
  */
 export async function writeReports(runDir: string, opts: ReportOptions = {}): Promise<WrittenReports> {
   const writer = new FileWriter();
   try {
-    const allureWriter = new AllureResultsWriter(runDir, (path, f) => writer.put(path, f));
+    const allureWriter = new AllureResultsWriter(
+      runDir,
+      (path, f) => writer.put(path, f),
+      () => writer.room,
+    );
     let folded: ReturnType<typeof analyzeRunDir>;
     try {
       folded = analyzeRunDir(runDir, (t, start, attachments) => allureWriter.trial(t, start, attachments));
@@ -119,14 +127,16 @@ export async function writeReports(runDir: string, opts: ReportOptions = {}): Pr
       throw e;
     }
     const { analysis, tornTail, tornLines } = folded;
-    const allure = allureWriter.finish(analysis, opts);
+    // Allure's files the writer had no room for during the fold go between the other reports' pieces
+    const rest = allureWriter.settle(analysis);
     const assets = loadAssets(runDir, analysis);
     const files: string[] = [];
     for (const r of reporters) {
       const path = join(runDir, r.file);
-      writeChunks(path, r.render(analysis, assets));
+      writeChunks(path, r.render(analysis, assets), rest.pump);
       files.push(path);
     }
+    const allure = rest.end(opts);
     await writer.done();
     files.push(allure.dir);
     return { analysis, files, tornTail: tornTail !== null, tornLines, nextAllureHistory: allure.nextHistory };

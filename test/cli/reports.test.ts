@@ -14,7 +14,8 @@ import { htmlReport } from '../../src/reporters/html.ts';
 import { jsonReport } from '../../src/reporters/json.ts';
 import { junitReport } from '../../src/reporters/junit.ts';
 import { markdownReport } from '../../src/reporters/markdown.ts';
-import { allureResults } from '../../src/reporters/allure.ts';
+import { AllureResultsWriter, allureResults } from '../../src/reporters/allure.ts';
+import { writeFileNow } from '../../src/reporters/file-writer.ts';
 import { compareHtml, compareMarkdown, whatDiffers } from '../../src/reporters/compare.ts';
 import { runCli } from '../helpers/lab.ts';
 import { FIXTURES, fixtureRun } from '../helpers/fixtures.ts';
@@ -194,6 +195,50 @@ describe('reporters', async () => {
       }
     }
     expect(a.attachments.find((x) => x.trial === 0)!.t).toBeGreaterThan(a.trials[0]!.endedAt!);
+  });
+
+  it('a writer without room: the trials it had no room for while folding are written between the pieces or at the end, file for file the same', () => {
+    // the writer's queue is bounded (file-writer.ts): trials skipped during the fold, and a pump that stops when room runs out
+    for (const name of ['list-run', 'cut-mid-trial']) {
+      const fx = fixtureRun(name);
+      let calls = 0;
+      let said = true;
+      const room = () => (said = calls++ % 3 !== 0);
+      const puts: string[] = [];
+      // a file put when the writer's last answer was "no room" (before the end, which writes what is left)
+      let unasked = 0;
+      let ending = false;
+      const w = new AllureResultsWriter(
+        fx,
+        (path, f) => {
+          if (!said && !ending) unasked++;
+          puts.push(path);
+          writeFileNow(path, f);
+        },
+        room,
+      );
+      const { analysis } = analyzeRunDir(fx, (t, start, atts) => w.trial(t, start, atts));
+      const duringFold = puts.length;
+      // asked once at each trial-end
+      expect(calls, name).toBe(analysis.trials.filter((t) => t.endedAt !== null).length);
+      const rest = w.settle(analysis);
+      for (let i = 0; i < 50; i++) rest.pump();
+      const pumped = puts.length - duringFold;
+      ending = true;
+      rest.end();
+      expect(unasked, name).toBe(0);
+      const want = allureResults(analysis, fx);
+      const res = join(fx, 'allure-results');
+      expect(readdirSync(res).sort(), name).toEqual(want.map((f) => f.name).sort());
+      for (const f of want) expect(readFileSync(join(res, f.name)).equals(f.copyFrom ? readFileSync(f.copyFrom) : Buffer.from(f.content ?? '')), `${name}: ${f.name}`).toBe(true);
+      // some trials went during the fold, some between pieces; a pump that finds no room writes nothing
+      expect(duringFold, name).toBeGreaterThan(0);
+      expect(pumped, name).toBeGreaterThan(0);
+      calls = 0;
+      const before = puts.length;
+      w.settle(analysis).pump();
+      expect(puts.length).toBe(before);
+    }
   });
 
   it('a log invalid half-way changes nothing: not on a first report (its early Allure results go), not on a rebuild', async () => {

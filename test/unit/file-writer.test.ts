@@ -3,7 +3,7 @@
  * lands, in batches larger than one message, the first ones written before the
  * thread starts; a write that fails is reported by done() with its path, and
  * nothing after it is written; the sender never gets more than a few batches
- * ahead of the thread.
+ * ahead of the thread, and never fills a slot again before the thread wrote it.
  */
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -55,22 +55,29 @@ describe('FileWriter', () => {
     }
   });
 
-  it('the sender waits for the thread: never more than 16 batches of 1 MiB ahead of it', async () => {
+  it('the sender waits for the thread: never more than 4 batches of 1 MiB ahead of it, and no slot refilled before it is written', async () => {
     const dir = tempDir('blackout-writer-');
     dirs.push(dir);
     const w = new FileWriter(0);
-    // 4 000 files of 16 KiB: 62 MiB, far more than 16 batches, put as fast as the loop goes
-    const text = 'x'.repeat(16 << 10);
+    // 4 000 files of 16 KiB: 62 MiB, far more than the 4 slots, put as fast as the loop goes; each file its own text,
+    // so a slot filled again before the thread wrote it shows as a file with another's text
+    const text = (i: number) => `${i}:`.padEnd(16 << 10, String.fromCharCode(97 + (i % 26)));
     let most = 0;
+    let roomy = 0;
     for (let i = 0; i < 4000; i++) {
-      w.put(join(dir, `f${i}`), { content: text });
-      most = Math.max(most, w.ahead);
+      // `room` promises a put that does not wait: then the thread cannot have fallen further behind
+      const before = w.ahead;
+      if (w.room) roomy++;
+      w.put(join(dir, `f${i}`), { content: text(i) });
+      most = Math.max(most, w.ahead, before);
     }
     expect(most).toBeGreaterThan(1);
-    expect(most).toBeLessThanOrEqual(16);
+    expect(most).toBeLessThanOrEqual(4);
+    expect(roomy).toBeGreaterThan(0);
     await w.done();
     await w.close();
     expect(readdirSync(dir).length).toBe(4000);
+    for (let i = 0; i < 4000; i++) expect(readFileSync(join(dir, `f${i}`), 'utf8') === text(i), `f${i}`).toBe(true);
   });
 
   it('close() without done() ends the thread (a report that failed to render)', async () => {
