@@ -444,7 +444,7 @@ const NONE: never[] = Object.freeze([]) as unknown as never[];
  * from null to numbers as it is filled in): 15 150 classes, 7.7 MiB of a 1 M-event
  * report's 30 MiB of results. The report holds every result to its end, so what
  * they hold is made small: the steady spans copied to an array of their own length
- * (one that grew by push has room for 17), no empty arrays of their own, and the
+ * (one grown by push keeps spare room), no empty arrays of their own, and the
  * reason in one piece (V8 keeps a string built from parts as a tree of them:
  * 226 bytes for a typical reason, 146 in one piece).
  */
