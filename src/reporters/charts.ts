@@ -210,14 +210,13 @@ export function* laneChartChunks(lanes: Lane[], xMaxIn: number, kind = 'lanes'):
 export interface XYPoint {
   x: number;
   y: number;
-  label?: string;
 }
 
 export interface XYSeries<P extends XYPoint = XYPoint> {
   name: string;
   color: string;
   points: P[];
-  /** a point's tooltip, made as its mark is written (a long run's charts have 15 150 points); else its label, else "x → y" */
+  /** a point's tooltip, made as its mark is written (a long run's charts have 15 150 points); else "x → y" */
   labelOf?: (p: P) => string;
   dashed?: boolean;
 }
@@ -230,11 +229,7 @@ interface XYOptions {
   title: string;
 }
 
-export function xyChart<P extends XYPoint>(kind: string, series: Array<XYSeries<P>>, opts: XYOptions): string {
-  return joinChunks(xyChartChunks(kind, series, opts));
-}
-
-/** the same in pieces, a series each */
+/** an x/y chart in pieces, a series each */
 export function* xyChartChunks<P extends XYPoint>(kind: string, series: Array<XYSeries<P>>, opts: XYOptions): Generator<string> {
   let xIn = 1000;
   let yIn = 500;
@@ -256,7 +251,7 @@ export function* xyChartChunks<P extends XYPoint>(kind: string, series: Array<XY
     if (pts.length > 1) parts.push(`<path d="${pts.map((p, i) => `${i ? 'L' : 'M'}${n1(f.x(p.x))} ${n1(f.y(p.y))}`).join(' ')}" class="mark line${s.dashed ? ' dashed' : ''}" stroke="${s.color}"/>`);
     for (const p of pts)
       parts.push(
-        `<circle cx="${n1(f.x(p.x))}" cy="${n1(f.y(p.y))}" r="3.5" class="mark dot" fill="${s.color}"><title>${esc(s.name)}: ${esc(s.labelOf?.(p) ?? p.label ?? `${secLabel(p.x)} → ${secLabel(p.y)}`)}</title></circle>`,
+        `<circle cx="${n1(f.x(p.x))}" cy="${n1(f.y(p.y))}" r="3.5" class="mark dot" fill="${s.color}"><title>${esc(s.name)}: ${esc(s.labelOf?.(p) ?? `${secLabel(p.x)} → ${secLabel(p.y)}`)}</title></circle>`,
       );
     yield parts.join('');
   }

@@ -7,18 +7,27 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { analyze } from '../../src/analysis/analysis.ts';
+import { analyze, type Analysis } from '../../src/analysis/analysis.ts';
 import { readEvents } from '../../src/core/event-log.ts';
 import { analyzeRunDir, loadAssets, reporters, writeReports } from '../../src/reporters/index.ts';
 import { htmlReport } from '../../src/reporters/html.ts';
 import { jsonReport } from '../../src/reporters/json.ts';
 import { junitReport } from '../../src/reporters/junit.ts';
 import { markdownReport } from '../../src/reporters/markdown.ts';
-import { AllureResultsWriter, allureResults } from '../../src/reporters/allure.ts';
+import { AllureResultsWriter, allureResults, type AllureFile } from '../../src/reporters/allure.ts';
 import { writeFileNow } from '../../src/reporters/file-writer.ts';
 import { compareHtml, compareMarkdown, whatDiffers } from '../../src/reporters/compare.ts';
 import { runCli } from '../helpers/lab.ts';
 import { FIXTURES, fixtureRun } from '../helpers/fixtures.ts';
+
+/** the run folder's allure-results/ is, file for file and byte for byte, allureResults(analysis); returns those */
+function expectAllureFolder(runDir: string, analysis: Analysis, label: string): AllureFile[] {
+  const want = allureResults(analysis, runDir);
+  const res = join(runDir, 'allure-results');
+  expect(readdirSync(res).sort(), label).toEqual(want.map((f) => f.name).sort());
+  for (const f of want) expect(readFileSync(join(res, f.name)).equals(f.copyFrom ? readFileSync(f.copyFrom) : Buffer.from(f.content ?? '')), `${label}: ${f.name}`).toBe(true);
+  return want;
+}
 
 describe('analysis of the fixtures', () => {
   it('the streaming fold over the file equals analyze() over the array', () => {
@@ -184,13 +193,7 @@ describe('reporters', async () => {
       const fx = fixtureRun(name);
       for (const build of ['first', 'rebuild']) {
         const { analysis } = await writeReports(fx);
-        const res = join(fx, 'allure-results');
-        const want = allureResults(analysis, fx);
-        expect(readdirSync(res).sort(), `${name}, ${build}`).toEqual(want.map((f) => f.name).sort());
-        for (const f of want) {
-          const got = readFileSync(join(res, f.name));
-          expect(got.equals(f.copyFrom ? readFileSync(f.copyFrom) : Buffer.from(f.content ?? '')), `${name}, ${build}: ${f.name}`).toBe(true);
-        }
+        const want = expectAllureFolder(fx, analysis, `${name}, ${build}`);
         expect(want.filter((f) => f.result?.statusDetails?.flaky).length, name).toBeGreaterThan(0);
       }
     }
@@ -227,10 +230,7 @@ describe('reporters', async () => {
       ending = true;
       rest.end();
       expect(unasked, name).toBe(0);
-      const want = allureResults(analysis, fx);
-      const res = join(fx, 'allure-results');
-      expect(readdirSync(res).sort(), name).toEqual(want.map((f) => f.name).sort());
-      for (const f of want) expect(readFileSync(join(res, f.name)).equals(f.copyFrom ? readFileSync(f.copyFrom) : Buffer.from(f.content ?? '')), `${name}: ${f.name}`).toBe(true);
+      expectAllureFolder(fx, analysis, name);
       // some trials went during the fold, some between pieces; a pump that finds no room writes nothing
       expect(duringFold, name).toBeGreaterThan(0);
       expect(pumped, name).toBeGreaterThan(0);
