@@ -25,6 +25,7 @@ import { quickMigrationMs } from '../../src/analysis/migration-model.ts';
 import { cablePull } from '../../src/injectors/cable-pull.ts';
 import { qemuLive } from '../../src/injectors/qemu-live.ts';
 import { qemuQuick } from '../../src/injectors/qemu-quick.ts';
+import { consoleTail } from '../../src/injectors/shared/qemu-common.ts';
 import type { InjectorContext } from '../../src/core/injector.ts';
 import { nodeArgv } from '../../src/core/runtime.ts';
 import { ROOT, useLab, labName } from '../helpers/lab.ts';
@@ -218,6 +219,15 @@ describe('lab VM (QEMU, TCG)', () => {
     expect(pauseMs).toBeLessThan(1000);
     expect(gap).toBeLessThan(pauseMs + 400);
     expect(session.errors).toEqual([]);
+    // a guest that answers ping but not HTTP after the switch-over was seen once in ~17 full runs:
+    // say what the check got, where the bridge saw the MAC, and what the guest printed
+    if (info.sameBootId !== true || info.macMoved !== true) {
+      const neigh = await run('ip', ['neigh', 'show', vm.address], { allowFail: true });
+      console.log(
+        `live: boot id ${String(info.bootIdAfter)} (${String(info.error ?? 'no error')}), MAC on ${String(info.macPort)}, source after: ${String(info.sourceStatusAfter)}, ` +
+          `QEMU pids ${vmProcessPids(lab.state()).join(' ')}, neighbour: ${neigh.stdout.trim()}${consoleTail(readVmState(LAB) as VmState, 40)}`,
+      );
+    }
     expect(info.sameBootId).toBe(true);
     expect(info.macMoved).toBe(true);
     expect(typeof info.qemuDowntimeMs).toBe('number');
