@@ -149,6 +149,9 @@ function connectSocket(host: string, port: number, config: TcpConfig, signal: Ab
   });
 }
 
+/** an echo has no figures of its own: the loop times it */
+const NO_FIGURES = Object.freeze({});
+
 const fmtS = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 function infoText(i: TcpInfo): string {
@@ -320,8 +323,9 @@ async function openExchange(host: string, port: number, config: TcpConfig, signa
 
 function openEcho(host: string, port: number, config: TcpConfig, signal: AbortSignal, onLost: (e: Error) => void): Promise<LoopSession> {
   return new Promise((resolve, reject) => {
-    const socket: Socket = connect({ host, port, noDelay: true });
     let buffered = '';
+    // the echo is read into the session's own buffer (`onread`): no new Buffer and no 'data' event per answer
+    const socket: Socket = connect({ host, port, noDelay: true, onread: { buffer: Buffer.allocUnsafe(4096), callback: (n: number, buf: Buffer) => onBytes(buf.toString('latin1', 0, n)) } });
     let waiting: { seq: number; resolve: () => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } | null = null;
     let dead = false;
     const connectTimer = setTimeout(() => {
@@ -355,8 +359,8 @@ function openEcho(host: string, port: number, config: TcpConfig, signal: AbortSi
       // before 'connect' this is a failed connect (ECONNREFUSED, …): the promise has not settled yet
       if (!connected) reject(e);
     });
-    socket.on('data', (d: Buffer) => {
-      buffered += d.toString();
+    function onBytes(text: string): boolean {
+      buffered += text;
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl);
@@ -368,22 +372,24 @@ function openEcho(host: string, port: number, config: TcpConfig, signal: AbortSi
         if (line === `blackout ${w.seq}`) w.resolve();
         else w.reject(new Error(`echo mismatch: sent "blackout ${w.seq}", got "${line.slice(0, 60)}"`));
       }
-    });
+      return true;
+    }
     const session: LoopSession = {
+      send(seq, done) {
+        if (dead) return done(new Error('connection is closed'));
+        waiting = { seq, resolve: () => done(null, NO_FIGURES), reject: done };
+        if (config.readTimeout > 0) {
+          waiting.timer = setTimeout(() => {
+            // the application gives up: it closes the connection, like a client library would
+            const e = new Error(`no echo within the read timeout of ${config.readTimeout} ms`);
+            socket.destroy();
+            fail(e);
+          }, config.readTimeout);
+        }
+        socket.write(`blackout ${seq}\n`);
+      },
       request(seq) {
-        return new Promise<{ latencyMs?: number }>((res, rej) => {
-          if (dead) return rej(new Error('connection is closed'));
-          waiting = { seq, resolve: () => res({}), reject: rej };
-          if (config.readTimeout > 0) {
-            waiting.timer = setTimeout(() => {
-              // the application gives up: it closes the connection, like a client library would
-              const e = new Error(`no echo within the read timeout of ${config.readTimeout} ms`);
-              socket.destroy();
-              fail(e);
-            }, config.readTimeout);
-          }
-          socket.write(`blackout ${seq}\n`);
-        });
+        return new Promise((res, rej) => session.send!(seq, (e, r) => (e ? rej(e) : res(r!))));
       },
       alive: () => !dead,
       async close() {

@@ -108,4 +108,51 @@ describe('session loop schedule', () => {
     expect(reading(due[6]!, answeredLate)).toBeDefined();
     expect(reading(due[9]!, starvedUntil)).toBeDefined();
   });
+
+  it("goes round on a session's send when it has one: samples, an error it survives, then a loss", async () => {
+    const ac = new AbortController();
+    const events: ProbeEvent[] = [];
+    const ctx = { name: 'send-probe', trial: 0, clock: createClock(), signal: ac.signal, emit: (e: ProbeEvent) => events.push(e) } as unknown as ProbeContext;
+    let alive = true;
+    let requests = 0;
+    const loop = new SessionLoop({
+      ctx,
+      interval: 10,
+      reconnect: { mode: 'none', initial: 500, max: 5000 },
+      connect: async () => ({
+        request: async () => {
+          requests++;
+          return {};
+        },
+        send(seq, done) {
+          // answered from the event loop, as a socket would: 3 good answers, an error the session survives, 2 more, then the session dies
+          setImmediate(() => {
+            if (seq === 4) return done(new Error('busy'));
+            if (seq === 7) {
+              alive = false;
+              return done(new Error('connection reset'));
+            }
+            done(null, { latencyMs: seq });
+          });
+        },
+        alive: () => alive,
+        async close() {},
+      }),
+    });
+    await loop.open();
+    for (let waited = 0; !events.some((e) => e.type === 'session-lost') && waited < 10_000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+    ac.abort();
+    await loop.close();
+    expect(requests).toBe(0);
+    expect(events.map((e) => (e.type === 'sample' ? `sample ${e.latencyMs}` : e.type === 'probe-error' || e.type === 'session-lost' ? `${e.type} ${e.message}` : e.type))).toEqual([
+      'session-open',
+      'sample 1',
+      'sample 2',
+      'sample 3',
+      'probe-error busy',
+      'sample 5',
+      'sample 6',
+      'session-lost connection reset',
+    ]);
+  });
 });

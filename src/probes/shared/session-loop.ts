@@ -13,6 +13,11 @@
  * every tick, and the last of such a burst leaves as late as the burst is long.
  * The first request after an open, a reconnect or a late answer goes at once;
  * the next one returns to the phase, at least half an interval later.
+ *
+ * The loop runs on callbacks, not an async function: at thousands of sessions
+ * every promise counts twice, once made and once in the run's containment
+ * hook (an AsyncLocalStorage sees each one). A session that offers `send`
+ * (a callback form of `request`) goes round with no promise at all.
  */
 import { z } from 'zod';
 import { atMost, sleep } from '../../core/clock.ts';
@@ -33,10 +38,18 @@ export const reconnectSchema = z
   .transform((v) => (typeof v === 'string' ? { mode: v, initial: 500, max: 5000 } : v));
 export type ReconnectPolicy = z.infer<typeof reconnectSchema>;
 
+export interface RequestResult {
+  latencyMs?: number;
+  value?: number;
+  t?: number;
+}
+
 export interface LoopSession {
   /** one request/answer; rejects with the client's own error */
   /** `t`: when the answer really arrived, when the probe knows better than "now" (the kernel's last ACK) */
-  request(seq: number, signal: AbortSignal): Promise<{ latencyMs?: number; value?: number; t?: number }>;
+  request(seq: number, signal: AbortSignal): Promise<RequestResult>;
+  /** optional: `request` in callback form, called back exactly once (the loop prefers it: no promise per request) */
+  send?(seq: number, done: (err: Error | null, r?: RequestResult) => void): void;
   /** true when the session is still usable after a request error (e.g. a statement timeout) */
   alive(): boolean;
   close(): Promise<void>;
@@ -78,14 +91,26 @@ export class SessionLoop {
   private running: Promise<void> | null = null;
   private lostError: Error | null = null;
   private wake: (() => void) | null = null;
+  /** the tick the next request is due at (run clock) */
+  private next = 0;
+  private readonly phase: number;
+  private finish: () => void = () => {};
 
-  constructor(private readonly o: LoopOptions) {}
+  constructor(private readonly o: LoopOptions) {
+    this.phase = tickPhase(o.ctx.name, o.interval);
+  }
 
   /** Opens the first session (rejects if it cannot) and starts the loop. */
   async open(): Promise<void> {
-    this.session = await this.o.connect(this.o.ctx.signal, (e) => this.markLost(e));
-    this.o.ctx.emit({ type: 'session-open', reconnect: false });
-    this.running = this.loop();
+    const { ctx } = this.o;
+    this.session = await this.o.connect(ctx.signal, (e) => this.markLost(e));
+    ctx.emit({ type: 'session-open', reconnect: false });
+    this.running = new Promise<void>((resolve) => (this.finish = resolve));
+    if (ctx.signal.aborted) return this.finish();
+    // the one abort listener: stopping wakes the loop from its pause
+    ctx.signal.addEventListener('abort', () => this.wake?.(), { once: true });
+    this.next = ctx.clock.now();
+    this.tick();
   }
 
   private markLost(e: Error): void {
@@ -94,56 +119,68 @@ export class SessionLoop {
     this.wake?.();
   }
 
-  private async loop(): Promise<void> {
-    const { ctx, interval } = this.o;
-    const phase = tickPhase(ctx.name, interval);
-    let next = ctx.clock.now();
-    while (!ctx.signal.aborted) {
-      if (this.lostError || !this.session) {
-        if (!(await this.handleLoss())) return;
-        next = ctx.clock.now();
-        continue;
-      }
-      const seq = ++this.seq;
-      const sent = ctx.clock.now();
-      // how late the harness itself sent this request against its schedule: the sampling jitter,
-      // apart from the round trip (a busy harness shows here, a slow target in latencyMs)
-      const lateMs = Math.round((sent - next) * 100) / 100;
-      try {
-        const r = await this.session.request(seq, ctx.signal);
-        if (ctx.signal.aborted) return;
-        ctx.emit({ type: 'sample', seq, latencyMs: r.latencyMs ?? ctx.clock.now() - sent, lateMs, ...(r.value !== undefined ? { value: r.value } : {}), ...(r.t !== undefined ? { t: r.t } : {}) });
-      } catch (e) {
-        if (ctx.signal.aborted) return;
-        if (this.session.alive() && !this.lostError) {
-          ctx.emit({ type: 'probe-error', ...errorText(e), fatal: true });
-        } else {
-          this.markLost(e as Error);
-          continue;
-        }
-      }
-      next = tickAtOrAfter(next + interval / 2, phase, interval);
-      const now = ctx.clock.now();
-      if (next < now) next = now; // late: go at once, skip the missed ticks
-      await this.pause(next - now);
+  /** one turn of the loop: a request, or the loss handling */
+  private readonly tick = (): void => {
+    const { ctx } = this.o;
+    if (ctx.signal.aborted) return this.finish();
+    const session = this.session;
+    if (this.lostError || !session) {
+      this.handleLoss().then(
+        (go) => {
+          if (!go) return this.finish();
+          this.next = ctx.clock.now();
+          this.tick();
+        },
+        () => this.finish(),
+      );
+      return;
     }
+    const seq = ++this.seq;
+    const sent = ctx.clock.now();
+    // how late the harness itself sent this request against its schedule: the sampling jitter,
+    // apart from the round trip (a busy harness shows here, a slow target in latencyMs)
+    const lateMs = Math.round((sent - this.next) * 100) / 100;
+    const done = (err: Error | null, r?: RequestResult) => this.answered(session, seq, sent, lateMs, err, r);
+    if (session.send) session.send(seq, done);
+    else
+      session.request(seq, ctx.signal).then(
+        (r) => done(null, r),
+        (e: unknown) => done(e as Error),
+      );
+  };
+
+  private answered(session: LoopSession, seq: number, sent: number, lateMs: number, err: Error | null, r: RequestResult | undefined): void {
+    const { ctx, interval } = this.o;
+    if (ctx.signal.aborted) return this.finish();
+    if (err) {
+      if (!session.alive() || this.lostError) {
+        this.markLost(err);
+        return this.tick();
+      }
+      ctx.emit({ type: 'probe-error', ...errorText(err), fatal: true });
+    } else {
+      ctx.emit({ type: 'sample', seq, latencyMs: r?.latencyMs ?? ctx.clock.now() - sent, lateMs, ...(r?.value !== undefined ? { value: r.value } : {}), ...(r?.t !== undefined ? { t: r.t } : {}) });
+    }
+    this.next = tickAtOrAfter(this.next + interval / 2, this.phase, interval);
+    const now = ctx.clock.now();
+    if (this.next < now) this.next = now; // late: go at once, skip the missed ticks
+    this.pauseThen(this.next - now);
   }
 
-  /** sleeps, but wakes at once when the session is reported lost */
-  private pause(ms: number): Promise<void> {
-    const signal = this.o.ctx.signal;
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
-      this.wake = done;
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        resolve();
-      }
-    }).finally(() => {
+  /**
+   * the next turn after `ms`, or at once when the session is reported lost or the probe is stopped
+   * (both call `wake`; the turn is then queued, not run inside the caller's callback)
+   */
+  private pauseThen(ms: number): void {
+    const timer = setTimeout(() => {
       this.wake = null;
-    });
+      this.tick();
+    }, ms);
+    this.wake = () => {
+      clearTimeout(timer);
+      this.wake = null;
+      queueMicrotask(this.tick);
+    };
   }
 
   /** returns false when the loop must end (no reconnect, or stopping) */
