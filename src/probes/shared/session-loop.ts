@@ -131,7 +131,12 @@ export class SessionLoop {
           this.next = ctx.clock.now();
           this.tick();
         },
-        () => this.finish(),
+        (e: unknown) => {
+          // the loop ends, and the error stays unhandled, as the async loop's was: the run's containment
+          // reports it as the probe's crash instead of the session going quiet without a word
+          this.finish();
+          throw e;
+        },
       );
       return;
     }
