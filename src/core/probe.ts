@@ -32,6 +32,7 @@ export interface ProbeContext {
   runDir: string;
   /** aborted when the probe must stop (close, Ctrl-C) */
   signal: AbortSignal;
+  /** takes the event over: the runner completes this object (t, probe, trial) and logs it, so pass a fresh one */
   emit(event: ProbeEvent): void;
   /** saves a file into the run folder and records an attachment event; returns its relative path */
   attach(name: string, data: Buffer | string, contentType: string): string;

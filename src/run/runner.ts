@@ -383,7 +383,15 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
           target: target!,
           runDir: opts.outDir,
           signal: probeAbort.signal,
-          emit: (e: ProbeEvent) => emit({ ...e, t: e.t ?? clock.now(), probe: cfg.name, trial: index } as BlackoutEvent),
+          // completes the probe's own object instead of copying it: at 2 000 sessions the copy was ~4 % of
+          // the main thread in a CPU profile (the keys come out in the same order either way)
+          emit: (e: ProbeEvent) => {
+            const ev = e as ProbeEvent & { t: number; probe: string; trial: number };
+            if (ev.t === undefined) ev.t = clock.now();
+            ev.probe = cfg.name;
+            ev.trial = index;
+            emit(ev as BlackoutEvent);
+          },
           attach: (name, data, contentType) => {
             const dir = join(opts.outDir, 'attachments');
             mkdirSync(dir, { recursive: true });
