@@ -17,12 +17,14 @@
  * The loop runs on callbacks, not an async function: at thousands of sessions
  * every promise counts twice, once made and once in the run's containment
  * hook (an AsyncLocalStorage sees each one). A session that offers `send`
- * (a callback form of `request`) goes round with no promise at all.
+ * (a callback form of `request`) goes round with no promise at all, and the
+ * pause between requests is the session's own TickTimer, not a new Timeout.
  */
 import { z } from 'zod';
 import { atMost, sleep } from '../../core/clock.ts';
+import { TickTimer } from './tick-timer.ts';
 import { duration } from '../../core/schema-util.ts';
-import type { ProbeContext } from '../../core/probe.ts';
+import type { ProbeContext, ProbeEvent } from '../../core/probe.ts';
 
 export const reconnectSchema = z
   .union([
@@ -90,7 +92,8 @@ export class SessionLoop {
   private seq = 0;
   private running: Promise<void> | null = null;
   private lostError: Error | null = null;
-  private wake: (() => void) | null = null;
+  /** the pause before the next tick (made in open(): it runs the loop in the probe's async context) */
+  private timer: TickTimer | null = null;
   /** the tick the next request is due at (run clock) */
   private next = 0;
   private readonly phase: number;
@@ -106,9 +109,10 @@ export class SessionLoop {
     this.session = await this.o.connect(ctx.signal, (e) => this.markLost(e));
     ctx.emit({ type: 'session-open', reconnect: false });
     this.running = new Promise<void>((resolve) => (this.finish = resolve));
+    this.timer = new TickTimer(this.tick);
     if (ctx.signal.aborted) return this.finish();
     // the one abort listener: stopping wakes the loop from its pause
-    ctx.signal.addEventListener('abort', () => this.wake?.(), { once: true });
+    ctx.signal.addEventListener('abort', () => this.wake(), { once: true });
     this.next = ctx.clock.now();
     this.tick();
   }
@@ -116,7 +120,7 @@ export class SessionLoop {
   private markLost(e: Error): void {
     if (this.lostError || this.o.ctx.signal.aborted) return;
     this.lostError = e;
-    this.wake?.();
+    this.wake();
   }
 
   /** one turn of the loop: a request, or the loss handling */
@@ -164,7 +168,12 @@ export class SessionLoop {
       }
       ctx.emit({ type: 'probe-error', ...errorText(err), fatal: true });
     } else {
-      ctx.emit({ type: 'sample', seq, latencyMs: r?.latencyMs ?? ctx.clock.now() - sent, lateMs, ...(r?.value !== undefined ? { value: r.value } : {}), ...(r?.t !== undefined ? { t: r.t } : {}) });
+      // built field by field, not with conditional spreads: at thousands of samples a second the spreads kept
+      // missing V8's inline cache and making new hidden classes (a CPU profile showed it); same keys, same order
+      const sample: Extract<ProbeEvent, { type: 'sample' }> = { type: 'sample', seq, latencyMs: r?.latencyMs ?? ctx.clock.now() - sent, lateMs };
+      if (r?.value !== undefined) sample.value = r.value;
+      if (r?.t !== undefined) sample.t = r.t;
+      ctx.emit(sample);
     }
     this.next = tickAtOrAfter(this.next + interval / 2, this.phase, interval);
     const now = ctx.clock.now();
@@ -177,15 +186,13 @@ export class SessionLoop {
    * (both call `wake`; the turn is then queued, not run inside the caller's callback)
    */
   private pauseThen(ms: number): void {
-    const timer = setTimeout(() => {
-      this.wake = null;
-      this.tick();
-    }, ms);
-    this.wake = () => {
-      clearTimeout(timer);
-      this.wake = null;
-      queueMicrotask(this.tick);
-    };
+    this.timer!.after(ms);
+  }
+
+  private wake(): void {
+    if (!this.timer?.pending) return;
+    this.timer.cancel();
+    queueMicrotask(this.tick);
   }
 
   /** returns false when the loop must end (no reconnect, or stopping) */
