@@ -92,8 +92,8 @@ export class SessionLoop {
   private seq = 0;
   private running: Promise<void> | null = null;
   private lostError: Error | null = null;
-  /** the pause before the next tick (made in open(): it runs the loop in the probe's async context) */
-  private timer: TickTimer | null = null;
+  /** the pause before the next tick; made with the loop, in the probe's create(), so it runs the loop in the probe's async context */
+  private readonly timer: TickTimer;
   /** the tick the next request is due at (run clock) */
   private next = 0;
   private readonly phase: number;
@@ -101,6 +101,7 @@ export class SessionLoop {
 
   constructor(private readonly o: LoopOptions) {
     this.phase = tickPhase(o.ctx.name, o.interval);
+    this.timer = new TickTimer(this.tick);
   }
 
   /** Opens the first session (rejects if it cannot) and starts the loop. */
@@ -109,7 +110,6 @@ export class SessionLoop {
     this.session = await this.o.connect(ctx.signal, (e) => this.markLost(e));
     ctx.emit({ type: 'session-open', reconnect: false });
     this.running = new Promise<void>((resolve) => (this.finish = resolve));
-    this.timer = new TickTimer(this.tick);
     if (ctx.signal.aborted) return this.finish();
     // the one abort listener: stopping wakes the loop from its pause
     ctx.signal.addEventListener('abort', () => this.wake(), { once: true });
@@ -178,19 +178,15 @@ export class SessionLoop {
     this.next = tickAtOrAfter(this.next + interval / 2, this.phase, interval);
     const now = ctx.clock.now();
     if (this.next < now) this.next = now; // late: go at once, skip the missed ticks
-    this.pauseThen(this.next - now);
+    this.timer.after(this.next - now);
   }
 
   /**
-   * the next turn after `ms`, or at once when the session is reported lost or the probe is stopped
-   * (both call `wake`; the turn is then queued, not run inside the caller's callback)
+   * ends a pause at once when the session is reported lost or the probe is stopped; the turn is then
+   * queued, not run inside the caller's callback (a request in flight is left to its answer)
    */
-  private pauseThen(ms: number): void {
-    this.timer!.after(ms);
-  }
-
   private wake(): void {
-    if (!this.timer?.pending) return;
+    if (!this.timer.pending) return;
     this.timer.cancel();
     queueMicrotask(this.tick);
   }

@@ -25,6 +25,8 @@ export class TickTimer {
   private static armed: NodeJS.Timeout | null = null;
   /** the due time the armed Node timer was set for (Infinity: none armed) */
   private static armedFor = Infinity;
+  /** runDue is running the due callbacks: it arms once when they are done, not once per callback that reschedules */
+  private static draining = false;
 
   /** performance.now() when the callback is due */
   private due = 0;
@@ -66,16 +68,22 @@ export class TickTimer {
     TickTimer.armedFor = Infinity;
     const limit = performance.now() + 1;
     const heap = TickTimer.heap;
-    while (heap.length > 0 && heap[0]!.due < limit) {
-      const t = heap[0]!;
-      // off the heap before it runs: its callback usually schedules it again
-      TickTimer.remove(t);
-      t.context.runInAsyncScope(t.run, t);
+    TickTimer.draining = true;
+    try {
+      while (heap.length > 0 && heap[0]!.due < limit) {
+        const t = heap[0]!;
+        // off the heap before it runs: its callback usually schedules it again
+        TickTimer.remove(t);
+        t.context.runInAsyncScope(t.run, t);
+      }
+    } finally {
+      TickTimer.draining = false;
+      TickTimer.arm();
     }
-    TickTimer.arm();
   };
 
   private static arm(): void {
+    if (TickTimer.draining) return;
     const first = TickTimer.heap[0];
     if (first && TickTimer.armed && TickTimer.armedFor <= first.due) return;
     if (TickTimer.armed) clearTimeout(TickTimer.armed);
