@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { foldEvents, EventLogError } from '../core/event-log.ts';
 import type { BlackoutEvent, EventOf } from '../core/events.ts';
 import { isDeepStrictEqual } from 'node:util';
+import { EXIT, worstExit } from '../run/exit-codes.ts';
 
 export class MergeError extends Error {}
 
@@ -50,8 +51,6 @@ function readRunStart(dir: string): EventOf<'run-start'> {
   if (!start) throw new MergeError(`${path}: the first event is not run-start`);
   return start;
 }
-
-const EXIT_PRIORITY = [130, 2, 1];
 
 export interface MergeResult {
   outDir: string;
@@ -144,7 +143,8 @@ export function mergeRunDirs(dirs: string[], outDir: string): MergeResult {
     }
     const codes = ends.map((e) => e.exitCode);
     const incomplete = runs.length - ends.length;
-    const exitCode = EXIT_PRIORITY.find((c) => codes.includes(c)) ?? (incomplete ? 130 : 0);
+    // a shard that did not finish counts as interrupted: the merged run is incomplete
+    const exitCode = worstExit(incomplete ? [...codes, EXIT.interrupted] : codes);
     const reasons = [
       `merged ${runs.length} run(s)${total ? ` of ${total} shard(s)` : ''}`,
       ...(missingShards.length ? [`shard(s) ${missingShards.join(', ')} missing`] : []),
