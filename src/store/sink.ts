@@ -226,11 +226,7 @@ export class RunStoreSink {
       // the run folder has every event: refill from it at the end rather than hold them all
       this.log(`store: the database has been away too long; ${this.queued} queued events dropped from memory, to be read back from events.jsonl`);
       this.overflowed = true;
-      this.chunks = [];
-      this.cur = null;
-      this.curRows = 0;
-      this.queued = 0;
-      this.bytes = 0;
+      this.clearQueue();
     }
     this.schedule(this.queued >= (this.opts.batchRows ?? 50_000) ? 0 : 100);
   };
@@ -250,6 +246,19 @@ export class RunStoreSink {
     this.curRows++;
     this.bytes += n;
     this.queued++;
+  }
+
+  /**
+   * an empty queue; curBytes too: a stale offset into a new Buffer would send its unwritten
+   * bytes (allocUnsafe's leftovers) to COPY ahead of the first row
+   */
+  private clearQueue(): void {
+    this.chunks = [];
+    this.cur = null;
+    this.curBytes = 0;
+    this.curRows = 0;
+    this.queued = 0;
+    this.bytes = 0;
   }
 
   /** the rows being filled become a chunk (the rest of their Buffer is filled next) */
@@ -514,11 +523,7 @@ export class RunStoreSink {
   /** the queue from the run folder, from the first event not yet stored */
   private refillFromFolder(): void {
     const from = this.stats.stored;
-    this.chunks = [];
-    this.cur = null;
-    this.curRows = 0;
-    this.queued = 0;
-    this.bytes = 0;
+    this.clearQueue();
     let seq = 0;
     foldEvents(join(this.opts.outDir!, 'events.jsonl'), (e) => {
       if (seq >= from) this.enqueue(seq, e);
