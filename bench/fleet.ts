@@ -2,8 +2,9 @@
  * Fleet benchmarks on a private PostgreSQL (started and removed here; store
  * ingest has its own benchmark, bench/ingest.ts):
  *  - queue overhead per job: graphile-worker lanes; the time from a lane's job
- *    finishing (its target free) to the next job of that lane starting, and
- *    from a job's submission to its start on an idle worker;
+ *    finishing (its target free) to the next job of that lane starting (the
+ *    bare queue, and through blackout's worker with its own steps), and from a
+ *    job's submission to its start on an idle worker;
  *  - a simulated fleet of 500 targets × 1 suite with stub trials (the real
  *    worker with its heartbeats, resume and store sink; the trial itself a
  *    synthetic event stream): plan, submit, distribute over 4 workers, report.
@@ -104,6 +105,56 @@ const stubRunSuite: typeof runSuite = async (suite, opts) => {
   return { exitCode: 0, outDir: opts.outDir, eventsPath: join(opts.outDir, 'events.jsonl'), reason: 'completed' };
 };
 
+/**
+ * The same lane gap through blackout's own worker: one target with `n` suites (one lane), the stub trials
+ * timed where the real run starts and ends. Between one run's end (its target free) and the next run's start
+ * lie the worker's own steps: the run's store sink closing, its reports written, the job marked done, the
+ * queue's next job, the heartbeat row, the trials already stored read back, the job marked running.
+ */
+async function workerLaneGap(db: PgCluster, n: number): Promise<number[]> {
+  const tmp = mkdtempSync(join(tmpdir(), 'blackout-bench-lane-'));
+  try {
+    const plan = planFleet(
+      {
+        campaign: 'lane',
+        targets: [{ name: 'vm', application: 'app', target: { host: '192.0.2.1', echo: { port: 7 } } }],
+        suites: Array.from({ length: n }, (_, i) => ({
+          template: `name: "{{application}} ${i}"\nprobes:\n  - { name: echo, kind: tcp, interval: 100ms }\ninjector: { kind: cable-pull }\nblackouts: [2s]\n`,
+        })),
+      },
+      tmp,
+    );
+    const spans: Array<{ start: number; end: number }> = [];
+    const timed: typeof runSuite = async (suite, opts) => {
+      const start = performance.now();
+      const r = await stubRunSuite(suite, opts);
+      spans.push({ start, end: performance.now() });
+      return r;
+    };
+    await submitCampaign(db.url, plan, { maxAttempts: 3, log: () => {} });
+    const w = new FleetWorker({ url: db.url, concurrency: 2, retryAfterMs: 30_000, outRoot: join(tmp, 'runs'), pollMs: 1000, log: () => {}, runSuiteImpl: timed });
+    await w.start();
+    const deadline = Date.now() + 120_000;
+    const c = await connectStore(db.url);
+    try {
+      for (;;) {
+        const { rows } = await c.query<{ n: string }>(`select count(*) n from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [plan.campaign]);
+        if (Number(rows[0]!.n) >= n) break;
+        if (Date.now() > deadline) throw new Error(`lane: ${rows[0]!.n} of ${n} jobs done after 120 s`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await c.end();
+      await w.stop();
+    }
+    spans.sort((a, b) => a.start - b.start);
+    for (let i = 1; i < spans.length; i++) if (spans[i]!.start < spans[i - 1]!.end) throw new Error('lane: two runs of one target overlapped');
+    return spans.slice(1).map((s, i) => s.start - spans[i]!.end);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 async function simulatedFleet(db: PgCluster, n: number): Promise<{ planMs: number; submitMs: number; distributeMs: number; reportMs: number; workers: number }> {
   const tmp = mkdtempSync(join(tmpdir(), 'blackout-bench-fleet-'));
   try {
@@ -152,14 +203,17 @@ async function simulatedFleet(db: PgCluster, n: number): Promise<{ planMs: numbe
 
 export async function fleet(): Promise<void> {
   // each run on a fresh cluster, so no run inherits another's campaigns
-  const perRun: Array<{ gap: ReturnType<typeof stats>; idle: ReturnType<typeof stats>; sim: Awaited<ReturnType<typeof simulatedFleet>>; raw: unknown }> = [];
+  const perRun: Array<{ gap: ReturnType<typeof stats>; idle: ReturnType<typeof stats>; wgap: ReturnType<typeof stats>; sim: Awaited<ReturnType<typeof simulatedFleet>>; raw: unknown }> = [];
   for (let i = 0; i < runs(); i++) {
     const db = await startPgCluster();
     try {
       const q = await queueOverhead(db);
+      const wq = await workerLaneGap(db, 15);
       const sim = await simulatedFleet(db, 500);
-      perRun.push({ gap: stats(q.laneGap), idle: stats(q.idleStart), sim, raw: { queue: q, simulated: sim } });
-      process.stdout.write(`  run ${i + 1}: lane gap p50 ${f1(stats(q.laneGap).p50)} ms; 500 targets: distribute ${f1(sim.distributeMs / 1000)} s, report ${f1(sim.reportMs / 1000)} s\n`);
+      perRun.push({ gap: stats(q.laneGap), idle: stats(q.idleStart), wgap: stats(wq), sim, raw: { queue: q, workerLaneGap: wq, simulated: sim } });
+      process.stdout.write(
+        `  run ${i + 1}: lane gap p50 ${f1(stats(q.laneGap).p50)} ms, through blackout's worker ${f1(stats(wq).p50)} ms; 500 targets: distribute ${f1(sim.distributeMs / 1000)} s, report ${f1(sim.reportMs / 1000)} s\n`,
+      );
     } finally {
       await db.destroy();
     }
@@ -169,6 +223,7 @@ export async function fleet(): Promise<void> {
   const secs = (f: (r: (typeof perRun)[number]) => number) => fs1(of((r) => f(r) / 1000));
   const gapN = perRun[0]?.gap.n ?? 0;
   const idleN = perRun[0]?.idle.n ?? 0;
+  const wgapN = perRun[0]?.wgap.n ?? 0;
   saveResult({
     name: 'fleet',
     title: 'Fleet: queue overhead, a simulated fleet of 500 targets',
@@ -178,6 +233,7 @@ export async function fleet(): Promise<void> {
       `| measure, median of ${perRun.length} runs (min–max) | figure |`,
       '| --- | --- |',
       `| queue: a target's next job starts after its previous one ends (graphile-worker lane, n=${gapN} per run) | p50 ${ms((r) => r.gap.p50)} ms, p95 ${ms((r) => r.gap.p95)} ms, max ${ms((r) => r.gap.max)} ms |`,
+      `| a target's next run starts after its previous run ends, through \`blackout worker\` (store sink closed, reports written, job state, heartbeat, resume check; stub trials, n=${wgapN} per run) | p50 ${ms((r) => r.wgap.p50)} ms, p95 ${ms((r) => r.wgap.p95)} ms, max ${ms((r) => r.wgap.max)} ms |`,
       `| queue: submission → start on an idle worker (LISTEN/NOTIFY, n=${idleN} per run) | p50 ${ms((r) => r.idle.p50)} ms, p95 ${ms((r) => r.idle.p95)} ms, max ${ms((r) => r.idle.max)} ms |`,
       `| 500 targets × 1 suite (2 stub trials each): plan | ${ms((r) => r.sim.planMs)} ms |`,
       `| … submit (one transaction) | ${ms((r) => r.sim.submitMs)} ms |`,
