@@ -13,7 +13,7 @@
  *
  * Either way the rows are built by one pure function (fleetApplications) from each job's summary.json.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import type { BlackoutEvent } from '../core/events.ts';
@@ -228,16 +228,36 @@ async function rebuildJobRun(c: pg.Client, campaign: string, jobId: string, dir:
   await writeReports(dir);
 }
 
+/** in a rebuilt job folder: what the store held when it was rebuilt (see syncJobRun) */
+const STORE_SOURCE = 'store-source.json';
+
 /**
- * The job's run folder: rebuilt from the store when there is none yet. Returns the resolved targets of
- * the job's runs (their run-start's target name), or null when the store holds no run of the job yet.
+ * The job's run folder, as the store holds it now: rebuilt unless the folder was rebuilt from exactly
+ * what the store holds (the same attempts, each with as many events stored, the same exit codes and
+ * counted trials). A report made mid-campaign and made again into the same --out so shows every trial
+ * stored since; one made again with nothing new costs a query instead of every event read and
+ * rendered again. Returns the resolved targets of the job's runs (their run-start's target name), or
+ * null when the store holds no run of the job yet.
  */
 async function syncJobRun(c: pg.Client, campaign: string, jobId: string, dir: string): Promise<string[] | null> {
   const runs = (
-    await c.query<{ run_id: string; target_name: string | null }>(`select run_id, target_name from ${SCHEMA}.runs where campaign = $1 and job_id = $2 order by started_at, run_id`, [campaign, jobId])
+    await c.query<{ run_id: string; events_stored: string; exit_code: number | null; target_name: string | null }>(
+      `select run_id, events_stored, exit_code, target_name from ${SCHEMA}.runs where campaign = $1 and job_id = $2 order by started_at, run_id`,
+      [campaign, jobId],
+    )
   ).rows;
   if (!runs.length) return null;
-  if (!existsSync(join(dir, 'events.jsonl'))) await rebuildJobRun(c, campaign, jobId, dir);
+  const trials = (await c.query<{ n: string }>(`select count(*) n from ${SCHEMA}.trials where job_id = $1`, [jobId])).rows[0]!.n;
+  const source = JSON.stringify({ runs: runs.map((r) => [r.run_id, Number(r.events_stored), r.exit_code]), trials: Number(trials) });
+  const marker = join(dir, STORE_SOURCE);
+  const current = existsSync(marker) && existsSync(join(dir, 'summary.json')) && readFileSync(marker, 'utf8') === source;
+  if (!current) {
+    // from scratch: no file of the older rebuild outlives it (Allure's results and attachments are files per test and trial)
+    rmSync(dir, { recursive: true, force: true });
+    await rebuildJobRun(c, campaign, jobId, dir);
+    // written last: a rebuild cut short has no marker and is done again next time
+    writeFileSync(marker, source);
+  }
   return [...new Set(runs.map((r) => r.target_name).filter((n): n is string => n !== null))];
 }
 
