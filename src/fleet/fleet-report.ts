@@ -270,10 +270,12 @@ export async function buildFleetReport(url: string, campaign: string, outDir: st
       await c.query<JobRow>(`select job_id, target, application, suite_name, state, planned_trials from ${SCHEMA}.campaign_jobs where campaign = $1 order by application, job_id`, [campaign])
     ).rows;
     const inputs: FleetJobInput[] = [];
+    const resolved = new Map<string, string[]>();
     for (const j of jobs) {
       const id = j.job_id.slice(campaign.length + 1);
       const dir = join(outDir, jobDir(id));
       const names = await syncJobRun(c, campaign, j.job_id, dir);
+      resolved.set(j.job_id, names ?? []);
       const attempts = Number((await c.query<{ n: string }>(`select count(*) n from ${SCHEMA}.runs where campaign = $1 and job_id = $2`, [campaign, j.job_id])).rows[0]!.n);
       const trials = Number((await c.query<{ n: string }>(`select count(*) n from ${SCHEMA}.trials where job_id = $1`, [j.job_id])).rows[0]!.n);
       inputs.push({
@@ -291,11 +293,19 @@ export async function buildFleetReport(url: string, campaign: string, outDir: st
     }
     const applications = fleetApplications(inputs);
     for (const app of applications) {
-      // history: every stored run of this target's suites, in time (any campaign, or none)
-      for (const suite of [...new Set(app.jobs.map((j) => j.suite))]) {
+      const own = jobs.filter((j) => j.application === app.application);
+      // history per suite: the stored runs of that suite against the application's own targets, in time
+      for (const suite of [...new Set(own.map((j) => j.suite_name))]) {
+        const of = own.filter((j) => j.suite_name === suite);
+        // A campaign's run counts when its job's fleet target is one of the application's (any campaign).
+        // A plain `run --store` has no job and so no fleet target: its run-start records only the resolved
+        // target (runs.target_name: the host, or `lab NAME`), so it counts when that is the one these jobs'
+        // own runs resolved to. Runs of other targets with a suite of the same name are left out.
         const { rows } = await c.query<{ started_at: Date; campaign: string | null; target: string | null; summary: SummaryLike | null }>(
-          `select started_at, campaign, coalesce(job_target, target_name) as target, summary from ${SCHEMA}.runs where suite = $1 and (job_target = $2 or job_target is null) and summary is not null order by started_at`,
-          [suite, app.target],
+          `select started_at, campaign, coalesce(job_target, target_name) as target, summary from ${SCHEMA}.runs
+            where suite = $1 and summary is not null and (job_target = any($2::text[]) or (job_id is null and target_name = any($3::text[])))
+            order by started_at`,
+          [suite, [...new Set(of.map((j) => j.target))], [...new Set(of.flatMap((j) => resolved.get(j.job_id) ?? []))]],
         );
         app.history.push({
           suite,
