@@ -286,10 +286,33 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
 
   program
     .command('merge')
-    .description("one run folder and every report from the run folders of a sweep's shards (`run --shard i/n`), as if it had run unsharded")
-    .argument('<dirs...>', "the shards' run folders")
-    .requiredOption('-o, --out <dir>', 'the merged run folder')
+    .description(
+      "one run folder and every report from the run folders of a sweep's shards (`run SUITE --shard i/n`), as if it had run unsharded; " +
+        "or, from a fleet's shards (`run FLEET.yaml --shard i/n`), the fleet report over their jobs' run folders",
+    )
+    .argument('<dirs...>', "the shards' folders")
+    .requiredOption('-o, --out <dir>', 'the merged run folder (a fleet: the folder of the fleet report and its runs/)')
     .action(async (dirs: string[], o: { out: string }) => {
+      const { MANIFEST, FleetShardError } = await import('./fleet-shard.ts');
+      const fleet = dirs.filter((d) => existsSync(join(d, MANIFEST)));
+      if (fleet.length) {
+        const other = dirs.find((d) => !fleet.includes(d));
+        if (other) return fail(program, `${resolve(other)}: no ${MANIFEST}, but ${resolve(fleet[0]!)} is a fleet shard's folder: merge the shards of one fleet`);
+        const { mergeFleetShards } = await import('./fleet-merge.ts');
+        try {
+          const r = await mergeFleetShards(dirs, o.out);
+          const jobs = r.report.applications.reduce((n, a) => n + a.jobs.length, 0);
+          process.stdout.write(`${r.md}\nmerged ${dirs.length} shard(s) of ${r.report.shards!.total}: ${jobs - r.notRun.length} of ${jobs} job(s) ran\n${r.files.join('\n')}\n`);
+          // the report is written either way; the exit code says whether it is whole
+          if (r.missingShards.length) fail(program, `shard(s) ${r.missingShards.join(', ')} of ${r.report.shards!.total} missing: the fleet report lacks their job(s) ${r.notRun.join(', ')}`, 1);
+          else if (r.notRun.length || r.incomplete.length)
+            fail(program, `job(s) not run or not finished: ${[...r.notRun, ...r.incomplete.map((j) => `${j} (interrupted)`)].join(', ')}: a shard was stopped before it finished`, 1);
+        } catch (e) {
+          if (!(e instanceof MergeError) && !(e instanceof FleetShardError)) throw e;
+          fail(program, e.message);
+        }
+        return;
+      }
       try {
         const r = mergeRunDirs(dirs, o.out);
         const { analysis, files } = await writeReports(r.outDir);
