@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { writeReports } from '../reporters/index.ts';
 import { EXIT } from '../run/exit-codes.ts';
 import { MergeError } from './merge.ts';
-import { MANIFEST, readManifest, type FleetShardManifest, type ManifestJob, type ManifestRun } from './fleet-shard.ts';
+import { MANIFEST, jobDir, readManifest, type FleetShardManifest, type ManifestJob, type ManifestRun } from './fleet-shard.ts';
 import { fleetApplications, readRunSummary, writeFleetFiles, type FleetJobInput, type FleetReport } from './fleet-report.ts';
 
 export interface FleetMergeResult {
@@ -60,8 +60,10 @@ export async function mergeFleetShards(dirs: string[], outDir: string): Promise<
   }
   const total = first.m.shard.total;
   const missingShards = Array.from({ length: total }, (_, i) => i + 1).filter((i) => !byIndex.has(i));
-  // every shard ran only its own jobs (a manifest edited by hand, or written by another plan's shard)
+  // every shard ran only its own jobs (a manifest edited by hand, or written by another plan's shard), and
+  // each job's folder is the one its id gives: nothing is copied from or to outside the shard and OUT
   for (const s of shards) {
+    for (const j of s.m.jobs) if (j.dir !== jobDir(j.jobId)) throw new MergeError(`${s.dir}: job ${j.jobId}: its folder is ${jobDir(j.jobId)}, not ${j.dir}`);
     for (const r of s.m.ran) {
       const j = s.m.jobs.find((x) => x.jobId === r.jobId);
       if (!j || j.shard !== s.m.shard.index) throw new MergeError(`${s.dir}: job ${r.jobId} is not one of shard ${s.m.shard.index}'s jobs in the plan`);

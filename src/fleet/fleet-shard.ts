@@ -27,8 +27,11 @@ import { jobKey, type CampaignJob, type CampaignPlan } from './fleet-file.ts';
 
 export const MANIFEST = 'fleet-shard.json';
 
+/** target/suite, as fleet-file.ts makes it (so a job's folder, runs/target_suite, is always inside the shard's) */
+const jobId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*\/[a-z0-9-]+$/, 'expected target/suite');
+
 const manifestJob = z.object({
-  jobId: z.string(),
+  jobId,
   target: z.string(),
   application: z.string(),
   suite: z.string(),
@@ -41,7 +44,7 @@ const manifestJob = z.object({
 });
 
 const manifestRun = z.object({
-  jobId: z.string(),
+  jobId,
   /** null while the job runs (and for good when the shard died during it) */
   exitCode: z.number().int().nullable(),
   reason: z.string().nullable(),
