@@ -96,6 +96,12 @@ export function parseMetricsAddress(value: string): MetricsAddress {
 
 /** Runs a suite with signal handling, the live view and the reports; returns the exit code. */
 export async function runCommand(file: string, o: RunCliOptions): Promise<number> {
+  // a fleet file (campaign: + targets:): this shard's jobs of it, one after another, with no store
+  const { isFleetFile } = await import('../fleet/fleet-shard.ts');
+  if (isFleetFile(file)) {
+    const { runFleetCommand } = await import('../fleet/commands.ts');
+    return runFleetCommand(file, { ...o, leaseWaitMs: waitMs(o.wait), defaultOut: defaultOutDir });
+  }
   const { loadSuite, SuiteError } = await import('../run/suite.ts');
   let suite;
   try {
@@ -300,13 +306,16 @@ export function buildProgram(): Command {
   program
     .command('run')
     .description('run a suite: every blackout length is a trial (warm-up → cut → restore → recovery watch); writes events.jsonl and the reports')
-    .argument('<suite>', 'suite file (.yaml, or .ts exporting defineSuite(...))')
+    .argument('<suite>', 'suite file (.yaml, or .ts exporting defineSuite(...)); or a fleet file (campaign: and targets:): its jobs one after another, each in OUT/runs/<job>/, no store needed')
     .option('-o, --out <dir>', 'run folder (default: reports/<date>-<suite name>)')
     .option('--lab <name>', `lab instance for "target: lab" (default: ${DEFAULT_LAB}, or $BLACKOUT_LAB)`)
     .option('--no-live', 'no live terminal view; one line per step instead')
     .option('--dry-run', "print the injector's exact command transcript (secrets as placeholders) and touch nothing")
     .option('--wait <seconds>', 'when another run holds the same target (or lab): wait up to this long for it to finish (default: refuse at once, exit 2)')
-    .option('--shard <i/n>', "run only shard i of n of the sweep (every n-th planned trial); `blackout merge` joins the shards' run folders")
+    .option(
+      '--shard <i/n>',
+      "run only shard i of n of the sweep (every n-th planned trial), or of a fleet file's jobs (whole lanes: a target's jobs stay on one shard); `blackout merge` joins the shards' folders",
+    )
     .option('--shard-count <n>', 'with JOB_COMPLETION_INDEX (a Kubernetes Indexed Job): the number of shards (or $BLACKOUT_SHARD_COUNT)')
     .option('--store <url>', 'also stream the run into a PostgreSQL results store, postgres://… (or $BLACKOUT_STORE); the run folder stays complete if the database goes away')
     .option('--metrics <host:port>', 'serve live OpenMetrics (Prometheus) at http://HOST:PORT/metrics during the run: probe states, latency, gaps, the cut', parseMetricsAddress)

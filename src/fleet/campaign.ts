@@ -11,7 +11,9 @@ import pg from 'pg';
 import { makeWorkerUtils, Logger } from 'graphile-worker';
 import { connectStore } from '../store/db.ts';
 import { SCHEMA } from '../store/migrations.ts';
-import type { CampaignPlan, CampaignJob } from './fleet-file.ts';
+import { jobKey, type CampaignPlan } from './fleet-file.ts';
+
+export { jobKey };
 
 export const TASK = 'blackout-campaign-job';
 
@@ -83,11 +85,6 @@ export async function submitCampaign(url: string, plan: CampaignPlan, opts: { ma
     await client.end();
   }
   return { jobs: plan.jobs.length };
-}
-
-/** the job's id in the store and the queue's job_key: unique across campaigns */
-export function jobKey(j: Pick<CampaignJob, 'campaign' | 'jobId'>): string {
-  return `${j.campaign}:${j.jobId}`;
 }
 
 export interface JobStatus {

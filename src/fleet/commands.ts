@@ -56,6 +56,98 @@ export async function fleetReportCommand(campaign: string | undefined, store: st
   return writeFleetReport(store!, campaign, out);
 }
 
+export interface FleetRunOptions {
+  shard?: string;
+  shardCount?: string;
+  out?: string;
+  lab?: string;
+  leaseWaitMs: number;
+  dryRun?: boolean;
+  store?: string;
+  metrics?: unknown;
+  /** the run folder when --out is not given, from a name */
+  defaultOut: (name: string) => string;
+}
+
+/**
+ * `blackout run FLEET.yaml [--shard i/n] --out DIR`: this shard's jobs of the fleet, one after another,
+ * each as `blackout run` would run its suite (its run folder under DIR/runs/, its reports), with no
+ * store (fleet-shard.ts). Returns the exit code: the worst of the jobs' (exit-codes.ts).
+ */
+export async function runFleetCommand(file: string, o: FleetRunOptions): Promise<number> {
+  const { loadFleet, FleetError } = await import('./fleet-file.ts');
+  const { runFleetShard, shardJobs, MANIFEST, jobDir } = await import('./fleet-shard.ts');
+  const { resolveShard, ShardError } = await import('./shard.ts');
+  const bad = (m: string) => (process.stderr.write(pc.red(`${m}\n`)), EXIT.badInput);
+  let plan;
+  let shard;
+  try {
+    plan = loadFleet(file);
+    shard = resolveShard(o) ?? { index: 1, total: 1 };
+  } catch (e) {
+    if (!(e instanceof FleetError) && !(e instanceof ShardError)) throw e;
+    return bad(e.message);
+  }
+  // a fleet with a store is a campaign (its queue keeps the lanes across machines): campaign submit + worker
+  if (o.store !== undefined)
+    return bad(`--store: a fleet file runs without a store here; submit it as a campaign (blackout campaign submit ${file} --store …), or add the runs afterwards with blackout import DIR/runs/*`);
+  if (o.metrics !== undefined) return bad('--metrics: serves the metrics of one run; not for a fleet file');
+  if (o.dryRun) {
+    const [{ dryRun }, { validateSuite }] = await Promise.all([import('../run/dry-run.ts'), import('../run/suite.ts')]);
+    const codes: number[] = [];
+    for (const j of shardJobs(plan, shard)) {
+      process.stdout.write(`# job ${j.jobId} (lane ${j.lane}), shard ${shard.index}/${shard.total}\n`);
+      codes.push(await dryRun(validateSuite(j.suite, `job ${j.jobId}`), { lab: o.lab, write: (l) => process.stdout.write(`${l}\n`) }));
+    }
+    const { worstExit } = await import('../run/exit-codes.ts');
+    return worstExit(codes);
+  }
+  const outDir = resolve(o.out ?? o.defaultOut(shard.total > 1 ? `${plan.campaign}-shard-${shard.index}-of-${shard.total}` : plan.campaign));
+  for (const f of [MANIFEST, 'events.jsonl']) if (existsSync(join(outDir, f))) return bad(`--out ${outDir}: that folder already holds a run (${f}); choose another folder`);
+  if (process.env.BLACKOUT_STORE) process.stderr.write(pc.dim('BLACKOUT_STORE is set: a fleet file runs without a store (blackout import DIR/runs/* adds its runs afterwards)\n'));
+  const [{ runSuite }, { validateSuite }] = await Promise.all([import('../run/runner.ts'), import('../run/suite.ts')]);
+  const log = (l: string) => process.stdout.write(`${l}\n`);
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: string) => {
+    if (++signals === 1) {
+      process.stderr.write(pc.yellow(`\n${sig}: restoring the target, writing the reports of what completed; no further job starts…\n`));
+      abort.abort(new Error(sig));
+    } else process.stderr.write(pc.yellow(`${sig} again: still restoring the target; it is restored by the kernel timeout at the latest\n`));
+  };
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  let m;
+  try {
+    m = await runFleetShard(plan, shard, {
+      outDir,
+      log,
+      signal: abort.signal,
+      // as worker.ts runs a campaign job, minus the store
+      runJob: async (job, dir, meta) => {
+        const suite = validateSuite(job.suite, `job ${job.jobId}`);
+        const r = await runSuite(suite, { outDir: dir, lab: o.lab, leaseWaitMs: o.leaseWaitMs, signal: abort.signal, log: (l) => log(`  ${job.jobId}: ${l}`), job: meta });
+        const { analysis } = await writeReports(dir);
+        // as `blackout run`: the run's own failure, else what the analysis counts (summary.json, junit.xml)
+        const exitCode = r.exitCode !== EXIT.ok ? r.exitCode : (analysis.exitCode ?? EXIT.expectationFailed);
+        return { exitCode, reason: r.reason, headline: r.exitCode === EXIT.badInput ? null : analysis.decision.verdict.headline };
+      },
+    });
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+  const lines = ['', `| job | exit | verdict | report |`, '| --- | --- | --- | --- |'];
+  for (const r of m.ran) lines.push(`| ${r.jobId} | ${r.exitCode ?? '–'} | ${(r.headline ?? r.reason ?? '').replace(/\|/g, '/')} | ${join(jobDir(r.jobId), 'report.html')} |`);
+  process.stdout.write(
+    `${lines.join('\n')}\n\nshard ${shard.index}/${shard.total} of campaign ${plan.campaign}: ${m.ran.length} job(s) run, exit ${m.exitCode}\n${join(outDir, MANIFEST)}\n` +
+      (shard.total > 1 ? `next: blackout merge (the ${shard.total} shards' folders) --out MERGED\n` : `fleet report: blackout merge ${outDir} --out MERGED\n`),
+  );
+  return m.exitCode ?? EXIT.interrupted;
+}
+
 /** "90s", "2m", "1500ms", "30" (seconds) → ms */
 export function parseDurationOpt(v: string, field: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(v);
@@ -194,10 +286,33 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
 
   program
     .command('merge')
-    .description("one run folder and every report from the run folders of a sweep's shards (`run --shard i/n`), as if it had run unsharded")
-    .argument('<dirs...>', "the shards' run folders")
-    .requiredOption('-o, --out <dir>', 'the merged run folder')
+    .description(
+      "one run folder and every report from the run folders of a sweep's shards (`run SUITE --shard i/n`), as if it had run unsharded; " +
+        "or, from a fleet's shards (`run FLEET.yaml --shard i/n`), the fleet report over their jobs' run folders",
+    )
+    .argument('<dirs...>', "the shards' folders")
+    .requiredOption('-o, --out <dir>', 'the merged run folder (a fleet: the folder of the fleet report and its runs/)')
     .action(async (dirs: string[], o: { out: string }) => {
+      const { MANIFEST, FleetShardError } = await import('./fleet-shard.ts');
+      const fleet = dirs.filter((d) => existsSync(join(d, MANIFEST)));
+      if (fleet.length) {
+        const other = dirs.find((d) => !fleet.includes(d));
+        if (other) return fail(program, `${resolve(other)}: no ${MANIFEST}, but ${resolve(fleet[0]!)} is a fleet shard's folder: merge the shards of one fleet`);
+        const { mergeFleetShards } = await import('./fleet-merge.ts');
+        try {
+          const r = await mergeFleetShards(dirs, o.out);
+          const jobs = r.report.applications.reduce((n, a) => n + a.jobs.length, 0);
+          process.stdout.write(`${r.md}\nmerged ${dirs.length} shard(s) of ${r.report.shards!.total}: ${jobs - r.notRun.length} of ${jobs} job(s) ran\n${r.files.join('\n')}\n`);
+          // the report is written either way; the exit code says whether it is whole
+          if (r.missingShards.length) fail(program, `shard(s) ${r.missingShards.join(', ')} of ${r.report.shards!.total} missing: the fleet report lacks their job(s) ${r.notRun.join(', ')}`, 1);
+          else if (r.notRun.length || r.incomplete.length)
+            fail(program, `job(s) not run or not finished: ${[...r.notRun, ...r.incomplete.map((j) => `${j} (interrupted)`)].join(', ')}: a shard was stopped before it finished`, 1);
+        } catch (e) {
+          if (!(e instanceof MergeError) && !(e instanceof FleetShardError)) throw e;
+          fail(program, e.message);
+        }
+        return;
+      }
       try {
         const r = mergeRunDirs(dirs, o.out);
         const { analysis, files } = await writeReports(r.outDir);

@@ -60,6 +60,11 @@ export interface CampaignPlan {
   jobs: CampaignJob[];
 }
 
+/** the job's id in the store and the queue's job_key (and a fleet shard's run-start): unique across campaigns */
+export function jobKey(j: Pick<CampaignJob, 'campaign' | 'jobId'>): string {
+  return `${j.campaign}:${j.jobId}`;
+}
+
 function fill(template: string, where: string, t: FleetFile['targets'][number]): string {
   return template.replace(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g, (_, key: string) => {
     const v =

@@ -2,21 +2,18 @@
 export const EXIT = { ok: 0, expectationFailed: 1, badInput: 2, injectorFailed: 3, restoreFailed: 4, labUnsafe: 5, interrupted: 130 } as const;
 
 /**
- * Most serious first, for one code that stands for several runs (merged shards, a fleet's jobs): a target that may
- * still be cut off (restore failed) outweighs everything; an unsafe lab or a failed injector means the figures are not
- * a blackout's; an interrupted run is incomplete; bad input ran nothing; an expectation failed is a finished run's verdict.
+ * When one command stands for several runs (a fleet shard runs its jobs one after another), its exit
+ * code is the one among theirs that most needs a person, first to last: a target the restore may have
+ * left cut (4), the lab's safety net gone (5), an injector that failed (3), an interrupted run (130:
+ * later jobs did not run), bad input (2: nothing injected), a failed expectation (1), ok (0).
  */
-const SEVERITY: readonly number[] = [EXIT.restoreFailed, EXIT.labUnsafe, EXIT.injectorFailed, EXIT.interrupted, EXIT.badInput, EXIT.expectationFailed];
+export const EXIT_SEVERITY: readonly number[] = [EXIT.restoreFailed, EXIT.labUnsafe, EXIT.injectorFailed, EXIT.interrupted, EXIT.badInput, EXIT.expectationFailed, EXIT.ok];
 
-/** The most serious of several runs' exit codes (0 when all passed; an unknown non-zero code counts as a failed expectation's). */
-export function worstExit(codes: Iterable<number>): number {
-  let worst = -1;
-  let other = false;
-  for (const c of codes) {
-    const i = SEVERITY.indexOf(c);
-    if (i >= 0) worst = worst < 0 ? i : Math.min(worst, i);
-    else if (c !== EXIT.ok) other = true;
-  }
-  if (worst >= 0) return SEVERITY[worst]!;
-  return other ? EXIT.expectationFailed : EXIT.ok;
+/** The worst of several runs' exit codes (EXIT_SEVERITY; a code not in it ranks just above ok); ok for none. */
+export function worstExit(codes: readonly number[]): number {
+  const rank = (c: number) => {
+    const i = EXIT_SEVERITY.indexOf(c);
+    return i === -1 ? EXIT_SEVERITY.length - 1.5 : i;
+  };
+  return codes.reduce((worst, c) => (rank(c) < rank(worst) ? c : worst), EXIT.ok as number);
 }

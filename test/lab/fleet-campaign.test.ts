@@ -13,15 +13,17 @@
  *    released and completed by another worker after the trials done.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.ts';
-import { labName, ROOT, runCli, tempDir } from '../helpers/lab.ts';
+import { labName, ROOT, runCli, tempDir, writeSuite } from '../helpers/lab.ts';
+import { readSummary } from '../helpers/run-dir.ts';
 import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
+import type { FleetReport } from '../../src/fleet/fleet-report.ts';
 
 const LABS = [1, 2, 3, 4].map((i) => labName(`tcamp${i}`));
 let db: PgCluster;
@@ -188,27 +190,72 @@ describe('campaigns', () => {
     // the fleet report: every application, each suite with the verdict its own run report gives
     const rep = tempDir();
     dirs.push(rep);
+    const tr0 = Date.now();
     const fr = await runCli(['report', '--store', db.url, '--campaign', campaign, '--out', rep]);
+    const reportMs = Date.now() - tr0;
     expect(fr.code, fr.stderr).toBe(0);
     for (const f of ['fleet-report.html', 'fleet-report.json', 'fleet-report.md']) expect(existsSync(join(rep, f))).toBe(true);
-    const fj = JSON.parse(readFileSync(join(rep, 'fleet-report.json'), 'utf8')) as {
-      applications: Array<{ application: string; weakest: { probe: string } | null; jobs: Array<{ job: string; verdict: { headline: string } | null; report: string }> }>;
-    };
+    const fj = JSON.parse(readFileSync(join(rep, 'fleet-report.json'), 'utf8')) as FleetReport;
     expect(fj.applications.map((a) => a.application).sort()).toEqual(['app-1', 'app-2', 'app-3', 'app-4']);
     const outDirs = await q<{ job_id: string; out_dir: string }>(`select job_id, out_dir from blackout.runs where campaign = $1`, [campaign]);
+    const ownSummary = (job: string) =>
+      JSON.parse(readFileSync(join(outDirs.find((o) => o.job_id === `${campaign}:${job}`)!.out_dir, 'summary.json'), 'utf8')) as {
+        verdict: { headline: string; quickMigration: Array<{ link: string; safeUpToBytes: number }> };
+      };
     for (const a of fj.applications) {
       expect(a.weakest?.probe).toBe('echo-ut1s');
       expect(a.jobs).toHaveLength(2);
       for (const j of a.jobs) {
-        const own = JSON.parse(readFileSync(join(outDirs.find((o) => o.job_id === `${campaign}:${j.job}`)!.out_dir, 'summary.json'), 'utf8')) as { verdict: { headline: string } };
-        expect(j.verdict?.headline).toBe(own.verdict.headline);
-        expect(existsSync(join(rep, j.report))).toBe(true);
+        expect(j.verdict?.headline).toBe(ownSummary(j.job).verdict.headline);
+        expect(existsSync(join(rep, j.report!))).toBe(true);
       }
+      // the largest VM per storage link: per link, the smaller of its suites' own (every run's verdict has one per link)
+      const links = ownSummary(a.jobs[0]!.job).verdict.quickMigration.map((x) => x.link);
+      expect(links.length).toBeGreaterThan(0);
+      expect(a.quickMigration.map((x) => x.link)).toEqual(links);
+      for (const x of a.quickMigration) expect(x.safeUpToBytes).toBe(Math.min(...a.jobs.map((j) => ownSummary(j.job).verdict.quickMigration.find((o) => o.link === x.link)!.safeUpToBytes)));
+      // the short suite's sessions all survived 600 ms (a VM size > 0), the long one's user-timeout session did not survive 2 s: the row takes the smaller
+      expect(ownSummary(a.jobs.find((j) => j.suite.endsWith('short'))!.job).verdict.quickMigration[0]!.safeUpToBytes).toBeGreaterThan(0);
+      expect(a.quickMigration[0]!.safeUpToBytes).toBe(0);
+      // its history: one run of each of its suites so far, this campaign's, on its target
+      expect(a.history.map((h) => [h.suite, h.runs.map((r) => [r.campaign, r.target])])).toEqual(
+        a.jobs.map((j) => [j.suite, [[campaign, a.target]]]).sort((x, y) => String(x[0]).localeCompare(String(y[0]))),
+      );
     }
+
+    // history is the application's own targets': a plain run --store of app-1's suite against app-1's target (lab) counts,
+    // the same suite against another target does not
+    const t1 = fj.applications.find((a) => a.application === 'app-1')!;
+    const shortSuite = t1.jobs.find((j) => j.suite.endsWith('short'))!.suite;
+    for (const lab of [LABS[0]!, LABS[1]!]) {
+      const suite = writeSuite(`${suiteTemplate('short', ['600ms']).replace('{{application}}', 'app-1')}target: { lab: ${lab} }\n`);
+      dirs.push(dirname(suite));
+      const out = tempDir();
+      dirs.push(out);
+      const r = await runCli(['run', suite, '--out', out, '--no-live', '--store', db.url]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(readSummary<{ suite: string }>(out).suite).toBe(shortSuite);
+    }
+    const stamp = (job: string) => statSync(join(rep, 'runs', job.replace('/', '_'), 'events.jsonl')).mtimeMs;
+    const before = t1.jobs.map((j) => stamp(j.job));
+    const tr1 = Date.now();
+    const fr2 = await runCli(['report', '--store', db.url, '--campaign', campaign, '--out', rep]);
+    const againMs = Date.now() - tr1;
+    expect(fr2.code, fr2.stderr).toBe(0);
+    // nothing new for the campaign's jobs in the store: their run folders were not rebuilt
+    expect(t1.jobs.map((j) => stamp(j.job))).toEqual(before);
+    const fj2 = JSON.parse(readFileSync(join(rep, 'fleet-report.json'), 'utf8')) as FleetReport;
+    const h = fj2.applications.find((a) => a.application === 'app-1')!.history.find((x) => x.suite === shortSuite)!;
+    expect(h.runs.map((r) => [r.campaign, r.target])).toEqual([
+      [campaign, 't1'],
+      [null, `lab ${LABS[0]}`],
+    ]);
     // every job's run kept its Allure history in the store, for the next run of its suite on any worker
     const kept = await q<{ run_id: string }>(`select h.run_id from blackout.allure_history h join blackout.runs r using (run_id) where r.campaign = $1`, [campaign]);
     expect(kept).toHaveLength(outDirs.length);
-    process.stdout.write(`campaign of 8 jobs on 3 workers: ${(elapsed / 1000).toFixed(1)} s\n`);
+    process.stdout.write(
+      `campaign of 8 jobs on 3 workers: ${(elapsed / 1000).toFixed(1)} s; fleet report ${(reportMs / 1000).toFixed(1)} s (8 runs rebuilt), again with nothing new ${(againMs / 1000).toFixed(1)} s\n`,
+    );
   }, 420_000);
 
   it('kill -9 of the worker mid-cut: target back by deadline + 1 s, job completed elsewhere, no trial twice', async () => {
@@ -289,10 +336,25 @@ describe('campaigns', () => {
     const first = await q<{ reason: string }>(`select e.body->>'reason' reason from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'restore'`, [campaign]);
     expect(first.map((f) => f.reason)).toEqual(['scheduled']);
     expect(a.out()).toMatch(/draining/);
+    // the fleet report mid-campaign (no worker: the job waits with 1 of its 2 trials), and the same --out again once it is done
+    const rep = tempDir();
+    dirs.push(rep);
+    const jobOf = () => {
+      const r = JSON.parse(readFileSync(join(rep, 'fleet-report.json'), 'utf8')) as FleetReport;
+      const j = r.applications[0]!.jobs[0]!;
+      return { state: j.state, trials: j.trials, inRun: readSummary<{ trials: unknown[] }>(join(rep, dirname(j.report!))).trials.length, headline: j.verdict?.headline };
+    };
+    expect((await runCli(['report', '--store', db.url, '--campaign', campaign, '--out', rep])).code).toBe(0);
+    expect(jobOf()).toMatchObject({ state: 'waiting', trials: 1, inRun: 1 });
     const b = startWorker(outRoot);
     await waitFor('the job done', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign])).length > 0, 120_000, 500);
     const trials = await q<{ trial: number }>(`select trial from blackout.trials where campaign = $1 order by trial`, [campaign]);
     expect(trials.map((t) => t.trial)).toEqual([0, 1]);
+    // made again into the same folder: the job's run is rebuilt with both trials, its verdict from both
+    expect((await runCli(['report', '--store', db.url, '--campaign', campaign, '--out', rep])).code).toBe(0);
+    const done = jobOf();
+    expect(done).toMatchObject({ state: 'done', trials: 2, inRun: 2 });
+    expect(done.headline).toBe(readSummary<{ verdict: { headline: string } }>(join(rep, 'runs', 'd1_app-d-drain')).verdict.headline);
     b.proc.kill('SIGTERM');
     expect(await b.exited).toBe(0);
   }, 300_000);

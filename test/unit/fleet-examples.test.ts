@@ -3,9 +3,10 @@
  * the CI matrix) is one the CLI accepts: the real command tree parses it
  * (subcommand, options, arguments) with every action replaced by a check of
  * the values the real action would validate first (shard, store URL,
- * durations). And the example fleet file plans (every suite template valid).
+ * durations). And the example fleet file plans (every suite template valid), and the
+ * shard examples (a sweep's and a fleet's) merge as many folders as they make.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { parseAllDocuments } from 'yaml';
@@ -15,6 +16,7 @@ import { parseShard } from '../../src/fleet/shard.ts';
 import { checkStoreUrl } from '../../src/store/store-url.ts';
 import { parseDurationOpt } from '../../src/fleet/commands.ts';
 import { loadFleet } from '../../src/fleet/fleet-file.ts';
+import { isFleetFile } from '../../src/fleet/fleet-shard.ts';
 import { ROOT } from '../helpers/lab.ts';
 
 const EX = join(ROOT, 'examples');
@@ -94,6 +96,29 @@ describe('examples', () => {
     expect(all).toMatch(/completionMode: Indexed/);
     expect(all).toMatch(/kind: Deployment/);
     expect(all).toMatch(/matrix:/);
+  });
+
+  it("shards a sweep and a fleet, each in an Indexed Job and a CI matrix; the merge takes every shard's folder; a fleet has a lane for each shard", () => {
+    const kinds = new Set<string>();
+    for (const f of files) {
+      const cmds = commandsIn(f);
+      for (const run of cmds.filter((c) => c[0] === 'run' && (c.includes('--shard') || c.includes('--shard-count')))) {
+        const total = run.includes('--shard') ? parseShard(run[run.indexOf('--shard') + 1]!).total : Number(run[run.indexOf('--shard-count') + 1]);
+        // a pod's /fleet/ is the ConfigMap made from examples/ (see the manifest)
+        const file = join(ROOT, run[1]!.replace(/^\/fleet\//, 'examples/'));
+        const fleet = existsSync(file) && isFleetFile(file);
+        kinds.add(`${fleet ? 'fleet' : 'sweep'} ${f.includes('/kubernetes/') ? 'Indexed Job' : 'CI matrix'}`);
+        if (fleet) {
+          const plan = loadFleet(file);
+          expect(new Set(plan.jobs.map((j) => j.lane)).size, `${f}: more shards than lanes leaves shards without a job`).toBeGreaterThanOrEqual(total);
+        } else if (f.includes('/kubernetes/')) expect(run[1], f).toMatch(/^\/suites\//);
+        const merges = cmds.filter((c) => c[0] === 'merge');
+        expect(merges, f).toHaveLength(1);
+        const folders = merges[0]!.slice(1).filter((a, i, all) => !a.startsWith('-') && all[i - 1] !== '--out' && all[i - 1] !== '-o');
+        expect(folders, f).toHaveLength(total);
+      }
+    }
+    expect([...kinds].sort()).toEqual(['fleet CI matrix', 'fleet Indexed Job', 'sweep CI matrix', 'sweep Indexed Job']);
   });
 
   for (const f of files) {

@@ -1,29 +1,15 @@
 /**
- * One exit code for several runs: merged shards (and a fleet's jobs) take the
- * most serious of their runs' codes. A shard whose restore failed (exit 4) must
- * never turn into a merged run that passed.
+ * One exit code for several runs: merged shards take the most serious of their
+ * runs' codes (worstExit; its own cases are in fleet-shards.test.ts). A shard
+ * whose restore failed (exit 4) must never turn into a merged run that passed.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EXIT, worstExit } from '../../src/run/exit-codes.ts';
+import { EXIT } from '../../src/run/exit-codes.ts';
 import { mergeRunDirs } from '../../src/fleet/merge.ts';
 import { FIXTURES } from '../helpers/fixtures.ts';
-
-describe('worstExit', () => {
-  it.each([
-    [[], 0],
-    [[0, 0], 0],
-    [[0, 1], 1],
-    [[1, 2], 2],
-    [[2, 130], 130],
-    [[130, 3], 3],
-    [[3, 5], 5],
-    [[5, 4, 130, 1], 4],
-    [[0, 7], 1],
-  ])('%j → %i', (codes, want) => expect(worstExit(codes)).toBe(want));
-});
 
 describe('merge: the merged run-end', () => {
   const root = mkdtempSync(join(tmpdir(), 'blackout-merge-exit-'));
