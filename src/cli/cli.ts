@@ -6,6 +6,7 @@ import { basename, join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { pc, pcErr } from '../core/color.ts';
 import { EXIT } from '../run/exit-codes.ts';
+import { abortOnSignals } from '../run/interrupt.ts';
 import { analyzeRunDir, writeReports } from '../reporters/index.ts';
 import { AllureError, generateAllureReport } from '../reporters/allure.ts';
 import { compareHtml, compareMarkdown } from '../reporters/compare.ts';
@@ -118,11 +119,11 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
     shard = resolveShard(o);
   } catch (e) {
     if (!(e instanceof ShardError)) throw e;
-    process.stderr.write(pc.red(`${e.message}\n`));
+    process.stderr.write(pcErr.red(`${e.message}\n`));
     return EXIT.badInput;
   }
   if (shard && suite.sweep?.mode === 'search') {
-    process.stderr.write(pc.red("--shard: the suite's sweep is an adaptive search (each length depends on every earlier outcome); shard a list of blackouts\n"));
+    process.stderr.write(pcErr.red("--shard: the suite's sweep is an adaptive search (each length depends on every earlier outcome); shard a list of blackouts\n"));
     return EXIT.badInput;
   }
   if (o.dryRun) {
@@ -170,19 +171,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
   // the metrics endpoint serves until the reports are written (and the linger is over), and closes whatever happens
   const runAndReport = async (): Promise<number> => {
     const sinks: Array<(e: BlackoutEvent, line?: string) => void> = [view?.onEvent, metrics?.onEvent, store?.onEvent].filter((f): f is NonNullable<typeof f> => f !== undefined);
-    const abort = new AbortController();
-    let signals = 0;
-    const onSignal = (sig: string) => {
-      signals++;
-      if (signals === 1) {
-        process.stderr.write(pcErr.yellow(`\n${sig}: restoring the target, then writing the reports of what completed…\n`));
-        abort.abort(new Error(sig));
-      } else process.stderr.write(pcErr.yellow(`${sig} again: still restoring the target; it is restored by the kernel timeout at the latest\n`));
-    };
-    const onInt = () => onSignal('SIGINT');
-    const onTerm = () => onSignal('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
+    const interrupt = abortOnSignals('restoring the target, then writing the reports of what completed…');
     view?.start();
     let result;
     try {
@@ -190,7 +179,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
         outDir,
         lab: o.lab,
         leaseWaitMs: waitMs(o.wait),
-        signal: abort.signal,
+        signal: interrupt.signal,
         clock,
         onEvent: sinks.length ? (e, line) => sinks.forEach((f) => f(e, line)) : undefined,
         log: view ? () => {} : (l) => process.stdout.write(`${l}\n`),
@@ -198,8 +187,7 @@ export async function runCommand(file: string, o: RunCliOptions): Promise<number
       });
     } finally {
       view?.stop();
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
+      interrupt.dispose();
       await store?.close();
     }
     // Allure history: the previous run of this suite may have run on another host (see store/allure-history.ts)
@@ -497,7 +485,7 @@ export function buildProgram(): Command {
         s = await labUp(o.name, { log, waitMs: waitMs(o.wait) });
       } catch (e) {
         if (!(e instanceof LeaseBusyError)) throw e;
-        process.stderr.write(pc.red(`lab up refused: ${e.message}\n`));
+        process.stderr.write(pcErr.red(`lab up refused: ${e.message}\n`));
         program.setOptionValue('exitCode', EXIT.badInput);
         return;
       }
@@ -536,7 +524,7 @@ export function buildProgram(): Command {
         await labDown(o.name, { log: (l) => process.stdout.write(`${l}\n`), waitMs: waitMs(o.wait), force: o.force });
       } catch (e) {
         if (!(e instanceof LeaseBusyError)) throw e;
-        process.stderr.write(pc.red(`lab down refused: ${e.message}\n`));
+        process.stderr.write(pcErr.red(`lab down refused: ${e.message}\n`));
         program.setOptionValue('exitCode', EXIT.badInput);
       }
     });

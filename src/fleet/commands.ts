@@ -5,8 +5,9 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import pc from 'picocolors';
+import { pcErr } from '../core/color.ts';
 import { EXIT } from '../run/exit-codes.ts';
+import { abortOnSignals } from '../run/interrupt.ts';
 import { writeReports } from '../reporters/index.ts';
 import { matrixMarkdown } from '../reporters/markdown.ts';
 import { mergeRunDirs, MergeError } from './merge.ts';
@@ -37,19 +38,19 @@ export async function openRunStore(url: string, opts: { outDir: string; log: (l:
 }
 
 function fail(program: Command, message: string, code: number = EXIT.badInput): void {
-  process.stderr.write(pc.red(`${message}\n`));
+  process.stderr.write(pcErr.red(`${message}\n`));
   program.setOptionValue('exitCode', code);
 }
 
 export async function fleetReportCommand(campaign: string | undefined, store: string | undefined, out: string): Promise<number> {
   if (campaign === undefined) {
-    process.stderr.write(pc.red('report: give a run folder, or --campaign NAME with --store\n'));
+    process.stderr.write(pcErr.red('report: give a run folder, or --campaign NAME with --store\n'));
     return EXIT.badInput;
   }
   try {
     checkStoreUrl(store);
   } catch (e) {
-    process.stderr.write(pc.red(`${(e as Error).message}\n`));
+    process.stderr.write(pcErr.red(`${(e as Error).message}\n`));
     return EXIT.badInput;
   }
   const { writeFleetReport } = await import('./fleet-report.ts');
@@ -78,7 +79,7 @@ export async function runFleetCommand(file: string, o: FleetRunOptions): Promise
   const { loadFleet, FleetError } = await import('./fleet-file.ts');
   const { runFleetShard, shardJobs, MANIFEST, jobDir } = await import('./fleet-shard.ts');
   const { resolveShard, ShardError } = await import('./shard.ts');
-  const bad = (m: string) => (process.stderr.write(pc.red(`${m}\n`)), EXIT.badInput);
+  const bad = (m: string) => (process.stderr.write(pcErr.red(`${m}\n`)), EXIT.badInput);
   let plan;
   let shard;
   try {
@@ -104,31 +105,20 @@ export async function runFleetCommand(file: string, o: FleetRunOptions): Promise
   }
   const outDir = resolve(o.out ?? o.defaultOut(shard.total > 1 ? `${plan.campaign}-shard-${shard.index}-of-${shard.total}` : plan.campaign));
   for (const f of [MANIFEST, 'events.jsonl']) if (existsSync(join(outDir, f))) return bad(`--out ${outDir}: that folder already holds a run (${f}); choose another folder`);
-  if (process.env.BLACKOUT_STORE) process.stderr.write(pc.dim('BLACKOUT_STORE is set: a fleet file runs without a store (blackout import DIR/runs/* adds its runs afterwards)\n'));
+  if (process.env.BLACKOUT_STORE) process.stderr.write(pcErr.dim('BLACKOUT_STORE is set: a fleet file runs without a store (blackout import DIR/runs/* adds its runs afterwards)\n'));
   const [{ runSuite }, { validateSuite }] = await Promise.all([import('../run/runner.ts'), import('../run/suite.ts')]);
   const log = (l: string) => process.stdout.write(`${l}\n`);
-  const abort = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: string) => {
-    if (++signals === 1) {
-      process.stderr.write(pc.yellow(`\n${sig}: restoring the target, writing the reports of what completed; no further job starts…\n`));
-      abort.abort(new Error(sig));
-    } else process.stderr.write(pc.yellow(`${sig} again: still restoring the target; it is restored by the kernel timeout at the latest\n`));
-  };
-  const onInt = () => onSignal('SIGINT');
-  const onTerm = () => onSignal('SIGTERM');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
+  const interrupt = abortOnSignals('restoring the target, writing the reports of what completed; no further job starts…');
   let m;
   try {
     m = await runFleetShard(plan, shard, {
       outDir,
       log,
-      signal: abort.signal,
+      signal: interrupt.signal,
       // as worker.ts runs a campaign job, minus the store
       runJob: async (job, dir, meta) => {
         const suite = validateSuite(job.suite, `job ${job.jobId}`);
-        const r = await runSuite(suite, { outDir: dir, lab: o.lab, leaseWaitMs: o.leaseWaitMs, signal: abort.signal, log: (l) => log(`  ${job.jobId}: ${l}`), job: meta });
+        const r = await runSuite(suite, { outDir: dir, lab: o.lab, leaseWaitMs: o.leaseWaitMs, signal: interrupt.signal, log: (l) => log(`  ${job.jobId}: ${l}`), job: meta });
         const { analysis } = await writeReports(dir);
         // as `blackout run`: the run's own failure, else what the analysis counts (summary.json, junit.xml)
         const exitCode = r.exitCode !== EXIT.ok ? r.exitCode : (analysis.exitCode ?? EXIT.expectationFailed);
@@ -136,8 +126,7 @@ export async function runFleetCommand(file: string, o: FleetRunOptions): Promise
       },
     });
   } finally {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
+    interrupt.dispose();
   }
   const lines = ['', `| job | exit | verdict | report |`, '| --- | --- | --- | --- |'];
   for (const r of m.ran) lines.push(`| ${r.jobId} | ${r.exitCode ?? '–'} | ${(r.headline ?? r.reason ?? '').replace(/\|/g, '/')} | ${join(jobDir(r.jobId), 'report.html')} |`);
@@ -211,7 +200,7 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
         return fail(program, e.message);
       }
       try {
-        const r = await submitCampaign(url, plan, { maxAttempts, log: (l) => process.stderr.write(pc.dim(`${l}\n`)) });
+        const r = await submitCampaign(url, plan, { maxAttempts, log: (l) => process.stderr.write(pcErr.dim(`${l}\n`)) });
         process.stdout.write(`campaign ${plan.campaign}: ${r.jobs} job(s) submitted; follow with: blackout campaign status ${plan.campaign}\n`);
       } catch (e) {
         if (e instanceof CampaignError) return fail(program, e.message);
@@ -343,7 +332,7 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
       const { storeHistory, withStore } = await import('../store/allure-history.ts');
       for (const d of dirs) {
         try {
-          const log = (l: string) => process.stderr.write(pc.dim(`${l}\n`));
+          const log = (l: string) => process.stderr.write(pcErr.dim(`${l}\n`));
           const s = await importRunDir(url, resolve(d), log);
           if (s.notStored || s.refused) return fail(program, `${d}: ${s.notStored + s.refused} event(s) could not be stored`, 1);
           // its Allure history too, for the next run of its suite on whichever host (when its reports were written)
