@@ -12,7 +12,9 @@
  *    graphile-worker's forceUnlockWorkers; another worker then takes the job
  *    and runs the planned trials not yet stored (a trial counts when its
  *    trial-end reached the store; the store's unique (job, trial) index makes
- *    a second count impossible). A worker that cannot heartbeat for half of
+ *    a second count impossible). --retry-after can be shorter than a blackout,
+ *    so the retry first waits until the earlier attempt's last cut is over:
+ *    its restore is in the store, or its deadline (+ 1 s) has passed. A worker that cannot heartbeat for half of
  *    --retry-after stops its own blackout first (fencing), so a database
  *    outage never lets two workers cut one target.
  *  - SIGTERM drains: the trial under way finishes and restores, then the job
@@ -22,6 +24,7 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { run, makeWorkerUtils, type Task, type Runner, type WorkerUtils } from 'graphile-worker';
 import { runSuite, EXIT } from '../run/runner.ts';
@@ -32,6 +35,21 @@ import { RunStoreSink } from '../store/sink.ts';
 import { connectStore } from '../store/db.ts';
 import { SCHEMA } from '../store/migrations.ts';
 import { TASK, queueLogger, type JobPayload } from './campaign.ts';
+
+/**
+ * A retry starts this long after the deadline of a cut an earlier attempt left in force. The deadline is on that
+ * attempt's own host clock (runs.wall_ms is its wall origin), so the margin covers ordinary clock skew between two
+ * hosts and the injector's own lateness (the lab's kernel timeout is checked within a millisecond or so).
+ */
+const CUT_DEADLINE_MARGIN_MS = 1000;
+/** how often a retry waiting for an earlier attempt's cut asks the store whether that cut was restored */
+const CUT_POLL_MS = 500;
+/**
+ * How long a job's run waits for its target's (or lab's) lease on this host. The lanes keep one job per target at a
+ * time across the fleet, so a lease held here is a run winding down: mostly an earlier attempt of the same job that
+ * is still restoring and closing its sessions. Waiting for it costs no attempt; failing preflight would.
+ */
+const LEASE_WAIT_MS = 30_000;
 
 export interface WorkerOptions {
   url: string;
@@ -153,6 +171,11 @@ export class FleetWorker {
         await this.finishJob(p, 'done', null);
         return;
       }
+      if ((await this.awaitEarlierCut(p, abort.signal)) === 'drained') {
+        await this.finishJob(p, 'waiting', "drained while waiting for the previous attempt's cut");
+        throw new Error('released: drained before the run started');
+      }
+      if (abort.signal.aborted) throw new Error(`stopped before the run: ${(abort.signal.reason as Error).message}`);
       const suite = validateSuite(p.suite, `job ${p.jobId}`);
       const base = join(this.o.outRoot, p.campaign.replace(/[^A-Za-z0-9._-]/g, '_'), `${p.jobId.slice(p.campaign.length + 1).replace(/[^A-Za-z0-9._-]/g, '_')}-attempt-${attempt}`);
       let outDir = base;
@@ -166,6 +189,7 @@ export class FleetWorker {
           outDir,
           signal: abort.signal,
           drain: this.drain.signal,
+          leaseWaitMs: LEASE_WAIT_MS,
           onEvent: (e, line) => {
             sink.onEvent(e, line);
             if (e.type === 'heal') healed.push(...e.actions);
@@ -206,6 +230,45 @@ export class FleetWorker {
     } finally {
       this.active.delete(workerId);
       await this.pool.query(`delete from ${SCHEMA}.worker_heartbeats where worker_id = $1`, [workerId]).catch(() => {});
+    }
+  }
+
+  /**
+   * An earlier attempt of this job (killed, stalled, on this host or another) may have left a cut in force: its
+   * injector restores it by the cut's deadline on its own, and that can be later than --retry-after. Nothing of this
+   * attempt runs until that cut is over: its restore is in the store (an attempt that lost its job restores when it
+   * wakes), or its deadline + CUT_DEADLINE_MARGIN_MS has passed. A cut event carries its deadline on the run clock;
+   * the run's wall_ms is that clock's wall origin.
+   */
+  private async awaitEarlierCut(p: JobPayload, stop: AbortSignal): Promise<'go' | 'drained' | 'stopped'> {
+    let waitingFor: string | null = null;
+    const either = AbortSignal.any([this.drain.signal, stop]);
+    for (;;) {
+      const { rows } = await this.pool.query<{ run_id: string; trial: number; deadline_wall: number }>(
+        `select r.run_id, c.trial, r.wall_ms + (c.body->>'deadline')::float8 as deadline_wall
+           from ${SCHEMA}.runs r join ${SCHEMA}.events c on c.run_key = r.run_key and c.type = 'cut'
+          where r.job_id = $1 and c.body->>'deadline' is not null
+            and not exists (select 1 from ${SCHEMA}.events x where x.run_key = c.run_key and x.type = 'restore' and x.seq > c.seq)
+          order by deadline_wall desc limit 1`,
+        [p.jobId],
+      );
+      const cut = rows[0];
+      const until = cut ? cut.deadline_wall + CUT_DEADLINE_MARGIN_MS : 0;
+      if (!cut || Date.now() >= until) {
+        if (waitingFor) await this.note(p.campaign, p.jobId, `the previous attempt's cut is over (${cut ? 'its deadline passed' : 'its restore is stored'}); going on`);
+        return 'go';
+      }
+      if (waitingFor !== `${cut.run_id}/${cut.trial}`) {
+        waitingFor = `${cut.run_id}/${cut.trial}`;
+        await this.note(
+          p.campaign,
+          p.jobId,
+          `waiting for the previous attempt's cut deadline: run ${cut.run_id} cut the target in trial ${cut.trial + 1} and stored no restore; its injector restores it by ${new Date(cut.deadline_wall).toISOString().slice(11, 23)} at the latest, and this attempt starts ${CUT_DEADLINE_MARGIN_MS / 1000} s after that (or once that restore is stored)`,
+        );
+      }
+      await sleep(Math.min(CUT_POLL_MS, until - Date.now()), undefined, { signal: either }).catch(() => {});
+      if (this.drain.signal.aborted) return 'drained';
+      if (stop.aborted) return 'stopped';
     }
   }
 

@@ -7,8 +7,9 @@
  *    report lists every application with its runs' own verdicts;
  *  - kill -9 of the worker mid-cut: the target answers again by the cut's
  *    deadline + 1 s (the injector's own kernel-side timeout), another worker
- *    completes the job after --retry-after, the heal is logged, and the store
- *    holds each planned trial exactly once;
+ *    completes the job after --retry-after but never cuts before the dead
+ *    attempt's deadline, the heal is logged, and the store holds each planned
+ *    trial exactly once;
  *  - SIGTERM drains: the trial under way finishes and restores, the job is
  *    released and completed by another worker after the trials done.
  */
@@ -18,7 +19,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.ts';
 import { labName, ROOT, runCli, tempDir } from '../helpers/lab.ts';
 import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
@@ -49,6 +50,16 @@ afterAll(async () => {
   await db?.destroy();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }, 300_000);
+
+// a test that failed half-way must not leave its workers to take the next test's jobs
+afterEach(async () => {
+  const alive = workers.filter((w) => w.exitCode === null && w.signalCode === null);
+  for (const w of alive) {
+    w.kill('SIGCONT');
+    w.kill('SIGKILL');
+  }
+  await Promise.all(alive.map((w) => new Promise((res) => (w.exitCode === null && w.signalCode === null ? w.once('close', res) : res(null)))));
+});
 
 async function q<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
   const c = new pg.Client({ connectionString: db.url });
@@ -211,18 +222,19 @@ describe('campaigns', () => {
     process.stdout.write(`campaign of 8 jobs on 3 workers: ${(elapsed / 1000).toFixed(1)} s\n`);
   }, 420_000);
 
-  it('kill -9 of the worker mid-cut: target back by deadline + 1 s, job completed elsewhere, no trial twice', async () => {
+  it("kill -9 of the worker mid-cut: target back by deadline + 1 s, job completed elsewhere after the dead cut's deadline, no trial twice", async () => {
     const campaign = 'camp-kill';
+    // --retry-after (2 s) is shorter than the second cut (6 s): the retry must wait for that cut's deadline
     const fleet = writeFleet({
       campaign,
       targets: [{ name: 'k1', application: 'app-k', target: { lab: LABS[0] } }],
-      suites: [{ template: suiteTemplate('kill', ['3s', '3s']) }],
+      suites: [{ template: suiteTemplate('kill', ['3s', '6s']) }],
     });
     const sub = await runCli(['campaign', 'submit', fleet, '--store', db.url]);
     expect(sub.code, sub.stderr).toBe(0);
     const outRoot = tempDir();
     dirs.push(outRoot);
-    const a = startWorker(outRoot);
+    const a = startWorker(outRoot, ['--retry-after', '2s']);
     // the first worker takes the job before the second one starts
     const running = await waitFor(
       'the job running',
@@ -230,14 +242,14 @@ describe('campaigns', () => {
       90_000,
     );
     expect(running.worker).toMatch(new RegExp(`:${a.proc.pid}$`));
-    const b = startWorker(outRoot);
+    const b = startWorker(outRoot, ['--retry-after', '2s']);
     // mid-cut of the second trial (the first one is then stored and must not run again)
     const cut = await waitFor(
       'the second cut',
       async () =>
         (
-          await q<{ deadline: number; wall_ms: number; t: number }>(
-            `select (e.body->>'deadline')::float8 deadline, r.wall_ms, (e.body->>'t')::float8 t from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut' and e.trial = 1`,
+          await q<{ deadline: number; wall_ms: number; t: number; run: string }>(
+            `select (e.body->>'deadline')::float8 deadline, r.wall_ms, (e.body->>'t')::float8 t, r.run_id as run from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut' and e.trial = 1`,
             [campaign],
           )
         )[0],
@@ -259,8 +271,16 @@ describe('campaigns', () => {
     // the dead attempt's stored trial was not run again
     expect(trials[0]!.worker).toMatch(new RegExp(`:${a.proc.pid}$`));
     const log = await q<{ message: string }>(`select message from blackout.campaign_log where campaign = $1`, [campaign]);
-    expect(log.some((l) => /^heal: worker .* silent for 4 s/.test(l.message))).toBe(true);
+    expect(log.some((l) => /^heal: worker .* silent for 2 s/.test(l.message))).toBe(true);
     expect(log.some((l) => /attempt 2\/10 started; 1 of 2 trial\(s\) already stored/.test(l.message))).toBe(true);
+    // the retry started before the dead attempt's cut was over, and waited for its deadline before cutting
+    expect(
+      log.some((l) => /^waiting for the previous attempt's cut deadline/.test(l.message)),
+      log.map((l) => l.message).join('\n'),
+    ).toBe(true);
+    const bCut = (await cutWindows(campaign)).filter((w) => w.run !== cut.run);
+    expect(bCut).toHaveLength(1);
+    expect(bCut[0]!.from, `the retry cut ${(deadlineWall - bCut[0]!.from).toFixed(0)} ms before the dead attempt's deadline`).toBeGreaterThanOrEqual(deadlineWall);
     b.proc.kill('SIGTERM');
     expect(await b.exited).toBe(0);
     process.stdout.write(`kill -9: target answered ${(back - deadlineWall).toFixed(0)} ms vs deadline; job completed ${(retriedAfter / 1000).toFixed(1)} s after the kill\n`);
