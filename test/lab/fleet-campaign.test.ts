@@ -10,6 +10,9 @@
  *    completes the job after --retry-after but never cuts before the dead
  *    attempt's deadline, the heal is logged, and the store holds each planned
  *    trial exactly once;
+ *  - a worker stalled (SIGSTOP) past --retry-after loses its job: when it
+ *    wakes it stops its blackout at once and nothing of that attempt counts;
+ *    the job is done once, by another worker, after the stalled cut ended;
  *  - SIGTERM drains: the trial under way finishes and restores, the job is
  *    released and completed by another worker after the trials done.
  */
@@ -284,6 +287,76 @@ describe('campaigns', () => {
     b.proc.kill('SIGTERM');
     expect(await b.exited).toBe(0);
     process.stdout.write(`kill -9: target answered ${(back - deadlineWall).toFixed(0)} ms vs deadline; job completed ${(retriedAfter / 1000).toFixed(1)} s after the kill\n`);
+  }, 300_000);
+
+  it('a worker stalled past --retry-after loses its job: on waking it stops its blackout at once, nothing of it counts; the job is done once', async () => {
+    const campaign = 'camp-fence';
+    const fleet = writeFleet({
+      campaign,
+      targets: [{ name: 's1', application: 'app-s', target: { lab: LABS[2] } }],
+      suites: [{ template: suiteTemplate('stall', ['5s']) }],
+    });
+    expect((await runCli(['campaign', 'submit', fleet, '--store', db.url])).code).toBe(0);
+    const outRoot = tempDir();
+    dirs.push(outRoot);
+    const a = startWorker(outRoot, ['--retry-after', '2s']);
+    await waitFor('the job running on the first worker', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = $1 and state = 'running'`, [campaign])).length > 0, 90_000);
+    const b = startWorker(outRoot, ['--retry-after', '2s']);
+    const cut = await waitFor(
+      'the cut',
+      async () =>
+        (
+          await q<{ run: string; from: number }>(
+            `select r.run_id as run, r.wall_ms + (e.body->>'t')::float8 as "from" from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut'`,
+            [campaign],
+          )
+        )[0],
+      90_000,
+      100,
+    );
+    // the first worker stalls mid-cut (its 5 s blackout is under way) for longer than --retry-after
+    a.proc.kill('SIGSTOP');
+    const log = () => q<{ message: string; worker: string }>(`select message, worker from blackout.campaign_log where campaign = $1 order by id`, [campaign]);
+    await waitFor("the stalled worker's job released", async () => (await log()).some((l) => l.message.startsWith(`heal: worker `) && l.message.includes(`:${a.proc.pid} `)), 30_000, 100);
+    // the other worker took the job, and waits: the stalled worker's cut is still in force
+    await waitFor('the retry waiting for the stalled cut', async () => (await log()).some((l) => l.message.startsWith("waiting for the previous attempt's cut deadline")), 10_000, 100);
+    a.proc.kill('SIGCONT');
+    // on waking it sees its job was taken away and stops its blackout before its scheduled end
+    const restore = await waitFor(
+      "the stalled worker's restore",
+      async () =>
+        (
+          await q<{ reason: string; at: number }>(
+            `select e.body->>'reason' reason, r.wall_ms + (e.body->>'t')::float8 as at from blackout.events e join blackout.runs r using (run_key) where r.run_id = $1 and e.type = 'restore'`,
+            [cut.run],
+          )
+        )[0],
+      20_000,
+      100,
+    );
+    expect(restore.reason).toBe('signal');
+    expect(restore.at - cut.from, 'the stalled blackout ran its full length').toBeLessThan(5000);
+    await waitFor('the job done', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign])).length > 0, 90_000, 500);
+    // done once: its one trial counted once, from the other worker's attempt; the stalled attempt stored no trial
+    const trials = await q<{ trial: number; worker: string }>(`select t.trial, r.worker from blackout.trials t join blackout.runs r using (run_id) where t.campaign = $1`, [campaign]);
+    expect(trials).toHaveLength(1);
+    expect(trials[0]!.worker).toMatch(new RegExp(`:${b.proc.pid}$`));
+    const entries = await log();
+    const byA = entries.filter((l) => l.worker.endsWith(`:${a.proc.pid}`)).map((l) => l.message);
+    expect(byA.join('\n')).toMatch(/taken away/);
+    // the stalled attempt neither finished nor failed the job
+    expect(byA.filter((m) => /^(done|failed|waiting)\b/.test(m))).toEqual([]);
+    expect(entries.some((l) => l.worker.endsWith(`:${b.proc.pid}`) && /^attempt 2\/10 started/.test(l.message))).toBe(true);
+    expect(a.out()).toMatch(/taken away/);
+    // never two cuts at once on the target: the retry cut after the stalled cut was restored
+    const win = (await cutWindows(campaign)).sort((x, y) => x.from - y.from);
+    expect(win).toHaveLength(2);
+    expect(win[1]!.from, JSON.stringify(win)).toBeGreaterThanOrEqual(win[0]!.to);
+    const queued = await q(`select 1 from graphile_worker.jobs where key like $1`, [`${campaign}:%`]);
+    expect(queued).toEqual([]);
+    for (const w of [a, b]) w.proc.kill('SIGTERM');
+    expect(await Promise.all([a.exited, b.exited])).toEqual([0, 0]);
+    process.stdout.write(`stall: the stalled blackout stopped ${(restore.at - cut.from).toFixed(0)} ms after its cut (5 000 planned)\n`);
   }, 300_000);
 
   it('SIGTERM drains: the trial under way finishes and restores, the job is released and finished elsewhere', async () => {
