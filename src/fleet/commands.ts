@@ -103,7 +103,7 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
     .description("submit a fleet file as a campaign: one queue job per target × suite; a target's jobs never overlap, and `limits` caps the blackouts per hypervisor or switch")
     .argument('<fleet>', 'fleet file (.yaml)')
     .option('--store <url>', 'results store and queue, postgres://… (or $BLACKOUT_STORE)')
-    .option('--max-attempts <n>', 'attempts per job (a crashed or drained attempt counts)', '10')
+    .option('--max-attempts <n>', 'attempts per job (a failed or crashed attempt counts; one drained by SIGTERM does not)', '10')
     .action(async (file: string, o: { store?: string; maxAttempts: string }) => {
       const { loadFleet, FleetError } = await import('./fleet-file.ts');
       const { submitCampaign, CampaignError } = await import('./campaign.ts');

@@ -26,15 +26,16 @@
  *    stops its own blackout first, so a database outage never lets two
  *    workers cut one target.
  *  - SIGTERM drains: the trial under way finishes and restores, then the job
- *    is released to the queue (graphile-worker's graceful shutdown) and
- *    resumed elsewhere after the trials already done.
+ *    goes back to the queue without spending an attempt (release()) and is
+ *    resumed elsewhere after the trials already done; graphile-worker's
+ *    graceful shutdown waits for it.
  */
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { run, makeWorkerUtils, type Task, type Runner, type WorkerUtils } from 'graphile-worker';
+import { run, makeWorkerUtils, type Job, type Task, type Runner, type WorkerUtils } from 'graphile-worker';
 import { runSuite, EXIT } from '../run/runner.ts';
 import { validateSuite } from '../run/suite.ts';
 import { writeReports } from '../reporters/index.ts';
@@ -106,7 +107,7 @@ export class FleetWorker {
     (await connectStore(this.o.url)).end();
     this.utils = await makeWorkerUtils({ connectionString: this.o.url, logger: queueLogger(this.o.log) });
     await this.utils.migrate();
-    const task: Task = (payload, helpers) => this.runJob(payload as JobPayload, helpers.job.locked_by ?? 'unknown', helpers.job.attempts, helpers.job.max_attempts);
+    const task: Task = (payload, helpers) => this.runJob(payload as JobPayload, helpers.job, helpers.job.locked_by ?? 'unknown');
     this.runner = await run({
       connectionString: this.o.url,
       concurrency: this.o.concurrency,
@@ -186,8 +187,8 @@ export class FleetWorker {
     }
   }
 
-  private async runJob(p: JobPayload, workerId: string, attempt: number, maxAttempts: number): Promise<void> {
-    if (this.drain.signal.aborted) throw new Error('drained before the job started');
+  private async runJob(p: JobPayload, job: Job, workerId: string): Promise<void> {
+    const { attempts: attempt, max_attempts: maxAttempts } = job;
     const abort = new AbortController();
     const me: ActiveAttempt = { abort, lastBeat: Date.now(), jobId: p.jobId, campaign: p.campaign, takenAway: null };
     try {
@@ -198,6 +199,7 @@ export class FleetWorker {
       );
       // only once its row exists: a heartbeat takes an attempt in `active` without a row as one whose job was taken away
       this.active.set(workerId, me);
+      if (this.drain.signal.aborted) return await this.release(p, job, workerId, 'the worker was draining when it got the job');
       const done = new Set((await this.pool.query<{ trial: number }>(`select trial from ${SCHEMA}.trials where job_id = $1`, [p.jobId])).rows.map((r) => r.trial));
       await this.pool.query(`update ${SCHEMA}.campaign_jobs set state = 'running', worker = $2, attempt = $3, updated_at = now() where job_id = $1`, [p.jobId, this.name, attempt]);
       await this.note(
@@ -209,10 +211,7 @@ export class FleetWorker {
         await this.finishJob(p, workerId, 'done', null);
         return;
       }
-      if ((await this.awaitEarlierCut(p, abort.signal)) === 'drained') {
-        await this.finishJob(p, workerId, 'waiting', "drained while waiting for the previous attempt's cut");
-        throw new Error('released: drained before the run started');
-      }
+      if ((await this.awaitEarlierCut(p, abort.signal)) === 'drained') return await this.release(p, job, workerId, "drained while waiting for the previous attempt's cut");
       if (abort.signal.aborted) throw new Error(me.takenAway ?? `stopped before the run: ${(abort.signal.reason as Error).message}`);
       const suite = validateSuite(p.suite, `job ${p.jobId}`);
       const base = join(this.o.outRoot, p.campaign.replace(/[^A-Za-z0-9._-]/g, '_'), `${p.jobId.slice(p.campaign.length + 1).replace(/[^A-Za-z0-9._-]/g, '_')}-attempt-${attempt}`);
@@ -260,8 +259,10 @@ export class FleetWorker {
       );
       if (healed.length) await this.note(p.campaign, p.jobId, `heal before the first trial: ${healed.join('; ')}`);
       if (result.exitCode === EXIT.interrupted) {
+        if (this.drain.signal.aborted) return await this.release(p, job, workerId, result.reason);
+        // stopped by this worker's own fencing (the store unreachable): a failed attempt, retried after graphile-worker's backoff
         await this.finishJob(p, workerId, 'waiting', result.reason);
-        throw new Error(`released: ${result.reason}`);
+        throw new Error(`stopped: ${result.reason}`);
       }
       if (result.exitCode === EXIT.badInput) {
         await this.finishJob(p, workerId, 'failed', result.reason);
@@ -334,6 +335,51 @@ export class FleetWorker {
       throw new Error(why);
     }
     await this.note(p.campaign, p.jobId, state === 'done' ? 'done' : `${state}: ${error}`);
+  }
+
+  /**
+   * SIGTERM: the job goes back to the queue without spending an attempt. graphile-worker spends one on a task that
+   * throws (and waits its exponential backoff before the next: ~10 rolling restarts would fail a job for good), so the
+   * task puts the job back itself and returns successfully: add_job with the same task, payload, lane (queue_name),
+   * max_attempts and job_key, due now. For a key whose job is locked (ours, running this task) graphile-worker 0.16's
+   * add_jobs clears that job's key and gives it no further attempt (attempts = max_attempts), and adds a new job with
+   * the key; the success then deletes ours. The store's record of the job (waiting, its new queue job) changes in the
+   * same transaction, and only while this attempt holds the job (its heartbeat row, locked against the sweep).
+   */
+  private async release(p: JobPayload, job: Job, workerId: string, why: string): Promise<void> {
+    const c = await this.pool.connect();
+    let requeued: string | null = null;
+    try {
+      await c.query('begin');
+      const held = await c.query(`select 1 from ${SCHEMA}.worker_heartbeats where worker_id = $1 and job_id = $2 for key share`, [workerId, p.jobId]);
+      if (held.rowCount) {
+        const { rows } = await c.query<{ id: string }>(
+          `select n.id::text as id from graphile_worker.jobs o,
+             lateral graphile_worker.add_job($2, $3::json, queue_name => o.queue_name, max_attempts => o.max_attempts, job_key => $4, priority => o.priority) n
+            where o.id = $1`,
+          [job.id, TASK, JSON.stringify(p), p.jobId],
+        );
+        requeued = rows[0]?.id ?? null;
+        if (requeued)
+          await c.query(`update ${SCHEMA}.campaign_jobs set state = 'waiting', queue_job_id = $2, error = $3, updated_at = now() where job_id = $1`, [
+            p.jobId,
+            requeued,
+            `released by ${this.name}: ${why}`,
+          ]);
+      }
+      await c.query(requeued ? 'commit' : 'rollback');
+    } catch (e) {
+      await c.query('rollback').catch(() => {});
+      throw e;
+    } finally {
+      c.release();
+    }
+    if (!requeued) {
+      const taken = `taken away: the job was released to another worker before this attempt could put it back in the queue (${why})`;
+      await this.note(p.campaign, p.jobId, taken);
+      throw new Error(taken);
+    }
+    await this.note(p.campaign, p.jobId, `released: ${why}; back in the queue as job ${requeued}, due now (no attempt spent)`);
   }
 
   /** SIGTERM: finish the trials under way, release their jobs, stop. */

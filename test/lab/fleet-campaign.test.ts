@@ -13,8 +13,9 @@
  *  - a worker stalled (SIGSTOP) past --retry-after loses its job: when it
  *    wakes it stops its blackout at once and nothing of that attempt counts;
  *    the job is done once, by another worker, after the stalled cut ended;
- *  - SIGTERM drains: the trial under way finishes and restores, the job is
- *    released and completed by another worker after the trials done.
+ *  - SIGTERM drains: the trial under way finishes and restores, the job goes
+ *    back to the queue without spending an attempt and is completed by
+ *    another worker after the trials done.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -124,6 +125,20 @@ async function cutWindows(campaign: string): Promise<Array<{ target: string; job
          from blackout.runs r join blackout.events c on c.run_key = r.run_key and c.type = 'cut' where r.campaign = $1`,
     [campaign],
   );
+}
+
+/** the rows of `campaign status`'s table: job, state, where, trials, note */
+function statusRows(text: string): Array<{ job: string; state: string; where: string; trials: string; note: string }> {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| job ') && !l.startsWith('| ---'))
+    .map((l) => {
+      const [job, state, where, trials, note] = l
+        .slice(1, -1)
+        .split('|')
+        .map((c) => c.trim());
+      return { job: job!, state: state!, where: where!, trials: trials!, note: note! };
+    });
 }
 
 function answers(host: string, port: number): Promise<boolean> {
@@ -359,7 +374,7 @@ describe('campaigns', () => {
     process.stdout.write(`stall: the stalled blackout stopped ${(restore.at - cut.from).toFixed(0)} ms after its cut (5 000 planned)\n`);
   }, 300_000);
 
-  it('SIGTERM drains: the trial under way finishes and restores, the job is released and finished elsewhere', async () => {
+  it('SIGTERM drains: the trial under way finishes and restores, the job is released without spending an attempt and finished elsewhere', async () => {
     const campaign = 'camp-drain';
     const fleet = writeFleet({
       campaign,
@@ -382,10 +397,31 @@ describe('campaigns', () => {
     const first = await q<{ reason: string }>(`select e.body->>'reason' reason from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'restore'`, [campaign]);
     expect(first.map((f) => f.reason)).toEqual(['scheduled']);
     expect(a.out()).toMatch(/draining/);
+    // released, not failed: the queue holds it as a fresh job, due now, no attempt spent, no error
+    const key = `${campaign}:d1/app-d-drain`;
+    const queued = await q<{ id: string; attempts: number; last_error: string | null; due: boolean; locked_by: string | null }>(
+      `select id::text, attempts, last_error, run_at <= now() as due, locked_by from graphile_worker.jobs where key = $1`,
+      [key],
+    );
+    expect(queued.map(({ id: _id, ...j }) => j)).toEqual([{ attempts: 0, last_error: null, due: true, locked_by: null }]);
+    // and the drained job itself is gone from the queue (its task returned successfully), not kept as a failure
+    expect(await q(`select id from graphile_worker._private_jobs where payload->>'jobId' = $1`, [key])).toEqual([{ id: queued[0]!.id }]);
+    expect((await q<{ queue_job_id: string }>(`select queue_job_id from blackout.campaign_jobs where job_id = $1`, [key]))[0]!.queue_job_id).toBe(queued[0]!.id);
+    const st = await runCli(['campaign', 'status', campaign, '--store', db.url]);
+    expect(statusRows(st.stdout), st.stdout).toMatchObject([{ job: 'd1/app-d-drain', state: 'waiting', trials: '1/2' }]);
     const b = startWorker(outRoot);
     await waitFor('the job done', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign])).length > 0, 120_000, 500);
-    const trials = await q<{ trial: number }>(`select trial from blackout.trials where campaign = $1 order by trial`, [campaign]);
+    const trials = await q<{ trial: number; worker: string }>(`select t.trial, r.worker from blackout.trials t join blackout.runs r using (run_id) where t.campaign = $1 order by t.trial`, [campaign]);
     expect(trials.map((t) => t.trial)).toEqual([0, 1]);
+    expect(trials[0]!.worker).toMatch(new RegExp(`:${a.proc.pid}$`));
+    expect(trials[1]!.worker).toMatch(new RegExp(`:${b.proc.pid}$`));
+    // the next attempt is the fresh job's first, resuming after the stored trial
+    const log = await q<{ message: string }>(`select message from blackout.campaign_log where campaign = $1 order by id`, [campaign]);
+    expect(
+      log.some((l) => /^attempt 1\/10 started; 1 of 2 trial\(s\) already stored/.test(l.message)),
+      log.map((l) => l.message).join('\n'),
+    ).toBe(true);
+    expect(log.some((l) => /^released\b/.test(l.message))).toBe(true);
     b.proc.kill('SIGTERM');
     expect(await b.exited).toBe(0);
   }, 300_000);
