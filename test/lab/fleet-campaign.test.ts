@@ -4,7 +4,9 @@
  *  - 8 jobs (4 lab targets × 2 suite templates) over 3 workers: every job done
  *    exactly once, the cut windows of one target never overlap, at most
  *    `limits.hypervisor` blackouts at once on one hypervisor, and the fleet
- *    report lists every application with its runs' own verdicts;
+ *    report lists every application with its runs' own verdicts; `campaign
+ *    status` says where a job runs and which jobs wait on its lane, and a job
+ *    that used its last attempt shows as failed with its error;
  *  - kill -9 of the worker mid-cut: the target answers again by the cut's
  *    deadline + 1 s (the injector's own kernel-side timeout), another worker
  *    completes the job after --retry-after but never cuts before the dead
@@ -170,10 +172,38 @@ describe('campaigns', () => {
     // submitting the same campaign again is refused, nothing queued twice
     const again = await runCli(['campaign', 'submit', fleet, '--store', db.url]);
     expect(again.code).toBe(2);
+    // beside it, a job that can only fail (its lab is not up), with a single attempt
+    const failing = writeFleet({
+      campaign: 'camp-fail',
+      targets: [{ name: 'f1', application: 'app-f', target: { lab: labName('tcampnone') } }],
+      suites: [{ template: suiteTemplate('fail', ['600ms']) }],
+    });
+    const subFail = await runCli(['campaign', 'submit', failing, '--store', db.url, '--max-attempts', '1']);
+    expect(subFail.code, subFail.stderr).toBe(0);
     const outRoot = tempDir();
     dirs.push(outRoot);
     const ws = [1, 2, 3].map(() => startWorker(outRoot));
     const t0 = Date.now();
+    // while jobs run: a running job says on which worker (host:pid), and the jobs of its lane wait on it
+    const busy = await waitFor(
+      'a status with a job running and another waiting on its lane',
+      async () => {
+        const st = await runCli(['campaign', 'status', campaign, '--store', db.url]);
+        const rows = statusRows(st.stdout);
+        const running = rows.filter((r) => r.state === 'running');
+        const waiting = rows.find((r) => r.state === 'waiting' && running.some((x) => r.note.startsWith('lane ') && r.note.endsWith(`busy with ${x.job}`)));
+        return waiting ? { running: running.find((x) => waiting.note.endsWith(`busy with ${x.job}`))!, waiting, text: st.stdout } : null;
+      },
+      120_000,
+      200,
+    );
+    expect(busy.running.where, busy.text).toMatch(/^[^:\s]+:\d+$/);
+    expect(
+      ws.map((w) => w.proc.pid),
+      busy.text,
+    ).toContain(Number(busy.running.where.split(':')[1]));
+    expect(busy.waiting.trials).toBe('0/1');
+    expect(busy.waiting.where).toBe('');
     await waitFor(
       '8 jobs done',
       async () => {
@@ -187,6 +217,16 @@ describe('campaigns', () => {
     const st = await runCli(['campaign', 'status', campaign, '--store', db.url]);
     expect(st.code, st.stderr).toBe(0);
     expect(st.stdout).toMatch(/8 job\(s\) — 8 done/);
+    for (const r of statusRows(st.stdout)) expect([r.job, r.state, r.trials]).toEqual([r.job, 'done', '1/1']);
+    // the job whose only attempt failed: failed, with why (not "retry at" a time that never comes)
+    await waitFor('the failing job attempted', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = 'camp-fail' and state = 'failed'`)).length > 0, 60_000, 500);
+    const fst = await runCli(['campaign', 'status', 'camp-fail', '--store', db.url]);
+    expect(fst.code, fst.stderr).toBe(0);
+    expect(fst.stdout).toMatch(/1 job\(s\) — 0 done, 0 running, 0 waiting, 0 retrying, 1 failed/);
+    const [f] = statusRows(fst.stdout);
+    expect(f, fst.stdout).toMatchObject({ job: 'f1/app-f-fail', state: 'failed', trials: '0/1' });
+    expect(f!.note, fst.stdout).toMatch(new RegExp(`^preflight: lab "${labName('tcampnone')}" is not up`));
+    expect(fst.stdout).not.toMatch(/retry at/);
     for (const w of ws) w.proc.kill('SIGTERM');
     const codes = await Promise.all(ws.map((w) => w.exited));
     expect(codes).toEqual([0, 0, 0]);
@@ -408,7 +448,7 @@ describe('campaigns', () => {
     expect(await q(`select id from graphile_worker._private_jobs where payload->>'jobId' = $1`, [key])).toEqual([{ id: queued[0]!.id }]);
     expect((await q<{ queue_job_id: string }>(`select queue_job_id from blackout.campaign_jobs where job_id = $1`, [key]))[0]!.queue_job_id).toBe(queued[0]!.id);
     const st = await runCli(['campaign', 'status', campaign, '--store', db.url]);
-    expect(statusRows(st.stdout), st.stdout).toMatchObject([{ job: 'd1/app-d-drain', state: 'waiting', trials: '1/2' }]);
+    expect(statusRows(st.stdout), st.stdout).toMatchObject([{ job: 'd1/app-d-drain', state: 'waiting', where: '', trials: '1/2' }]);
     const b = startWorker(outRoot);
     await waitFor('the job done', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign])).length > 0, 120_000, 500);
     const trials = await q<{ trial: number; worker: string }>(`select t.trial, r.worker from blackout.trials t join blackout.runs r using (run_id) where t.campaign = $1 order by t.trial`, [campaign]);
