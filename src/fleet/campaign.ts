@@ -113,40 +113,48 @@ export async function campaignStatus(url: string, campaign: string): Promise<{ j
     const { rows } = await c.query(
       `select cj.job_id, cj.target, cj.application, cj.suite_name, cj.state, cj.worker, cj.attempt, cj.planned_trials, cj.error,
               (select count(*) from ${SCHEMA}.trials t where t.job_id = cj.job_id)::int as trials_done,
-              q.queue_name, q.locked_by, q.attempts as queue_attempts, q.last_error, q.run_at,
+              (select h.host || ':' || h.pid from ${SCHEMA}.worker_heartbeats h where h.job_id = cj.job_id order by h.last_seen desc limit 1) as holder,
+              q.queue_name, q.locked_by, q.attempts as queue_attempts, q.max_attempts, q.last_error, q.run_at,
               (select string_agg(distinct o.key, ', ') from graphile_worker.jobs o
                  where o.queue_name = q.queue_name and o.locked_at is not null and o.id <> q.id) as blocking
          from ${SCHEMA}.campaign_jobs cj left join graphile_worker.jobs q on q.id::text = cj.queue_job_id
         where cj.campaign = $1 order by cj.job_id`,
       [campaign],
     );
-    const jobs: JobStatus[] = rows.map((r) => ({
-      jobId: r.job_id.slice(campaign.length + 1),
-      target: r.target,
-      application: r.application,
-      suite: r.suite_name,
-      state:
+    const jobs: JobStatus[] = rows.map((r) => {
+      // graphile-worker keeps a job that used its last attempt (unlocked, never due again): that is a failure, not a retry
+      const state =
         r.state === 'done' || !r.queue_name
           ? r.state
           : r.locked_by
             ? 'running'
-            : r.state === 'failed' || r.queue_attempts > 0
-              ? `retry at ${new Date(r.run_at).toISOString().slice(11, 19)}`
-              : 'waiting',
-      worker: r.worker,
-      attempt: r.attempt,
-      trialsDone: r.trials_done,
-      plannedTrials: r.planned_trials,
-      error: r.error ?? r.last_error ?? null,
-      queue: r.queue_name,
-      waitingOn:
-        !r.locked_by && r.blocking
-          ? `lane ${r.queue_name} busy with ${String(r.blocking)
-              .split(', ')
-              .map((k: string) => k.slice(campaign.length + 1))
-              .join(', ')}`
-          : null,
-    }));
+            : r.queue_attempts >= r.max_attempts
+              ? 'failed'
+              : r.queue_attempts > 0
+                ? `retry at ${new Date(r.run_at).toISOString().slice(11, 19)}`
+                : 'waiting';
+      return {
+        jobId: r.job_id.slice(campaign.length + 1),
+        target: r.target,
+        application: r.application,
+        suite: r.suite_name,
+        state,
+        // where it runs: the worker whose heartbeat holds it; a waiting job runs nowhere (yet)
+        worker: state === 'running' ? (r.holder ?? r.worker) : state === 'waiting' ? null : r.worker,
+        attempt: r.attempt,
+        trialsDone: r.trials_done,
+        plannedTrials: r.planned_trials,
+        error: r.error ?? r.last_error ?? null,
+        queue: r.queue_name,
+        waitingOn:
+          !r.locked_by && r.blocking
+            ? `lane ${r.queue_name} busy with ${String(r.blocking)
+                .split(', ')
+                .map((k: string) => k.slice(campaign.length + 1))
+                .join(', ')}`
+            : null,
+      };
+    });
     const log = (await c.query(`select at, worker, job_id, message from ${SCHEMA}.campaign_log where campaign = $1 order by id`, [campaign])).rows;
     return { jobs, log };
   } finally {
@@ -157,7 +165,7 @@ export async function campaignStatus(url: string, campaign: string): Promise<{ j
 export function statusText(campaign: string, s: Awaited<ReturnType<typeof campaignStatus>>): string {
   const count = (p: (j: JobStatus) => boolean) => s.jobs.filter(p).length;
   const lines = [
-    `campaign ${campaign}: ${s.jobs.length} job(s) — ${count((j) => j.state === 'done')} done, ${count((j) => j.state === 'running')} running, ${count((j) => j.state === 'waiting')} waiting, ${count((j) => j.state.startsWith('retry') || j.state === 'failed')} failed/retrying`,
+    `campaign ${campaign}: ${s.jobs.length} job(s) — ${count((j) => j.state === 'done')} done, ${count((j) => j.state === 'running')} running, ${count((j) => j.state === 'waiting')} waiting, ${count((j) => j.state.startsWith('retry'))} retrying, ${count((j) => j.state === 'failed')} failed`,
     '',
     '| job | state | where | trials | note |',
     '| --- | --- | --- | --- | --- |',

@@ -184,7 +184,7 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
     .description("submit a fleet file as a campaign: one queue job per target × suite; a target's jobs never overlap, and `limits` caps the blackouts per hypervisor or switch")
     .argument('<fleet>', 'fleet file (.yaml)')
     .option('--store <url>', 'results store and queue, postgres://… (or $BLACKOUT_STORE)')
-    .option('--max-attempts <n>', 'attempts per job (a crashed or drained attempt counts)', '10')
+    .option('--max-attempts <n>', 'attempts per job (a failed or crashed attempt counts; one drained by SIGTERM does not)', '10')
     .action(async (file: string, o: { store?: string; maxAttempts: string }) => {
       const { loadFleet, FleetError } = await import('./fleet-file.ts');
       const { submitCampaign, CampaignError } = await import('./campaign.ts');
@@ -236,7 +236,11 @@ export function registerFleetCommands(program: Command, _deps: { runCommand: unk
     .description('take campaign jobs from the queue and run them (any number of workers on any number of machines); SIGTERM drains')
     .option('--store <url>', 'results store and queue, postgres://… (or $BLACKOUT_STORE)')
     .option('--concurrency <n>', 'jobs at once in this process', '1')
-    .option('--retry-after <duration>', 'a worker silent this long (killed, machine lost) has its job retried by another worker', '30s')
+    .option(
+      '--retry-after <duration>',
+      "how long a worker may be silent (killed, machine lost, stalled) before its job is released to another worker. It bounds when the retry takes the job, not when it cuts: the retry first waits until the silent attempt's last cut is over (its restore stored, or the injector's own restore deadline + 1 s passed), so a shorter --retry-after never overlaps two cuts",
+      '30s',
+    )
     .option('--poll <duration>', 'idle polling of the queue', '1s')
     .option('--out-root <dir>', "where the jobs' run folders go", 'reports/campaigns')
     .action(async (o: { store?: string; concurrency: string; retryAfter: string; poll: string; outRoot: string }) => {

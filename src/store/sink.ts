@@ -42,6 +42,12 @@ export interface SinkOptions {
   maxQueueBytes?: number;
   /** rows per COPY batch */
   batchRows?: number;
+  /**
+   * A campaign attempt's hold on its job: its trials count only while its heartbeat row (worker_id, job_id) exists,
+   * checked (and locked against the sweep that releases the job) in the transaction that stores them. An attempt whose
+   * job was given to another worker still stores its events; its trials are left out.
+   */
+  holds?: { workerId: string; jobId: string };
 }
 
 export interface SinkStats {
@@ -176,6 +182,8 @@ export class RunStoreSink {
   private downSince: number | null = null;
   private overflowed = false;
   private closed = false;
+  /** why trials that end from now on are not counted (stopCounting), else null */
+  private notCounting: string | null = null;
   private readonly log: (l: string) => void;
   readonly stats: SinkStats = { runId: null, events: 0, stored: 0, batches: 0, reconnects: 0, downMs: 0, notStored: 0, refused: 0 };
 
@@ -213,7 +221,8 @@ export class RunStoreSink {
       this.analysis.add(e);
       if (e.type === 'trial-end') {
         const r = this.analysis.trial(e.trial);
-        if (r) this.trials.push({ seq, result: r });
+        if (r && this.notCounting) this.log(`store: trial ${e.trial} is stored as events, not counted (${this.notCounting})`);
+        else if (r) this.trials.push({ seq, result: r });
       } else if (e.type === 'run-end') {
         this.end = { seq, e, summary: jsonText(JSON.parse(jsonReport(this.analysis.finish()))) };
       }
@@ -230,6 +239,11 @@ export class RunStoreSink {
     }
     this.schedule(this.queued >= (this.opts.batchRows ?? 50_000) ? 0 : 100);
   };
+
+  /** the trials that end from now on are stored as events only, never counted (a run stopped mid-trial: the trial was cut short) */
+  stopCounting(why: string): void {
+    this.notCounting ??= why;
+  }
 
   private enqueue(seq: number, e: BlackoutEvent, line?: string): void {
     const keyed = this.runKey !== null;
@@ -404,7 +418,8 @@ export class RunStoreSink {
       for (const ch of batch) stream.write(ch.keyed ? ch.data : withKey(ch.data, key));
       stream.end();
       await done;
-      for (const t of this.trials) if (t.seq <= last) await this.insertTrial(c, t.result);
+      const trials = this.trials.filter((t) => t.seq <= last);
+      if (trials.length && (await this.holdsJob(c, trials))) for (const t of trials) await this.insertTrial(c, t.result);
       if (this.end && this.end.seq <= last) {
         const s = JSON.parse(this.end.summary) as { passed?: boolean };
         await c.query(`update ${SCHEMA}.runs set ended_at = to_timestamp(($2::float8 + wall_ms) / 1000), exit_code = $3, reason = $4, passed = $5, summary = $6 where run_id = $1`, [
@@ -422,6 +437,16 @@ export class RunStoreSink {
       await c.query('rollback').catch(() => {});
       throw e;
     }
+  }
+
+  /** whether the attempt still holds its job (always, for a run that is no campaign attempt); logs when not */
+  private async holdsJob(c: pg.Client, trials: PendingTrial[]): Promise<boolean> {
+    const h = this.opts.holds;
+    if (!h) return true;
+    const { rowCount } = await c.query(`select 1 from ${SCHEMA}.worker_heartbeats where worker_id = $1 and job_id = $2 for key share`, [h.workerId, h.jobId]);
+    if (rowCount) return true;
+    this.log(`store: trial(s) ${trials.map((t) => t.result.index).join(', ')} of job ${h.jobId} not counted: this attempt no longer holds the job (it was released to another worker)`);
+    return false;
   }
 
   private async insertRun(c: pg.Client): Promise<string> {

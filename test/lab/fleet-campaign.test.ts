@@ -4,13 +4,20 @@
  *  - 8 jobs (4 lab targets × 2 suite templates) over 3 workers: every job done
  *    exactly once, the cut windows of one target never overlap, at most
  *    `limits.hypervisor` blackouts at once on one hypervisor, and the fleet
- *    report lists every application with its runs' own verdicts;
+ *    report lists every application with its runs' own verdicts; `campaign
+ *    status` says where a job runs and which jobs wait on its lane, and a job
+ *    that used its last attempt shows as failed with its error;
  *  - kill -9 of the worker mid-cut: the target answers again by the cut's
  *    deadline + 1 s (the injector's own kernel-side timeout), another worker
- *    completes the job after --retry-after, the heal is logged, and the store
- *    holds each planned trial exactly once;
- *  - SIGTERM drains: the trial under way finishes and restores, the job is
- *    released and completed by another worker after the trials done.
+ *    completes the job after --retry-after but never cuts before the dead
+ *    attempt's deadline, the heal is logged, and the store holds each planned
+ *    trial exactly once;
+ *  - a worker stalled (SIGSTOP) past --retry-after loses its job: when it
+ *    wakes it stops its blackout at once and nothing of that attempt counts;
+ *    the job is done once, by another worker, after the stalled cut ended;
+ *  - SIGTERM drains: the trial under way finishes and restores, the job goes
+ *    back to the queue without spending an attempt and is completed by
+ *    another worker after the trials done.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -18,10 +25,11 @@ import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.ts';
 import { labName, ROOT, runCli, tempDir, writeSuite } from '../helpers/lab.ts';
 import { readSummary } from '../helpers/run-dir.ts';
+import { fleetSuiteTemplate as suiteTemplate } from '../helpers/fleet.ts';
 import { labDown, labUp, readLabState } from '../../src/lab/lab.ts';
 import type { FleetReport } from '../../src/fleet/fleet-report.ts';
 
@@ -51,6 +59,16 @@ afterAll(async () => {
   await db?.destroy();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }, 300_000);
+
+// a test that failed half-way must not leave its workers to take the next test's jobs
+afterEach(async () => {
+  const alive = workers.filter((w) => w.exitCode === null && w.signalCode === null);
+  for (const w of alive) {
+    w.kill('SIGCONT');
+    w.kill('SIGKILL');
+  }
+  await Promise.all(alive.map((w) => new Promise((res) => (w.exitCode === null && w.signalCode === null ? w.once('close', res) : res(null)))));
+});
 
 async function q<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
   const c = new pg.Client({ connectionString: db.url });
@@ -93,16 +111,6 @@ function writeFleet(fleet: unknown): string {
   return p;
 }
 
-const suiteTemplate = (label: string, lengths: string[]) => `name: "{{application}} ${label}"
-probes:
-  - { name: echo, kind: tcp, interval: 100ms }
-  - { name: echo-ut1s, kind: tcp, interval: 100ms, userTimeout: 1s }
-injector: { kind: cable-pull }
-blackouts: [${lengths.join(', ')}]
-warmup: 1s
-recovery: 6s
-`;
-
 /** cut windows (wall ms) per run from the store's raw events */
 async function cutWindows(campaign: string): Promise<Array<{ target: string; job: string; from: number; to: number; run: string }>> {
   return q(
@@ -112,6 +120,20 @@ async function cutWindows(campaign: string): Promise<Array<{ target: string; job
          from blackout.runs r join blackout.events c on c.run_key = r.run_key and c.type = 'cut' where r.campaign = $1`,
     [campaign],
   );
+}
+
+/** the rows of `campaign status`'s table: job, state, where, trials, note */
+function statusRows(text: string): Array<{ job: string; state: string; where: string; trials: string; note: string }> {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| job ') && !l.startsWith('| ---'))
+    .map((l) => {
+      const [job, state, where, trials, note] = l
+        .slice(1, -1)
+        .split('|')
+        .map((c) => c.trim());
+      return { job: job!, state: state!, where: where!, trials: trials!, note: note! };
+    });
 }
 
 function answers(host: string, port: number): Promise<boolean> {
@@ -143,10 +165,38 @@ describe('campaigns', () => {
     // submitting the same campaign again is refused, nothing queued twice
     const again = await runCli(['campaign', 'submit', fleet, '--store', db.url]);
     expect(again.code).toBe(2);
+    // beside it, a job that can only fail (its lab is not up), with a single attempt
+    const failing = writeFleet({
+      campaign: 'camp-fail',
+      targets: [{ name: 'f1', application: 'app-f', target: { lab: labName('tcampnone') } }],
+      suites: [{ template: suiteTemplate('fail', ['600ms']) }],
+    });
+    const subFail = await runCli(['campaign', 'submit', failing, '--store', db.url, '--max-attempts', '1']);
+    expect(subFail.code, subFail.stderr).toBe(0);
     const outRoot = tempDir();
     dirs.push(outRoot);
     const ws = [1, 2, 3].map(() => startWorker(outRoot));
     const t0 = Date.now();
+    // while jobs run: a running job says on which worker (host:pid), and the jobs of its lane wait on it
+    const busy = await waitFor(
+      'a status with a job running and another waiting on its lane',
+      async () => {
+        const st = await runCli(['campaign', 'status', campaign, '--store', db.url]);
+        const rows = statusRows(st.stdout);
+        const running = rows.filter((r) => r.state === 'running');
+        const waiting = rows.find((r) => r.state === 'waiting' && running.some((x) => r.note.startsWith('lane ') && r.note.endsWith(`busy with ${x.job}`)));
+        return waiting ? { running: running.find((x) => waiting.note.endsWith(`busy with ${x.job}`))!, waiting, text: st.stdout } : null;
+      },
+      120_000,
+      200,
+    );
+    expect(busy.running.where, busy.text).toMatch(/^[^:\s]+:\d+$/);
+    expect(
+      ws.map((w) => w.proc.pid),
+      busy.text,
+    ).toContain(Number(busy.running.where.split(':')[1]));
+    expect(busy.waiting.trials).toBe('0/1');
+    expect(busy.waiting.where).toBe('');
     await waitFor(
       '8 jobs done',
       async () => {
@@ -160,6 +210,16 @@ describe('campaigns', () => {
     const st = await runCli(['campaign', 'status', campaign, '--store', db.url]);
     expect(st.code, st.stderr).toBe(0);
     expect(st.stdout).toMatch(/8 job\(s\) — 8 done/);
+    for (const r of statusRows(st.stdout)) expect([r.job, r.state, r.trials]).toEqual([r.job, 'done', '1/1']);
+    // the job whose only attempt failed: failed, with why (not "retry at" a time that never comes)
+    await waitFor('the failing job attempted', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = 'camp-fail' and state = 'failed'`)).length > 0, 60_000, 500);
+    const fst = await runCli(['campaign', 'status', 'camp-fail', '--store', db.url]);
+    expect(fst.code, fst.stderr).toBe(0);
+    expect(fst.stdout).toMatch(/1 job\(s\) — 0 done, 0 running, 0 waiting, 0 retrying, 1 failed/);
+    const [f] = statusRows(fst.stdout);
+    expect(f, fst.stdout).toMatchObject({ job: 'f1/app-f-fail', state: 'failed', trials: '0/1' });
+    expect(f!.note, fst.stdout).toMatch(new RegExp(`^preflight: lab "${labName('tcampnone')}" is not up`));
+    expect(fst.stdout).not.toMatch(/retry at/);
     for (const w of ws) w.proc.kill('SIGTERM');
     const codes = await Promise.all(ws.map((w) => w.exited));
     expect(codes).toEqual([0, 0, 0]);
@@ -258,18 +318,19 @@ describe('campaigns', () => {
     );
   }, 420_000);
 
-  it('kill -9 of the worker mid-cut: target back by deadline + 1 s, job completed elsewhere, no trial twice', async () => {
+  it("kill -9 of the worker mid-cut: target back by deadline + 1 s, job completed elsewhere after the dead cut's deadline, no trial twice", async () => {
     const campaign = 'camp-kill';
+    // --retry-after (2 s) is shorter than the second cut (6 s): the retry must wait for that cut's deadline
     const fleet = writeFleet({
       campaign,
       targets: [{ name: 'k1', application: 'app-k', target: { lab: LABS[0] } }],
-      suites: [{ template: suiteTemplate('kill', ['3s', '3s']) }],
+      suites: [{ template: suiteTemplate('kill', ['3s', '6s']) }],
     });
     const sub = await runCli(['campaign', 'submit', fleet, '--store', db.url]);
     expect(sub.code, sub.stderr).toBe(0);
     const outRoot = tempDir();
     dirs.push(outRoot);
-    const a = startWorker(outRoot);
+    const a = startWorker(outRoot, ['--retry-after', '2s']);
     // the first worker takes the job before the second one starts
     const running = await waitFor(
       'the job running',
@@ -277,14 +338,14 @@ describe('campaigns', () => {
       90_000,
     );
     expect(running.worker).toMatch(new RegExp(`:${a.proc.pid}$`));
-    const b = startWorker(outRoot);
+    const b = startWorker(outRoot, ['--retry-after', '2s']);
     // mid-cut of the second trial (the first one is then stored and must not run again)
     const cut = await waitFor(
       'the second cut',
       async () =>
         (
-          await q<{ deadline: number; wall_ms: number; t: number }>(
-            `select (e.body->>'deadline')::float8 deadline, r.wall_ms, (e.body->>'t')::float8 t from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut' and e.trial = 1`,
+          await q<{ deadline: number; wall_ms: number; t: number; run: string }>(
+            `select (e.body->>'deadline')::float8 deadline, r.wall_ms, (e.body->>'t')::float8 t, r.run_id as run from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut' and e.trial = 1`,
             [campaign],
           )
         )[0],
@@ -306,14 +367,92 @@ describe('campaigns', () => {
     // the dead attempt's stored trial was not run again
     expect(trials[0]!.worker).toMatch(new RegExp(`:${a.proc.pid}$`));
     const log = await q<{ message: string }>(`select message from blackout.campaign_log where campaign = $1`, [campaign]);
-    expect(log.some((l) => /^heal: worker .* silent for 4 s/.test(l.message))).toBe(true);
+    expect(log.some((l) => /^heal: worker .* silent for 2 s/.test(l.message))).toBe(true);
     expect(log.some((l) => /attempt 2\/10 started; 1 of 2 trial\(s\) already stored/.test(l.message))).toBe(true);
+    // the retry started before the dead attempt's cut was over, and waited for its deadline before cutting
+    expect(
+      log.some((l) => /^waiting for the previous attempt's cut deadline/.test(l.message)),
+      log.map((l) => l.message).join('\n'),
+    ).toBe(true);
+    const bCut = (await cutWindows(campaign)).filter((w) => w.run !== cut.run);
+    expect(bCut).toHaveLength(1);
+    expect(bCut[0]!.from, `the retry cut ${(deadlineWall - bCut[0]!.from).toFixed(0)} ms before the dead attempt's deadline`).toBeGreaterThanOrEqual(deadlineWall);
     b.proc.kill('SIGTERM');
     expect(await b.exited).toBe(0);
     process.stdout.write(`kill -9: target answered ${(back - deadlineWall).toFixed(0)} ms vs deadline; job completed ${(retriedAfter / 1000).toFixed(1)} s after the kill\n`);
   }, 300_000);
 
-  it('SIGTERM drains: the trial under way finishes and restores, the job is released and finished elsewhere', async () => {
+  it('a worker stalled past --retry-after loses its job: on waking it stops its blackout at once, nothing of it counts; the job is done once', async () => {
+    const campaign = 'camp-fence';
+    const fleet = writeFleet({
+      campaign,
+      targets: [{ name: 's1', application: 'app-s', target: { lab: LABS[2] } }],
+      suites: [{ template: suiteTemplate('stall', ['5s']) }],
+    });
+    expect((await runCli(['campaign', 'submit', fleet, '--store', db.url])).code).toBe(0);
+    const outRoot = tempDir();
+    dirs.push(outRoot);
+    const a = startWorker(outRoot, ['--retry-after', '2s']);
+    await waitFor('the job running on the first worker', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = $1 and state = 'running'`, [campaign])).length > 0, 90_000);
+    const b = startWorker(outRoot, ['--retry-after', '2s']);
+    const cut = await waitFor(
+      'the cut',
+      async () =>
+        (
+          await q<{ run: string; from: number }>(
+            `select r.run_id as run, r.wall_ms + (e.body->>'t')::float8 as "from" from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'cut'`,
+            [campaign],
+          )
+        )[0],
+      90_000,
+      100,
+    );
+    // the first worker stalls mid-cut (its 5 s blackout is under way) for longer than --retry-after
+    a.proc.kill('SIGSTOP');
+    const log = () => q<{ message: string; worker: string }>(`select message, worker from blackout.campaign_log where campaign = $1 order by id`, [campaign]);
+    await waitFor("the stalled worker's job released", async () => (await log()).some((l) => l.message.startsWith(`heal: worker `) && l.message.includes(`:${a.proc.pid} `)), 30_000, 100);
+    // the other worker took the job, and waits: the stalled worker's cut is still in force
+    await waitFor('the retry waiting for the stalled cut', async () => (await log()).some((l) => l.message.startsWith("waiting for the previous attempt's cut deadline")), 10_000, 100);
+    a.proc.kill('SIGCONT');
+    // on waking it sees its job was taken away and stops its blackout before its scheduled end
+    const restore = await waitFor(
+      "the stalled worker's restore",
+      async () =>
+        (
+          await q<{ reason: string; at: number }>(
+            `select e.body->>'reason' reason, r.wall_ms + (e.body->>'t')::float8 as at from blackout.events e join blackout.runs r using (run_key) where r.run_id = $1 and e.type = 'restore'`,
+            [cut.run],
+          )
+        )[0],
+      20_000,
+      100,
+    );
+    expect(restore.reason).toBe('signal');
+    expect(restore.at - cut.from, 'the stalled blackout ran its full length').toBeLessThan(5000);
+    await waitFor('the job done', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign])).length > 0, 90_000, 500);
+    // done once: its one trial counted once, from the other worker's attempt; the stalled attempt stored no trial
+    const trials = await q<{ trial: number; worker: string }>(`select t.trial, r.worker from blackout.trials t join blackout.runs r using (run_id) where t.campaign = $1`, [campaign]);
+    expect(trials).toHaveLength(1);
+    expect(trials[0]!.worker).toMatch(new RegExp(`:${b.proc.pid}$`));
+    const entries = await log();
+    const byA = entries.filter((l) => l.worker.endsWith(`:${a.proc.pid}`)).map((l) => l.message);
+    expect(byA.join('\n')).toMatch(/taken away/);
+    // the stalled attempt neither finished nor failed the job
+    expect(byA.filter((m) => /^(done|failed|waiting)\b/.test(m))).toEqual([]);
+    expect(entries.some((l) => l.worker.endsWith(`:${b.proc.pid}`) && /^attempt 2\/10 started/.test(l.message))).toBe(true);
+    expect(a.out()).toMatch(/taken away/);
+    // never two cuts at once on the target: the retry cut after the stalled cut was restored
+    const win = (await cutWindows(campaign)).sort((x, y) => x.from - y.from);
+    expect(win).toHaveLength(2);
+    expect(win[1]!.from, JSON.stringify(win)).toBeGreaterThanOrEqual(win[0]!.to);
+    const queued = await q(`select 1 from graphile_worker.jobs where key like $1`, [`${campaign}:%`]);
+    expect(queued).toEqual([]);
+    for (const w of [a, b]) w.proc.kill('SIGTERM');
+    expect(await Promise.all([a.exited, b.exited])).toEqual([0, 0]);
+    process.stdout.write(`stall: the stalled blackout stopped ${(restore.at - cut.from).toFixed(0)} ms after its cut (5 000 planned)\n`);
+  }, 300_000);
+
+  it('SIGTERM drains: the trial under way finishes and restores, the job is released without spending an attempt and finished elsewhere', async () => {
     const campaign = 'camp-drain';
     const fleet = writeFleet({
       campaign,
@@ -336,6 +475,18 @@ describe('campaigns', () => {
     const first = await q<{ reason: string }>(`select e.body->>'reason' reason from blackout.events e join blackout.runs r using (run_key) where r.campaign = $1 and e.type = 'restore'`, [campaign]);
     expect(first.map((f) => f.reason)).toEqual(['scheduled']);
     expect(a.out()).toMatch(/draining/);
+    // released, not failed: the queue holds it as a fresh job, due now, no attempt spent, no error
+    const key = `${campaign}:d1/app-d-drain`;
+    const queued = await q<{ id: string; attempts: number; last_error: string | null; due: boolean; locked_by: string | null }>(
+      `select id::text, attempts, last_error, run_at <= now() as due, locked_by from graphile_worker.jobs where key = $1`,
+      [key],
+    );
+    expect(queued.map(({ id: _id, ...j }) => j)).toEqual([{ attempts: 0, last_error: null, due: true, locked_by: null }]);
+    // and the drained job itself is gone from the queue (its task returned successfully), not kept as a failure
+    expect(await q(`select id from graphile_worker._private_jobs where payload->>'jobId' = $1`, [key])).toEqual([{ id: queued[0]!.id }]);
+    expect((await q<{ queue_job_id: string }>(`select queue_job_id from blackout.campaign_jobs where job_id = $1`, [key]))[0]!.queue_job_id).toBe(queued[0]!.id);
+    const st = await runCli(['campaign', 'status', campaign, '--store', db.url]);
+    expect(statusRows(st.stdout), st.stdout).toMatchObject([{ job: 'd1/app-d-drain', state: 'waiting', where: '', trials: '1/2' }]);
     // the fleet report mid-campaign (no worker: the job waits with 1 of its 2 trials), and the same --out again once it is done
     const rep = tempDir();
     dirs.push(rep);
@@ -348,8 +499,17 @@ describe('campaigns', () => {
     expect(jobOf()).toMatchObject({ state: 'waiting', trials: 1, inRun: 1 });
     const b = startWorker(outRoot);
     await waitFor('the job done', async () => (await q(`select 1 from blackout.campaign_jobs where campaign = $1 and state = 'done'`, [campaign])).length > 0, 120_000, 500);
-    const trials = await q<{ trial: number }>(`select trial from blackout.trials where campaign = $1 order by trial`, [campaign]);
+    const trials = await q<{ trial: number; worker: string }>(`select t.trial, r.worker from blackout.trials t join blackout.runs r using (run_id) where t.campaign = $1 order by t.trial`, [campaign]);
     expect(trials.map((t) => t.trial)).toEqual([0, 1]);
+    expect(trials[0]!.worker).toMatch(new RegExp(`:${a.proc.pid}$`));
+    expect(trials[1]!.worker).toMatch(new RegExp(`:${b.proc.pid}$`));
+    // the next attempt is the fresh job's first, resuming after the stored trial
+    const log = await q<{ message: string }>(`select message from blackout.campaign_log where campaign = $1 order by id`, [campaign]);
+    expect(
+      log.some((l) => /^attempt 1\/10 started; 1 of 2 trial\(s\) already stored/.test(l.message)),
+      log.map((l) => l.message).join('\n'),
+    ).toBe(true);
+    expect(log.some((l) => /^released\b/.test(l.message))).toBe(true);
     // made again into the same folder: the job's run is rebuilt with both trials, its verdict from both
     expect((await runCli(['report', '--store', db.url, '--campaign', campaign, '--out', rep])).code).toBe(0);
     const done = jobOf();

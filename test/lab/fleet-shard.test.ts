@@ -18,6 +18,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { labName, runCli, tempDir, useLab, writeSuite } from '../helpers/lab.ts';
 import { readEvents } from '../../src/core/event-log.ts';
 import { readSummary } from '../helpers/run-dir.ts';
+import { fleetSuiteTemplate as suiteTemplate } from '../helpers/fleet.ts';
 import { parseShard, resolveShard, shardTrials, ShardError } from '../../src/fleet/shard.ts';
 import { readManifest, type FleetShardManifest } from '../../src/fleet/fleet-shard.ts';
 import type { FleetReport } from '../../src/fleet/fleet-report.ts';
@@ -135,16 +136,6 @@ describe('shards on the lab', () => {
     expect(existsSync(join(out, 'events.jsonl'))).toBe(false);
   });
 });
-
-const suiteTemplate = (label: string, lengths: string[]) => `name: "{{application}} ${label}"
-probes:
-  - { name: echo, kind: tcp, interval: 100ms }
-  - { name: echo-ut1s, kind: tcp, interval: 100ms, userTimeout: 1s }
-injector: { kind: cable-pull }
-blackouts: [${lengths.join(', ')}]
-warmup: 1s
-recovery: 6s
-`;
 
 interface OwnSummary {
   verdict: { headline: string; quickMigration: Array<{ link: string; safeUpToBytes: number }> };
