@@ -142,6 +142,8 @@ describe('examples', () => {
     const lanes = plan.jobs.map((j) => j.lane);
     // hv-a has two targets and a limit of 2: two lanes; hv-b one
     expect(new Set(lanes.filter((l) => l.startsWith('hypervisor:hv-a'))).size).toBe(2);
-    expect(plan.jobs.find((j) => j.target === 'crm-app')!.suiteName).toBe('CRM cable pull (silver)');
+    expect(plan.jobs.find((j) => j.target === 'crm-app')!.suiteName).toBe('CRM quick migration (silver)');
+    // the template gives each target its own VM on its own hypervisor (a real estate's injector, not the lab's)
+    expect(plan.jobs.find((j) => j.target === 'hr-app')!.suite.injector).toMatchObject({ kind: 'libvirt', domain: 'hr-app', mode: 'save', ssh: { host: 'hv-b.example.internal' } });
   });
 });
