@@ -32,7 +32,7 @@ import { passwordRef, readSecret, scrub } from '../core/secrets.ts';
 import { reconnectSchema } from './shared/session-loop.ts';
 import type { ProbeDefinition } from '../core/probe.ts';
 import { request, sessionFacts } from './shared/facts.ts';
-import { declarativeJourney, declarativeSchema, isLocalNetworkChange, loadJourney, verdictOf, type Journey, type JourneyContext, type Verdict } from './shared/web-journey.ts';
+import { declarativeJourney, declarativeSchema, harnessSideFailure, loadJourney, verdictOf, type Journey, type JourneyContext, type Verdict } from './shared/web-journey.ts';
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name');
 /** a secret is never inline: an environment variable or a file */
@@ -207,9 +207,9 @@ export const web: ProbeDefinition<WebConfig> = {
     /** the check loop of one session and, by the reconnect policy, of the ones after it */
     async function run(): Promise<void> {
       let lost = false;
-      // one local network change in a row (isLocalNetworkChange) is checked again at the next tick, not taken
+      // one harness-side failure in a row (harnessSideFailure) is checked again at the next tick, not taken
       // for the application's failure; a second one in a row is
-      let retriedNetworkChange = false;
+      let retriedHarnessSide = false;
       let next = ctx.clock.now() + config.interval;
       while (!stopped && !ctx.signal.aborted) {
         await sleep(Math.max(0, next - ctx.clock.now()), ctx.signal).catch(() => {});
@@ -225,12 +225,13 @@ export const web: ProbeDefinition<WebConfig> = {
           v = { kind: 'failed', message: firstLine(e) };
         }
         if (stopped || ctx.signal.aborted) return;
-        if (isLocalNetworkChange(v) && !retriedNetworkChange) {
-          retriedNetworkChange = true;
-          ctx.emit({ type: 'probe-error', message: `${clean(v.message)} (the machine's network configuration changed under Chromium; checked again)`, fatal: false });
+        const harnessSide = harnessSideFailure(v);
+        if (harnessSide && 'message' in v && !retriedHarnessSide) {
+          retriedHarnessSide = true;
+          ctx.emit({ type: 'probe-error', message: `${clean(v.message)} (${harnessSide}; checked again)`, fatal: false });
           continue;
         }
-        retriedNetworkChange = false;
+        retriedHarnessSide = false;
         if (config.scriptErrors === 'fail') {
           while (reportedErrors < pageErrors.length) ctx.emit({ type: 'probe-error', message: `script error on the page: ${pageErrors[reportedErrors++]}`, fatal: true });
         } else if (reportedErrors < pageErrors.length) {

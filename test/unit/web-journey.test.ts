@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadSuite } from '../../src/run/suite.ts';
 import { web } from '../../src/probes/web.ts';
-import { isLocalNetworkChange, loadJourney, pattern, verdictOf } from '../../src/probes/shared/web-journey.ts';
+import { harnessSideFailure, loadJourney, pattern, verdictOf } from '../../src/probes/shared/web-journey.ts';
 import { ROOT } from '../helpers/lab.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'blackout-journey-'));
@@ -31,15 +31,18 @@ describe('web journeys (no browser)', () => {
     expect(pattern('Live data')).toBe('Live data');
   });
 
-  it("takes Chromium's abort on a change of the machine's own network for the machine's, not the site's", () => {
+  it("takes Chromium's abort on a change of the machine's own network, and the automation's lost page, for the harness's, not the site's", () => {
     // what page.reload threw in a test run when another lab came up on the machine mid-cut
-    expect(isLocalNetworkChange({ kind: 'failed', message: 'page.reload: net::ERR_NETWORK_CHANGED at http://10.213.3.2:8080/' })).toBe(true);
-    expect(isLocalNetworkChange({ kind: 'lost', message: 'net::ERR_NETWORK_CHANGED' })).toBe(true);
+    expect(harnessSideFailure({ kind: 'failed', message: 'page.reload: net::ERR_NETWORK_CHANGED at http://10.213.3.2:8080/' })).toMatch(/network configuration changed/);
+    expect(harnessSideFailure({ kind: 'lost', message: 'net::ERR_NETWORK_CHANGED' })).toMatch(/network configuration changed/);
+    // what a declarative reload threw in a test run, through an 8 s pull
+    expect(harnessSideFailure({ kind: 'failed', message: 'check[0] (reload): page.reload: Protocol error (Page.reload): Not attached to an active page' })).toMatch(/lost its page/);
     // the target's own silence or refusal is the application's failure
-    expect(isLocalNetworkChange({ kind: 'failed', message: 'page.reload: net::ERR_CONNECTION_TIMED_OUT' })).toBe(false);
-    expect(isLocalNetworkChange({ kind: 'failed', message: 'page.reload: net::ERR_CONNECTION_REFUSED' })).toBe(false);
-    expect(isLocalNetworkChange({ kind: 'stale', message: 'ERR_NETWORK_CHANGED' })).toBe(false);
-    expect(isLocalNetworkChange({ kind: 'ok' })).toBe(false);
+    expect(harnessSideFailure({ kind: 'failed', message: 'page.reload: net::ERR_CONNECTION_TIMED_OUT' })).toBeNull();
+    expect(harnessSideFailure({ kind: 'failed', message: 'page.reload: net::ERR_CONNECTION_REFUSED' })).toBeNull();
+    expect(harnessSideFailure({ kind: 'failed', message: 'check[0] (reload): page.reload: Timeout 4000ms exceeded.' })).toBeNull();
+    expect(harnessSideFailure({ kind: 'stale', message: 'ERR_NETWORK_CHANGED' })).toBeNull();
+    expect(harnessSideFailure({ kind: 'ok' })).toBeNull();
   });
 
   it('validates declarative steps, naming the field; secrets only by name', () => {

@@ -69,13 +69,22 @@ export function verdictOf(r: CheckResult): Verdict {
 }
 
 /**
- * Chromium aborts whatever is in flight whenever an address, route or link on
- * the harness's machine changes (net::ERR_NETWORK_CHANGED), whatever the
- * target does: such a failure is the machine's, not the application's, and
- * the check is worth one more try before it counts.
+ * Failures that are the harness's own, not the application's: worth one more
+ * try before they count, with the reason said. Chromium aborts whatever is in
+ * flight whenever an address, route or link on the harness's machine changes
+ * (net::ERR_NETWORK_CHANGED), whatever the target does. And a navigation can
+ * race the automation: Chromium may swap the page's renderer under a reload
+ * (an error page commits in a process of its own), and Playwright's command
+ * then finds its page detached ("Not attached to an active page", seen once
+ * in a reload through an 8 s pull) while the user would only have seen the
+ * page load on. A second one in a row counts: a browser that is really gone
+ * fails every check.
  */
-export function isLocalNetworkChange(v: Verdict): v is Extract<Verdict, { kind: 'failed' | 'lost' }> {
-  return (v.kind === 'failed' || v.kind === 'lost') && v.message.includes('ERR_NETWORK_CHANGED');
+export function harnessSideFailure(v: Verdict): string | null {
+  if (v.kind !== 'failed' && v.kind !== 'lost') return null;
+  if (v.message.includes('ERR_NETWORK_CHANGED')) return "the machine's network configuration changed under Chromium";
+  if (/Not attached to an active page|Execution context was destroyed|frame was detached/i.test(v.message)) return 'the browser automation lost its page under a navigation';
+  return null;
 }
 
 // ---- declarative steps ----
