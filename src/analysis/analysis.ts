@@ -94,6 +94,8 @@ interface SendGap {
   after: number;
   /** requests sent and lost in between, by sequence number (0: not known, a held reply's gap) */
   lost: number;
+  /** the step from the last lost request's send to `to`, when the sender said it (NaN: not known) */
+  lastStep: number;
 }
 
 /**
@@ -193,7 +195,7 @@ class ProbeAcc {
    * late before the cut would otherwise lift the cap above the held replies'
    * round trips and the outage would end at the restore's start.
    */
-  reply(t: number, latencyMs: number, seq: number): void {
+  reply(t: number, latencyMs: number, seq: number, stepMs = NaN): void {
     if (t < this.win.cutAt) {
       // a reply before the cut is its own measure: never capped
       const r = this.rttsBeforeCut;
@@ -201,7 +203,7 @@ class ProbeAcc {
       else r[this.rttNext] = latencyMs;
       this.rttNext = (this.rttNext + 1) % RTT_RING;
       this.rttCap = null;
-      this.sent(t - latencyMs, seq);
+      this.sent(t - latencyMs, seq, false, stepMs);
       return;
     }
     if (this.rttCap === null) {
@@ -211,7 +213,8 @@ class ProbeAcc {
       this.rttCap = p90 === undefined ? Infinity : 2 * p90 + this.info.intervalMs;
     }
     const held = latencyMs > this.rttCap;
-    this.sent(held ? t - this.rttCap : t - latencyMs, seq, held);
+    // a held reply's send time is an estimate: the step before the real send says nothing about it
+    this.sent(held ? t - this.rttCap : t - latencyMs, seq, held, held ? NaN : stepMs);
   }
 
   /**
@@ -222,11 +225,13 @@ class ProbeAcc {
    * after the request before the first answered one after the restore was
    * sent. The send periods at the two edges place those unanswered sends:
    * at the cut the period before the last answered request, at the restore
-   * the pace ping kept while nothing came back (see silentPace):
+   * the pace ping kept while nothing came back (see silentPace), or the
+   * step the sender said it took to this request, when it says so (the
+   * socket sender, which goes faster while replies are missing):
    * outage = bracket − (period at the cut + period at the restore) / 2,
    * without the reply's round trip or the receive side's scheduling in it.
    */
-  sent(s: number, seq: number, held = false): void {
+  sent(s: number, seq: number, held = false, stepMs = NaN): void {
     const p = this.lastSend;
     if (this.sendAfter && p) this.sendAfter.after = s - p.s;
     this.sendAfter = null;
@@ -237,7 +242,7 @@ class ProbeAcc {
       // request in its receive ring and answered it when it ran again (the lost ones come after it)
       if (n >= 2 || held) {
         const g = this.sendGaps;
-        const x: SendGap = { from: p.s, to: s, before: this.sendBefore === null ? NaN : p.s - this.sendBefore, after: NaN, lost: held ? 0 : n - 1 };
+        const x: SendGap = { from: p.s, to: s, before: this.sendBefore === null ? NaN : p.s - this.sendBefore, after: NaN, lost: held ? 0 : n - 1, lastStep: n >= 2 ? stepMs : NaN };
         const len = s - p.s;
         let put = true;
         if (g.length < TOP_GAPS) g.push(x);
@@ -403,7 +408,9 @@ class ProbeAcc {
       // each edge's own send period (a missing or implausible one: the interval seen before the cut)
       const edge = (p: number) => (Number.isFinite(p) && p > 0 && p < 4 * effectiveIntervalMs ? p : effectiveIntervalMs);
       const cutEdge = edge(bracket.before);
-      base.observedOutageMs = Math.max(0, bracket.to - bracket.from - (cutEdge + silentPace(bracket, cutEdge, effectiveIntervalMs, edge(bracket.after))) / 2);
+      const lastStep = bracket.lastStep;
+      const restoreEdge = Number.isFinite(lastStep) && lastStep > 0 && lastStep <= bracket.to - bracket.from ? lastStep : silentPace(bracket, cutEdge, effectiveIntervalMs, edge(bracket.after));
+      base.observedOutageMs = Math.max(0, bracket.to - bracket.from - (cutEdge + restoreEdge) / 2);
     }
     if (base.lastOkBeforeMs !== null) base.detectedAfterMs = Math.max(0, base.lastOkBeforeMs + effectiveIntervalMs - cutAt);
 
@@ -610,7 +617,7 @@ export class AnalysisBuilder {
     switch (e.type) {
       case 'sample':
         p.sample(e.t);
-        if (e.seq !== undefined && e.latencyMs !== undefined && p.info.facts?.sendTimes) p.reply(e.t, e.latencyMs, e.seq);
+        if (e.seq !== undefined && e.latencyMs !== undefined && p.info.facts?.sendTimes) p.reply(e.t, e.latencyMs, e.seq, e.sendStepMs);
         return;
       case 'probe-error':
         p.error(e);

@@ -172,7 +172,8 @@ function quickSample(raw: unknown): BlackoutEvent | null {
     (r.latencyMs === undefined || typeof r.latencyMs === 'number') &&
     (r.seq === undefined || typeof r.seq === 'number') &&
     (r.value === undefined || typeof r.value === 'number') &&
-    (r.lateMs === undefined || typeof r.lateMs === 'number')
+    (r.lateMs === undefined || typeof r.lateMs === 'number') &&
+    (r.sendStepMs === undefined || typeof r.sendStepMs === 'number')
   ) {
     return r as unknown as BlackoutEvent;
   }

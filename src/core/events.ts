@@ -145,6 +145,12 @@ export const EventSchema = z.discriminatedUnion('type', [
     /** request/response latency in ms, when the probe has one */
     latencyMs: z.number().optional(),
     seq: z.number().optional(),
+    /**
+     * icmp: ms from the previous request's send to this one's, answered or
+     * not (the socket sender knows it; ping does not say): the first reply
+     * after a cut places the restore within this step
+     */
+    sendStepMs: z.number().optional(),
     /** extra numbers, e.g. bytes transferred so far */
     value: z.number().optional(),
     /** how late the request went out against the probe's schedule (harness-side jitter), ms */

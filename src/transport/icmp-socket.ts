@@ -1,8 +1,9 @@
 /**
  * ICMP echo on a paced thread of its own (icmp-thread.mjs): the icmp probe's
  * `client: socket`. The thread sends on a fixed grid of the monotonic clock
- * whether or not replies come back, so during a cut the requests keep their
- * period, and it stamps every send and reply on the run clock's source. The
+ * whether or not replies come back (faster while they are missing, when
+ * silentPeriodMs says so), and it stamps every send and reply on the run
+ * clock's source. The
  * main thread only receives batches of replies (every 20 ms), so a busy event
  * loop delays their delivery but never their sending or their stamps.
  */
@@ -13,16 +14,20 @@ import { Worker } from 'node:worker_threads';
 export interface EchoReply {
   /** the request's sequence number (32 bits, from 1, never wraps in a run) */
   seq: number;
-  /** run-clock ms right after the request left */
+  /** run-clock ms right before the request left */
   sentAt: number;
   /** run-clock ms right after the reply was read */
   receivedAt: number;
+  /** ms from the previous request's send to this one's (NaN: not known) */
+  stepMs: number;
 }
 
 export interface PingerOptions {
   /** host name or address */
   address: string;
   periodMs: number;
+  /** the send period while replies are missing (at most periodMs; equal: one pace throughout) */
+  silentPeriodMs?: number;
   /** the run clock's origin on CLOCK_MONOTONIC */
   originNs: bigint;
   /** SCHED_FIFO for the sending thread (root only; otherwise ignored) */
@@ -33,6 +38,9 @@ export interface PingerOptions {
   /** the thread ended on its own (cannot open a socket, or crashed) */
   onFatal(message: string): void;
 }
+
+/** neither a raw nor a datagram ICMP socket could be opened: the rights are missing, not the target */
+export class IcmpSocketDenied extends Error {}
 
 export interface Pinger {
   /** resolves when the socket is open and the first request is on its way */
@@ -61,7 +69,15 @@ export async function startPinger(o: PingerOptions): Promise<Pinger> {
   const { family, bytes } = await resolveAddress(o.address);
   const stopBuffer = new SharedArrayBuffer(4);
   const worker = new Worker(new URL('./icmp-thread.mjs', import.meta.url), {
-    workerData: { family, address: { bytes }, periodNs: BigInt(Math.round(o.periodMs * 1e6)), originNs: o.originNs, realtime: o.realtime, stop: stopBuffer },
+    workerData: {
+      family,
+      address: { bytes },
+      periodNs: BigInt(Math.round(o.periodMs * 1e6)),
+      silentPeriodNs: BigInt(Math.round((o.silentPeriodMs ?? o.periodMs) * 1e6)),
+      originNs: o.originNs,
+      realtime: o.realtime,
+      stop: stopBuffer,
+    },
   });
   let sent = 0;
   let ended = false;
@@ -72,17 +88,17 @@ export async function startPinger(o: PingerOptions): Promise<Pinger> {
     failReady = reject;
   });
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-  worker.on('message', (m: { what: string; data?: Float64Array; raw?: boolean; t?: number; message?: string; sent?: number }) => {
+  worker.on('message', (m: { what: string; data?: Float64Array; raw?: boolean; t?: number; message?: string; sent?: number; denied?: boolean }) => {
     if (m.what === 'replies' && m.data) {
       const replies: EchoReply[] = [];
-      for (let i = 0; i + 2 < m.data.length; i += 3) replies.push({ seq: m.data[i]!, sentAt: m.data[i + 1]!, receivedAt: m.data[i + 2]! });
+      for (let i = 0; i + 3 < m.data.length; i += 4) replies.push({ seq: m.data[i]!, sentAt: m.data[i + 1]!, receivedAt: m.data[i + 2]!, stepMs: m.data[i + 3]! });
       o.onReplies(replies);
     } else if (m.what === 'ready') markReady({ raw: m.raw === true });
     else if (m.what === 'error') o.onError(m.t!, m.message!);
     else if (m.what === 'stopped') sent = m.sent ?? 0;
     else if (m.what === 'fatal') {
       ended = true;
-      failReady(new Error(m.message));
+      failReady(m.denied ? new IcmpSocketDenied(m.message) : new Error(m.message));
       o.onFatal(m.message!);
     }
   });

@@ -9,12 +9,17 @@
 // while nothing comes back, and sleeps between sends instead of spinning.
 //
 // Stamps are CLOCK_MONOTONIC (process.hrtime, the run clock's source) taken
-// right after sendto(2) returns and right after recv(2) returns.
+// right before sendto(2) and right after recv(2) returns. Before, not after:
+// the request leaves during the call (on a veth its reply can be back before
+// the call returns), and a thread that loses its CPU on the way out dates it
+// late: in one test run a request stamped 1.9 ms after the one before (at a
+// 1 ms period) had its reply 12 µs after that stamp, a round trip the veth
+// never gives, and so seemed to be sent, and answered, inside the cut.
 // Plain JavaScript: worker threads do not inherit the TypeScript loader.
 import { parentPort, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
 
-const { family, address, periodNs, originNs, realtime, stop } = workerData;
+const { family, address, periodNs, silentPeriodNs, originNs, realtime, stop } = workerData;
 const stopFlag = new Int32Array(stop);
 
 const libc = koffi.load('libc.so.6');
@@ -38,8 +43,8 @@ const POLLIN = 1;
 const EAGAIN = 11;
 const v6 = family === 6;
 
-function fail(message) {
-  parentPort.postMessage({ what: 'fatal', message });
+function fail(message, denied = false) {
+  parentPort.postMessage({ what: 'fatal', message, denied });
   process.exit(0);
 }
 
@@ -58,6 +63,7 @@ if (fd < 0) {
     fail(
       `cannot open an ICMP socket: raw: ${strerror(rawErr)}, datagram: ${strerror(koffi.errno())}; ` +
         'run as root (or with CAP_NET_RAW), allow your group in net.ipv4.ping_group_range, or use client: ping',
+      true,
     );
 }
 
@@ -124,6 +130,7 @@ const RING = 65536;
 const sentAt = new Float64Array(RING);
 const sentSeq = new Uint32Array(RING);
 const answered = new Uint8Array(RING);
+const step = new Float64Array(RING);
 
 // Run-clock ms without a BigInt per reading (the loop allocates as little as
 // it can: a garbage collection stops this thread, and one 4.7 ms collection
@@ -138,6 +145,19 @@ for (let i = 0; i < 5; i++) {
 }
 const now = () => performance.now() + offset;
 const periodMs = Number(periodNs) / 1e6;
+// While replies are missing the thread sends every silentMs instead (when
+// that is shorter): at a 10 ms period the restore would otherwise be known
+// only to within one period, and the requests cost nothing while the target
+// cannot receive them. "Missing" means nothing for two periods and twice the
+// longest of the last round trips, so ordinary jitter (or a slow WAN target)
+// does not set it off; the first reply ends it, and the grid goes on as if
+// nothing had happened.
+const silentMs = Math.min(Number(silentPeriodNs) / 1e6, periodMs);
+const RTTS = 16;
+const rtts = new Float64Array(RTTS);
+let rttNext = 0;
+let lastReplyAt = null;
+let lastSendAt = -Infinity;
 const maxWaitMs = 50; // the stop flag and the batches are looked at least this often
 
 const fds = Buffer.alloc(8);
@@ -147,7 +167,8 @@ const rx = Buffer.alloc(2048);
 const tmo = Buffer.alloc(16); // struct timespec
 
 let seq = 0;
-let next = now();
+// the grid's phase is random: it owes nothing to when the run's cuts fall
+let next = now() + Math.random() * periodMs;
 let batch = [];
 let lastPost = next;
 let lastErrno = 0;
@@ -165,14 +186,18 @@ function post(force) {
 
 function send() {
   seq = (seq + 1) >>> 0;
+  const prev = (seq - 1) % RING;
   packet.writeUInt16BE(0, 2);
   packet.writeUInt16BE(seq & 0xffff, 6);
   packet.writeUInt32BE(seq, 8);
   if (!v6) packet.writeUInt16BE(checksum(packet), 2);
-  const rc = sendto(fd, packet, packet.length, 0, addr, addr.length);
   const t = now();
+  const rc = sendto(fd, packet, packet.length, 0, addr, addr.length);
   const slot = seq % RING;
+  lastSendAt = t;
   sentAt[slot] = t;
+  // the step from the request before (answered or not): where a restore lies when this one is the first answered after it
+  step[slot] = seq > 1 && sentSeq[prev] === seq - 1 ? t - sentAt[prev] : NaN;
   sentSeq[slot] = seq;
   answered[slot] = 0;
   if (rc < 0) {
@@ -209,7 +234,10 @@ function drain() {
     const slot = s % RING;
     if (sentSeq[slot] !== s || answered[slot]) continue; // too old, or a duplicate
     answered[slot] = 1;
-    batch.push(s, sentAt[slot], t);
+    lastReplyAt = t;
+    rtts[rttNext] = t - sentAt[slot];
+    rttNext = (rttNext + 1) % RTTS;
+    batch.push(s, sentAt[slot], t, step[slot]);
   }
 }
 
@@ -232,17 +260,25 @@ function say(t, message, key = message) {
   parentPort.postMessage({ what: 'error', t, message });
 }
 
+/** when the next request goes: the grid's next slot, or sooner while replies are missing */
+function due(grid) {
+  if (silentMs >= periodMs || lastReplyAt === null) return grid;
+  let longest = 0;
+  for (let i = 0; i < RTTS; i++) longest = Math.max(longest, rtts[i]);
+  const silentFrom = lastReplyAt + 2 * periodMs + 2 * longest;
+  return Math.min(grid, Math.max(silentFrom, lastSendAt + silentMs));
+}
+
 parentPort.postMessage({ what: 'ready', raw });
 while (Atomics.load(stopFlag, 0) === 0) {
   let t = now();
-  if (t >= next) {
+  if (t >= due(next)) {
     send();
-    // the next slot on the grid; slots missed while this thread waited for a CPU are skipped, not sent in a burst
-    next += periodMs;
+    // the next slot on the grid; slots missed while this thread waited for a CPU (or that a silent send took) are skipped, not sent in a burst
     t = now();
     if (next <= t) next += (Math.floor((t - next) / periodMs) + 1) * periodMs;
   }
-  const wait = Math.min(next - t, maxWaitMs);
+  const wait = Math.min(due(next) - t, maxWaitMs);
   if (wait > 0) {
     tmo.writeUInt32LE(Math.round(wait * 1e6), 8); // tv_nsec (tv_sec stays 0: the wait is under 50 ms)
     fds.writeInt16LE(0, 6);

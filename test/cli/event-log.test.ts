@@ -51,6 +51,19 @@ describe('event log', () => {
     expect(() => readEvents(path)).toThrow(/line 2: type/);
     writeFileSync(path, JSON.stringify({ ...start, schema: 99 }) + '\n');
     expect(() => readEvents(path)).toThrow(EventLogError);
+    // a sample's optional numbers are checked too: the icmp send step read as text would move an outage
+    writeFileSync(
+      path,
+      JSON.stringify(start) +
+        '\n' +
+        JSON.stringify({ type: 'sample', t: 3, probe: 'ping', trial: 0, seq: 9, latencyMs: 0.2, sendStepMs: '1.0' }) +
+        '\n' +
+        JSON.stringify({ type: 'trial-end', t: 4, trial: 0 }) +
+        '\n',
+    );
+    expect(() => readEvents(path)).toThrow(/line 2: sendStepMs/);
+    writeFileSync(path, JSON.stringify(start) + '\n' + JSON.stringify({ type: 'sample', t: 3, probe: 'ping', trial: 0, seq: 9, latencyMs: 0.2, sendStepMs: 1.0 }) + '\n');
+    expect(readEvents(path).events[1]).toMatchObject({ sendStepMs: 1 });
   });
 
   it('reads lines that straddle its read chunks whole, multi-byte characters and lines longer than a chunk included', () => {

@@ -38,7 +38,9 @@ function suiteFile(suiteName: string, blackouts: string[]): string {
     name: suiteName,
     target: { lab: name },
     probes: [
-      { name: 'ping', kind: 'icmp' },
+      // iputils ping, a child process that must inherit the send lease; the icmp probe's default sender is a thread
+      { name: 'ping', kind: 'icmp', client: 'ping' },
+      { name: 'sock', kind: 'icmp' },
       { name: 'echo', kind: 'tcp', interval: '100ms', reconnect: 'immediate' },
     ],
     injector: { kind: 'cable-pull' },

@@ -1,7 +1,8 @@
 /**
  * The core slice end to end through the real CLI against the real lab: the
- * icmp probe measures the injected window (with iputils ping at 10 ms, and
- * with the socket sender at 1 ms, which keeps its pace through the cut), the
+ * icmp probe measures the injected window (with its socket sender at 10 ms,
+ * which sends every 1 ms while replies are missing, at 1 ms, and with
+ * iputils ping at 10 ms), the
  * tcp probe stalls through a 2 s cut, the same probe with a 1 s TCP user
  * timeout fails with the kernel's own error; Ctrl-C mid-cut restores, writes
  * the reports and exits 130.
@@ -17,7 +18,7 @@ import { eventsSoFar, readSummary, waitForEvent } from '../helpers/run-dir.ts';
 const lab = useLab(labName('trun'));
 
 describe('blackout run on the lab', () => {
-  it('measures a 2 s cut: icmp within one interval + 10 ms (at 10 ms and at 1 ms), tcp stalled, tcp with a 1 s user timeout failed', async () => {
+  it('measures a 2 s cut: icmp within one interval + 10 ms (at 10 ms, at 1 ms, with ping), tcp stalled, tcp with a 1 s user timeout failed', async () => {
     const out = tempDir();
     const suite = writeSuite({
       name: 'core 2s',
@@ -25,6 +26,7 @@ describe('blackout run on the lab', () => {
       probes: [
         { name: 'ping', kind: 'icmp', interval: '10ms' },
         { name: 'ping1', kind: 'icmp', interval: '1ms' },
+        { name: 'iputils', kind: 'icmp', interval: '10ms', client: 'ping' },
         { name: 'echo', kind: 'tcp', interval: '100ms' },
         { name: 'echo-ut', kind: 'tcp', interval: '100ms', userTimeout: '1s' },
       ],
@@ -48,12 +50,27 @@ describe('blackout run on the lab', () => {
     expect(ping1.outcome).toBe('stalled');
     expect(ping1.effectiveIntervalMs).toBeLessThan(2);
     expect(Math.abs(ping1.observedOutageMs - trial.injected.durationMs)).toBeLessThanOrEqual(ping1.effectiveIntervalMs + 10);
-    // the socket sender kept sending through the silence: the requests lost in the cut, by sequence
-    // number, are about one per ms (iputils ping sends one per ~10 ms while replies are missing)
-    const answered = eventsSoFar(out).filter((e): e is EventOf<'sample'> => e.type === 'sample' && e.probe === 'ping1');
-    const cut = answered.findIndex((e) => e.t - e.latencyMs! > trial.injected.restoredAt);
-    const lost = answered[cut]!.seq! - answered[cut - 1]!.seq! - 1;
-    expect(lost).toBeGreaterThan(trial.injected.durationMs / 2);
+    const iputils = trial.probes.iputils;
+    expect(iputils.outcome).toBe('stalled');
+    expect(Math.abs(iputils.observedOutageMs - trial.injected.durationMs)).toBeLessThanOrEqual(iputils.effectiveIntervalMs + 10);
+    // the socket senders kept sending through the silence, the 10 ms one every 1 ms: the requests lost
+    // in the cut, by sequence number, are about one per ms (iputils ping sends one per ~10 ms then), and
+    // the first answered one after the restore says the step from the one before it
+    const events = eventsSoFar(out);
+    const firstAfter = (probe: string) => {
+      const answered = events.filter((e): e is EventOf<'sample'> => e.type === 'sample' && e.probe === probe);
+      const i = answered.findIndex((e) => e.t - e.latencyMs! > trial.injected.restoredAt);
+      return { lost: answered[i]!.seq! - answered[i - 1]!.seq! - 1, step: answered[i]!.sendStepMs };
+    };
+    for (const probe of ['ping', 'ping1']) {
+      const { lost, step } = firstAfter(probe);
+      expect(lost, probe).toBeGreaterThan(trial.injected.durationMs / 2);
+      expect(step, probe).toBeGreaterThan(0);
+      expect(step, probe).toBeLessThan(5);
+    }
+    expect(ping.effectiveIntervalMs).toBeGreaterThan(9.5);
+    expect(firstAfter('iputils').lost).toBeLessThan(trial.injected.durationMs / 8);
+    expect(firstAfter('iputils').step).toBeUndefined();
     expect(trial.probes.echo.outcome).toBe('stalled');
     expect(trial.probes.echo.errors).toEqual([]);
     // TCP waits out its retransmission backoff: the application saw more than the cut

@@ -118,4 +118,40 @@ describe('icmp outage: send-time bracket', () => {
     // the bracket would be the few milliseconds between the held replies and the outage 0
     expect(Math.abs(held(0.5, true) - 1500)).toBeLessThanOrEqual(10 + 11);
   });
+
+  /**
+   * The socket sender at 10 ms: after 20 ms without a reply it sends every 1 ms, and each reply says the
+   * step from the request before it. `starved`: the thread waited `starved` ms for a CPU before the first
+   * request that got through, so the pace of the lost ones says nothing about that last step.
+   */
+  function socket10(cut: number, len: number, withStep: boolean, starved = 0): number {
+    const restore = cut + len;
+    const sends: number[] = [];
+    for (let s = 0; s <= 3000;) {
+      sends.push(s);
+      const silent = s > cut + 20 && s < restore;
+      let next = silent ? s + 1 : Math.floor(s / 10) * 10 + 10;
+      if (silent && starved && next >= restore && s < restore) next = s + starved;
+      s = next;
+    }
+    const ev: BlackoutEvent[] = run(10, cut, len, () => 0.2).filter((e) => e.type !== 'sample' && e.type !== 'trial-end' && e.type !== 'run-end');
+    sends.forEach((s, seq) => {
+      if (s + 0.1 > cut && s + 0.1 < restore) return;
+      ev.push({ type: 'sample', t: s + 0.2, probe: 'ping', trial: 0, seq, latencyMs: 0.2, ...(withStep && seq > 0 ? { sendStepMs: s - sends[seq - 1]! } : {}) });
+    });
+    ev.push({ type: 'trial-end', t: 3100, trial: 0 }, { type: 'run-end', t: 3200, exitCode: 0, reason: 'completed' });
+    return analyze([ev[0]!, ...ev.slice(1).sort((x, y) => x.t - y.t)]).trials[0]!.probes.ping!.observedOutageMs! - len;
+  }
+
+  it('places the restore within the step the socket sender says it took, faster while replies were missing', () => {
+    // the restore is known to the millisecond: the error is the cut's edge alone, within half the 10 ms period
+    const errs: number[] = [];
+    for (let i = 0; i < 60; i++) errs.push(socket10(1000 + ((i * 3.7) % 10), 400 + i * 23.3, true));
+    expect(Math.max(...errs.map(Math.abs))).toBeLessThanOrEqual(5 + 0.5 + 0.01);
+    // a starved last step of 7 ms: the step says where the restore lay; the lost requests' pace (1 ms) does not
+    const said = socket10(1005, 1500.6, true, 7);
+    const paced = socket10(1005, 1500.6, false, 7);
+    expect(Math.abs(said)).toBeLessThanOrEqual(0.5 + 3.5 + 0.01);
+    expect(Math.abs(paced - said)).toBeGreaterThan(2.5);
+  });
 });
