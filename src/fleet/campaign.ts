@@ -13,8 +13,6 @@ import { connectStore } from '../store/db.ts';
 import { SCHEMA } from '../store/migrations.ts';
 import { jobKey, type CampaignPlan } from './fleet-file.ts';
 
-export { jobKey };
-
 export const TASK = 'blackout-campaign-job';
 
 export interface JobPayload {
