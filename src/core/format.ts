@@ -8,7 +8,8 @@
  *    timeout, a bracket): the shortest exact form ("500 ms", "2 s", "1.25 s");
  *    0 is a blackout of the injector's natural length (a real migration);
  *  - formatBytes: sizes in the units of the migration table;
- *  - OUTCOME_GLYPH: one glyph per outcome, in every report and view.
+ *  - OUTCOME_GLYPH: one glyph per outcome, in every report and view;
+ *  - fileNamePart: a name as one part of a file or folder name.
  */
 import { pc } from './color.ts';
 import type { Outcome } from './events.ts';
@@ -30,6 +31,11 @@ export function formatLength(ms: number | null | undefined): string {
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
+
+/** a name as one part of a file or folder name: anything but letters, digits, . _ - becomes _ (no /, no space) */
+export function fileNamePart(name: string): string {
+  return name.replace(/[^A-Za-z0-9._-]/g, '_');
+}
 
 export function formatBytes(b: number): string {
   if (!Number.isFinite(b)) return '∞';

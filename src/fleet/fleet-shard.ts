@@ -24,6 +24,7 @@ import { z } from 'zod';
 import { EXIT, worstExit } from '../run/exit-codes.ts';
 import type { Shard } from './shard.ts';
 import { jobKey, type CampaignJob, type CampaignPlan } from './fleet-file.ts';
+import { fileNamePart } from '../core/format.ts';
 
 export const MANIFEST = 'fleet-shard.json';
 
@@ -112,7 +113,7 @@ export function planDigest(plan: CampaignPlan): string {
 
 /** A job's run folder, relative to the shard's (the same name the store's fleet report gives it). */
 export function jobDir(jobId: string): string {
-  return join('runs', jobId.replace(/[^A-Za-z0-9._-]+/g, '_'));
+  return join('runs', fileNamePart(jobId));
 }
 
 /** The manifest in a folder, null when there is none; a manifest that does not read is an error naming the field. */

@@ -44,6 +44,7 @@ import { RunStoreSink } from '../store/sink.ts';
 import { connectStore } from '../store/db.ts';
 import { SCHEMA } from '../store/migrations.ts';
 import { TASK, queueLogger, type JobPayload } from './campaign.ts';
+import { fileNamePart } from '../core/format.ts';
 
 /**
  * A retry starts this long after the deadline of a cut an earlier attempt left in force. The deadline is on that
@@ -214,7 +215,7 @@ export class FleetWorker {
       if ((await this.awaitEarlierCut(p, abort.signal)) === 'drained') return await this.release(p, job, workerId, "drained while waiting for the previous attempt's cut");
       if (abort.signal.aborted) throw new Error(me.takenAway ?? `stopped before the run: ${(abort.signal.reason as Error).message}`);
       const suite = validateSuite(p.suite, `job ${p.jobId}`);
-      const base = join(this.o.outRoot, p.campaign.replace(/[^A-Za-z0-9._-]/g, '_'), `${p.jobId.slice(p.campaign.length + 1).replace(/[^A-Za-z0-9._-]/g, '_')}-attempt-${attempt}`);
+      const base = join(this.o.outRoot, fileNamePart(p.campaign), `${fileNamePart(p.jobId.slice(p.campaign.length + 1))}-attempt-${attempt}`);
       let outDir = base;
       for (let i = 2; existsSync(outDir); i++) outDir = `${base}-${i}`;
       mkdirSync(outDir, { recursive: true });

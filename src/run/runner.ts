@@ -52,6 +52,7 @@ import { installCrashGuards, probeScope } from './containment.ts';
 import { LiveState } from '../core/live-state.ts';
 
 import { EXIT } from './exit-codes.ts';
+import { fileNamePart } from '../core/format.ts';
 
 export { EXIT };
 
@@ -395,7 +396,7 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
           attach: (name, data, contentType) => {
             const dir = join(opts.outDir, 'attachments');
             mkdirSync(dir, { recursive: true });
-            const file = join(dir, `t${index}-${cfg.name}-${name}`.replace(/[^A-Za-z0-9._-]/g, '_'));
+            const file = join(dir, fileNamePart(`t${index}-${cfg.name}-${name}`));
             writeFileSync(file, data);
             const rel = relative(opts.outDir, file);
             emit({ type: 'attachment', t: clock.now(), trial: index, probe: cfg.name, name, path: rel, contentType });
