@@ -672,7 +672,23 @@ export async function parseCommandLine(args: string[]): Promise<ParsedCommandLin
   return hit ?? { ok: false, exitCode: EXIT.badInput, message: 'no command' };
 }
 
+/**
+ * A reader that went away (a closed pipe, a parent that died: `blackout run | head`, a CI step
+ * killed) must not stop a run that may hold a cut: its events still go to the log and its restore
+ * still runs; only the printing stops. Without this, the stream's EPIPE reached the run's crash
+ * guard, which printed it to the same stream: one run whose test process had died spun a core that
+ * way for 40 minutes, holding its lab.
+ */
+export function quietOnBrokenPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+    stream.write = (() => true) as typeof stream.write;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  quietOnBrokenPipe(process.stdout);
+  quietOnBrokenPipe(process.stderr);
   const program = buildProgram();
   try {
     await program.parseAsync(unknownCommandWithHelp(program, argv));

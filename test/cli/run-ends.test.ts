@@ -6,13 +6,15 @@
  *  - 1: an expectation did not hold (the probe really lost its session);
  *  - 3: the cut command failed mid-run; the target was restored, the run ended
  *       with run-end, its events and reports;
- *  - 4: the cut failed and the restore after it failed too: never swallowed.
+ *  - 4: the cut failed and the restore after it failed too: never swallowed;
+ *  - a reader that goes away mid-run stops the printing, not the run.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEvents } from '../../src/core/event-log.ts';
-import { runCli, tempDir, writeSuite } from '../helpers/lab.ts';
+import { ROOT, runCli, tempDir, writeSuite } from '../helpers/lab.ts';
 import { startLocalEcho, type LocalEcho } from '../helpers/local-echo.ts';
 
 let echo: LocalEcho;
@@ -97,6 +99,32 @@ describe('exit codes end to end', () => {
     const pid = Number(dog!.id);
     expect(() => process.kill(pid, 0)).not.toThrow();
     process.kill(pid, 'SIGTERM');
+  });
+
+  it('a reader that goes away mid-run (stdout and stderr closed) stops the printing, not the run: it restores, ends and exits', async () => {
+    const { file, out } = suite({ cut: ['kill', '-STOP', String(echo.pid)], restore: ['kill', '-CONT', String(echo.pid)] }, { blackouts: ['1500ms', '1s'] });
+    const child = spawn(process.execPath, [join(ROOT, 'bin/blackout.mjs'), 'run', file, '--out', out, '--no-live', '--wait', '300'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // the first line printed: then both pipes are closed under the run, as when `blackout run | head -1` or a CI step's reader ends
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.stdout.destroy();
+    child.stderr.destroy();
+    const started = Date.now();
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve(null);
+      }, 60_000);
+      child.once('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c);
+      });
+    });
+    // the old code printed each EPIPE to the broken stream, raising another: a core spun until it was killed
+    expect(code, `still running after ${Date.now() - started} ms`).toBe(0);
+    const { events } = readEvents(join(out, 'events.jsonl'));
+    expect(events.filter((e) => e.type === 'restore')).toHaveLength(2);
+    expect(events.at(-1)).toMatchObject({ type: 'run-end', exitCode: 0 });
+    expect(existsSync(join(out, 'summary.json'))).toBe(true);
   });
 
   it('--help documents the exit codes', async () => {
