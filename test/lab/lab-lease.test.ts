@@ -27,7 +27,12 @@ const dirs: string[] = [];
 const tag = process.env.BLACKOUT_TEST_LAB_TAG ?? 'x';
 const NET_TABLE = `blackout_test_${tag.replace(/[^a-z0-9]/g, '')}_${process.pid}`;
 
+/** every run a test started: one a failed assertion left behind (stopped, or mid-cut) is ended by its PID */
+const started: Array<{ pid: () => number; ended: () => boolean }> = [];
+
 afterAll(async () => {
+  // only while its CLI promise has not seen it exit: never a PID reused since
+  for (const r of started) if (!r.ended() && r.pid() && pidAlive(r.pid())) process.kill(r.pid(), 'SIGKILL');
   await labDown(name, { force: true }).catch(() => {});
   await run('nft', ['delete', 'table', 'inet', NET_TABLE], { allowFail: true });
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -61,6 +66,9 @@ function outDir(): string {
 function startRun(suite: string, out: string): { pid: () => number; done: Promise<CliResult & { endedAt: number }> } {
   let pid = 0;
   const done = runCli(['run', suite, '--out', out, '--no-live'], { onSpawn: (p) => (pid = p) }).then((r) => ({ ...r, endedAt: Date.now() }));
+  let ended = false;
+  void done.then(() => (ended = true));
+  started.push({ pid: () => pid, ended: () => ended });
   return { pid: () => pid, done };
 }
 
