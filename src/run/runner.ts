@@ -58,6 +58,16 @@ export { EXIT };
 
 /** how much longer than the warm-up a session that is quiet (not lost) at its end may take to answer */
 const WARMUP_GRACE_MS = 1000;
+/**
+ * After the warm-up the cut waits a random time up to the longest probe interval, at most this long,
+ * so it falls at a random phase of every probe's sends (of every probe at up to 100 ms), as a real
+ * failure does. Without it the cut came
+ * at the same phase trial after trial: the trial before ended on a probe's sample, and the cooldown
+ * and warm-up that followed were whole periods long, so the icmp probe at 10 ms saw every cut about
+ * 1.3 ms after one of its sends, and its error was the same −3.7 ms each time instead of spread over
+ * ±5 ms around 0.
+ */
+const CUT_PHASE_MAX_MS = 100;
 
 /** The injector failed mid-run: the run stops after this trial and says whether the target was restored. */
 export class InjectorFailure extends Error {
@@ -463,6 +473,9 @@ async function runSuiteLeased(suite: Suite, opts: RunOptions, held: { send: Leas
       return notReady(trial, first, msg);
     }
     if (first) emit({ type: 'preflight', t: clock.now(), ok: true, message: 'every probe has a steady session' });
+    const phaseSpan = Math.min(CUT_PHASE_MAX_MS, Math.max(...suite.probes.map((c) => c.interval)));
+    await sleep(Math.random() * phaseSpan, signal).catch(() => {});
+    if (interrupted) return 'skipped';
     return 'ok';
   }
 
