@@ -81,6 +81,11 @@ interface Row {
   tcpOutcome: string;
 }
 
+/** statistics of one watcher's |error| over these cuts (the cuts it has a figure for) */
+function absErrors(rows: Row[], k: keyof Row): ReturnType<typeof stats> {
+  return stats(rows.map((x) => Math.abs(Number(x[k] ?? NaN))).filter(Number.isFinite));
+}
+
 /** The former estimate from the same events: longest gap between replies across the window, minus the median gap before it. */
 function gapEstimate(samples: number[], cutAt: number, restoredAt: number): number | null {
   let worst = 0;
@@ -309,7 +314,7 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
       const r = await once(lab, state.targetAddress, lengths, (l) => process.stdout.write(`  [${i + 1}] ${l}\n`));
       r.cost = { ...r.cost, ...(await cost(lab, 'socket', 10, 'socket10')), ...(await cost(lab, 'socket', 1, 'socket')), ...(await cost(lab, 'ping', 1, 'ping')) };
       perRun.push(r);
-      const p95 = (k: keyof Row) => stats(r.rows.map((x) => Math.abs(Number(x[k] ?? NaN))).filter(Number.isFinite)).p95;
+      const p95 = (k: keyof Row) => absErrors(r.rows, k).p95;
       process.stdout.write(
         `  run ${i + 1}: p95 |error| probe10 ${f1(p95('probe10'))} ms, flat10 ${f1(p95('flat10'))} ms, ping10 ${f1(p95('ping10'))} ms, fping ${f1(p95('fping'))} ms, ping1 (socket) ${f1(p95('ping1'))} ms, iputils 1 ms ${f1(p95('iping1'))} ms; ping10 cpu ${f1(r.cost.ping10CpuPct!)} %; 10 ms socket: harness ${f1(r.cost['socket10.harnessCpuPct']!)} %; 1 ms socket: harness ${f1(r.cost['socket.harnessCpuPct']!)} %; 1 ms iputils: ping ${f1(r.cost['ping.pingCpuPct']!)} % + harness ${f1(r.cost['ping.harnessCpuPct']!)} %\n`,
       );
@@ -318,7 +323,7 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
     await labDown(lab);
   }
   // per run: p95 / mean of |error| for each watcher; then the median of the runs, with min and max
-  const per = (k: keyof Row, f: 'p95' | 'mean' | 'max') => spread(perRun.map((r) => stats(r.rows.map((x) => Math.abs(Number(x[k] ?? NaN))).filter(Number.isFinite))[f]));
+  const per = (k: keyof Row, f: 'p95' | 'mean' | 'max') => spread(perRun.map((r) => absErrors(r.rows, k)[f]));
   const signed = (k: keyof Row) => spread(perRun.map((r) => stats(r.rows.map((x) => Number(x[k] ?? NaN)).filter(Number.isFinite)).mean));
   const base = baseline();
   const p10 = per('probe10', 'p95');
@@ -337,12 +342,13 @@ export async function accuracy(opts: { cuts?: number } = {}): Promise<void> {
   const ip1 = per('iping1', 'p95');
   const fpPeriod = spread(perRun.map((r) => r.fpingPeriod));
   const cuts = perRun[0]?.rows.length ?? 0;
-  const meanAbs = (k: keyof Row) => stats(perRun.flatMap((r) => r.rows.map((x) => Math.abs(Number(x[k] ?? NaN))).filter(Number.isFinite))).mean;
+  const meanAbs = (k: keyof Row) =>
+    absErrors(
+      perRun.flatMap((r) => r.rows),
+      k,
+    ).mean;
   // in how many runs the default sender's p95 was not above fping's on the same cuts
-  const runsNotWorse = perRun.filter((r) => {
-    const q = (k: keyof Row) => stats(r.rows.map((x) => Math.abs(Number(x[k] ?? NaN))).filter(Number.isFinite)).p95;
-    return q('probe10') <= q('fping');
-  }).length;
+  const runsNotWorse = perRun.filter((r) => absErrors(r.rows, 'probe10').p95 <= absErrors(r.rows, 'fping').p95).length;
   saveResult({
     name: 'accuracy',
     title: `Outage accuracy: ${cuts} cuts of 0.3–5 s, the icmp probe at 10 ms (its socket sender, by default and at one pace, and iputils ping) vs fping at 10 ms on the same cuts; on cuts of the same lengths, the socket sender and iputils ping at 1 ms`,

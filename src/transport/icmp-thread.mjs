@@ -156,7 +156,9 @@ const silentMs = Math.min(Number(silentPeriodNs) / 1e6, periodMs);
 const RTTS = 16;
 const rtts = new Float64Array(RTTS);
 let rttNext = 0;
-let lastReplyAt = null;
+// when replies count as missing: set by each reply (never before the first one: a target that never
+// answered is unreachable, not cut off)
+let silentFrom = Infinity;
 let lastSendAt = -Infinity;
 const maxWaitMs = 50; // the stop flag and the batches are looked at least this often
 
@@ -234,9 +236,11 @@ function drain() {
     const slot = s % RING;
     if (sentSeq[slot] !== s || answered[slot]) continue; // too old, or a duplicate
     answered[slot] = 1;
-    lastReplyAt = t;
     rtts[rttNext] = t - sentAt[slot];
     rttNext = (rttNext + 1) % RTTS;
+    let longest = 0;
+    for (let i = 0; i < RTTS; i++) longest = Math.max(longest, rtts[i]);
+    silentFrom = t + 2 * periodMs + 2 * longest;
     batch.push(s, sentAt[slot], t, step[slot]);
   }
 }
@@ -262,11 +266,7 @@ function say(t, message, key = message) {
 
 /** when the next request goes: the grid's next slot, or sooner while replies are missing */
 function due(grid) {
-  if (silentMs >= periodMs || lastReplyAt === null) return grid;
-  let longest = 0;
-  for (let i = 0; i < RTTS; i++) longest = Math.max(longest, rtts[i]);
-  const silentFrom = lastReplyAt + 2 * periodMs + 2 * longest;
-  return Math.min(grid, Math.max(silentFrom, lastSendAt + silentMs));
+  return silentMs < periodMs ? Math.min(grid, Math.max(silentFrom, lastSendAt + silentMs)) : grid;
 }
 
 parentPort.postMessage({ what: 'ready', raw });
